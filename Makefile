@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGES := tap-jira-safe tap-dynamodb-streams target-postgres-atomic state-service
+PYTEST_ARGS ?=
+
+.PHONY: install test demo lint soak bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements-dev.txt $(wildcard */pyproject.toml)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES))
+	@touch $@
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python -m tests.support.demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+soak: install
+	RUN_SOAK=1 $(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .meltano .mypy_cache .ruff_cache .pytest_cache

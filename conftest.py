@@ -1,0 +1,40 @@
+"""Fixtures shared by every test in the repo: a real PostgreSQL, never a silent skip."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.postgres import PgServer, find_server, fresh_database
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("RUN_SOAK"):
+        return
+    skip = pytest.mark.skip(reason="soak test: run with `make soak`")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> PgServer:
+    """The provisioned server (DATABASE_URL, PG*, 127.0.0.1:5432, or embedded pgserver)."""
+    try:
+        return find_server()
+    except Exception as exc:
+        pytest.fail(
+            f"No PostgreSQL for the tests: {exc}\n"
+            "Start one (e.g. `pg_ctlcluster 15 main start`), set DATABASE_URL, "
+            "or `make install` so the embedded pgserver can start.",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def pg_db(pg_admin: PgServer) -> Iterator[PgServer]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    with fresh_database(pg_admin) as db:
+        yield db

@@ -1,0 +1,1 @@
+"""state-service: leases, run records and bookmarks for Singer pipelines."""

@@ -1,0 +1,1 @@
+"""tap-dynamodb-streams: every DynamoDB Streams change event, or a loud error."""

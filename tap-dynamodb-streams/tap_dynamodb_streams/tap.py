@@ -1,0 +1,73 @@
+"""The tap-dynamodb-streams Tap class: settings and one stream per table."""
+
+from __future__ import annotations
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+
+
+class TapDynamoDBStreams(Tap):
+    """Singer tap that reads DynamoDB Streams change events, one Singer stream per table."""
+
+    name = "tap-dynamodb-streams"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "tables",
+            th.ArrayType(th.StringType),
+            required=True,
+            description="DynamoDB table names; each must have a stream enabled.",
+        ),
+        th.Property("region_name", th.StringType, default="us-east-1", description="AWS region."),
+        th.Property(
+            "endpoint_url",
+            th.StringType,
+            description="DynamoDB endpoint (for local emulators such as moto or DynamoDB Local).",
+        ),
+        th.Property(
+            "streams_endpoint_url",
+            th.StringType,
+            description="DynamoDB Streams endpoint; defaults to endpoint_url.",
+        ),
+        th.Property(
+            "aws_access_key_id", th.StringType, secret=True, description="AWS access key id."
+        ),
+        th.Property(
+            "aws_secret_access_key",
+            th.StringType,
+            secret=True,
+            description="AWS secret access key.",
+        ),
+        th.Property(
+            "aws_session_token", th.StringType, secret=True, description="AWS session token."
+        ),
+        th.Property("aws_profile", th.StringType, description="AWS shared-config profile name."),
+        th.Property(
+            "start_position",
+            th.StringType,
+            default="trim_horizon",
+            allowed_values=["trim_horizon", "latest"],
+            description="Where a new pipeline starts: trim_horizon (all retained data) or latest.",
+        ),
+        th.Property(
+            "max_run_seconds",
+            th.IntegerType,
+            default=300,
+            description="Stop after this many seconds; the next run resumes from the state.",
+        ),
+        th.Property(
+            "max_records_per_request",
+            th.IntegerType,
+            default=1000,
+            description="GetRecords Limit (1-1000).",
+        ),
+    ).to_dict()
+
+    def discover_streams(self) -> list[Stream]:
+        from tap_dynamodb_streams.streams import discover_table_streams
+
+        return discover_table_streams(self)
+
+
+if __name__ == "__main__":
+    TapDynamoDBStreams.cli()
