@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy.engine import make_url
 
 from target_postgres_atomic.columns import widened
 from target_postgres_atomic.spec import TableSpec
@@ -18,30 +18,23 @@ STATE_TABLE = "_sdc_target_state"
 
 def conninfo(config: Mapping[str, Any]) -> str:
     """libpq connection string from MeltanoLabs-style settings (never logged: has secrets)."""
+    params: dict[str, Any] = {"application_name": "target-postgres-atomic"}
     if url := config.get("sqlalchemy_url"):
-        parsed = make_url(url)
-        params: dict[str, Any] = {
-            "host": parsed.host,
-            "port": parsed.port,
-            "user": parsed.username,
-            "password": parsed.password,
-            "dbname": parsed.database,
-        }
-        params.update({k: v for k, v in parsed.query.items() if isinstance(v, str)})
-    else:
-        params = {
-            "host": config.get("host"),
-            "port": config.get("port"),
-            "user": config.get("user"),
-            "password": config.get("password"),
-            "dbname": config.get("database"),
-        }
-        if config.get("ssl_enable"):
-            params["sslmode"] = config.get("ssl_mode") or "verify-full"
-            params["sslrootcert"] = config.get("ssl_certificate_authority")
-            params["sslcert"] = config.get("ssl_client_certificate")
-            params["sslkey"] = config.get("ssl_client_private_key")
-    params["application_name"] = "target-postgres-atomic"
+        # libpq reads the URL itself once the SQLAlchemy driver suffix is gone.
+        libpq_url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+        return psycopg.conninfo.make_conninfo(libpq_url, **params)
+    params.update(
+        host=config.get("host"),
+        port=config.get("port"),
+        user=config.get("user"),
+        password=config.get("password"),
+        dbname=config.get("database"),
+    )
+    if config.get("ssl_enable"):
+        params["sslmode"] = config.get("ssl_mode") or "verify-full"
+        params["sslrootcert"] = config.get("ssl_certificate_authority")
+        params["sslcert"] = config.get("ssl_client_certificate")
+        params["sslkey"] = config.get("ssl_client_private_key")
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
