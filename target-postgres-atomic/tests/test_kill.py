@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from target_postgres_atomic.target import TargetPostgresAtomic
+
 from tests.support.postgres import PgServer
 from tests.support.target_messages import activate, record, schema, state
 
