@@ -72,8 +72,12 @@ def _has_unique_index(conn: psycopg.Connection, spec: TableSpec) -> bool:
     return row is not None
 
 
-def ensure_table(conn: psycopg.Connection, spec: TableSpec) -> None:
-    """Create the table, add missing columns, widen types; never drop or narrow (caller locks)."""
+def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool) -> None:
+    """Create the table, add missing columns, widen types; never drop or narrow (caller locks).
+
+    With `unique_keys` the key properties get a primary key (or a unique index when they
+    changed), which the upsert needs; append-only tables have none.
+    """
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(spec.schema)))
     current = existing_columns(conn, spec.schema, spec.table)
     if not current:
@@ -81,7 +85,7 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec) -> None:
             sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
             for c in spec.columns
         ]
-        if spec.keys:
+        if spec.keys and unique_keys:
             parts.append(
                 sql.SQL("PRIMARY KEY ({})").format(
                     sql.SQL(", ").join(map(sql.Identifier, spec.keys))
@@ -105,7 +109,7 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec) -> None:
                     spec.qualified(), sql.Identifier(column.name), sql.SQL(wider)
                 )
             )
-    if spec.keys and not _has_unique_index(conn, spec):
+    if spec.keys and unique_keys and not _has_unique_index(conn, spec):
         digest = hashlib.blake2b(",".join(spec.keys).encode(), digest_size=4).hexdigest()
         conn.execute(
             sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(

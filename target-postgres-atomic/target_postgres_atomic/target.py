@@ -186,7 +186,7 @@ class TargetPostgresAtomic(Target):
         conn = self.conn
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
-            connector.ensure_table(conn, spec)
+            connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
         if stream in self._sinks:
             self._sinks[stream].spec = spec
