@@ -22,6 +22,7 @@ from target_postgres_atomic.errors import (
 from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import build_spec
+from target_postgres_atomic.staging import Stager
 
 DEFAULT_BATCH_SIZE_ROWS = 100_000
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
@@ -131,6 +132,7 @@ class TargetPostgresAtomic(Target):
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
         self._conn: psycopg.Connection | None = None
+        self._stager: Stager | None = None
         self._sinks: dict[str, PostgresSink] = {}
         self._pending_state: str | None = None
         self._emitted_state: str | None = None
@@ -153,6 +155,12 @@ class TargetPostgresAtomic(Target):
     @property
     def state_schema(self) -> str:
         return self.config.get("default_target_schema") or "public"
+
+    @property
+    def stager(self) -> Stager:
+        if self._stager is None:
+            self._stager = Stager(self.conn)
+        return self._stager
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -191,7 +199,9 @@ class TargetPostgresAtomic(Target):
         if stream in self._sinks:
             self._sinks[stream].spec = spec
             return
-        sink = PostgresSink(spec, f"_sdc_stage_{len(self._sinks)}", self._sink_settings)
+        sink = PostgresSink(
+            spec, f"_sdc_stage_{len(self._sinks)}", self._sink_settings, self.stager
+        )
         self._sinks[stream] = sink
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
@@ -293,17 +303,20 @@ class TargetPostgresAtomic(Target):
         transaction makes those table versions the tables' content.
         """
         dirty = sorted(
-            (s for s in self._sinks.values() if s.rows), key=lambda s: (s.spec.schema, s.spec.table)
+            (s for s in self._sinks.values() if s.pending),
+            key=lambda s: (s.spec.schema, s.spec.table),
         )
         state = self._pending_state
         new_state = state is not None and state != self._emitted_state and not self._hold_state
         if not dirty and not new_state and not activate:
             return
         conn = self.conn
+        for sink in dirty:
+            sink.send_chunk()
+        self.stager.close()
         with conn.transaction():
             for sink in dirty:
                 connector.lock_table(conn, sink.spec.schema, sink.spec.table)
-                sink.stage_batch(conn)
                 sink.merge_staged(conn)
             for sink, version in activate or []:
                 connector.lock_table(conn, sink.spec.schema, sink.spec.table)
