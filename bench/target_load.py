@@ -33,7 +33,10 @@ from tests.support.postgres import PgServer, create_database, drop_database, fin
 
 OUT = REPO / "bench" / "out"
 VENVS = REPO / "bench" / ".venvs"
-PEERS = {"meltanolabs": "meltanolabs-target-postgres", "pipelinewise": "pipelinewise-target-postgres"}
+PEERS = {
+    "meltanolabs": "meltanolabs-target-postgres",
+    "pipelinewise": "pipelinewise-target-postgres",
+}
 STREAM = "issues"
 
 SCHEMA: dict[str, Any] = {
@@ -69,8 +72,13 @@ SCHEMA: dict[str, Any] = {
     },
 }
 JSON_COLUMNS = {"labels", "fields"}
-PG_TYPES = {"integer": "bigint", "number": "numeric", "boolean": "boolean", "array": "jsonb",
-            "object": "jsonb"}
+PG_TYPES = {
+    "integer": "bigint",
+    "number": "numeric",
+    "boolean": "boolean",
+    "array": "jsonb",
+    "object": "jsonb",
+}
 
 
 def issue(i: int, rng: random.Random, base: datetime) -> dict[str, Any]:
@@ -95,8 +103,11 @@ def issue(i: int, rng: random.Random, base: datetime) -> dict[str, Any]:
         "flagged": i % 11 == 0,
         "resolution": None if i % 3 else "Fixed",
         "labels": rng.sample(["backend", "ui", "db", "infra", "p1"], rng.randint(0, 3)),
-        "fields": {"component": rng.choice(["api", "web"]), "watchers": rng.randint(0, 9),
-                   "sprint": f"S{i % 40}"},
+        "fields": {
+            "component": rng.choice(["api", "web"]),
+            "watchers": rng.randint(0, 9),
+            "sprint": f"S{i % 40}",
+        },
     }
 
 
@@ -106,14 +117,27 @@ def generate(rows: int, singer_path: Path, csv_path: Path) -> None:
     columns = list(SCHEMA["properties"])
     with singer_path.open("w") as singer, csv_path.open("w", newline="") as raw:
         writer = csv.writer(raw)
-        singer.write(json.dumps({"type": "SCHEMA", "stream": STREAM, "schema": SCHEMA,
-                                 "key_properties": ["id"], "bookmark_properties": ["updated"]}))
+        singer.write(
+            json.dumps(
+                {
+                    "type": "SCHEMA",
+                    "stream": STREAM,
+                    "schema": SCHEMA,
+                    "key_properties": ["id"],
+                    "bookmark_properties": ["updated"],
+                }
+            )
+        )
         singer.write("\n")
         for i in range(rows):
             row = issue(i, rng, base)
             singer.write(json.dumps({"type": "RECORD", "stream": STREAM, "record": row}) + "\n")
-            writer.writerow([json.dumps(row[c]) if c in JSON_COLUMNS else
-                             ("" if row[c] is None else row[c]) for c in columns])
+            writer.writerow(
+                [
+                    json.dumps(row[c]) if c in JSON_COLUMNS else ("" if row[c] is None else row[c])
+                    for c in columns
+                ]
+            )
             if (i + 1) % 10_000 == 0:
                 singer.write(json.dumps({"type": "STATE", "value": {"done": i + 1}}) + "\n")
         singer.write(json.dumps({"type": "STATE", "value": {"done": rows}}) + "\n")
@@ -122,8 +146,11 @@ def generate(rows: int, singer_path: Path, csv_path: Path) -> None:
 def raw_table_ddl() -> str:
     columns = []
     for name, prop in SCHEMA["properties"].items():
-        kinds = [t for t in ([prop["type"]] if isinstance(prop["type"], str) else prop["type"])
-                 if t != "null"]
+        kinds = [
+            t
+            for t in ([prop["type"]] if isinstance(prop["type"], str) else prop["type"])
+            if t != "null"
+        ]
         pg = PG_TYPES.get(kinds[0], "text")
         if prop.get("format") == "date-time":
             pg = "timestamptz"
@@ -135,17 +162,20 @@ def ensure_peer(name: str) -> Path:
     python = VENVS / name / "bin" / "python"
     uv = REPO / ".venv" / "bin" / "uv"
     if not python.exists():
-        subprocess.run([str(uv), "venv", "-q", str(VENVS / name), "--python", sys.executable],
-                       check=True)
+        subprocess.run(
+            [str(uv), "venv", "-q", str(VENVS / name), "--python", sys.executable], check=True
+        )
     exe = VENVS / name / "bin" / "target-postgres"
     if not exe.exists():
-        subprocess.run([str(uv), "pip", "install", "-q", "--python", str(python), PEERS[name]],
-                       check=True)
+        subprocess.run(
+            [str(uv), "pip", "install", "-q", "--python", str(python), PEERS[name]], check=True
+        )
     return exe
 
 
-def run_measured(argv: list[str], stdin_path: Path | None, env: dict[str, str] | None = None
-                 ) -> tuple[float, int, bytes]:
+def run_measured(
+    argv: list[str], stdin_path: Path | None, env: dict[str, str] | None = None
+) -> tuple[float, int, bytes]:
     """Wall seconds and peak RSS (KiB) of one child process."""
     stdin = stdin_path.open("rb") if stdin_path else subprocess.DEVNULL
     err = OUT / "stderr.log"
@@ -157,8 +187,9 @@ def run_measured(argv: list[str], stdin_path: Path | None, env: dict[str, str] |
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({proc.returncode}):\n"
-                           + err.read_text(errors="replace")[-3000:])
+        raise RuntimeError(
+            f"{argv[0]} failed ({proc.returncode}):\n" + err.read_text(errors="replace")[-3000:]
+        )
     return seconds, usage.ru_maxrss, out
 
 
@@ -172,7 +203,7 @@ class Result:
 
 def count_rows(db: PgServer, table: str) -> int:
     with db.connect() as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(row[0]) if row else 0
 
 
@@ -180,7 +211,8 @@ def load_ours(db: PgServer, singer: Path) -> tuple[float, int]:
     config = OUT / "ours.json"
     config.write_text(json.dumps(db.target_config()))
     seconds, rss, _ = run_measured(
-        [str(REPO / ".venv" / "bin" / "target-postgres-atomic"), "--config", str(config)], singer)
+        [str(REPO / ".venv" / "bin" / "target-postgres-atomic"), "--config", str(config)], singer
+    )
     return seconds, rss
 
 
@@ -195,9 +227,18 @@ def load_meltanolabs(db: PgServer, singer: Path) -> tuple[float, int]:
 def load_pipelinewise(db: PgServer, singer: Path) -> tuple[float, int]:
     exe = ensure_peer("pipelinewise")
     config = OUT / "pipelinewise.json"
-    config.write_text(json.dumps({"host": db.host, "port": db.port, "user": db.user,
-                                  "password": db.password or "", "dbname": db.dbname,
-                                  "default_target_schema": "public"}))
+    config.write_text(
+        json.dumps(
+            {
+                "host": db.host,
+                "port": db.port,
+                "user": db.user,
+                "password": db.password or "",
+                "dbname": db.dbname,
+                "default_target_schema": "public",
+            }
+        )
+    )
     seconds, rss, _ = run_measured([str(exe), "--config", str(config)], singer)
     return seconds, rss
 
@@ -210,8 +251,19 @@ def load_raw_copy(db: PgServer, csv_path: Path) -> tuple[float, int]:
         conn.execute(raw_table_ddl())
     env = {**os.environ, "PGPASSWORD": db.password or ""}
     seconds, rss, _ = run_measured(
-        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", db.conninfo(), "-c",
-         f"\\copy raw_issues FROM '{csv_path}' CSV"], None, env)
+        [
+            psql,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            db.conninfo(),
+            "-c",
+            f"\\copy raw_issues FROM '{csv_path}' CSV",
+        ],
+        None,
+        env,
+    )
     return seconds, rss
 
 
@@ -251,22 +303,30 @@ def run_all(rows: int, only: list[str]) -> Iterator[Result]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="records in the input")
-    parser.add_argument("--only", action="append", default=[],
-                        help="run only loaders whose name contains this (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only loaders whose name contains this (repeatable)",
+    )
     args = parser.parse_args()
-    print(f"{args.rows:,} Jira-like records (20 fields, 1 object, 1 array); "
-          f"load average before: {loadavg()} on {os.cpu_count()} CPUs")
+    print(
+        f"{args.rows:,} Jira-like records (20 fields, 1 object, 1 array); "
+        f"load average before: {loadavg()} on {os.cpu_count()} CPUs"
+    )
     results = []
     for result in run_all(args.rows, args.only):
         results.append(result)
         print(f"  done: {result.name} in {result.seconds:.2f}s (load {loadavg()})", flush=True)
     ours = next((r for r in results if "(ours)" in r.name), None)
-    print(f"\n| loader | seconds | rows/s | peak RSS MiB | ours is N x faster |")
+    print("\n| loader | seconds | rows/s | peak RSS MiB | ours is N x faster |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
         ratio = f"{r.seconds / ours.seconds:.2f}" if ours else "-"
-        print(f"| {r.name} | {r.seconds:.2f} | {r.rows / r.seconds:,.0f} | "
-              f"{r.rss_kib / 1024:.0f} | {ratio} |")
+        print(
+            f"| {r.name} | {r.seconds:.2f} | {r.rows / r.seconds:,.0f} | "
+            f"{r.rss_kib / 1024:.0f} | {ratio} |"
+        )
     return 0
 
 

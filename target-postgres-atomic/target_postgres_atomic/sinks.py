@@ -16,9 +16,10 @@ import psycopg
 from psycopg import sql
 
 from target_postgres_atomic import merge
-from target_postgres_atomic.errors import BadRecordError, missing_key
+from target_postgres_atomic.errors import BadRecordError
 from target_postgres_atomic.spec import TableSpec
 from target_postgres_atomic.staging import Stager
+from target_postgres_atomic.validation import record_checker
 
 NUL_ESCAPE = b"\\u0000"
 COPY_CHUNK_ROWS = 1000
@@ -71,6 +72,7 @@ class PostgresSink:
         self.stage = sql.Identifier(stage_name)
         self.stager = stager
         stager.create_stage(self.stage)
+        self.check = record_checker(spec, check_types=settings.validate_records)
         self.chunk: list[bytes] = []
         self.chunk_seqs: list[int] = []
         self.pending = 0
@@ -81,6 +83,11 @@ class PostgresSink:
         """Records of this table version go to the shadow table until it is activated."""
         self.shadow = sql.Identifier(spec.schema, shadow_name(spec.table))
 
+    def update_spec(self, spec: TableSpec) -> None:
+        """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""
+        self.spec = spec
+        self.check = record_checker(spec, check_types=self.settings.validate_records)
+
     @property
     def full(self) -> bool:
         return (
@@ -89,7 +96,8 @@ class PostgresSink:
         )
 
     def add(self, seq: int, raw: bytes, version: int | None, time_extracted: str | None) -> None:
-        """Buffer one record as a COPY text row; the only per-record work in Python."""
+        """Check one record and buffer it as a COPY text row: the per-record work in Python."""
+        self.check(seq, raw)
         if NUL_ESCAPE in raw:
             raw = self._handle_nul(seq, raw)
         if b"\\" in raw:
@@ -136,14 +144,6 @@ class PostgresSink:
 
     def merge_staged(self, conn: psycopg.Connection) -> None:
         """Validate, dedupe and merge the staged batch (caller's transaction; COPY is closed)."""
-        bad = conn.execute(
-            merge.first_invalid(self.spec, self.stage, validate=self.settings.validate_records)
-        ).fetchone()
-        if bad is not None:
-            seq, field, problem = bad
-            if problem == "missing key property":
-                raise missing_key(self.spec.stream, seq, field)
-            raise BadRecordError(self.spec.stream, seq, field, problem)
         where: sql.Composable = sql.SQL("")
         if self.shadow_version is not None:
             version = sql.Literal(self.shadow_version)

@@ -197,7 +197,7 @@ class TargetPostgresAtomic(Target):
             connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
         if stream in self._sinks:
-            self._sinks[stream].spec = spec
+            self._sinks[stream].update_spec(spec)
             return
         sink = PostgresSink(
             spec, f"_sdc_stage_{len(self._sinks)}", self._sink_settings, self.stager
