@@ -219,7 +219,12 @@ def load_ours(db: PgServer, singer: Path) -> tuple[float, int]:
 def load_meltanolabs(db: PgServer, singer: Path) -> tuple[float, int]:
     exe = ensure_peer("meltanolabs")
     config = OUT / "meltanolabs.json"
-    config.write_text(json.dumps({**db.target_config(), "default_target_schema": "public"}))
+    # It insists on a password or a URL; the URL also works with trust auth and Unix sockets.
+    config.write_text(
+        json.dumps(
+            {"sqlalchemy_url": db.url("postgresql+psycopg"), "default_target_schema": "public"}
+        )
+    )
     seconds, rss, _ = run_measured([str(exe), "--config", str(config)], singer)
     return seconds, rss
 

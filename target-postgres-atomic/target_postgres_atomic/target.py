@@ -185,7 +185,7 @@ class TargetPostgresAtomic(Target):
         if (
             stream in self._sinks
             and self._sinks[stream].spec.properties == spec.properties
-            and self._sinks[stream].spec.raw_keys == spec.raw_keys
+            and self._sinks[stream].spec.keys == spec.keys
             and self._sinks[stream].spec.version == spec.version
         ):
             return

@@ -51,7 +51,7 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
         attribute = f"f{index}"
         rename[attribute] = name
         python_type = _python_type(prop, check_types=check_types)
-        if name in spec.raw_keys:
+        if name in spec.keys:
             key_type = (
                 python_type if python_type is not Any else int | float | str | bool | dict | list
             )
@@ -62,7 +62,7 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
             fields.append((attribute, python_type | None, None))
     record_type = msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=False)
     decode = msgspec.json.Decoder(record_type).decode
-    stream, keys = spec.stream, set(spec.raw_keys)
+    stream, keys = spec.stream, set(spec.keys)
 
     def check(seq: int, raw: bytes) -> None:
         try:
