@@ -238,7 +238,7 @@ def load_pipelinewise(db: PgServer, singer: Path) -> tuple[float, int]:
                 "host": db.host,
                 "port": db.port,
                 "user": db.user,
-                "password": db.password or "",
+                "password": db.password or "unused-with-trust-auth",
                 "dbname": db.dbname,
                 "default_target_schema": "public",
             }
