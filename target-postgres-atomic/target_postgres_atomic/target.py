@@ -232,15 +232,18 @@ class TargetPostgresAtomic(Target):
         if (
             sink.full
             or self._buffered_rows >= self._sink_settings.batch_size_rows
-            or (time.monotonic() - self._buffered_since > MAX_BUFFER_SECONDS)
+            or self._buffered_too_long()
         ):
             self._commit()
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
         self._pending_state = json.dumps(message_dict["value"])
-        if self._buffered_rows == 0:
+        if self._buffered_rows == 0 or self._buffered_too_long():
             self._commit()
+
+    def _buffered_too_long(self) -> bool:
+        return time.monotonic() - self._buffered_since > MAX_BUFFER_SECONDS
 
     def _sink_for(self, message_dict: dict) -> PostgresSink:
         sink = self._sinks.get(message_dict["stream"])
@@ -315,11 +318,15 @@ class TargetPostgresAtomic(Target):
             sink.send_chunk()
         self.stager.close()
         with conn.transaction():
+            # One lock order for every process, so two targets never deadlock.
+            for table in sorted(
+                {(s.spec.schema, s.spec.table) for s in dirty}
+                | {(s.spec.schema, s.spec.table) for s, _ in activate or []}
+            ):
+                connector.lock_table(conn, *table)
             for sink in dirty:
-                connector.lock_table(conn, sink.spec.schema, sink.spec.table)
                 sink.merge_staged(conn)
             for sink, version in activate or []:
-                connector.lock_table(conn, sink.spec.schema, sink.spec.table)
                 sink.activate_version(conn, version)
             if state is not None and new_state:
                 connector.save_state(conn, self.state_schema, sorted(self._sinks), state)
