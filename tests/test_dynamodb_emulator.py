@@ -93,7 +93,9 @@ def test_errors_map_to_named_boto3_exceptions(stack: Stack) -> None:
     stack.streams.advance(24 * 3600 + 1)
     with pytest.raises(client.exceptions.TrimmedDataAccessException):
         client.get_shard_iterator(
-            StreamArn=arn, ShardId=shard, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+            StreamArn=arn,
+            ShardId=shard,
+            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
             SequenceNumber=seq,
         )
     with pytest.raises(client.exceptions.ResourceNotFoundException):

@@ -15,10 +15,16 @@ def main() -> None:
     parser.add_argument("--empty-page-rate", type=float, default=0.0)
     parser.add_argument("--throttle-rate", type=float, default=0.0)
     args = parser.parse_args()
-    stack = start_stack(Faults(empty_page_rate=args.empty_page_rate, throttle_rate=args.throttle_rate))
+    stack = start_stack(
+        Faults(empty_page_rate=args.empty_page_rate, throttle_rate=args.throttle_rate)
+    )
     try:
         arn = stack.create_table(args.table)
-        print(json.dumps({"dynamodb": stack.moto.url, "streams": stack.streams.url, "stream_arn": arn}))
+        print(
+            json.dumps(
+                {"dynamodb": stack.moto.url, "streams": stack.streams.url, "stream_arn": arn}
+            )
+        )
         print("Ctrl-C to stop", flush=True)
         while True:
             time.sleep(3600)

@@ -63,7 +63,9 @@ def list_streams(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]:
     limit = _limit(body, 100, 100)
     page = streams[:limit]
     out: dict[str, Any] = {
-        "Streams": [{"StreamArn": s.arn, "TableName": s.table, "StreamLabel": s.label} for s in page]
+        "Streams": [
+            {"StreamArn": s.arn, "TableName": s.table, "StreamLabel": s.label} for s in page
+        ]
     }
     if len(streams) > limit:
         out["LastEvaluatedStreamArn"] = page[-1].arn
@@ -88,7 +90,9 @@ def describe_stream(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]
     shard_filter = body.get("ShardFilter")
     if shard_filter:
         if shard_filter.get("Type") != "CHILD_SHARDS" or not shard_filter.get("ShardId"):
-            raise StreamsError("ValidationException", "ShardFilter must be CHILD_SHARDS with ShardId")
+            raise StreamsError(
+                "ValidationException", "ShardFilter must be CHILD_SHARDS with ShardId"
+            )
         shards = [s for s in shards if s.parent_id == shard_filter["ShardId"]]
     start = body.get("ExclusiveStartShardId")
     if start:
@@ -129,7 +133,8 @@ def get_shard_iterator(model: StreamsModel, body: dict[str, Any]) -> dict[str, A
                 f"Sequence number {seq} in shard {shard.shard_id} is beyond the trim horizon",
             )
         if seq < shard.starting_sequence_number or (
-            shard.closed and shard.ending_sequence_number is not None
+            shard.closed
+            and shard.ending_sequence_number is not None
             and seq > shard.ending_sequence_number
         ):
             raise StreamsError(

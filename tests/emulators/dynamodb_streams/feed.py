@@ -44,7 +44,7 @@ class MotoServer:
         self._server.stop()
 
     def client(self, service: str = "dynamodb") -> Any:
-        return boto3.client(service, endpoint_url=self.url, **CREDENTIALS)  # type: ignore[call-overload]
+        return boto3.client(service, endpoint_url=self.url, **CREDENTIALS)
 
 
 def to_wire(value: Any) -> Any:
@@ -103,7 +103,10 @@ class MotoFeed:
 
     def _pull_table(self, table: str, source: _Source) -> int:
         position: dict[str, str] = (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": source.last_sequence_number}
+            {
+                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "SequenceNumber": source.last_sequence_number,
+            }
             if source.last_sequence_number
             else {"ShardIteratorType": "TRIM_HORIZON"}
         )

@@ -158,7 +158,8 @@ class StreamsModel:
             return self.streams[arn]
         except KeyError:
             raise StreamsError(
-                "ResourceNotFoundException", f"Requested resource not found: Stream: {arn} not found"
+                "ResourceNotFoundException",
+                f"Requested resource not found: Stream: {arn} not found",
             ) from None
 
     def shard(self, arn: str, shard_id: str) -> Shard:

@@ -149,7 +149,10 @@ class StreamsEmulator:
             self.model.faults = faults
 
     def append(
-        self, table: str, event_name: str, new_image: dict[str, Any] | None,
+        self,
+        table: str,
+        event_name: str,
+        new_image: dict[str, Any] | None,
         old_image: dict[str, Any] | None = None,
     ) -> Record:
         """Append an event directly (benchmarks; tests normally write through moto)."""
