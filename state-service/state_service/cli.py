@@ -181,8 +181,7 @@ def state_clear(ctx: click.Context, pipeline: str, sub_db: str | None) -> None:
 
 def _edit(store: Store, pipeline: str, new_state: str | None) -> None:
     held = leases.start(store, pipeline, lease_seconds=60, kind="edit")
-    leases.write_bookmark(store, held, new_state)
-    leases.finish(store, held, exit_code=0)
+    leases.finish(store, held, exit_code=0, final_state=new_state, clear_state=new_state is None)
     click.echo(
         f"state-service: state of {pipeline!r} {'set' if new_state else 'cleared'}", err=True
     )

@@ -126,11 +126,12 @@ def finish(
     tap_exit_code: int | None = None,
     target_exit_code: int | None = None,
     final_state: str | None = None,
+    clear_state: bool = False,
 ) -> None:
-    """Final bookmark, outcome, lease released (token kept): one fenced transaction."""
+    """Final bookmark (or clear), outcome, lease released (token kept): one fenced transaction."""
     with store.transaction() as conn:
         now = _fence(store, conn, lease, release=True)
-        if final_state is not None:
+        if final_state is not None or clear_state:
             _store_bookmark(store, conn, lease, final_state, now)
         conn.execute(
             update(runs)
