@@ -233,7 +233,9 @@ class Dataset:
             live = self.issues.get(key)
             if live is not None and self._matches(live, query):
                 candidates.append(live)
-        default_order = ([], [("updated", False)], [("updated", False), ("id", False)])
+        default_order: tuple[list[tuple[str, bool]], ...] = (
+            [], [("updated", False)], [("updated", False), ("id", False)],
+        )
         if query.order in default_order and not reconcile:
             return candidates  # the index is kept in (updated, id) order already
         return sorted(candidates, key=_order_key(query))
