@@ -98,7 +98,7 @@ def describe_stream(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]
     if start:
         ids = [s.shard_id for s in shards]
         shards = shards[ids.index(start) + 1 :] if start in ids else []
-    limit = _limit(body, 100, 100)
+    limit = min(_limit(body, 100, 100), model.faults.describe_page_size)
     page = shards[:limit]
     description: dict[str, Any] = {
         "StreamArn": stream.arn,
@@ -211,6 +211,8 @@ def call(model: StreamsModel, operation: str, body: dict[str, Any]) -> dict[str,
     if handler is None:
         raise StreamsError("UnknownOperationException", f"Unknown operation {operation}")
     faults = model.faults
+    if faults.stall_rate and model.rng.random() < faults.stall_rate:
+        model.advance(ITERATOR_TTL_SECONDS + 60)
     if faults.throttle_rate and model.rng.random() < faults.throttle_rate:
         raise StreamsError("LimitExceededException", "Rate of requests exceeds the allowed rate")
     if faults.server_error_rate and model.rng.random() < faults.server_error_rate:

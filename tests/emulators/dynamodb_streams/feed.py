@@ -113,20 +113,40 @@ class MotoFeed:
         iterator = self._streams.get_shard_iterator(
             StreamArn=source.moto_stream_arn, ShardId=source.moto_shard_id, **position
         )["ShardIterator"]
-        moved = 0
+        events: list[dict[str, Any]] = []
         while iterator:
             page = self._streams.get_records(ShardIterator=iterator, Limit=1000)
-            for event in page["Records"]:
-                data = event["dynamodb"]
-                self.model.append(
-                    table,
-                    event["eventName"],
-                    to_wire(data["NewImage"]) if "NewImage" in data else None,
-                    to_wire(data["OldImage"]) if "OldImage" in data else None,
-                )
-                source.last_sequence_number = data["SequenceNumber"]
-                moved += 1
+            events += page["Records"]
             if not page["Records"]:
                 break
             iterator = page.get("NextShardIterator")
-        return moved
+        for event in _without_moto_duplicates(events):
+            data = event["dynamodb"]
+            self.model.append(
+                table,
+                event["eventName"],
+                to_wire(data["NewImage"]) if "NewImage" in data else None,
+                to_wire(data["OldImage"]) if "OldImage" in data else None,
+            )
+        if events:
+            source.last_sequence_number = events[-1]["dynamodb"]["SequenceNumber"]
+        return len(events)
+
+
+def _without_moto_duplicates(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop moto's extra event for an UpdateItem that creates an item.
+
+    moto records such an update as two INSERTs (first with only the key attributes, then the
+    full item); DynamoDB records one. Two INSERTs of one key in a row cannot happen otherwise
+    (the item would have to be removed in between), so the first of such a pair goes.
+    """
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        if kept and event["eventName"] == "INSERT" and kept[-1]["eventName"] == "INSERT":
+            previous = kept[-1]["dynamodb"]
+            if previous["Keys"] == event["dynamodb"]["Keys"] and previous["NewImage"].keys() <= (
+                previous["Keys"].keys()
+            ):
+                kept.pop()
+        kept.append(event)
+    return kept

@@ -90,6 +90,10 @@ class Faults:
     throttle_rate: float = 0.0
     server_error_rate: float = 0.0
     close_lag_calls: int = 0
+    # Probability that the reader "stalls" 16 virtual minutes before a call (iterator expiry).
+    stall_rate: float = 0.0
+    # Most shards per DescribeStream page (AWS: 100), to make readers follow pagination.
+    describe_page_size: int = 100
     seed: int = 0
 
 
