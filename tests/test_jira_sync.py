@@ -20,6 +20,7 @@ from tests.emulators.jira.harness import (
     TapRun,
     catalog_selecting,
     compare,
+    issues_only_catalog,
     newest_by_key,
     run_tap,
 )
@@ -44,9 +45,7 @@ def jira() -> Iterator[Factory]:
 
 @pytest.fixture(scope="module")
 def issues_only() -> dict[str, Any]:
-    """A catalog selecting only `issues` (discovered once against a quiet emulator)."""
-    with JiraEmulator(issue_count=1) as emulator:
-        return catalog_selecting(emulator.tap_config(), {"issues"})
+    return issues_only_catalog()
 
 
 def config(emulator: JiraEmulator, **extra: Any) -> dict[str, Any]:

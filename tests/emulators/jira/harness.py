@@ -7,6 +7,7 @@ target-postgres-atomic's version guard does.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import tempfile
@@ -79,6 +80,15 @@ def catalog_selecting(config: dict[str, Any], streams: set[str]) -> dict[str, An
             if item["breadcrumb"] == []:
                 item["metadata"]["selected"] = entry["tap_stream_id"] in streams
     return catalog
+
+
+@functools.cache
+def issues_only_catalog() -> dict[str, Any]:
+    """A catalog selecting only ``issues`` (discovered once per process; it has no URL)."""
+    from tests.emulators.jira import JiraEmulator
+
+    with JiraEmulator(issue_count=1) as quiet:
+        return catalog_selecting(quiet.tap_config(), {"issues"})
 
 
 def newest_by_key(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
