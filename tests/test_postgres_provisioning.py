@@ -1,5 +1,7 @@
 """The provisioned PostgreSQL is real: a row written is a row read back."""
 
+from pathlib import Path
+
 from tests.support.postgres import PgServer, start_embedded
 
 
@@ -22,9 +24,9 @@ def test_each_test_gets_its_own_database(pg_db: PgServer, pg_admin: PgServer) ->
     assert tables == (0,)
 
 
-def test_embedded_server_is_the_fallback() -> None:
+def test_embedded_server_is_the_fallback(tmp_path: Path) -> None:
     """Machines without a server get pgserver's, over its Unix socket."""
-    server = start_embedded()
+    server = start_embedded(tmp_path / "pgdata", keep_running=False)
     assert server.host.startswith("/")
     with server.connect() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
