@@ -133,3 +133,57 @@ def compare(
             i for i in deleted if i in reduced and not reduced[i].get("_sdc_deleted_at")
         )
     return result
+
+
+@dataclass
+class PipelineRun:
+    tap_returncode: int
+    target_returncode: int
+    states: list[dict[str, Any]]  # what the target emitted (after each commit)
+    stderr: str
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        return self.states[-1] if self.states else {}
+
+
+def run_pipeline(
+    tap_config: dict[str, Any],
+    target_config: dict[str, Any],
+    *,
+    state: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+    timeout: float = 240,
+) -> PipelineRun:
+    """``tap-jira-safe | target-postgres-atomic``, as a shell pipeline would run them."""
+    with tempfile.TemporaryDirectory(prefix="tap-jira-") as tmp:
+        tap = [script("tap-jira-safe"), "--config", _write(Path(tmp, "tap.json"), tap_config)]
+        if state is not None:
+            tap += ["--state", _write(Path(tmp, "state.json"), state)]
+        if catalog is not None:
+            tap += ["--catalog", _write(Path(tmp, "catalog.json"), catalog)]
+        target = [script("target-postgres-atomic"), "--config",
+                  _write(Path(tmp, "target.json"), target_config)]
+        tap_log, target_log = Path(tmp, "tap.log"), Path(tmp, "target.log")
+        with tap_log.open("w") as tap_err, target_log.open("w") as target_err:
+            producer = subprocess.Popen(tap, stdout=subprocess.PIPE, stderr=tap_err)
+            assert producer.stdout is not None
+            try:
+                consumer = subprocess.run(target, stdin=producer.stdout, stdout=subprocess.PIPE,
+                                          stderr=target_err, timeout=timeout, text=True)
+            finally:
+                producer.stdout.close()
+                try:
+                    producer.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    producer.kill()
+                    producer.wait()
+        stderr = tap_log.read_text() + target_log.read_text()
+    states = [_state_value(json.loads(line)) for line in consumer.stdout.splitlines()
+              if line.strip()]
+    return PipelineRun(producer.returncode, consumer.returncode, states, stderr)
+
+
+def _state_value(message: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = message["value"] if message.get("type") == "STATE" else message
+    return value
