@@ -2,14 +2,65 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
+from state_service import lease as leases
+from state_service.report import read_bookmark, run_history, status
+from state_service.runner import run_command, run_singer
+from state_service.store import DEFAULT_URL, URL_ENV, Store
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_REFUSED = 3
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(func: F) -> F:
+    """``--db`` on every subcommand too; the subcommand's value wins over the group's."""
+    return click.option(
+        "--db",
+        "sub_db",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL (overrides the group's).",
+    )(func)
+
+
+def open_store(ctx: click.Context, sub_db: str | None) -> tuple[Store, str]:
+    url = sub_db or ctx.obj["db"]
+    return Store(url), url
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
+class Cli(click.Group):
+    """Turns the service's own errors into one clear line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except leases.StateServiceError as exc:
+            click.echo(f"state-service: {exc}", err=True)
+            sys.exit(EXIT_REFUSED)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
-    envvar="STATE_SERVICE_DATABASE_URL",
-    default="sqlite:///.state-service/state.db",
+    envvar=URL_ENV,
+    default=DEFAULT_URL,
     show_default=True,
     help="SQLAlchemy URL of the state database.",
 )
@@ -17,6 +68,134 @@ import click
 def main(ctx: click.Context, db: str) -> None:
     """Run Singer pipelines under a fenced lease and keep their bookmarks."""
     ctx.obj = {"db": db}
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("pipeline")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--tap", help='Tap command line, e.g. "tap-jira-safe --config c.json".')
+@click.option("--target", help="Target command line; its stdout must be Singer STATE lines.")
+@click.option(
+    "--lease-seconds",
+    envvar="STATE_SERVICE_LEASE_SECONDS",
+    default=60.0,
+    show_default=True,
+    help="The lease expires this long after the last heartbeat (database clock).",
+)
+@click.option(
+    "--heartbeat-seconds",
+    envvar="STATE_SERVICE_HEARTBEAT_SECONDS",
+    default=10.0,
+    show_default=True,
+    help="Heartbeat interval.",
+)
+@click.option("--force", is_flag=True, help="Take the lease even from a live run (fencing it).")
+@db_option
+@click.pass_context
+def run(
+    ctx: click.Context,
+    pipeline: str,
+    command: tuple[str, ...],
+    tap: str | None,
+    target: str | None,
+    lease_seconds: float,
+    heartbeat_seconds: float,
+    force: bool,
+    sub_db: str | None,
+) -> None:
+    """Run PIPELINE: --tap/--target, or any command after `--`, under the pipeline's lease."""
+    if bool(command) == bool(tap and target) or bool(tap) != bool(target):
+        raise click.UsageError("give either --tap and --target, or a command after `--`")
+    if heartbeat_seconds >= lease_seconds:
+        raise click.UsageError("--heartbeat-seconds must be shorter than --lease-seconds")
+    store, url = open_store(ctx, sub_db)
+    kind = "singer" if tap else "command"
+    held = leases.start(store, pipeline, lease_seconds=lease_seconds, kind=kind, force=force)
+    click.echo(
+        f"state-service: run {held.run_id} of {pipeline!r} holds token {held.token}", err=True
+    )
+    if tap and target:
+        code = run_singer(store, held, url, tap, target, heartbeat_seconds)
+    else:
+        code = run_command(store, held, url, list(command), heartbeat_seconds)
+    sys.exit(code)
+
+
+@main.command("status")
+@db_option
+@click.pass_context
+def status_command(ctx: click.Context, sub_db: str | None) -> None:
+    """Every pipeline: latest run, holder, heartbeat and bookmark ages (database clock)."""
+    print_table(status(open_store(ctx, sub_db)[0]))
+
+
+@main.command()
+@click.argument("pipeline")
+@click.option("--limit", default=20, show_default=True)
+@db_option
+@click.pass_context
+def runs(ctx: click.Context, pipeline: str, limit: int, sub_db: str | None) -> None:
+    """The latest runs of PIPELINE, newest first."""
+    print_table(run_history(open_store(ctx, sub_db)[0], pipeline, limit))
+
+
+@main.group()
+def state() -> None:
+    """Read or edit a pipeline's bookmark (edits take the lease, so never beside a live run)."""
+
+
+@state.command("get")
+@click.argument("pipeline")
+@db_option
+@click.pass_context
+def state_get(ctx: click.Context, pipeline: str, sub_db: str | None) -> None:
+    """Print PIPELINE's Singer state as JSON ({} when there is none)."""
+    click.echo(read_bookmark(open_store(ctx, sub_db)[0], pipeline) or "{}")
+
+
+@state.command("set")
+@click.argument("pipeline")
+@click.argument("file", type=click.File("r"))
+@db_option
+@click.pass_context
+def state_set(ctx: click.Context, pipeline: str, file: Any, sub_db: str | None) -> None:
+    """Replace PIPELINE's state with the JSON object in FILE (`-` for stdin)."""
+    text = file.read()
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("the state must be a JSON object", param_hint="FILE")
+    _edit(open_store(ctx, sub_db)[0], pipeline, json.dumps(parsed))
+
+
+@state.command("clear")
+@click.argument("pipeline")
+@db_option
+@click.pass_context
+def state_clear(ctx: click.Context, pipeline: str, sub_db: str | None) -> None:
+    """Forget PIPELINE's state (kept in the history)."""
+    _edit(open_store(ctx, sub_db)[0], pipeline, None)
+
+
+def _edit(store: Store, pipeline: str, new_state: str | None) -> None:
+    held = leases.start(store, pipeline, lease_seconds=60, kind="edit")
+    leases.finish(store, held, exit_code=0, final_state=new_state, clear_state=new_state is None)
+    click.echo(
+        f"state-service: state of {pipeline!r} {'set' if new_state else 'cleared'}", err=True
+    )
+
+
+@main.command()
+@click.argument("pipeline")
+@click.option("--force", is_flag=True, help="Take a live lease too, fencing out its holder.")
+@db_option
+@click.pass_context
+def reclaim(ctx: click.Context, pipeline: str, force: bool, sub_db: str | None) -> None:
+    """Take PIPELINE's lease from a stale run (any run with --force); it is marked RECLAIMED."""
+    run_id = leases.reclaim(open_store(ctx, sub_db)[0], pipeline, force=force)
+    click.echo(f"state-service: run {run_id} of {pipeline!r} reclaimed")
 
 
 if __name__ == "__main__":

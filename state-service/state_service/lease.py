@@ -1,0 +1,250 @@
+"""All lease logic: start, fenced heartbeat / bookmark / finish, reclaim.
+
+Every step is one transaction. Expiry is judged only against the database clock. Every write of
+a run is conditional on its fencing token still being the lease's token, so a run that lost its
+lease (reclaimed because it went quiet, or forced out) can no longer change anything.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from state_service.faults import fault_point
+from state_service.schema import (
+    FAILED,
+    RECLAIMED,
+    RUNNING,
+    SUCCESS,
+    bookmark_history,
+    bookmarks,
+    leases,
+    runs,
+)
+from state_service.store import Store
+
+
+class StateServiceError(Exception):
+    """An error a user can act on; the CLI prints it and exits non-zero."""
+
+
+class LeaseHeld(StateServiceError):
+    """The pipeline's lease is held by a live run."""
+
+
+class LeaseLost(StateServiceError):
+    """This run's lease was taken by another run: its writes are refused."""
+
+
+class NothingToReclaim(StateServiceError):
+    """Reclaim found no run holding the lease."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    pipeline: str
+    run_id: int
+    token: int
+    lease_seconds: float
+    started_at: datetime
+
+
+def start(
+    store: Store,
+    pipeline: str,
+    *,
+    lease_seconds: float,
+    kind: str = "run",
+    force: bool = False,
+) -> Lease:
+    """Take the lease in ONE transaction; a stale (or, with force, live) holder is RECLAIMED."""
+    with store.transaction() as conn:
+        lease_row = _lock_lease(store, conn, pipeline)
+        now = store.now(conn)
+        if lease_row.run_id is not None:
+            _ensure_takeable(store, conn, lease_row, now, force=force)
+            _mark_reclaimed(conn, lease_row.run_id, now, forced=force)
+        token = lease_row.token + 1
+        run_id = conn.execute(
+            runs.insert()
+            .values(
+                pipeline=pipeline,
+                token=token,
+                kind=kind,
+                status=RUNNING,
+                started_at=now,
+                last_heartbeat_at=now,
+                lease_seconds=lease_seconds,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+            )
+            .returning(runs.c.run_id)
+        ).scalar_one()
+        conn.execute(
+            update(leases)
+            .where(leases.c.pipeline == pipeline)
+            .values(token=token, run_id=run_id, expires_at=now + timedelta(seconds=lease_seconds))
+        )
+        fault_point("start:before-commit")
+    fault_point("start:after-commit")
+    return Lease(pipeline, run_id, token, lease_seconds, now)
+
+
+def heartbeat(store: Store, lease: Lease) -> None:
+    with store.transaction() as conn:
+        now = _fence(store, conn, lease)
+        conn.execute(
+            update(leases)
+            .where(leases.c.pipeline == lease.pipeline)
+            .values(expires_at=now + timedelta(seconds=lease.lease_seconds))
+        )
+        conn.execute(
+            update(runs).where(runs.c.run_id == lease.run_id).values(last_heartbeat_at=now)
+        )
+
+
+def write_bookmark(store: Store, lease: Lease, state: str | None) -> None:
+    """Store the pipeline's Singer state (None clears it), fenced by the lease's token."""
+    with store.transaction() as conn:
+        now = _fence(store, conn, lease)
+        _store_bookmark(store, conn, lease, state, now)
+    fault_point("bookmark:after-commit")
+
+
+def finish(
+    store: Store,
+    lease: Lease,
+    *,
+    exit_code: int,
+    error: str | None = None,
+    tap_exit_code: int | None = None,
+    target_exit_code: int | None = None,
+    final_state: str | None = None,
+    clear_state: bool = False,
+) -> None:
+    """Final bookmark (or clear), outcome, lease released (token kept): one fenced transaction."""
+    with store.transaction() as conn:
+        now = _fence(store, conn, lease, release=True)
+        if final_state is not None or clear_state:
+            _store_bookmark(store, conn, lease, final_state, now)
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == lease.run_id)
+            .values(
+                status=SUCCESS if exit_code == 0 else FAILED,
+                ended_at=now,
+                exit_code=exit_code,
+                tap_exit_code=tap_exit_code,
+                target_exit_code=target_exit_code,
+                error=error,
+            )
+        )
+        fault_point("finish:before-commit")
+
+
+def reclaim(store: Store, pipeline: str, *, force: bool = False) -> int:
+    """Take the lease from a stale run (any run with force), fencing it out; its run id."""
+    with store.transaction() as conn:
+        lease_row = _lock_lease(store, conn, pipeline)
+        if lease_row.run_id is None:
+            raise NothingToReclaim(f"pipeline {pipeline!r} has no running run to reclaim")
+        now = store.now(conn)
+        _ensure_takeable(store, conn, lease_row, now, force=force)
+        _mark_reclaimed(conn, lease_row.run_id, now, forced=force)
+        conn.execute(
+            update(leases)
+            .where(leases.c.pipeline == pipeline)
+            .values(token=lease_row.token + 1, run_id=None, expires_at=None)
+        )
+        return int(lease_row.run_id)
+
+
+def _lock_lease(store: Store, conn: Connection, pipeline: str) -> Row[Any]:
+    """The pipeline's lease row, created at token 0 if new, locked until commit."""
+    dialect_insert = sqlite.insert if store.is_sqlite else postgresql.insert
+    conn.execute(dialect_insert(leases).values(pipeline=pipeline, token=0).on_conflict_do_nothing())
+    return conn.execute(select(leases).where(leases.c.pipeline == pipeline).with_for_update()).one()
+
+
+def _fence(store: Store, conn: Connection, lease: Lease, *, release: bool = False) -> datetime:
+    """Lock the lease if this run still holds it (else LeaseLost); the database's now."""
+    held = (leases.c.pipeline == lease.pipeline) & (leases.c.token == lease.token)
+    held &= leases.c.run_id == lease.run_id
+    values: dict[str, Any] = {"token": lease.token}
+    if release:
+        values = {"run_id": None, "expires_at": None}
+    now = conn.execute(
+        update(leases).where(held).values(**values).returning(store.now_sql())
+    ).scalar()
+    if now is None:
+        raise LeaseLost(_lost_message(conn, lease))
+    return store.to_datetime(now)
+
+
+def _store_bookmark(
+    store: Store, conn: Connection, lease: Lease, state: str | None, now: datetime
+) -> None:
+    conn.execute(
+        bookmark_history.insert().values(
+            pipeline=lease.pipeline,
+            state=state,
+            token=lease.token,
+            run_id=lease.run_id,
+            written_at=now,
+        )
+    )
+    if state is None:
+        conn.execute(bookmarks.delete().where(bookmarks.c.pipeline == lease.pipeline))
+        return
+    values = {"state": state, "token": lease.token, "run_id": lease.run_id, "written_at": now}
+    dialect_insert = sqlite.insert if store.is_sqlite else postgresql.insert
+    conn.execute(
+        dialect_insert(bookmarks)
+        .values(pipeline=lease.pipeline, **values)
+        .on_conflict_do_update(index_elements=[bookmarks.c.pipeline], set_=values)
+    )
+
+
+def _ensure_takeable(
+    store: Store, conn: Connection, lease_row: Row[Any], now: datetime, *, force: bool
+) -> None:
+    expires_at = store.to_datetime(lease_row.expires_at)
+    if force or expires_at <= now:
+        return
+    holder = conn.execute(select(runs).where(runs.c.run_id == lease_row.run_id)).one()
+    beat_age = (now - store.to_datetime(holder.last_heartbeat_at)).total_seconds()
+    raise LeaseHeld(
+        f"pipeline {lease_row.pipeline!r} is held by run {holder.run_id} "
+        f"(host {holder.host}, pid {holder.pid}, token {lease_row.token}), "
+        f"last heartbeat {beat_age:.1f}s ago, lease expires in "
+        f"{(expires_at - now).total_seconds():.1f}s at {expires_at.isoformat()}. "
+        "Wait for it, or `state-service reclaim --force` to fence it out."
+    )
+
+
+def _mark_reclaimed(conn: Connection, run_id: int, now: datetime, *, forced: bool) -> None:
+    reason = "forced out" if forced else "no heartbeat within its lease"
+    conn.execute(
+        update(runs)
+        .where((runs.c.run_id == run_id) & (runs.c.status == RUNNING))
+        .values(status=RECLAIMED, ended_at=now, error=f"lease reclaimed: {reason}")
+    )
+
+
+def _lost_message(conn: Connection, lease: Lease) -> str:
+    row = conn.execute(select(leases).where(leases.c.pipeline == lease.pipeline)).one_or_none()
+    now_held = (
+        f"it is now held by run {row.run_id} with token {row.token}"
+        if row is not None and row.run_id is not None
+        else f"the lease is free at token {row.token if row is not None else '?'}"
+    )
+    return (
+        f"run {lease.run_id} of pipeline {lease.pipeline!r} lost its lease (token {lease.token}): "
+        f"{now_held}. Its heartbeat, bookmark and finish are refused; the run stops."
+    )

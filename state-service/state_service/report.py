@@ -1,0 +1,98 @@
+"""Read-only views: bookmarks, the status of every pipeline, a pipeline's runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from state_service.schema import bookmarks, leases, runs
+from state_service.store import Store
+
+
+def read_bookmark(store: Store, pipeline: str) -> str | None:
+    with store.transaction() as conn:
+        state = conn.execute(
+            select(bookmarks.c.state).where(bookmarks.c.pipeline == pipeline)
+        ).scalar()
+    return state if state is None else str(state)
+
+
+def pipelines_with_bookmarks(store: Store, like: str | None = None) -> list[str]:
+    query = select(bookmarks.c.pipeline).order_by(bookmarks.c.pipeline)
+    if like is not None:
+        query = query.where(bookmarks.c.pipeline.like(like))
+    with store.transaction() as conn:
+        return [str(p) for p in conn.execute(query).scalars()]
+
+
+def _age(store: Store, now: datetime, value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{(now - store.to_datetime(value)).total_seconds():.1f}s"
+
+
+def status(store: Store) -> list[dict[str, str]]:
+    """One row per pipeline: its latest run, its holder (if any), ages by the database clock."""
+    latest = (
+        select(runs.c.pipeline, func.max(runs.c.run_id).label("run_id"))
+        .group_by(runs.c.pipeline)
+        .subquery()
+    )
+    query = (
+        select(runs, leases.c.run_id.label("holder"), leases.c.expires_at, bookmarks.c.written_at)
+        .join(latest, latest.c.run_id == runs.c.run_id)
+        .join(leases, leases.c.pipeline == runs.c.pipeline)
+        .outerjoin(bookmarks, bookmarks.c.pipeline == runs.c.pipeline)
+        .order_by(runs.c.pipeline)
+    )
+    with store.transaction() as conn:
+        now = store.now(conn)
+        rows = conn.execute(query).all()
+    table = []
+    for row in rows:
+        holder = "-"
+        if row.holder is not None:
+            stale = " (expired)" if store.to_datetime(row.expires_at) <= now else ""
+            holder = f"run {row.holder} {row.host}:{row.pid}{stale}"
+        table.append(
+            {
+                "pipeline": row.pipeline,
+                "status": row.status,
+                "started": store.to_datetime(row.started_at).isoformat(timespec="seconds"),
+                "heartbeat_age": _age(store, now, row.last_heartbeat_at),
+                "holder": holder,
+                "bookmark_age": _age(store, now, row.written_at),
+            }
+        )
+    return table
+
+
+def run_history(store: Store, pipeline: str, limit: int) -> list[dict[str, Any]]:
+    query = (
+        select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.run_id.desc()).limit(limit)
+    )
+    with store.transaction() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "run_id": row.run_id,
+            "token": row.token,
+            "kind": row.kind,
+            "status": row.status,
+            "started": store.to_datetime(row.started_at).isoformat(timespec="seconds"),
+            "ended": store.to_datetime(row.ended_at).isoformat(timespec="seconds")
+            if row.ended_at is not None
+            else "-",
+            "holder": f"{row.host}:{row.pid}",
+            "exit": "-" if row.exit_code is None else str(row.exit_code),
+            "tap/target": f"{_code(row.tap_exit_code)}/{_code(row.target_exit_code)}",
+            "error": row.error or "",
+        }
+        for row in rows
+    ]
+
+
+def _code(value: int | None) -> str:
+    return "-" if value is None else str(value)

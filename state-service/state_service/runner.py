@@ -1,0 +1,182 @@
+"""Run a tap into a target, or any command, under a held lease."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from state_service.heartbeat import Heartbeat
+from state_service.lease import Lease, LeaseLost, finish, write_bookmark
+from state_service.report import read_bookmark
+from state_service.store import Store
+
+EXIT_LEASE_LOST = 4
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    error: str | None = None
+    tap_exit_code: int | None = None
+    target_exit_code: int | None = None
+
+
+def lease_env(lease: Lease, url: str) -> dict[str, str]:
+    """What a wrapped command learns about the lease it runs under."""
+    env = dict(os.environ)
+    env.update(
+        STATE_SERVICE_PIPELINE=lease.pipeline,
+        STATE_SERVICE_RUN_ID=str(lease.run_id),
+        STATE_SERVICE_TOKEN=str(lease.token),
+        STATE_SERVICE_LEASE_SECONDS=str(lease.lease_seconds),
+        STATE_SERVICE_DATABASE_URL=url,
+    )
+    return env
+
+
+class Children:
+    """The processes of one run, each in its own session so a stop reaches their children too."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        stdin: IO[bytes] | None = None,
+        stdout: int | None = None,
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(args, env=env, stdin=stdin, stdout=stdout, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+
+
+@contextmanager
+def _supervision(
+    store: Store, lease: Lease, heartbeat_seconds: float
+) -> Iterator[tuple[Children, Heartbeat]]:
+    """Heartbeat and signal forwarding around a run; a lost lease stops the children."""
+    children = Children()
+    beat = Heartbeat(store, lease, heartbeat_seconds, lambda _msg: children.stop())
+    beat.start()
+    previous = _forward_signals(children)
+    try:
+        yield children, beat
+    finally:
+        children.stop()
+        beat.stop()
+        _restore_signals(previous)
+
+
+def run_command(
+    store: Store, lease: Lease, url: str, command: list[str], heartbeat_seconds: float
+) -> int:
+    """Hold the lease around any command; its exit code is the run's."""
+    with _supervision(store, lease, heartbeat_seconds) as (children, beat):
+        outcome = Outcome(children.spawn(command, lease_env(lease, url)).wait())
+    return _finish(store, lease, beat, outcome)
+
+
+def run_singer(
+    store: Store, lease: Lease, url: str, tap: str, target: str, heartbeat_seconds: float
+) -> int:
+    """Tap | target with the stored bookmark as --state; each emitted STATE stored, fenced."""
+    with (
+        _supervision(store, lease, heartbeat_seconds) as (children, beat),
+        tempfile.TemporaryDirectory(prefix="state-service-") as tmp,
+    ):
+        outcome = _pipe(store, lease, url, tap, target, Path(tmp), children)
+    return _finish(store, lease, beat, outcome)
+
+
+def _pipe(
+    store: Store, lease: Lease, url: str, tap: str, target: str, tmp: Path, children: Children
+) -> Outcome:
+    env = lease_env(lease, url)
+    tap_args = shlex.split(tap)
+    if (state := read_bookmark(store, lease.pipeline)) is not None:
+        state_file = tmp / "state.json"
+        state_file.write_text(state)
+        tap_args += ["--state", str(state_file)]
+    tap_proc = children.spawn(tap_args, env, stdout=subprocess.PIPE)
+    target_proc = children.spawn(
+        shlex.split(target), env, stdin=tap_proc.stdout, stdout=subprocess.PIPE
+    )
+    assert tap_proc.stdout is not None and target_proc.stdout is not None
+    tap_proc.stdout.close()  # the target owns the pipe now: a dead target stops the tap
+    error = _store_states(store, lease, target_proc.stdout, children)
+    tap_code, target_code = tap_proc.wait(), target_proc.wait()
+    if error is None and (tap_code or target_code):
+        error = f"tap exited with {tap_code}, target exited with {target_code}"
+    return Outcome(target_code or tap_code or (1 if error else 0), error, tap_code, target_code)
+
+
+def _store_states(store: Store, lease: Lease, lines: IO[bytes], children: Children) -> str | None:
+    """Store each STATE line the target emits, fenced. The first refusal stops the run."""
+    for raw in lines:
+        line = raw.decode().strip()
+        if not line:
+            continue
+        try:
+            json.loads(line)
+        except ValueError:
+            children.stop()
+            return f"the target wrote a line that is not JSON state: {line[:200]!r}"
+        try:
+            write_bookmark(store, lease, line)
+        except LeaseLost as exc:
+            children.stop()
+            print(f"state-service: bookmark refused: {exc}", file=sys.stderr)
+            return str(exc)
+    return None
+
+
+def _finish(store: Store, lease: Lease, beat: Heartbeat, outcome: Outcome) -> int:
+    if beat.lost is not None:
+        print(f"state-service: heartbeat refused: {beat.lost}", file=sys.stderr)
+        outcome.exit_code, outcome.error = EXIT_LEASE_LOST, beat.lost
+    try:
+        finish(
+            store,
+            lease,
+            exit_code=outcome.exit_code,
+            error=outcome.error,
+            tap_exit_code=outcome.tap_exit_code,
+            target_exit_code=outcome.target_exit_code,
+        )
+    except LeaseLost as exc:
+        print(f"state-service: finish refused: {exc}", file=sys.stderr)
+        return EXIT_LEASE_LOST
+    if outcome.error:
+        print(f"state-service: run {lease.run_id} failed: {outcome.error}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def _forward_signals(children: Children) -> dict[int, object]:
+    """SIGTERM/SIGINT stop the children; the run then finishes as FAILED instead of vanishing."""
+    previous: dict[int, object] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, lambda *_: children.stop())
+    return previous
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -1,0 +1,79 @@
+"""Tables of the state database. Lease rows are never deleted: their token only grows."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+RUNNING, SUCCESS, FAILED, RECLAIMED = "RUNNING", "SUCCESS", "FAILED", "RECLAIMED"
+
+schema_version = Table(
+    "state_service_schema",
+    metadata,
+    Column("version", Integer, primary_key=True),
+)
+
+runs = Table(
+    "state_service_runs",
+    metadata,
+    Column("run_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("pipeline", String(255), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("last_heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("lease_seconds", Float, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("exit_code", Integer),
+    Column("tap_exit_code", Integer),
+    Column("target_exit_code", Integer),
+    Column("error", Text),
+    Index("state_service_runs_pipeline", "pipeline", "run_id"),
+)
+
+leases = Table(
+    "state_service_leases",
+    metadata,
+    Column("pipeline", String(255), primary_key=True),
+    Column("token", BigInteger, nullable=False),
+    Column("run_id", ForeignKey(runs.c.run_id)),
+    Column("expires_at", DateTime(timezone=True)),
+)
+
+bookmarks = Table(
+    "state_service_bookmarks",
+    metadata,
+    Column("pipeline", String(255), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("run_id", ForeignKey(runs.c.run_id), nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)
+
+bookmark_history = Table(
+    "state_service_bookmark_history",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("pipeline", String(255), nullable=False),
+    Column("state", Text),
+    Column("token", BigInteger, nullable=False),
+    Column("run_id", ForeignKey(runs.c.run_id), nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+    Index("state_service_bookmark_history_pipeline", "pipeline", "id"),
+)

@@ -1,0 +1,79 @@
+"""SIGKILL inside each step: the database holds all or nothing of it, and a later run recovers.
+
+The kill is delivered by the process to itself at a named point (STATE_SERVICE_FAULT), which is
+what an outside `kill -9` landing exactly there does: nothing after the point runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def counter(n: int) -> dict[str, object]:
+    return {"bookmarks": {"counter": {"n": n, "label": "tap"}}}
+
+
+def killed_run(svc, point: str) -> None:
+    proc = svc.cli("run", "p", *svc.FAST, *svc.singer(), STATE_SERVICE_FAULT=f"kill@{point}")
+    assert proc.returncode == -9, proc.stderr
+
+
+def recover(svc, *, stale: bool) -> None:
+    """A new run: refused while the dead run's lease lives, then reclaims and succeeds."""
+    if stale:
+        refused = svc.cli("run", "p", *svc.singer())
+        assert refused.returncode == 3 and "is held by run 1" in refused.stderr, refused.stderr
+        svc.wait_expired("p")
+    proc = svc.cli("run", "p", *svc.FAST, *svc.singer())
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_kill_inside_start_leaves_nothing(svc) -> None:
+    killed_run(svc, "start:before-commit")
+    assert svc.runs("p") == [] and svc.holder("p") == "-"
+    recover(svc, stale=False)
+    assert [(r["status"], r["token"]) for r in svc.runs("p")] == [("SUCCESS", 1)]
+    assert svc.bookmark("p") == counter(3)
+
+
+def test_kill_after_start_before_first_beat_is_reclaimed(svc) -> None:
+    killed_run(svc, "start:after-commit")
+    [dead] = svc.runs("p")
+    assert dead["status"] == "RUNNING"
+    started_and_beat = svc.store_row("p", dead["run_id"])
+    assert started_and_beat.started_at == started_and_beat.last_heartbeat_at
+    assert svc.bookmark("p") is None
+    recover(svc, stale=True)
+    assert [(r["status"], r["token"]) for r in svc.runs("p")] == [("RECLAIMED", 1), ("SUCCESS", 2)]
+    assert svc.bookmark("p") == counter(3)
+
+
+def test_kill_after_a_bookmark_keeps_it_and_resumes_from_it(svc) -> None:
+    killed_run(svc, "bookmark:after-commit")
+    assert [r["status"] for r in svc.runs("p")] == ["RUNNING"]
+    assert svc.bookmark("p") == counter(1)
+    recover(svc, stale=True)
+    assert [(r["status"], r["token"]) for r in svc.runs("p")] == [("RECLAIMED", 1), ("SUCCESS", 2)]
+    assert svc.bookmark("p") == counter(4)  # the new run was handed n=1 and counted on
+
+
+def test_kill_inside_finish_leaves_the_run_open_until_reclaimed(svc) -> None:
+    killed_run(svc, "finish:before-commit")
+    [dead] = svc.runs("p")
+    assert dead["status"] == "RUNNING" and dead["exit"] == "-"
+    assert svc.bookmark("p") == counter(3)  # bookmarks committed before finish stay
+    recover(svc, stale=True)
+    assert [(r["status"], r["token"]) for r in svc.runs("p")] == [("RECLAIMED", 1), ("SUCCESS", 2)]
+    assert svc.bookmark("p") == counter(6)
+
+
+@pytest.mark.parametrize("point", ["start:before-commit", "finish:before-commit"])
+def test_kill_of_a_state_edit(svc, point: str) -> None:
+    """`state set` is a run too: killed inside, it changes nothing half-way."""
+    edit = '{"bookmarks": {"counter": {"n": 99}}}'
+    proc = svc.cli("state", "set", "p", "-", stdin=edit, STATE_SERVICE_FAULT=f"kill@{point}")
+    assert proc.returncode == -9, proc.stderr
+    assert svc.bookmark("p") is None
+    assert [r["status"] for r in svc.runs("p")] == (
+        [] if point.startswith("start") else ["RUNNING"]
+    )
