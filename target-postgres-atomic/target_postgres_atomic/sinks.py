@@ -182,6 +182,8 @@ class PostgresSink:
             sql.SQL("SELECT max(_table_version) FROM {}").format(self.shadow)
         ).fetchone()
         self.shadow_version = found[0] if found else None
+        if self.shadow_version is None:
+            conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
 
     def start_version(self, conn: psycopg.Connection, version: int) -> None:
         """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched."""

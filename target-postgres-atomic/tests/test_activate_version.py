@@ -167,3 +167,12 @@ def test_batch_messages_load_jsonl_and_gzip_files(run_target, rows, tmp_path: Pa
         (4, "gz"),
     ]
     assert run.states == [{"b": 1}]
+
+
+def test_empty_shadow_left_by_an_interrupted_start_is_cleaned_up(run_target, rows) -> None:
+    assert run_target([HEAD, activate("items", 3)]).returncode == 0
+    assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(1,)]
+    run = run_target([HEAD, *version_rows(3, range(2), "new"), activate("items", 3)])
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, v FROM items ORDER BY id") == [(0, "new"), (1, "new")]
+    assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(0,)]
