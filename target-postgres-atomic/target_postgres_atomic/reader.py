@@ -39,6 +39,7 @@ class LineReader(GenericSingerReader[t.Any]):
         return sys.stdin.buffer
 
     def deserialize_json(self, line: t.Any) -> dict:
+        """Required by the base class; process_lines below decodes into `Message` instead."""
         return msgspec.json.decode(line)
 
     def process_lines(

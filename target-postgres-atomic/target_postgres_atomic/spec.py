@@ -40,9 +40,6 @@ class TableSpec:
     def qualified_text(self) -> str:
         return self.qualified().as_string(None)
 
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
     def with_types(self, types: Mapping[str, str]) -> TableSpec:
         """The same spec with the table's real column types (older runs may have widened)."""
         return replace(
