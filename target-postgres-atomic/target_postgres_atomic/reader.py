@@ -34,6 +34,9 @@ _decode = msgspec.json.Decoder(Message).decode
 class LineReader(GenericSingerReader[t.Any]):
     """Passes each message with its input line number, so every error can name the line."""
 
+    on_error: t.Callable[[], None] | None = None
+    """Called when reading stops on an error, before the error propagates."""
+
     @property
     def default_input(self) -> t.IO[t.Any]:
         return sys.stdin.buffer
@@ -47,9 +50,19 @@ class LineReader(GenericSingerReader[t.Any]):
         file_input: t.IO[t.Any] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
+        try:
+            return self._process_lines(file_input or self.default_input, callbacks)
+        except BaseException:
+            if self.on_error is not None:
+                self.on_error()
+            raise
+
+    def _process_lines(
+        self, lines: t.IO[t.Any], callbacks: dict[str, t.Callable[[dict], None]]
+    ) -> t.Counter[str]:
         stats: Counter[str] = Counter()
         record_callback = callbacks[SingerMessageType.RECORD]
-        for number, line in enumerate(file_input or self.default_input, 1):
+        for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:

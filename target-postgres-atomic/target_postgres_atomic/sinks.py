@@ -8,6 +8,7 @@ PostgreSQL validate, cast, dedupe and merge a whole batch at once.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,13 +66,15 @@ class PostgresSink:
     """Buffered records of one stream and the statements that land them."""
 
     def __init__(
-        self, spec: TableSpec, stage_name: str, settings: SinkSettings, stager: Stager
+        self, spec: TableSpec, stage_name: str, settings: SinkSettings, stagers: list[Stager]
     ) -> None:
         self.spec = spec
         self.settings = settings
         self.stage = sql.Identifier(stage_name)
-        self.stager = stager
-        stager.create_stage(self.stage)
+        for stager in stagers:
+            stager.create_stage(self.stage)
+        self.stager = stagers[0]
+        """The session records stream into now (the target alternates two sessions)."""
         self.check = record_checker(spec, check_types=settings.validate_records)
         self.chunk: list[bytes] = []
         self.chunk_seqs: list[int] = []
@@ -142,35 +145,48 @@ class PostgresSink:
                 )
         return raw
 
-    def merge_staged(self, conn: psycopg.Connection) -> None:
-        """Validate, dedupe and merge the staged batch (caller's transaction; COPY is closed)."""
+    def take_batch(self) -> Callable[[psycopg.Connection], None]:
+        """The staged batch as a merge to run later (maybe on another thread) in a transaction.
+
+        The stream's schema and shadow version are fixed now, as the records were staged.
+        """
+        spec, shadow_version = self.spec, self.shadow_version
+        self.pending = 0
+        self.size_bytes = 0
+        return lambda conn: self._merge_staged(conn, spec, shadow_version)
+
+    def _merge_staged(
+        self, conn: psycopg.Connection, spec: TableSpec, shadow_version: int | None
+    ) -> None:
         where: sql.Composable = sql.SQL("")
-        if self.shadow_version is not None:
-            version = sql.Literal(self.shadow_version)
+        if shadow_version is not None:
+            version = sql.Literal(shadow_version)
             conn.execute(
                 sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE _table_version = {}").format(
                     self.shadow, self.stage, version
                 )
             )
             where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
-        self._merge(conn, self.stage, where)
+        self._merge(conn, spec, self.stage, where)
         conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
-        self.pending = 0
-        self.size_bytes = 0
 
     def _merge(
-        self, conn: psycopg.Connection, source: sql.Composable, where: sql.Composable
+        self,
+        conn: psycopg.Connection,
+        spec: TableSpec,
+        source: sql.Composable,
+        where: sql.Composable,
     ) -> None:
-        rows = merge.typed_rows(self.spec, source, where)
-        if self.settings.upsert and self.spec.keys:
-            statement = merge.upsert(self.spec, rows, hard_delete=self.settings.hard_delete)
+        rows = merge.typed_rows(spec, source, where)
+        if self.settings.upsert and spec.keys:
+            statement = merge.upsert(spec, rows, hard_delete=self.settings.hard_delete)
         else:
-            statement = merge.append(self.spec, rows)
+            statement = merge.append(spec, rows)
         try:
             with conn.transaction():
                 conn.execute(statement)
         except psycopg.errors.DataError as exc:
-            raise self._unfit_error(conn, source, exc) from None
+            raise _unfit_error(conn, spec, source, exc) from None
 
     def resume_shadow(self, conn: psycopg.Connection) -> None:
         """A full refresh a killed run left in the shadow table continues where it stood."""
@@ -198,6 +214,7 @@ class PostgresSink:
         if self.shadow_version == version:
             self._merge(
                 conn,
+                self.spec,
                 self.shadow,
                 sql.SQL("WHERE s._table_version = {}").format(sql.Literal(version)),
             )
@@ -207,16 +224,17 @@ class PostgresSink:
             merge.retire_versions(self.spec, version, hard_delete=self.settings.hard_delete)
         )
 
-    def _unfit_error(
-        self, conn: psycopg.Connection, source: sql.Composable, exc: psycopg.errors.DataError
-    ) -> Exception:
-        probe = merge.first_unfit(self.spec, source)
-        if probe is not None:
-            conn.execute(merge.FITS_FUNCTION)
-            found = conn.execute(probe).fetchone()
-            if found is not None:
-                seq, field, pg_type = found
-                return BadRecordError(
-                    self.spec.stream, seq, field, f"the value does not fit column type {pg_type}"
-                )
-        return BadRecordError(self.spec.stream, 0, None, f"the batch failed to merge: {exc}")
+
+def _unfit_error(
+    conn: psycopg.Connection, spec: TableSpec, source: sql.Composable, exc: psycopg.errors.DataError
+) -> Exception:
+    probe = merge.first_unfit(spec, source)
+    if probe is not None:
+        conn.execute(merge.FITS_FUNCTION)
+        found = conn.execute(probe).fetchone()
+        if found is not None:
+            seq, field, pg_type = found
+            return BadRecordError(
+                spec.stream, seq, field, f"the value does not fit column type {pg_type}"
+            )
+    return BadRecordError(spec.stream, 0, None, f"the batch failed to merge: {exc}")

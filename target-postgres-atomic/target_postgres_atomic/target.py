@@ -6,6 +6,9 @@ import json
 import sys
 import time
 import typing as t
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import psycopg
 from singer_sdk import Target
@@ -25,8 +28,18 @@ from target_postgres_atomic.spec import build_spec
 from target_postgres_atomic.staging import Stager
 
 DEFAULT_BATCH_SIZE_ROWS = 100_000
+SESSIONS = 2
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
 MAX_BUFFER_SECONDS = 60.0
+
+
+@dataclass
+class Session:
+    """One database session with its private stages, and the commit it may be running."""
+
+    conn: psycopg.Connection
+    stager: Stager
+    job: Future[None] | None = None
 
 
 class TargetPostgresAtomic(Target):
@@ -131,8 +144,14 @@ class TargetPostgresAtomic(Target):
 
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
-        self._conn: psycopg.Connection | None = None
-        self._stager: Stager | None = None
+        self._sessions: list[Session] = []
+        self._current = 0
+        # Commits run in order on one worker thread: while one session merges a batch, the
+        # next batch streams into the other session's stages.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        self._failed = False
+        if isinstance(self.message_reader, LineReader):
+            self.message_reader.on_error = self._finish_commits_after_error
         self._sinks: dict[str, PostgresSink] = {}
         self._pending_state: str | None = None
         self._emitted_state: str | None = None
@@ -157,20 +176,29 @@ class TargetPostgresAtomic(Target):
         return self.config.get("default_target_schema") or "public"
 
     @property
-    def stager(self) -> Stager:
-        if self._stager is None:
-            self._stager = Stager(self.conn)
-        return self._stager
+    def session(self) -> Session:
+        """The session records stream into now; opened at the first SCHEMA."""
+        if not self._sessions:
+            for _ in range(SESSIONS):
+                conn = connector.connect(self.config)
+                self._sessions.append(Session(conn, Stager(conn)))
+            conn = self._sessions[0].conn
+            with conn.transaction():
+                connector.lock_table(conn, self.state_schema, connector.STATE_TABLE)
+                connector.ensure_state_table(conn, self.state_schema)
+        return self._sessions[self._current]
 
     @property
     def conn(self) -> psycopg.Connection:
-        """The one session: stages are private to it; opened at the first SCHEMA."""
-        if self._conn is None:
-            self._conn = connector.connect(self.config)
-            with self._conn.transaction():
-                connector.lock_table(self._conn, self.state_schema, connector.STATE_TABLE)
-                connector.ensure_state_table(self._conn, self.state_schema)
-        return self._conn
+        """The current session, for DDL: only call after `_wait_for_commits`."""
+        return self.session.conn
+
+    def _wait_for_commits(self) -> None:
+        """Every queued commit is done (its error, if any, is raised here)."""
+        for session in self._sessions:
+            if session.job is not None:
+                job, session.job = session.job, None
+                job.result()
 
     def _process_schema_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "schema"})
@@ -191,6 +219,7 @@ class TargetPostgresAtomic(Target):
             return
         # Rows buffered under the old schema land first, so arrival order is kept.
         self._commit()
+        self._wait_for_commits()
         conn = self.conn
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
@@ -200,8 +229,12 @@ class TargetPostgresAtomic(Target):
             self._sinks[stream].update_spec(spec)
             return
         sink = PostgresSink(
-            spec, f"_sdc_stage_{len(self._sinks)}", self._sink_settings, self.stager
+            spec,
+            f"_sdc_stage_{len(self._sinks)}",
+            self._sink_settings,
+            [s.stager for s in self._sessions],
         )
+        sink.stager = self.session.stager
         self._sinks[stream] = sink
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
@@ -262,6 +295,7 @@ class TargetPostgresAtomic(Target):
             self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", sink.spec.stream)
             return
         self._commit()
+        self._wait_for_commits()
         if version in sink.table_versions or sink.shadow_version == version:
             # The full refresh of `version` is complete: swap it in, in one transaction.
             self._commit(activate=[(sink, version)])
@@ -295,15 +329,18 @@ class TargetPostgresAtomic(Target):
             self._hold_state = False
             self._commit(activate=[(s, self._run_version) for s in self._sinks.values()])
         self._commit()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._wait_for_commits()
+        self._committer.shutdown()
+        for session in self._sessions:
+            session.conn.close()
+        self._sessions = []
 
     def _commit(self, activate: list[tuple[PostgresSink, int]] | None = None) -> None:
         """Land every buffered record, and the latest STATE with them, in ONE transaction.
 
-        Only after the commit is the STATE written to stdout. With `activate`, the same
-        transaction makes those table versions the tables' content.
+        The transaction runs on the commit thread (or here, with `activate`, which makes those
+        table versions the tables' content in the same transaction); only after it commits is
+        the STATE written to stdout.
         """
         dirty = sorted(
             (s for s in self._sinks.values() if s.pending),
@@ -313,28 +350,76 @@ class TargetPostgresAtomic(Target):
         new_state = state is not None and state != self._emitted_state and not self._hold_state
         if not dirty and not new_state and not activate:
             return
-        conn = self.conn
+        session = self.session
         for sink in dirty:
             sink.send_chunk()
-        self.stager.close()
-        with conn.transaction():
-            # One lock order for every process, so two targets never deadlock.
-            for table in sorted(
-                {(s.spec.schema, s.spec.table) for s in dirty}
-                | {(s.spec.schema, s.spec.table) for s, _ in activate or []}
-            ):
-                connector.lock_table(conn, *table)
-            for sink in dirty:
-                sink.merge_staged(conn)
-            for sink, version in activate or []:
-                sink.activate_version(conn, version)
-            if state is not None and new_state:
-                connector.save_state(conn, self.state_schema, sorted(self._sinks), state)
+        session.stager.close()
+        tables = {(s.spec.schema, s.spec.table) for s in dirty}
+        tables |= {(s.spec.schema, s.spec.table) for s, _ in activate or []}
+        batches = [sink.take_batch() for sink in dirty]
+        state_out = state if new_state else None
+        if new_state:
+            self._emitted_state = state
         self._buffered_rows = 0
-        if state is not None and new_state:
+        streams = sorted(self._sinks)
+
+        def commit() -> None:
+            self._commit_batches(
+                session.conn, sorted(tables), batches, streams, state_out, activate
+            )
+
+        if activate:
+            self._wait_for_commits()
+            commit()
+            return
+        session.job = self._committer.submit(commit)
+        self._switch_session()
+
+    def _finish_commits_after_error(self) -> None:
+        """Batches taken before a bad line still commit (and report their STATE)."""
+        for session in self._sessions:
+            if session.job is not None:
+                session.job.exception()
+        self._committer.shutdown()
+
+    def _switch_session(self) -> None:
+        """Stream the next batch into the other session once its last commit is done."""
+        self._current = (self._current + 1) % len(self._sessions)
+        session = self._sessions[self._current]
+        if session.job is not None:
+            job, session.job = session.job, None
+            job.result()
+        for sink in self._sinks.values():
+            sink.stager = session.stager
+
+    def _commit_batches(
+        self,
+        conn: psycopg.Connection,
+        tables: list[tuple[str, str]],
+        batches: list[Callable[[psycopg.Connection], None]],
+        streams: list[str],
+        state: str | None,
+        activate: list[tuple[PostgresSink, int]] | None,
+    ) -> None:
+        if self._failed:
+            return  # an earlier commit failed: nothing after it may land or be reported
+        try:
+            with conn.transaction():
+                # One lock order for every process, so two targets never deadlock.
+                for table in tables:
+                    connector.lock_table(conn, *table)
+                for merge_batch in batches:
+                    merge_batch(conn)
+                for sink, version in activate or []:
+                    sink.activate_version(conn, version)
+                if state is not None:
+                    connector.save_state(conn, self.state_schema, streams, state)
+        except BaseException:
+            self._failed = True
+            raise
+        if state is not None:
             sys.stdout.write(state + "\n")
             sys.stdout.flush()
-            self._emitted_state = state
 
 
 if __name__ == "__main__":
