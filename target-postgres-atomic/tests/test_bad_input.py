@@ -75,3 +75,27 @@ def test_name_postgres_would_truncate_is_rejected_before_any_ddl(run_target, row
     assert run.returncode != 0
     assert "stream 't', input line 1" in run.stderr and long_name in run.stderr
     assert rows("SELECT count(*) FROM pg_tables WHERE tablename = 't'") == [(0,)]
+
+
+def test_a_failed_commit_stops_every_later_batch_and_state(run_target, rows) -> None:
+    bad_ts = record("t", {"id": 3, "ts": "not a time"})
+    messages = [
+        schema("t", PROPS),
+        record("t", {"id": 1}),
+        record("t", {"id": 2}),
+        state({"s": 1}),
+        bad_ts,
+        record("t", {"id": 4}),
+        state({"s": 2}),
+        record("t", {"id": 5}),
+        record("t", {"id": 6}),
+        state({"s": 3}),
+        record("t", {"id": 7}),
+        record("t", {"id": 8}),
+    ]
+    run = run_target(messages, batch_size_rows=2)
+    assert run.returncode != 0
+    assert "input line 5, field 'ts'" in run.stderr
+    assert run.states == [{"s": 1}]
+    assert rows("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+    assert rows("SELECT state FROM _sdc_target_state") == [({"s": 1},)]
