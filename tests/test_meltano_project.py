@@ -11,7 +11,7 @@ def test_meltano_install_succeeds() -> None:
         [script("meltano"), "install"], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Installed 3/3 plugins" in result.stdout + result.stderr
+    assert "Installed 4/4 plugins" in result.stdout + result.stderr
 
 
 def test_meltano_lists_plugin_settings() -> None:

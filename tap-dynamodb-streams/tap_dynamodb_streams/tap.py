@@ -61,6 +61,31 @@ class TapDynamoDBStreams(Tap):
             default=1000,
             description="GetRecords Limit (1-1000).",
         ),
+        th.Property(
+            "initial_snapshot",
+            th.BooleanType,
+            default=False,
+            description=(
+                "On a table's first run, load the whole table with a parallel Scan first; shard "
+                "positions are recorded before the scan starts, so nothing written during it "
+                "is lost."
+            ),
+        ),
+        th.Property(
+            "scan_segments",
+            th.IntegerType,
+            default=4,
+            description="Parallel Scan segments (threads) of the initial snapshot.",
+        ),
+        th.Property(
+            "empty_pages_before_idle",
+            th.IntegerType,
+            default=3,
+            description=(
+                "Consecutive empty GetRecords pages after which an open shard counts as caught "
+                "up for this run (empty pages never end a shard; the next run goes on)."
+            ),
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[Stream]:

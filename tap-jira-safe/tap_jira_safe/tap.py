@@ -50,6 +50,15 @@ class TapJiraSafe(Tap):
             description="Each incremental query starts this many minutes before the bookmark.",
         ),
         th.Property(
+            "search_lag_seconds",
+            th.NumberType,
+            default=30,
+            description=(
+                "Jira's search index lags writes: each window ends this long before the "
+                "server's time at sync start, and the bookmark never passes it."
+            ),
+        ),
+        th.Property(
             "page_size", th.IntegerType, default=100, description="Issues asked for per page."
         ),
         th.Property(

@@ -5,23 +5,37 @@ Each step prints what it did; any failure stops the demo with a non-zero exit.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
+
+import psycopg
+from psycopg import sql
 
 from tests.support.cli import BIN, about
 from tests.support.postgres import REPO_ROOT, PgServer, find_server
 
 PLUGINS = ("tap-jira-safe", "tap-dynamodb-streams", "target-postgres-atomic")
+DEMO_DATABASE = "safe_singer_demo"
+WORKDIR = REPO_ROOT / ".emulators" / "demo"
 
 
 def step(title: str) -> None:
     print(f"\n==> {title}", flush=True)
 
 
+def demo_database(admin: PgServer) -> PgServer:
+    """A database of the demo's own, emptied at each run so the output shows this run."""
+    with psycopg.connect(admin.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DEMO_DATABASE))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DATABASE)))
+    return admin.with_database(DEMO_DATABASE)
+
+
 def meltano_env(server: PgServer) -> dict[str, str]:
-    """Point Meltano at the provisioned server; env vars win over meltano.yml."""
+    """Point Meltano at the demo database; env vars win over meltano.yml."""
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.update(
@@ -29,16 +43,57 @@ def meltano_env(server: PgServer) -> dict[str, str]:
         TARGET_POSTGRES_ATOMIC_PORT=str(server.port),
         TARGET_POSTGRES_ATOMIC_USER=server.user,
         TARGET_POSTGRES_ATOMIC_DATABASE=server.dbname,
+        TARGET_POSTGRES_ATOMIC_DEFAULT_TARGET_SCHEMA="landing",
+        TAP_POSTGRES_HOST=server.host,
+        TAP_POSTGRES_PORT=str(server.port),
+        TAP_POSTGRES_USER=server.user,
+        # tap-postgres insists on a password even where the server trusts the user.
+        TAP_POSTGRES_PASSWORD=server.password or "trust-auth-ignores-this",
+        TAP_POSTGRES_DATABASE=server.dbname,
+        TAP_POSTGRES_FILTER_SCHEMAS='["crm"]',
     )
     if server.password:
         env["TARGET_POSTGRES_ATOMIC_PASSWORD"] = server.password
     return env
 
 
+def seed_source(server: PgServer) -> None:
+    with server.connect() as conn:
+        conn.execute("CREATE SCHEMA crm")
+        conn.execute(
+            "CREATE TABLE crm.customers (id int PRIMARY KEY, name text, email text,"
+            " balance numeric(20, 4), tags text[], updated_at timestamptz)"
+        )
+        conn.execute(
+            "INSERT INTO crm.customers SELECT g, 'customer ' || g, 'c' || g || '@example.com',"
+            " g * 1.2345, ARRAY['t' || (g % 3)], now() - g * interval '1 minute'"
+            " FROM generate_series(1, 1000) g"
+        )
+
+
+def print_tables(server: PgServer, schema: str) -> None:
+    with server.connect() as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+            " ORDER BY table_name",
+            (schema,),
+        ).fetchall()
+        for (table,) in tables:
+            count = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}.{}").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
+            ).fetchone()
+            print(f"  {schema}.{table}: {count[0] if count else 0} rows")
+
+
 def main() -> int:
     step("PostgreSQL")
-    server = find_server()
-    print(f"using {server.origin}: {server.url()}")
+    admin = find_server()
+    print(f"using {admin.origin}: {admin.url()}")
+    server = demo_database(admin)
+    print(f"demo database: {server.dbname}")
+    WORKDIR.mkdir(parents=True, exist_ok=True)
 
     step("meltano install")
     env = meltano_env(server)
@@ -47,9 +102,18 @@ def main() -> int:
     step("plugins")
     for name in PLUGINS:
         data = about(name)
-        settings = ", ".join(sorted(data["settings"]["properties"]))
-        print(f"{name}: {data.get('description') or ''}\n  settings: {settings}")
-    print(json.dumps({"demo": "ok", "postgres": server.origin}))
+        print(f"{name}: {data.get('description') or ''}")
+
+    step("meltano run tap-postgres target-postgres-atomic (a third-party tap into our target)")
+    seed_source(server)
+    subprocess.run(
+        [str(BIN / "meltano"), "run", "tap-postgres", "target-postgres-atomic"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+    )
+    print_tables(server, "landing")
+    print("\ndemo finished: every pipeline above exited 0")
     return 0
 
 

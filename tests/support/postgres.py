@@ -100,7 +100,12 @@ def _answers(server: PgServer) -> bool:
         return False
 
 
-def start_embedded() -> PgServer:
+def start_embedded(pgdata: Path = EMBEDDED_PGDATA, keep_running: bool = True) -> PgServer:
+    """Start (or reuse) a pgserver PostgreSQL in ``pgdata``.
+
+    ``keep_running`` leaves the server up after this process exits, so a demo or a test run
+    started later reuses it instead of paying the start-up again.
+    """
     try:
         import pgserver
     except ImportError as exc:  # pragma: no cover - pgserver is a dev dependency
@@ -108,11 +113,9 @@ def start_embedded() -> PgServer:
             "No PostgreSQL server answers and the 'pgserver' package is not installed. "
             "Run `make install`, or start PostgreSQL and set DATABASE_URL."
         ) from exc
-    EMBEDDED_PGDATA.mkdir(exist_ok=True)
-    # cleanup_mode=None keeps the server running after this process exits, so a demo or a
-    # test run started later reuses it instead of paying the start-up again.
-    server = pgserver.get_server(EMBEDDED_PGDATA, cleanup_mode=None)
-    return _from_url(server.get_uri(), origin=f"embedded pgserver in {EMBEDDED_PGDATA}")
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+    return _from_url(server.get_uri(), origin=f"embedded pgserver in {pgdata}")
 
 
 def find_server() -> PgServer:

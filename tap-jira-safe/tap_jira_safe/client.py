@@ -1,0 +1,286 @@
+"""The one base stream: base URL, auth, retries, rate limits and pagination for Jira."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import backoff
+import requests
+from requests.auth import HTTPBasicAuth
+from singer_sdk import RESTStream
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.pagination import BaseAPIPaginator, OffsetPaginator
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+MAX_BACKOFF_S = 30.0
+
+
+class RepeatedPageTokenError(RuntimeError):
+    """The server handed back a page token it had handed out before."""
+
+
+class JiraRequestError(RuntimeError):
+    """A request failed for good: names the endpoint and what was tried."""
+
+
+def base_url(domain: str) -> str:
+    """``example.atlassian.net`` or a full URL (``http://127.0.0.1:8080``) to a base URL."""
+    domain = domain.strip().rstrip("/")
+    return domain if "://" in domain else f"https://{domain}"
+
+
+def retry_wait(response: requests.Response | None, attempt: int) -> float:
+    """Seconds to wait before the next try.
+
+    ``Retry-After`` is honoured exactly (Jira sends whole seconds), else ``X-RateLimit-Reset``;
+    without either, exponential backoff with jitter (half fixed, half random).
+    """
+    if response is not None:
+        retry_after = response.headers.get("Retry-After")
+        if retry_after is not None:
+            try:
+                return max(float(retry_after), 0.0)
+            except ValueError:
+                pass
+        reset = reset_delay(response)
+        if reset is not None and response.status_code == 429:
+            return reset
+    ceiling = min(MAX_BACKOFF_S, 0.5 * 2 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def reset_delay(response: requests.Response) -> float | None:
+    """Seconds until ``X-RateLimit-Reset`` (an ISO 8601 time), if the header is there."""
+    reset = response.headers.get("X-RateLimit-Reset")
+    if not reset:
+        return None
+    try:
+        moment = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+class TokenPaginator(BaseAPIPaginator[str | None]):
+    """``nextPageToken`` paging (search/jql, changelog bulkfetch); a repeated token is an error.
+
+    The last page has no token; ``isLast`` may be missing, so the token alone decides.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.seen: set[str] = set()
+
+    def get_next(self, response: requests.Response) -> str | None:
+        body = response.json()
+        token = body.get("nextPageToken")
+        if not token or body.get("isLast") is True:
+            return None
+        if token in self.seen:
+            raise RepeatedPageTokenError(f"page token repeated: {token[:12]}...")
+        self.seen.add(token)
+        return str(token)
+
+
+class StartAtPaginator(OffsetPaginator):
+    """``startAt`` paging; stops on ``isLast``, on ``total``, or on a short page."""
+
+    def __init__(self, page_size: int, items_key: str | None) -> None:
+        super().__init__(start_value=0, page_size=page_size)
+        self.items_key = items_key
+
+    def has_more(self, response: requests.Response) -> bool:
+        body = response.json()
+        items = body if self.items_key is None else body.get(self.items_key)
+        if not isinstance(items, list) or not items:
+            return False
+        if isinstance(body, dict):
+            if "isLast" in body:
+                return not body["isLast"]
+            if "total" in body:
+                return int(body["startAt"]) + len(items) < int(body["total"])
+        return len(items) >= self._page_size
+
+    def get_next(self, response: requests.Response) -> int | None:
+        items = response.json()
+        if isinstance(items, dict):
+            items = items.get(self.items_key or "", [])
+        # the server may cap the page below what was asked: advance by what came back
+        return int(self._value) + len(items)
+
+
+class JiraStream(RESTStream[Any]):
+    """Base stream: everything about talking to Jira lives here."""
+
+    records_jsonpath = "$[*]"
+
+    @property
+    def url_base(self) -> str:
+        return base_url(self.config["domain"])
+
+    @property
+    def authenticator(self) -> Callable[[requests.PreparedRequest], requests.PreparedRequest]:
+        if self.config.get("access_token"):
+            token = self.config["access_token"]
+
+            def bearer(request: requests.PreparedRequest) -> requests.PreparedRequest:
+                request.headers["Authorization"] = f"Bearer {token}"
+                return request
+
+            return bearer
+        return HTTPBasicAuth(self.config.get("email", ""), self.config.get("api_token", ""))
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """A session that trusts what ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` name.
+
+        ``Session.send`` (which the SDK uses) skips requests' environment lookup.
+        """
+        session = self._requests_session
+        if session is None or not getattr(session, "_jira_env_applied", False):
+            session = requests.Session()
+            settings = session.merge_environment_settings(self.url_base, {}, None, None, None)
+            session.verify = settings["verify"]
+            session._jira_env_applied = True  # type: ignore[attr-defined]
+            self._requests_session = session
+        return session
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", "User-Agent": "tap-jira-safe"}
+
+    @property
+    def timeout(self) -> int:
+        return int(self.config.get("request_timeout", 60))
+
+    @property
+    def page_size(self) -> int:
+        return int(self.config.get("page_size", 100))
+
+    # -- retries: one policy for every request ------------------------------------------
+    def backoff_max_tries(self) -> int:
+        return int(self.config.get("max_retries", 8))
+
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        attempt = 0
+        exc = yield 0.0
+        while True:
+            attempt += 1
+            response = getattr(exc, "response", None)
+            exc = yield retry_wait(response, attempt)
+
+    def backoff_jitter(self, value: float) -> float:
+        """No jitter on top: ``Retry-After`` must be waited exactly; 5xx waits carry their own."""
+        return value
+
+    def backoff_handler(self, details: Any) -> None:
+        exc = details.get("exception")
+        response = getattr(exc, "response", None)
+        status = response.status_code if response is not None else type(exc).__name__
+        self.logger.warning(
+            "%s: try %d failed (%s), waiting %.2f s", self.endpoint_name(response, exc),
+            details.get("tries"), status, details.get("wait"),
+        )
+        if response is not None and response.status_code == 429:
+            self.tap_state_stats()["rate_limit_wait_s"] += float(details.get("wait") or 0)
+
+    def tap_state_stats(self) -> dict[str, float]:
+        stats: dict[str, float] = self._tap.__dict__.setdefault(
+            "_jira_stats", {"rate_limit_wait_s": 0.0}
+        )
+        return stats
+
+    def endpoint_name(self, response: requests.Response | None, exc: object = None) -> str:
+        """``METHOD /path`` of a failed request (never the query string or headers)."""
+        request = response.request if response is not None else getattr(exc, "request", None)
+        if request is None or request.url is None:
+            return f"stream {self.name}"
+        return f"{request.method} {urlparse(request.url).path}"
+
+    def request_decorator(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """The SDK's retry decorator plus an error that says where and what was tried."""
+        tries = self.backoff_max_tries()
+
+        def give_up(details: Any) -> None:
+            exc = details.get("exception")
+            response = getattr(exc, "response", None)
+            raise JiraRequestError(
+                f"{self.endpoint_name(response, exc)} failed after {details.get('tries')} tries "
+                f"(max_retries={tries}, backoff with jitter, Retry-After honoured): {exc}"
+            ) from exc
+
+        return backoff.on_exception(
+            self.backoff_wait_generator,
+            (
+                ConnectionResetError,
+                RetriableAPIError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ),
+            max_tries=tries,
+            on_backoff=self.backoff_handler,
+            on_giveup=give_up,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
+
+    def validate_response(self, response: requests.Response) -> None:
+        if response.status_code in RETRY_STATUSES:
+            raise RetriableAPIError(self.response_error_message(response), response)
+        if response.status_code >= 400:
+            raise FatalAPIError(self.response_error_message(response))
+        self.pace(response)
+
+    def response_error_message(self, response: requests.Response) -> str:
+        """Status, endpoint and Jira's own messages; never headers (they may echo auth)."""
+        detail = ""
+        try:
+            body = response.json()
+            if isinstance(body, dict):
+                detail = "; ".join(body.get("errorMessages") or []) or str(body.get("errors"))
+        except ValueError:
+            detail = "(non-JSON body)"
+        return (
+            f"{self.endpoint_name(response)} answered {response.status_code} "
+            f"{response.reason}: {detail}"
+        )
+
+    def pace(self, response: requests.Response) -> None:
+        """Spread requests when Jira says the quota is nearly used up."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        near = response.headers.get("X-RateLimit-NearLimit", "").lower() == "true"
+        if remaining is None and not near:
+            return
+        delay = reset_delay(response) or 0.0
+        if remaining is not None and remaining.isdigit() and int(remaining) > 0:
+            delay = delay / (int(remaining) + 1) if near else 0.0
+        if delay > 0:
+            time.sleep(min(delay, MAX_BACKOFF_S))
+
+    # -- one-off requests outside request_records (bulkfetch, probes) --------------------
+    def call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """One request with the stream's auth and retry policy; returns the parsed JSON."""
+        request = requests.Request(
+            method, self.url_base + path, params=params, json=json, headers=self.http_headers
+        )
+        prepared = self.requests_session.prepare_request(request)
+
+        def send(prepared: requests.PreparedRequest) -> requests.Response:
+            response = self.requests_session.send(
+                self.authenticator(prepared), timeout=self.timeout
+            )
+            self.validate_response(response)
+            return response
+
+        response = self.request_decorator(send)(prepared)
+        return response.json()

@@ -1,0 +1,93 @@
+"""From a stream's JSON schema to PostgreSQL columns: names, types and lossless widening."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from singer_sdk.helpers._conformers import replace_leading_digit
+
+BIGINT_MIN = -(2**63)
+BIGINT_MAX = 2**63 - 1
+
+# Lossless widening order for scalar columns; anything else only widens to jsonb.
+WIDENING = ("smallint", "integer", "bigint", "numeric", "text")
+
+
+def conform_name(name: str) -> str:
+    """The same table/column names MeltanoLabs target-postgres (singer-sdk SQLSink) makes."""
+    name = re.sub(r"[^a-zA-Z0-9_\-\.\s]", "", name)
+    name = name.lower().strip().replace(".", "_").replace("-", "_").replace(" ", "_")
+    return replace_leading_digit(name)
+
+
+def _types(prop: dict[str, Any]) -> list[str]:
+    if "anyOf" in prop or "oneOf" in prop:
+        found: list[str] = []
+        for option in prop.get("anyOf") or prop.get("oneOf") or []:
+            found.extend(t for t in _types(option) if t not in found)
+        return found
+    raw = prop.get("type", [])
+    return [raw] if isinstance(raw, str) else list(raw)
+
+
+def _format(prop: dict[str, Any]) -> str | None:
+    if "format" in prop:
+        return str(prop["format"])
+    for option in prop.get("anyOf") or prop.get("oneOf") or []:
+        if "format" in option:
+            return str(option["format"])
+    return None
+
+
+def json_types(prop: dict[str, Any]) -> list[str]:
+    """The JSON types a property may take, without null."""
+    return [t for t in _types(prop) if t != "null"]
+
+
+def column_type(prop: dict[str, Any]) -> str:
+    """The PostgreSQL type for one JSON-schema property (numbers never lose digits)."""
+    kinds = set(json_types(prop))
+    if not kinds or kinds & {"object", "array"}:
+        return "jsonb"
+    if len(kinds) > 1:
+        return "numeric" if kinds == {"integer", "number"} else "text"
+    kind = kinds.pop()
+    if kind == "boolean":
+        return "boolean"
+    if kind == "number":
+        return "numeric"
+    if kind == "integer":
+        low, high = prop.get("minimum"), prop.get("maximum")
+        fits = (low is None or low >= BIGINT_MIN) and (high is None or high <= BIGINT_MAX)
+        return "bigint" if fits else "numeric"
+    fmt = _format(prop)
+    return {
+        "date-time": "timestamp with time zone",
+        "date": "date",
+        "time": "time without time zone",
+        "x-singer.decimal": "numeric",
+        "singer.decimal": "numeric",
+    }.get(fmt or "", "text")
+
+
+def widened(current: str, wanted: str) -> str | None:
+    """The type to ALTER to so `wanted` values fit without loss, or None to keep `current`."""
+    if current == wanted:
+        return None
+    if current in WIDENING and wanted in WIDENING:
+        return wanted if WIDENING.index(wanted) > WIDENING.index(current) else None
+    if wanted == "text" and current not in ("jsonb",):
+        return "text"
+    return None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column fed from one record property (or from the envelope)."""
+
+    name: str
+    pg_type: str
+    source: str | None
+    """Record property the value comes from; None for envelope metadata columns."""

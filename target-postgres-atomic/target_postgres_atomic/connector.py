@@ -1,0 +1,143 @@
+"""Connections, table DDL and introspection (psycopg 3; every identifier quoted)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from target_postgres_atomic.columns import widened
+from target_postgres_atomic.spec import TableSpec
+
+STATE_TABLE = "_sdc_target_state"
+
+
+def conninfo(config: Mapping[str, Any]) -> str:
+    """libpq connection string from MeltanoLabs-style settings (never logged: has secrets)."""
+    params: dict[str, Any] = {"application_name": "target-postgres-atomic"}
+    if url := config.get("sqlalchemy_url"):
+        # libpq reads the URL itself once the SQLAlchemy driver suffix is gone.
+        libpq_url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+        return psycopg.conninfo.make_conninfo(libpq_url, **params)
+    params.update(
+        host=config.get("host"),
+        port=config.get("port"),
+        user=config.get("user"),
+        password=config.get("password"),
+        dbname=config.get("database"),
+    )
+    if config.get("ssl_enable"):
+        params["sslmode"] = config.get("ssl_mode") or "verify-full"
+        params["sslrootcert"] = config.get("ssl_certificate_authority")
+        params["sslcert"] = config.get("ssl_client_certificate")
+        params["sslkey"] = config.get("ssl_client_private_key")
+    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+def connect(config: Mapping[str, Any]) -> psycopg.Connection:
+    conn = psycopg.connect(conninfo(config), autocommit=True)
+    conn.execute("SET TIME ZONE 'UTC'")
+    return conn
+
+
+def lock_table(conn: psycopg.Connection, schema: str, table: str) -> None:
+    """Serialise DDL and merges per table across target processes, until the commit."""
+    key = int.from_bytes(
+        hashlib.blake2b(f"{schema}.{table}".encode(), digest_size=8).digest(), "big", signed=True
+    )
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        (schema, table),
+    ).fetchall()
+    return {name: pg_type for name, pg_type in rows}
+
+
+def _has_unique_index(conn: psycopg.Connection, spec: TableSpec) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_index i WHERE i.indrelid = %s::regclass AND i.indisunique "
+        "AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a "
+        "     WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = %s",
+        (spec.qualified_text(), sorted(spec.keys)),
+    ).fetchone()
+    return row is not None
+
+
+def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool) -> None:
+    """Create the table, add missing columns, widen types; never drop or narrow (caller locks).
+
+    With `unique_keys` the key properties get a primary key (or a unique index when they
+    changed), which the upsert needs; append-only tables have none.
+    """
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(spec.schema)))
+    current = existing_columns(conn, spec.schema, spec.table)
+    if not current:
+        parts = [
+            sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
+            for c in spec.columns
+        ]
+        if spec.keys and unique_keys:
+            parts.append(
+                sql.SQL("PRIMARY KEY ({})").format(
+                    sql.SQL(", ").join(map(sql.Identifier, spec.keys))
+                )
+            )
+        conn.execute(
+            sql.SQL("CREATE TABLE {} ({})").format(spec.qualified(), sql.SQL(", ").join(parts))
+        )
+        return
+    for column in spec.columns:
+        have = current.get(column.name)
+        if have is None:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                    spec.qualified(), sql.Identifier(column.name), sql.SQL(column.pg_type)
+                )
+            )
+        elif (wider := widened(have, column.pg_type)) is not None:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                    spec.qualified(), sql.Identifier(column.name), sql.SQL(wider)
+                )
+            )
+    if spec.keys and unique_keys and not _has_unique_index(conn, spec):
+        digest = hashlib.blake2b(",".join(spec.keys).encode(), digest_size=4).hexdigest()
+        conn.execute(
+            sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+                sql.Identifier(f"{spec.table[:40]}_sdc_key_{digest}"),
+                spec.qualified(),
+                sql.SQL(", ").join(map(sql.Identifier, spec.keys)),
+            )
+        )
+
+
+def ensure_state_table(conn: psycopg.Connection, schema: str) -> None:
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (stream text PRIMARY KEY, state jsonb NOT NULL, "
+            "committed_at timestamp with time zone NOT NULL)"
+        ).format(sql.Identifier(schema, STATE_TABLE))
+    )
+
+
+def save_state(conn: psycopg.Connection, schema: str, streams: list[str], state: str) -> None:
+    """Record the STATE that covers these streams' committed rows (caller's transaction)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            sql.SQL(
+                "INSERT INTO {} (stream, state, committed_at) VALUES (%s, %s::jsonb, now()) "
+                "ON CONFLICT (stream) DO UPDATE SET state = EXCLUDED.state, "
+                "committed_at = EXCLUDED.committed_at"
+            ).format(sql.Identifier(schema, STATE_TABLE)),
+            [(stream, state) for stream in streams],
+        )

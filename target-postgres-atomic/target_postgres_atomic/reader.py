@@ -1,0 +1,81 @@
+"""A fast Singer reader: msgspec decodes the envelope, the record stays raw JSON bytes."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+from collections import Counter
+
+import msgspec
+from singer_sdk.io_base import GenericSingerReader, SingerMessageType
+
+from target_postgres_atomic.errors import InvalidInputLine
+
+
+class Message(msgspec.Struct):
+    """Every Singer message type in one shape; unknown fields are ignored."""
+
+    type: str
+    stream: str | None = None
+    record: msgspec.Raw = msgspec.Raw(b"")
+    schema: dict[str, t.Any] | None = None
+    key_properties: list[str] | None = None
+    bookmark_properties: list[str] | None = None
+    value: t.Any = None
+    version: int | None = None
+    time_extracted: str | None = None
+    encoding: dict[str, t.Any] | None = None
+    manifest: list[str] | None = None
+
+
+_decode = msgspec.json.Decoder(Message).decode
+
+
+class LineReader(GenericSingerReader[t.Any]):
+    """Passes each message with its input line number, so every error can name the line."""
+
+    @property
+    def default_input(self) -> t.IO[t.Any]:
+        return sys.stdin.buffer
+
+    def deserialize_json(self, line: t.Any) -> dict:
+        return msgspec.json.decode(line)
+
+    def process_lines(
+        self,
+        file_input: t.IO[t.Any] | None,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> t.Counter[str]:
+        stats: Counter[str] = Counter()
+        record_callback = callbacks[SingerMessageType.RECORD]
+        for number, line in enumerate(file_input or self.default_input, 1):
+            if not line.strip():
+                continue
+            try:
+                message = _decode(line)
+            except msgspec.DecodeError as exc:
+                raise InvalidInputLine(
+                    f"input line {number}: not a valid Singer message ({exc})"
+                ) from None
+            if message.type == SingerMessageType.RECORD:
+                if message.stream is None or not message.record:
+                    raise InvalidInputLine(
+                        f"input line {number}: RECORD needs 'stream' and 'record'"
+                    )
+                record_callback(
+                    {
+                        "stream": message.stream,
+                        "record": bytes(message.record),
+                        "version": message.version,
+                        "time_extracted": message.time_extracted,
+                        "line": number,
+                    }
+                )
+            elif (callback := callbacks.get(message.type)) is not None:
+                callback({**msgspec.structs.asdict(message), "line": number})
+            else:
+                raise InvalidInputLine(
+                    f"input line {number}: unknown Singer message type '{message.type}'"
+                )
+            stats[message.type] += 1
+        return stats

@@ -1,0 +1,196 @@
+"""The HTTP server boto3 talks to (JSON 1.0, ``X-Amz-Target: DynamoDBStreams_20120810.<Op>``).
+
+``StreamsEmulator`` is the Python API tests use: start/stop, the endpoint URL, controls (split,
+advance the virtual clock, re-enable a stream, vanish a shard, feed writes) and the ground truth
+(every event ever appended, per table, in order).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.emulators.dynamodb_streams import api
+from tests.emulators.dynamodb_streams.feed import MotoFeed
+from tests.emulators.dynamodb_streams.model import Faults, Record, StreamsError, StreamsModel
+
+TARGET_PREFIX = "DynamoDBStreams_20120810."
+CONTENT_TYPE = "application/x-amz-json-1.0"
+ERROR_NAMESPACE = "com.amazonaws.dynamodb.v20120810#"
+AUTO_SYNC_INTERVAL = 0.2
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        target = self.headers.get("X-Amz-Target", "")
+        status, payload = self.server.emulator.handle(target, raw)
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", "emulator")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read their own output
+        return
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    emulator: StreamsEmulator
+
+
+class StreamsEmulator:
+    """A DynamoDB Streams endpoint on 127.0.0.1:0 over a virtual-clock shard model."""
+
+    def __init__(self, faults: Faults | None = None, moto_url: str | None = None) -> None:
+        self.model = StreamsModel(faults)
+        self.lock = threading.RLock()
+        self.feed = MotoFeed(self.model, moto_url) if moto_url else None
+        self._last_sync = 0.0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.calls: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> StreamsEmulator:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.emulator = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> StreamsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the emulator first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- wire ------------------------------------------------------------------------------
+    def handle(self, target: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        operation = target.removeprefix(TARGET_PREFIX)
+        with self.lock:
+            self.calls[operation] = self.calls.get(operation, 0) + 1
+            try:
+                if not target.startswith(TARGET_PREFIX):
+                    raise StreamsError("UnknownOperationException", f"Unknown target {target}")
+                self._auto_sync()
+                return 200, api.call(self.model, operation, json.loads(raw or b"{}"))
+            except StreamsError as err:
+                self.errors[err.code] = self.errors.get(err.code, 0) + 1
+                return err.status, {"__type": ERROR_NAMESPACE + err.code, "message": err.message}
+
+    def _auto_sync(self) -> None:
+        """Writes made while a reader runs reach the shards without the test calling sync()."""
+        if self.feed is not None and time.monotonic() - self._last_sync > AUTO_SYNC_INTERVAL:
+            self.sync()
+
+    # -- controls --------------------------------------------------------------------------
+    def attach(self, table: str, view_type: str = "NEW_AND_OLD_IMAGES") -> str:
+        """Mirror a moto table's writes into a new stream; returns the stream ARN."""
+        assert self.feed is not None, "attach() needs moto_url"
+        with self.lock:
+            return self.feed.attach(table, view_type)
+
+    def sync(self) -> int:
+        """Move every write made in moto so far into the shards."""
+        with self.lock:
+            self._last_sync = time.monotonic()
+            return self.feed.pull() if self.feed is not None else 0
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.model.advance(seconds)
+
+    def split(self, table: str) -> list[str]:
+        with self.lock:
+            self.sync()
+            return self.model.split(table)
+
+    def reenable_stream(self, table: str) -> str:
+        with self.lock:
+            self.sync()
+            return self.model.reenable_stream(table)
+
+    def vanish_shard(self, table: str, shard_id: str) -> None:
+        with self.lock:
+            for stream in self.model.streams.values():
+                if stream.table == table and shard_id in stream.shards:
+                    self.model.vanish_shard(stream.arn, shard_id)
+                    return
+        raise KeyError(f"no shard {shard_id} for table {table}")
+
+    def set_faults(self, faults: Faults) -> None:
+        with self.lock:
+            self.model.faults = faults
+
+    def append(
+        self,
+        table: str,
+        event_name: str,
+        new_image: dict[str, Any] | None,
+        old_image: dict[str, Any] | None = None,
+    ) -> Record:
+        """Append an event directly (benchmarks; tests normally write through moto)."""
+        with self.lock:
+            return self.model.append(table, event_name, new_image, old_image)
+
+    def create_stream(self, table: str, key_schema: list[dict[str, str]], view_type: str) -> str:
+        """A stream for a table that exists only here (benchmarks)."""
+        with self.lock:
+            return self.model.create_stream(table, key_schema, view_type)
+
+    # -- ground truth ----------------------------------------------------------------------
+    def events(self, table: str) -> list[dict[str, Any]]:
+        """Every event appended for ``table``, in append order, with where it went."""
+        with self.lock:
+            return [
+                {
+                    "stream_arn": arn,
+                    "shard_id": shard_id,
+                    "sequence_number": str(r.sequence_number),
+                    "event_name": r.event_name,
+                    "keys": r.keys,
+                    "new_image": r.new_image,
+                    "old_image": r.old_image,
+                }
+                for arn, shard_id, r in self.model.history
+                if arn.split("/")[1] == table
+            ]
+
+    def shards(self, table: str) -> list[dict[str, Any]]:
+        with self.lock:
+            stream = self.model.current_stream(table)
+            return [
+                {
+                    "shard_id": s.shard_id,
+                    "parent_id": s.parent_id,
+                    "closed": s.closed,
+                    "records": len(s.records),
+                }
+                for s in stream.shards.values()
+            ]

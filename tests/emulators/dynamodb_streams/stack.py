@@ -1,0 +1,65 @@
+"""moto + the Streams endpoint together, with helpers to make stream-enabled tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tests.emulators.dynamodb_streams.feed import CREDENTIALS, MotoServer
+from tests.emulators.dynamodb_streams.model import Faults
+from tests.emulators.dynamodb_streams.server import StreamsEmulator
+
+
+@dataclass
+class Stack:
+    moto: MotoServer
+    streams: StreamsEmulator
+
+    def create_table(
+        self,
+        name: str,
+        hash_key: tuple[str, str] = ("pk", "S"),
+        range_key: tuple[str, str] | None = None,
+    ) -> str:
+        """A PAY_PER_REQUEST table with a stream; returns our stream ARN."""
+        keys = [hash_key] + ([range_key] if range_key else [])
+        self.moto.client().create_table(
+            TableName=name,
+            KeySchema=[
+                {"AttributeName": n, "KeyType": kt}
+                for (n, _), kt in zip(keys, ("HASH", "RANGE"), strict=False)
+            ],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in keys],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+        return self.streams.attach(name)
+
+    def dynamodb(self) -> Any:
+        return self.moto.client("dynamodb")
+
+    def tap_config(self, tables: list[str], **extra: Any) -> dict[str, Any]:
+        """Settings for tap-dynamodb-streams pointed at this stack."""
+        return {
+            "tables": tables,
+            "region_name": CREDENTIALS["region_name"],
+            "endpoint_url": self.moto.url,
+            "streams_endpoint_url": self.streams.url,
+            "aws_access_key_id": CREDENTIALS["aws_access_key_id"],
+            "aws_secret_access_key": CREDENTIALS["aws_secret_access_key"],
+            **extra,
+        }
+
+    def stop(self) -> None:
+        self.streams.stop()
+        self.moto.stop()
+
+
+def start_stack(faults: Faults | None = None) -> Stack:
+    moto = MotoServer().start()
+    try:
+        streams = StreamsEmulator(faults, moto_url=moto.url).start()
+    except BaseException:
+        moto.stop()
+        raise
+    return Stack(moto, streams)

@@ -1,0 +1,368 @@
+"""The emulator's data: a seeded, deterministic Jira site that can change while it is read.
+
+Writes go to the live data at once; the search index sees them ``index_lag_ms`` later, as
+Jira Cloud's eventually consistent search does. The live data is the ground truth.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from tests.emulators.jira.jql import Query
+
+STATUSES = ("To Do", "In Progress", "In Review", "Done")
+USERS = tuple(f"user-{n:03d}" for n in range(1, 13))
+
+
+@dataclass
+class Comment:
+    id: int
+    author: str
+    body: str
+    created_ms: int
+    updated_ms: int
+
+
+@dataclass
+class History:
+    id: int
+    author: str
+    created_ms: int
+    field: str
+    from_string: str | None
+    to_string: str | None
+
+
+@dataclass
+class Worklog:
+    id: int
+    issue_id: int
+    author: str
+    started_ms: int
+    seconds: int
+    updated_ms: int
+
+
+@dataclass
+class Issue:
+    id: int
+    key: str
+    project: str
+    created_ms: int
+    updated_ms: int
+    summary: str
+    status: str
+    assignee: str | None
+    labels: list[str]
+    points: float | None
+    team: str
+    review_ms: int | None
+    comments: list[Comment] = field(default_factory=list)
+    histories: list[History] = field(default_factory=list)
+
+    def snapshot(self) -> Issue:
+        return replace(
+            self, labels=list(self.labels), comments=list(self.comments),
+            histories=list(self.histories),
+        )
+
+
+@dataclass(frozen=True)
+class Board:
+    id: int
+    name: str
+    kind: str
+    project: str
+
+
+@dataclass(frozen=True)
+class Sprint:
+    id: int
+    board_id: int
+    name: str
+    state: str
+    start_ms: int
+
+
+class Dataset:
+    """Projects, users, issues (with comments, changelogs, worklogs), boards and sprints."""
+
+    def __init__(
+        self,
+        *,
+        issue_count: int,
+        projects: tuple[str, ...],
+        first_updated_ms: int,
+        spacing_ms: int,
+        index_lag_ms: int,
+        seed: int,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.projects = projects
+        self.index_lag_ms = index_lag_ms
+        self.rng = random.Random(seed)
+        self.issues: dict[int, Issue] = {}
+        self.deleted: dict[int, int] = {}
+        self.worklogs: dict[int, Worklog] = {}
+        self.deleted_worklogs: dict[int, int] = {}
+        self._counters = dict.fromkeys(projects, 0)
+        self._next_id = {"issue": 10_000, "comment": 50_000, "history": 70_000, "worklog": 90_000}
+        self._last_write_ms = 0
+        self._visible: dict[int, Issue | None] = {}
+        self._pending: deque[tuple[int, int, Issue | None]] = deque()
+        self._sorted: list[tuple[int, int]] = []
+        self._dirty = True
+        self._generation = 0
+        self._cache: dict[tuple[object, ...], list[Issue]] = {}
+        self.boards = [
+            Board(id=n + 1, name=f"{p} board", kind="scrum" if n % 2 == 0 else "kanban", project=p)
+            for n, p in enumerate(projects)
+        ]
+        self.sprints = [
+            Sprint(id=b.id * 100 + s, board_id=b.id, name=f"{b.project} Sprint {s}",
+                   state="closed" if s < 3 else "active",
+                   start_ms=first_updated_ms + s * 86_400_000)
+            for b in self.boards if b.kind == "scrum" for s in range(1, 4)
+        ]
+        self._seed(issue_count, first_updated_ms, spacing_ms)
+
+    # -- ids and clock ------------------------------------------------------------------
+    def _new_id(self, kind: str) -> int:
+        self._next_id[kind] += 1
+        return self._next_id[kind]
+
+    def write_ms(self) -> int:
+        """The time of a write now: wall clock ms, strictly increasing."""
+        self._last_write_ms = max(int(time.time() * 1000), self._last_write_ms + 1)
+        return self._last_write_ms
+
+    # -- seeding ------------------------------------------------------------------------
+    def _seed(self, count: int, first_ms: int, spacing_ms: int) -> None:
+        rng = self.rng
+        updated = first_ms
+        for n in range(count):
+            # every 10th issue shares its `updated` with the one before: ties need `id` order
+            if n % 10 != 9:
+                updated += spacing_ms
+            project = self.projects[n % len(self.projects)]
+            issue = self._new_issue(project, created_ms=updated - 3_600_000, updated_ms=updated)
+            for c in range(n % 7):
+                issue.comments.append(Comment(
+                    id=self._new_id("comment"), author=rng.choice(USERS),
+                    body=f"Comment {c} on {issue.key}", created_ms=updated - 1000 * (7 - c),
+                    updated_ms=updated - 1000 * (7 - c),
+                ))
+            for h in range(n % 9):
+                issue.histories.append(History(
+                    id=self._new_id("history"), author=rng.choice(USERS),
+                    created_ms=updated - 2000 * (9 - h), field="status",
+                    from_string=STATUSES[h % 4], to_string=STATUSES[(h + 1) % 4],
+                ))
+            for w in range(n % 4):
+                wid = self._new_id("worklog")
+                self.worklogs[wid] = Worklog(
+                    id=wid, issue_id=issue.id, author=rng.choice(USERS),
+                    started_ms=updated - 7_200_000, seconds=900 * (w + 1), updated_ms=updated,
+                )
+            self._index(issue, visible_at=0)
+        self._last_write_ms = updated
+
+    def _new_issue(self, project: str, *, created_ms: int, updated_ms: int) -> Issue:
+        self._counters[project] += 1
+        rng = self.rng
+        issue = Issue(
+            id=self._new_id("issue"), key=f"{project}-{self._counters[project]}",
+            project=project, created_ms=created_ms, updated_ms=updated_ms,
+            summary=f"Task {self._next_id['issue']}", status=rng.choice(STATUSES),
+            assignee=rng.choice((*USERS, None)), labels=rng.sample(["api", "ui", "db", "ops"], 2),
+            points=rng.choice((1.0, 2.0, 3.0, 5.0, 8.0, None)), team=rng.choice(("red", "blue")),
+            review_ms=updated_ms + 86_400_000 if rng.random() < 0.5 else None,
+        )
+        self.issues[issue.id] = issue
+        return issue
+
+    # -- the search index ---------------------------------------------------------------
+    def _index(self, issue: Issue | None, *, issue_id: int | None = None, visible_at: int) -> None:
+        key = issue.id if issue else issue_id
+        assert key is not None
+        self._pending.append((visible_at, key, issue.snapshot() if issue else None))
+
+    def _refresh_index(self) -> None:
+        now = int(time.time() * 1000)
+        while self._pending and self._pending[0][0] <= now:
+            _, key, snap = self._pending.popleft()
+            self._visible[key] = snap
+            self._dirty = True
+        if self._dirty:
+            self._sorted = sorted(
+                (snap.updated_ms, key) for key, snap in self._visible.items() if snap is not None
+            )
+            self._dirty = False
+            self._generation += 1
+            self._cache.clear()
+
+    def search(self, query: Query, reconcile: set[int], cache_key: str) -> list[Issue]:
+        """Issues matching ``query`` as the search index sees them now, in query order."""
+        with self.lock:
+            self._refresh_index()
+            key = (cache_key, tuple(sorted(reconcile)), self._generation)
+            if key not in self._cache:
+                if len(self._cache) > 64:
+                    self._cache.clear()
+                self._cache[key] = self._search(query, reconcile)
+            return self._cache[key]
+
+    def _search(self, query: Query, reconcile: set[int]) -> list[Issue]:
+        rows = self._sorted
+        lo = 0 if query.lower_ms is None else bisect.bisect_left(rows, (query.lower_ms, -1))
+        candidates: list[Issue] = []
+        for updated_ms, key in rows[lo:]:
+            if query.upper_ms is not None and updated_ms > query.upper_ms:
+                break
+            snap = self.issues.get(key) if key in reconcile else self._visible.get(key)
+            if snap is not None and self._matches(snap, query):
+                candidates.append(snap)
+        seen = {c.id for c in candidates}
+        for key in reconcile - seen:
+            live = self.issues.get(key)
+            if live is not None and self._matches(live, query):
+                candidates.append(live)
+        default_order: tuple[list[tuple[str, bool]], ...] = (
+            [], [("updated", False)], [("updated", False), ("id", False)],
+        )
+        if query.order in default_order and not reconcile:
+            return candidates  # the index is kept in (updated, id) order already
+        return sorted(candidates, key=_order_key(query))
+
+    @staticmethod
+    def _matches(issue: Issue, query: Query) -> bool:
+        if query.projects is not None and issue.project not in query.projects:
+            return False
+        if query.ids is not None and str(issue.id) not in query.ids and issue.key not in query.ids:
+            return False
+        return query.matches_time(issue.updated_ms)
+
+    # -- lookups ------------------------------------------------------------------------
+    def find(self, id_or_key: str) -> Issue | None:
+        with self.lock:
+            if id_or_key.isdigit():
+                return self.issues.get(int(id_or_key))
+            return next((i for i in self.issues.values() if i.key == id_or_key), None)
+
+    # -- writes (tests and adversity switches) --------------------------------------------
+    def _touch(self, issue: Issue, field_name: str, old: str | None, new: str | None) -> int:
+        now = self.write_ms()
+        issue.updated_ms = now
+        issue.histories.append(History(
+            id=self._new_id("history"), author=self.rng.choice(USERS), created_ms=now,
+            field=field_name, from_string=old, to_string=new,
+        ))
+        self._index(issue, visible_at=now + self.index_lag_ms)
+        return now
+
+    def edit_issue(self, issue_id: int) -> int:
+        """Change an issue's summary and status; returns its new ``updated`` (ms)."""
+        with self.lock:
+            issue = self.issues[issue_id]
+            old = issue.summary
+            issue.summary = f"{old.split(' (edit')[0]} (edit {self.rng.randint(1, 10**6)})"
+            issue.status = self.rng.choice(STATUSES)
+            return self._touch(issue, "summary", old, issue.summary)
+
+    def move_issue(self, issue_id: int, project: str) -> str:
+        """Move an issue to another project: the key changes, the id stays."""
+        with self.lock:
+            issue = self.issues[issue_id]
+            self._counters[project] += 1
+            old_key = issue.key
+            issue.project, issue.key = project, f"{project}-{self._counters[project]}"
+            self._touch(issue, "Key", old_key, issue.key)
+            return issue.key
+
+    def delete_issue(self, issue_id: int) -> None:
+        with self.lock:
+            self.issues.pop(issue_id)
+            now = self.write_ms()
+            self.deleted[issue_id] = now
+            for worklog in [w for w in self.worklogs.values() if w.issue_id == issue_id]:
+                self.worklogs.pop(worklog.id)
+                self.deleted_worklogs[worklog.id] = now
+            self._index(None, issue_id=issue_id, visible_at=now + self.index_lag_ms)
+
+    def create_issue(self, project: str) -> int:
+        with self.lock:
+            now = self.write_ms()
+            issue = self._new_issue(project, created_ms=now, updated_ms=now)
+            self._index(issue, visible_at=now + self.index_lag_ms)
+            return issue.id
+
+    def add_comment(self, issue_id: int, body: str) -> int:
+        with self.lock:
+            issue = self.issues[issue_id]
+            now = self.write_ms()
+            cid = self._new_id("comment")
+            issue.comments.append(Comment(cid, self.rng.choice(USERS), body, now, now))
+            issue.updated_ms = now
+            self._index(issue, visible_at=now + self.index_lag_ms)
+            return cid
+
+    def add_worklog(self, issue_id: int, seconds: int) -> int:
+        with self.lock:
+            now = self.write_ms()
+            wid = self._new_id("worklog")
+            self.worklogs[wid] = Worklog(wid, issue_id, self.rng.choice(USERS), now, seconds, now)
+            return wid
+
+    def delete_worklog(self, worklog_id: int) -> None:
+        with self.lock:
+            self.worklogs.pop(worklog_id)
+            self.deleted_worklogs[worklog_id] = self.write_ms()
+
+    def churn(self, *, edits: int, deletes: int, moves: int, creates: int) -> None:
+        """Random writes, as other Jira users make them while a sync runs."""
+        with self.lock:
+            rng = self.rng
+            for _ in range(edits):
+                self.edit_issue(rng.choice(sorted(self.issues)))
+            for _ in range(deletes):
+                if len(self.issues) > 1:
+                    self.delete_issue(rng.choice(sorted(self.issues)))
+            for _ in range(moves):
+                issue_id = rng.choice(sorted(self.issues))
+                others = [p for p in self.projects if p != self.issues[issue_id].project]
+                self.move_issue(issue_id, rng.choice(others))
+            for _ in range(creates):
+                self.create_issue(rng.choice(self.projects))
+
+    # -- ground truth -------------------------------------------------------------------
+    def live_issues(self, projects: set[str] | None = None) -> dict[str, int]:
+        """``{issue id: updated ms}`` of every live issue (optionally of some projects)."""
+        with self.lock:
+            return {
+                str(i.id): i.updated_ms for i in self.issues.values()
+                if projects is None or i.project in projects
+            }
+
+    def deleted_issue_ids(self) -> set[str]:
+        with self.lock:
+            return {str(i) for i in self.deleted}
+
+
+def _order_key(query: Query) -> Callable[[Issue], tuple[int, ...]]:
+    order = query.order or [("updated", False), ("id", False)]
+
+    def key(issue: Issue) -> tuple[int, ...]:
+        parts: list[int] = []
+        for name, descending in order:
+            value = {"updated": issue.updated_ms, "created": issue.created_ms}.get(name, issue.id)
+            parts.append(-value if descending else value)
+        parts.append(issue.id)
+        return tuple(parts)
+
+    return key

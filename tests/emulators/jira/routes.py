@@ -1,0 +1,312 @@
+"""The emulator's endpoints: one function per Jira REST resource."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tests.emulators.jira import jql
+from tests.emulators.jira.render import FIELDS, Renderer
+
+if TYPE_CHECKING:
+    from tests.emulators.jira.server import JiraEmulator
+
+GONE = "Issue does not exist or you do not have permission to see it."
+
+
+class ApiError(Exception):
+    """An answer other than 200: status, JSON body (or HTML text), extra headers."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def errors(*messages: str) -> dict[str, Any]:
+    return {"errorMessages": list(messages), "errors": {}}
+
+
+Route = Callable[["JiraEmulator", Renderer, dict[str, str], dict[str, Any], re.Match[str]], Any]
+_ROUTES: list[tuple[str, re.Pattern[str], Route]] = []
+
+
+def route(method: str, pattern: str) -> Callable[[Route], Route]:
+    def register(func: Route) -> Route:
+        _ROUTES.append((method, re.compile(f"^{pattern}$"), func))
+        return func
+
+    return register
+
+
+def dispatch(
+    emulator: JiraEmulator, method: str, path: str, params: dict[str, str], body: dict[str, Any]
+) -> Any:
+    api_match = re.match(r"^/rest/api/(2|3|latest)/", path)
+    api = "3" if not api_match or api_match.group(1) == "latest" else api_match.group(1)
+    tail = path[api_match.end() - 1:] if api_match else path
+    s = emulator.settings
+    renderer = Renderer(
+        base_url=emulator.url, zone=s.time_zone, api=api, embedded_limit=s.embedded_limit
+    )
+    for want, pattern, func in _ROUTES:
+        match = pattern.match(tail)
+        if match and want == method:
+            return func(emulator, renderer, params, body, match)
+    raise ApiError(404, errors(f"No resource for {method} {path}."))
+
+
+def _int(params: dict[str, Any], name: str, default: int) -> int:
+    try:
+        return int(params.get(name, default))
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, errors(f"Parameter '{name}' must be a number.")) from exc
+
+
+def _paged(items: list[Any], params: dict[str, str], cap: int, default: int = 50) -> dict[str, Any]:
+    start = _int(params, "startAt", 0)
+    size = min(_int(params, "maxResults", default), cap)
+    page = items[start:start + size]
+    return {"startAt": start, "maxResults": size, "total": len(items),
+            "isLast": start + size >= len(items), "values": page}
+
+
+# -- site ---------------------------------------------------------------------------------
+@route("GET", r"/serverInfo")
+def server_info(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    cloud = em.settings.deployment == "Cloud"
+    return {
+        "baseUrl": em.url, "deploymentType": em.settings.deployment,
+        "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.2", "buildNumber": 100_280,
+        "serverTime": r.time(int(time.time() * 1000)), "serverTitle": "Jira emulator",
+    }
+
+
+@route("GET", r"/myself")
+def myself(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    return {"accountId": "bot-001", "emailAddress": em.settings.email, "displayName": "Sync Bot",
+            "active": True, "timeZone": em.settings.time_zone, "locale": "en_US"}
+
+
+@route("GET", r"/field")
+def fields(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    return FIELDS
+
+
+@route("GET", r"/project/search")
+def project_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    projects = [r.project(k, n) for n, k in enumerate(em.settings.projects)]
+    return _paged(projects, p, cap=50)
+
+
+@route("GET", r"/project")
+def project_list(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    return [r.project(k, n) for n, k in enumerate(em.settings.projects)]
+
+
+@route("GET", r"/users/search")
+def users(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    from tests.emulators.jira.dataset import USERS
+
+    return _paged([r.user(u) for u in USERS], p, cap=100)["values"]
+
+
+# -- search -------------------------------------------------------------------------------
+def _fields_param(value: Any) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    items = value if isinstance(value, list) else str(value).split(",")
+    names = [f.strip() for f in items if f.strip()]
+    return None if names in ([], ["id"]) else names
+
+
+def _query(em: JiraEmulator, text: str) -> jql.Query:
+    try:
+        return jql.parse(text, em.settings.time_zone, int(time.time() * 1000))
+    except jql.JqlError as exc:
+        raise ApiError(400, errors(str(exc))) from exc
+
+
+@route("GET", r"/search/jql")
+@route("POST", r"/search/jql")
+def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    if em.settings.deployment != "Cloud":
+        raise ApiError(404, errors("null for uri: /rest/api/2/search/jql"))
+    args = {**p, **b}
+    text = str(args.get("jql", ""))
+    query = _query(em, text)
+    if not query.bounded:
+        raise ApiError(400, errors("Unbounded JQL queries are not allowed here. "
+                                   "Please add a search restriction to your query."))
+    wanted = _fields_param(args.get("fields"))
+    expand = str(args.get("expand") or "")
+    cap = em.settings.page_cap_fields if wanted else em.settings.page_cap_ids
+    size = min(_int(args, "maxResults", 50), cap)
+    token = args.get("nextPageToken")
+    key = f"{text}|{wanted}|{size}"
+    if token and em.settings.expire_token_once and em.once("expire"):
+        raise ApiError(400, errors("The provided next page token is invalid or expired."))
+    offset = em.tokens.read(str(token), key) if token else 0
+    reconcile = {int(i) for i in args.get("reconcileIssues") or []}
+    found = em.dataset.search(query, reconcile, cache_key=text)
+    page = found[offset:offset + size]
+    answer: dict[str, Any] = {
+        "issues": [r.issue(i, em.settings.projects, wanted, expand) for i in page]
+    }
+    last = offset + size >= len(found)
+    if not last:
+        repeat = token and em.settings.repeat_token_once and em.once("repeat")
+        answer["nextPageToken"] = token if repeat else em.tokens.issue(key, offset + size)
+    every = em.settings.omit_is_last_every
+    if not (last and every and em.stats.searches % every == 0):
+        answer["isLast"] = last
+    em.after_search()
+    return answer
+
+
+@route("GET", r"/search")
+@route("POST", r"/search")
+def search_offset(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    if em.settings.deployment == "Cloud":
+        raise ApiError(410, errors("The requested API has been removed. Please migrate to the "
+                                   "/rest/api/3/search/jql API."))
+    args = {**p, **b}
+    query = _query(em, str(args.get("jql", "")))
+    wanted = _fields_param(args.get("fields")) or ["*navigable"]
+    found = em.dataset.search(query, set(), cache_key=str(args.get("jql", "")))
+    paged = _paged(found, args, cap=em.settings.page_cap_fields)
+    issues = [r.issue(i, em.settings.projects, wanted, str(args.get("expand") or ""))
+              for i in paged.pop("values")]
+    paged.pop("isLast")
+    em.after_search()
+    return {**paged, "issues": issues}
+
+
+@route("POST", r"/issue/bulkfetch")
+def bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    wanted = list(b.get("issueIdsOrKeys") or [])
+    if not wanted or len(wanted) > 100:
+        raise ApiError(400, errors("issueIdsOrKeys must hold between 1 and 100 issues."))
+    names = _fields_param(b.get("fields")) or ["*navigable"]
+    found, missing = [], []
+    for ident in wanted:
+        issue = em.dataset.find(str(ident))
+        if issue is None:
+            missing.append(str(ident))
+        else:
+            found.append(r.issue(issue, em.settings.projects, names, str(b.get("expand") or "")))
+    issue_errors = [{"issueIdsOrKeys": missing, "errorMessages": [GONE]}] if missing else []
+    return {"issues": found, "issueErrors": issue_errors}
+
+
+def _issue_or_404(em: JiraEmulator, ident: str) -> Any:
+    issue = em.dataset.find(ident)
+    if issue is None:
+        raise ApiError(404, errors(GONE))
+    return issue
+
+
+@route("GET", r"/issue/([^/]+)")
+def issue_get(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    issue = _issue_or_404(em, m.group(1))
+    return r.issue(issue, em.settings.projects, ["*all"], p.get("expand", ""))
+
+
+@route("GET", r"/issue/([^/]+)/comment")
+def comments(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    issue = _issue_or_404(em, m.group(1))
+    paged = _paged([r.comment(issue, c) for c in issue.comments], p,
+                   cap=em.settings.comment_page_cap)
+    paged.pop("isLast")
+    return {**paged, "comments": paged.pop("values")}
+
+
+@route("GET", r"/issue/([^/]+)/changelog")
+def changelog(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    issue = _issue_or_404(em, m.group(1))
+    return _paged([r.history(h) for h in issue.histories], p,
+                  cap=em.settings.changelog_page_cap, default=100)
+
+
+@route("POST", r"/changelog/bulkfetch")
+def changelog_bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    wanted = [str(i) for i in b.get("issueIdsOrKeys") or []]
+    if not wanted or len(wanted) > 1000:
+        raise ApiError(400, errors("issueIdsOrKeys must hold between 1 and 1000 issues."))
+    size = min(_int(b, "maxResults", 1000), em.settings.changelog_page_cap)
+    pairs: list[tuple[str, Any]] = []
+    for ident in wanted:
+        issue = em.dataset.find(ident)
+        if issue is not None:
+            pairs.extend((str(issue.id), h) for h in issue.histories)
+    key = "changelog|" + ",".join(wanted)
+    token = b.get("nextPageToken")
+    offset = em.tokens.read(str(token), key) if token else 0
+    grouped: dict[str, list[Any]] = {}
+    for issue_id, history in pairs[offset:offset + size]:
+        grouped.setdefault(issue_id, []).append(r.history(history))
+    answer: dict[str, Any] = {"issueChangeLogs": [
+        {"issueId": k, "changeHistories": v} for k, v in grouped.items()
+    ]}
+    if offset + size < len(pairs):
+        answer["nextPageToken"] = em.tokens.issue(key, offset + size)
+    return answer
+
+
+# -- worklogs -----------------------------------------------------------------------------
+def _worklog_changes(em: JiraEmulator, p: dict[str, str], items: list[tuple[int, int]]) -> Any:
+    since = _int(p, "since", 0)
+    until = p.get("until")
+    rows = sorted((ms, wid) for wid, ms in items if ms > since
+                  and (until is None or ms <= int(until)))
+    page = rows[: em.settings.worklog_page_cap]
+    last = len(page) == len(rows)
+    answer: dict[str, Any] = {
+        "values": [{"worklogId": wid, "updatedTime": ms, "properties": []} for ms, wid in page],
+        "since": since, "until": page[-1][0] if page else since, "lastPage": last,
+    }
+    if not last:
+        answer["nextPage"] = f"{em.url}/rest/api/3/worklog/updated?since={answer['until']}"
+    return answer
+
+
+@route("GET", r"/worklog/updated")
+def worklogs_updated(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    recent = int(time.time() * 1000) - 60_000  # like Jira: the last minute is left out
+    with em.dataset.lock:
+        items = [(w.id, w.updated_ms) for w in em.dataset.worklogs.values()
+                 if w.updated_ms <= recent]
+    return _worklog_changes(em, p, items)
+
+
+@route("GET", r"/worklog/deleted")
+def worklogs_deleted(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    with em.dataset.lock:
+        items = list(em.dataset.deleted_worklogs.items())
+    return _worklog_changes(em, p, items)
+
+
+@route("POST", r"/worklog/list")
+def worklog_list(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    ids = [int(i) for i in b.get("ids") or []]
+    if not ids or len(ids) > 1000:
+        raise ApiError(400, errors("The request must contain between 1 and 1000 worklog ids."))
+    with em.dataset.lock:
+        return [r.worklog(em.dataset.worklogs[i]) for i in ids if i in em.dataset.worklogs]
+
+
+# -- agile --------------------------------------------------------------------------------
+@route("GET", r"/rest/agile/1.0/board")
+def boards(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    return _paged([r.board(x, em.settings.projects) for x in em.dataset.boards], p, cap=50)
+
+
+@route("GET", r"/rest/agile/1.0/board/(\d+)/sprint")
+def sprints(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    board = next((x for x in em.dataset.boards if x.id == int(m.group(1))), None)
+    if board is None:
+        raise ApiError(404, errors("Board does not exist."))
+    if board.kind != "scrum":
+        raise ApiError(400, errors("The board does not support sprints"))
+    return _paged([r.sprint(s) for s in em.dataset.sprints if s.board_id == board.id], p, cap=50)

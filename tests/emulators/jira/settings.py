@@ -1,0 +1,49 @@
+"""What the Jira emulator serves and which adversity it adds; every switch can change live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class JiraSettings:
+    # the data set
+    issue_count: int = 60
+    projects: tuple[str, ...] = ("ALPHA", "BETA", "GAMMA")
+    first_updated_ms: int | None = None  # default: so the last seeded issue is 2 hours old
+    spacing_ms: int = 61_117  # seeded issues' `updated` step (not a round minute on purpose)
+    seed: int = 7
+    # the site
+    deployment: str = "Cloud"  # or "Server" (Data Center: /rest/api/2/search with startAt)
+    time_zone: str = "America/Los_Angeles"  # the API user's zone: rendering and JQL literals
+    email: str = "bot@example.com"
+    api_token: str = "emulator-api-token"
+    access_token: str = "emulator-bearer-token"
+    tls: bool = False
+    # paging, as Jira caps it
+    page_cap_fields: int = 100
+    page_cap_ids: int = 5000
+    embedded_limit: int = 5  # comments / changelog histories embedded in an issue
+    comment_page_cap: int = 100
+    changelog_page_cap: int = 100
+    worklog_page_cap: int = 1000
+    token_ttl_s: float = 600.0
+    # adversity
+    latency_ms: int = 0
+    index_lag_ms: int = 0  # search sees writes this much later
+    rate_limit_every: int = 0  # every Nth request answers 429
+    retry_after_s: int = 1
+    rate_limit_storm: tuple[int, int] | None = None  # (first request number, how many 429s)
+    rate_limit_budget: int = 0  # per second; X-RateLimit-* headers and 429 beyond it
+    error_every: int = 0  # every Nth request answers 500, 502 or 503 in turn
+    drop_every: int = 0  # every Nth request: connection closed without an answer
+    slow_every: int = 0  # every Nth request answers after slow_s
+    slow_s: float = 0.5
+    omit_is_last_every: int = 0  # every Nth last search page has no `isLast`
+    repeat_token_once: bool = False  # one search page hands back the token it was given
+    expire_token_once: bool = False  # the first page token presented is "expired"
+    churn_every_searches: int = 0  # other users write every N search pages
+    churn_edits: int = 1
+    churn_deletes: int = 0
+    churn_moves: int = 0
+    churn_creates: int = 0

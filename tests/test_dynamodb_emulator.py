@@ -1,0 +1,132 @@
+"""The Streams endpoint speaks the real wire protocol: boto3 sees the real shapes and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tests.emulators.dynamodb_streams import Faults, Stack, start_stack
+from tests.emulators.dynamodb_streams.feed import CREDENTIALS
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    s = start_stack()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def streams_client(stack: Stack, attempts: int = 1) -> Any:
+    config = Config(retries={"mode": "standard", "total_max_attempts": attempts})
+    return boto3.client(  # type: ignore[call-overload]
+        "dynamodbstreams", endpoint_url=stack.streams.url, config=config, **CREDENTIALS
+    )
+
+
+def put(stack: Stack, table: str, pk: str, **attrs: str) -> None:
+    item = {"pk": {"S": pk}, **{k: {"N": v} for k, v in attrs.items()}}
+    stack.dynamodb().put_item(TableName=table, Item=item)
+
+
+def test_writes_reach_shards_with_real_shapes_and_growing_sequence_numbers(stack: Stack) -> None:
+    arn = stack.create_table("tbl1")
+    for i in range(6):
+        put(stack, "tbl1", f"k{i}", n="12345678901234567890123456789012345678")
+    stack.streams.split("tbl1")
+    for i in range(6):
+        put(stack, "tbl1", f"k{i}", n=str(i))
+    stack.streams.sync()
+    client = streams_client(stack)
+    assert client.list_streams(TableName="tbl1")["Streams"][0]["StreamArn"] == arn
+
+    first = client.describe_stream(StreamArn=arn, Limit=1)["StreamDescription"]
+    assert len(first["Shards"]) == 1 and "LastEvaluatedShardId" in first
+    root = first["Shards"][0]
+    assert "EndingSequenceNumber" in root["SequenceNumberRange"]
+    children = client.describe_stream(
+        StreamArn=arn, ShardFilter={"Type": "CHILD_SHARDS", "ShardId": root["ShardId"]}
+    )["StreamDescription"]["Shards"]
+    assert len(children) == 2 and {c["ParentShardId"] for c in children} == {root["ShardId"]}
+
+    it = client.get_shard_iterator(
+        StreamArn=arn, ShardId=root["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    page = client.get_records(ShardIterator=it)
+    assert len(page["Records"]) == 6 and "NextShardIterator" not in page  # closed, drained
+    root_seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in page["Records"]]
+    assert root_seqs == sorted(root_seqs) and len(str(root_seqs[0])) == 21
+    child_seqs = []
+    for child in children:
+        it = client.get_shard_iterator(
+            StreamArn=arn, ShardId=child["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        page = client.get_records(ShardIterator=it)
+        assert page["NextShardIterator"]  # open shard: never a null iterator
+        child_seqs += [int(r["dynamodb"]["SequenceNumber"]) for r in page["Records"]]
+    assert len(child_seqs) == 6 and min(child_seqs) > max(root_seqs)
+    assert len(str(min(child_seqs))) == 27
+
+
+def test_errors_map_to_named_boto3_exceptions(stack: Stack) -> None:
+    arn = stack.create_table("tbl2")
+    put(stack, "tbl2", "a")
+    stack.streams.sync()
+    client = streams_client(stack)
+    shard = client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    it = client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    seq = client.get_records(ShardIterator=it["ShardIterator"])["Records"][0]["dynamodb"][
+        "SequenceNumber"
+    ]
+
+    stack.streams.advance(15 * 60 + 1)
+    with pytest.raises(client.exceptions.ExpiredIteratorException):
+        client.get_records(ShardIterator=it["ShardIterator"])
+
+    put(stack, "tbl2", "b")
+    stack.streams.sync()
+    stack.streams.advance(24 * 3600 + 1)
+    with pytest.raises(client.exceptions.TrimmedDataAccessException):
+        client.get_shard_iterator(
+            StreamArn=arn,
+            ShardId=shard,
+            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+            SequenceNumber=seq,
+        )
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.describe_stream(StreamArn=arn + "x")
+
+    stack.streams.set_faults(Faults(throttle_rate=1.0))
+    with pytest.raises(client.exceptions.LimitExceededException):
+        client.list_streams()
+    stack.streams.set_faults(Faults(server_error_rate=1.0))
+    with pytest.raises(client.exceptions.InternalServerError) as err:
+        client.list_streams()
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
+def test_boto3_retries_throttling_like_against_aws(stack: Stack) -> None:
+    stack.create_table("tbl3")
+    stack.streams.set_faults(Faults(throttle_rate=0.5, seed=3))
+    client = streams_client(stack, attempts=10)
+    for _ in range(5):
+        client.list_streams()
+    assert stack.streams.errors["LimitExceededException"] > 0
+
+
+def test_reenabled_stream_has_a_new_arn_and_the_old_one_closes(stack: Stack) -> None:
+    old = stack.create_table("tbl4")
+    put(stack, "tbl4", "a")
+    new = stack.streams.reenable_stream("tbl4")
+    assert new != old
+    client = streams_client(stack)
+    arns = [s["StreamArn"] for s in client.list_streams(TableName="tbl4")["Streams"]]
+    assert arns == [old, new]
+    described = client.describe_stream(StreamArn=old)["StreamDescription"]
+    assert described["StreamStatus"] == "DISABLED"
+    assert all("EndingSequenceNumber" in s["SequenceNumberRange"] for s in described["Shards"])
