@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from state_service import lease as leases
 from state_service.report import read_bookmark, run_history
 from state_service.store import Store
 
@@ -75,6 +76,10 @@ def meltano_run(
     )
 
 
+def counter(n: int) -> dict[str, object]:
+    return {"bookmarks": {"counter": {"n": n, "label": "tap"}}}
+
+
 def singer_state(store: Store) -> object:
     stored = read_bookmark(store, STATE_ID)
     return None if stored is None else json.loads(stored)["completed"]["singer_state"]
@@ -84,10 +89,9 @@ def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Pa
     workdir, url = project
     store = Store(url)
     try:
-        first = meltano_run(workdir, url)
-        assert first.returncode == 0, first.stderr[-3000:]
-        assert singer_state(store) == {"bookmarks": {"counter": {"n": 3, "label": "tap"}}}
-
+        seeded = leases.start(store, STATE_ID, lease_seconds=60, kind="edit")
+        earlier = {"completed": {"singer_state": counter(10)}, "partial": {}}
+        leases.finish(store, seeded, exit_code=0, final_state=json.dumps(earlier))
         go_on = workdir / "go-on"
         slow = subprocess.Popen(
             [script("meltano"), "run", "tap-counter", "target-echo"],
@@ -99,7 +103,7 @@ def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Pa
         )
         try:
             for _ in range(600):  # a guard against hanging, not a timing assertion
-                if singer_state(store) == {"bookmarks": {"counter": {"n": 4, "label": "tap"}}}:
+                if singer_state(store) == counter(11):
                     break
                 assert slow.poll() is None, "the slow run ended before its first bookmark"
                 time.sleep(0.2)
@@ -116,8 +120,8 @@ def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Pa
             if slow.poll() is None:
                 slow.kill()
                 slow.communicate()
-        assert singer_state(store) == {"bookmarks": {"counter": {"n": 6, "label": "tap"}}}
+        assert singer_state(store) == counter(13)
         runs = [(r["kind"], r["status"]) for r in reversed(run_history(store, STATE_ID, 10))]
-        assert runs == [("meltano", "SUCCESS"), ("meltano", "SUCCESS")]
+        assert runs == [("edit", "SUCCESS"), ("meltano", "SUCCESS")]  # the refused left none
     finally:
         store.dispose()

@@ -190,4 +190,3 @@ def _stop_this_process(message: str) -> None:
     """A run that lost its lease stops: Meltano turns SIGTERM into a failed, stopped run."""
     print(f"state-service: {message}", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
-
