@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
 from state_service.faults import fault_point
 from state_service.schema import (
@@ -111,10 +112,46 @@ def heartbeat(store: Store, lease: Lease) -> None:
 
 def write_bookmark(store: Store, lease: Lease, state: str | None) -> None:
     """Store the pipeline's Singer state (None clears it), fenced by the lease's token."""
-    with store.transaction() as conn:
-        now = _fence(store, conn, lease)
-        _store_bookmark(store, conn, lease, state, now)
+    if state is not None and not store.is_sqlite:
+        _write_bookmark_in_one_statement(store, lease, state)
+    else:
+        with store.transaction() as conn:
+            now = _fence(store, conn, lease)
+            _store_bookmark(store, conn, lease, state, now)
     fault_point("bookmark:after-commit")
+
+
+def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> None:
+    """PostgreSQL: fence, history row and upsert as ONE atomic statement (one round trip).
+
+    The fence CTE returns a row only while this run holds the lease; the inserts select from
+    it, so a fenced-out run writes nothing and gets no row back.
+    """
+    fence = (
+        update(leases)
+        .where(_held_by(lease))
+        .values(token=leases.c.token)
+        .returning(func.clock_timestamp().label("now"))
+        .cte("fence")
+    )
+    row = select(
+        literal(lease.pipeline),
+        literal(state),
+        literal(lease.token),
+        literal(lease.run_id),
+        fence.c.now,
+    )
+    columns = ["pipeline", "state", "token", "run_id", "written_at"]
+    history = bookmark_history.insert().from_select(columns, row).cte("history")
+    upsert = postgresql.insert(bookmarks).from_select(columns, row)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[bookmarks.c.pipeline],
+        set_={c: getattr(upsert.excluded, c) for c in columns[1:]},
+    )
+    with store.autocommit_engine.connect() as conn:
+        written = conn.execute(upsert.add_cte(history).returning(bookmarks.c.run_id)).scalar()
+        if written is None:
+            raise LeaseLost(_lost_message(conn, lease))
 
 
 def finish(
@@ -172,10 +209,17 @@ def _lock_lease(store: Store, conn: Connection, pipeline: str) -> Row[Any]:
     return conn.execute(select(leases).where(leases.c.pipeline == pipeline).with_for_update()).one()
 
 
+def _held_by(lease: Lease) -> ColumnElement[bool]:
+    return (
+        (leases.c.pipeline == lease.pipeline)
+        & (leases.c.token == lease.token)
+        & (leases.c.run_id == lease.run_id)
+    )
+
+
 def _fence(store: Store, conn: Connection, lease: Lease, *, release: bool = False) -> datetime:
     """Lock the lease if this run still holds it (else LeaseLost); the database's now."""
-    held = (leases.c.pipeline == lease.pipeline) & (leases.c.token == lease.token)
-    held &= leases.c.run_id == lease.run_id
+    held = _held_by(lease)
     values: dict[str, Any] = {"token": lease.token}
     if release:
         values = {"run_id": None, "expires_at": None}
