@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    String,
+    Text,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.sql.elements import ColumnElement
 
 from state_service.faults import fault_point
@@ -121,24 +132,29 @@ def write_bookmark(store: Store, lease: Lease, state: str | None) -> None:
     fault_point("bookmark:after-commit")
 
 
-def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> None:
+def _one_statement_bookmark_write() -> str:
     """PostgreSQL: fence, history row and upsert as ONE atomic statement (one round trip).
 
-    The fence CTE returns a row only while this run holds the lease; the inserts select from
-    it, so a fenced-out run writes nothing and gets no row back.
+    The fence CTE returns a row only while the run holds the lease; the inserts select from it,
+    so a fenced-out run writes nothing and gets no row back. Compiled once, to SQL for psycopg
+    (SQLAlchemy does not cache statements with DML CTEs).
     """
     fence = (
         update(leases)
-        .where(_held_by(lease))
+        .where(
+            (leases.c.pipeline == bindparam("b_pipeline"))
+            & (leases.c.token == bindparam("b_token"))
+            & (leases.c.run_id == bindparam("b_run_id"))
+        )
         .values(token=leases.c.token)
         .returning(func.clock_timestamp().label("now"))
         .cte("fence")
     )
     row = select(
-        literal(lease.pipeline),
-        literal(state),
-        literal(lease.token),
-        literal(lease.run_id),
+        bindparam("b_pipeline", type_=String),
+        bindparam("b_state", type_=Text),
+        bindparam("b_token", type_=BigInteger),
+        bindparam("b_run_id", type_=BigInteger),
         fence.c.now,
     )
     columns = ["pipeline", "state", "token", "run_id", "written_at"]
@@ -148,9 +164,23 @@ def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> 
         index_elements=[bookmarks.c.pipeline],
         set_={c: getattr(upsert.excluded, c) for c in columns[1:]},
     )
+    statement = upsert.add_cte(history).returning(bookmarks.c.run_id)
+    return str(statement.compile(dialect=psycopg.dialect()))
+
+
+_BOOKMARK_WRITE_PG = _one_statement_bookmark_write()
+
+
+def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> None:
+    # Names unlike the columns: SQLAlchemy would add same-named parameters to the UPDATE's SET.
+    params = {
+        "b_pipeline": lease.pipeline,
+        "b_state": state,
+        "b_token": lease.token,
+        "b_run_id": lease.run_id,
+    }
     with store.autocommit_engine.connect() as conn:
-        written = conn.execute(upsert.add_cte(history).returning(bookmarks.c.run_id)).scalar()
-        if written is None:
+        if conn.exec_driver_sql(_BOOKMARK_WRITE_PG, params).scalar() is None:
             raise LeaseLost(_lost_message(conn, lease))
 
 
