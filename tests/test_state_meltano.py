@@ -1,4 +1,5 @@
-"""`meltano run` with the state-service backend: bookmarks stored, a second run refused."""
+"""`meltano run` with the state-service backend: bookmarks stored, a second run refused, a
+fenced-out run stopped."""
 
 from __future__ import annotations
 
@@ -125,3 +126,44 @@ def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Pa
         assert runs == [("edit", "SUCCESS"), ("meltano", "SUCCESS")]  # the refused left none
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("project", ["sqlite"], indirect=True)  # the fencing is DB-neutral
+def test_meltano_run_that_loses_its_lease_stops_and_writes_nothing(
+    project: tuple[Path, str],
+) -> None:
+    workdir, url = project
+    store = Store(url)
+    go_on = workdir / "go-on"
+    slow = subprocess.Popen(
+        [script("meltano"), "run", "tap-counter", "target-echo"],
+        cwd=workdir,
+        env=meltano_env(url, COUNTER_TAP_WAIT=str(go_on)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(600):  # a guard against hanging, not a timing assertion
+            if singer_state(store) == counter(1):
+                break
+            assert slow.poll() is None, "the slow run ended before its first bookmark"
+            time.sleep(0.2)
+        forced = subprocess.run(
+            [script("state-service"), "--db", url, "reclaim", STATE_ID, "--force"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert forced.returncode == 0, forced.stderr
+        go_on.touch()  # the tap goes on to emit n=2 and n=3: every write must be refused
+        out, _ = slow.communicate(timeout=120)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.communicate()
+    assert slow.returncode != 0, out[-3000:]
+    assert "lost its lease" in out, out[-3000:]
+    assert singer_state(store) == counter(1)
+    assert [r["status"] for r in run_history(store, STATE_ID, 10)] == ["RECLAIMED"]
+    store.dispose()
