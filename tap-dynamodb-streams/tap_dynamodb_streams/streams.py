@@ -81,31 +81,40 @@ class TableStream(Stream):
         self._write_state_message()
 
     # -- schema that follows the data -------------------------------------------------------
+    # DynamoDB has no schema beyond the key. Attributes are declared as they are first seen
+    # and remembered in the state (``attributes``), so a later run still sends them (as null
+    # when an item lacks them) and an upsert never keeps a value the item no longer has.
     def _declare(self, image: dict[str, Any]) -> None:
         """Add attributes seen for the first time to the schema and re-send SCHEMA."""
         properties = self.schema["properties"]
-        changed = False
+        wanted: dict[str, dict[str, Any]] = {}
         for name, attribute in image.items():
             kind = convert.kind_of(attribute)
-            if kind == "NULL":
+            if kind == "NULL" or name in self.key_names:
                 continue
-            wanted = convert.kind_schema(kind)
+            schema = convert.kind_schema(kind)
             known = properties.get(name)
             if known is None:
-                properties[name] = wanted
-                changed = True
-            elif known != wanted and name not in self.key_names:
-                properties[name] = self._widen(name, known, wanted)
-                changed = changed or properties[name] != known
-        if changed:
-            if self._input_schema is not None and self._input_schema is not self.schema:
-                self._input_schema["properties"].update(copy.deepcopy(properties))
-            # The SDK has no public hook for a schema that grows mid-sync: re-register it with
-            # the mapper so SCHEMA messages (and stream maps) see the new attributes.
-            mapper = self._tap.mapper
-            mapper.register_raw_stream_schema(self.name, self.effective_schema, self.primary_keys)
-            self._stream_maps = mapper.stream_maps[self.name]
-            self._write_schema_message()
+                wanted[name] = schema
+            elif known != schema:
+                widened = self._widen(name, known, schema)
+                if widened != known:
+                    wanted[name] = widened
+        if wanted:
+            self._adopt(wanted)
+
+    def _adopt(self, attributes: dict[str, dict[str, Any]]) -> None:
+        self.schema["properties"].update(attributes)
+        if self._input_schema is not None and self._input_schema is not self.schema:
+            self._input_schema["properties"].update(copy.deepcopy(attributes))
+        remembered = self.stream_state.setdefault("attributes", {})
+        remembered.update(copy.deepcopy(attributes))
+        # The SDK has no public hook for a schema that grows mid-sync: re-register it with
+        # the mapper so SCHEMA messages (and stream maps) see the new attributes.
+        mapper = self._tap.mapper
+        mapper.register_raw_stream_schema(self.name, self.effective_schema, self.primary_keys)
+        self._stream_maps = mapper.stream_maps[self.name]
+        self._write_schema_message()
 
     def _widen(self, name: str, known: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
         if known["type"] == wanted["type"] == ["string", "null"]:
@@ -116,6 +125,14 @@ class TableStream(Stream):
         )
 
     # -- records ----------------------------------------------------------------------------
+    def _full_image(self, image: dict[str, Any]) -> dict[str, Any]:
+        """The item as a record; attributes it lacks are null, since an image is the whole
+        item (an upsert must not keep a value the item no longer has)."""
+        self._declare(image)
+        record = dict.fromkeys(self.schema["properties"])
+        record.update(convert.item_values(image))
+        return record
+
     def _record(self, event: dict[str, Any], shard_id: str) -> dict[str, Any]:
         data = event["dynamodb"]
         when = data["ApproximateCreationDateTime"].astimezone(timezone.utc).isoformat()
@@ -123,8 +140,7 @@ class TableStream(Stream):
             image = data.get("OldImage") or data["Keys"]
         else:
             image = data["NewImage"]
-        self._declare(image)
-        record = convert.item_values(image)
+        record = self._full_image(image)
         record.update(
             _sdc_event_name=event["eventName"],
             _sdc_sequence_number=data["SequenceNumber"],
@@ -137,6 +153,9 @@ class TableStream(Stream):
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         self._deadline = time.monotonic() + float(self.config.get("max_run_seconds") or 300)
         state = self.stream_state
+        remembered = state.get("attributes") or {}
+        if any(self.schema["properties"].get(n) != p for n, p in remembered.items()):
+            self._adopt(remembered)
         arns = self.aws.stream_arns(self.table)
         if not arns:
             raise gap(self.table, "no stream is enabled on this table")
@@ -172,8 +191,7 @@ class TableStream(Stream):
         started = datetime.now(timezone.utc).isoformat()
         segments = int(self.config.get("scan_segments") or 4)
         for item in scan_table(self.aws, self.table, segments):
-            self._declare(item)
-            record = convert.item_values(item)
+            record = self._full_image(item)
             record.update(
                 _sdc_event_name="SNAPSHOT",
                 _sdc_sequence_number="0",
