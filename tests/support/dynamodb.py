@@ -202,3 +202,19 @@ def run_pipeline(
         states[-1] if states else state,
         tap_err.read_text() + target_err.read_text(),
     )
+
+
+def run_target(workdir: Path, target_config: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+    """Feed Singer messages to target-postgres-atomic; its stdout (committed states)."""
+    config_path = workdir / "target-config.json"
+    config_path.write_text(json.dumps(target_config))
+    done = subprocess.run(
+        [script("target-postgres-atomic"), "--config", str(config_path)],
+        input="".join(json.dumps(m) + "\n" for m in messages),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"target failed: {done.stderr[-3000:]}")
+    return done.stdout
