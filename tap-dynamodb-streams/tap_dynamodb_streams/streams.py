@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 
 from singer_sdk import Stream, Tap
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_dynamodb_streams import convert
 from tap_dynamodb_streams.client import AwsClients, ExpiredIterator, ResourceNotFound, TrimmedData
@@ -49,10 +50,20 @@ def table_schema(description: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": [*keys, SEQUENCE]}
 
 
+def event_time(value: float | datetime) -> str:
+    """ApproximateCreationDateTime (wire: epoch seconds) as an ISO 8601 UTC timestamp."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
+
+
 class TableStream(Stream):
     """Change events of one table, read shard by shard in lineage order."""
 
     replication_key = SEQUENCE
+    # convert.py already produces JSON types that match the schema; the SDK's per-value
+    # conformance pass would only cost time.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap, table: str, description: dict[str, Any]) -> None:
         self.table = table
@@ -129,13 +140,14 @@ class TableStream(Stream):
         """The item as a record; attributes it lacks are null, since an image is the whole
         item (an upsert must not keep a value the item no longer has)."""
         self._declare(image)
-        record = dict.fromkeys(self.schema["properties"])
-        record.update(convert.item_values(image))
+        properties = self.schema["properties"]
+        record = dict.fromkeys(properties)
+        record.update((k, v) for k, v in convert.item_values(image).items() if k in properties)
         return record
 
     def _record(self, event: dict[str, Any], shard_id: str) -> dict[str, Any]:
         data = event["dynamodb"]
-        when = data["ApproximateCreationDateTime"].astimezone(timezone.utc).isoformat()
+        when = event_time(data["ApproximateCreationDateTime"])
         if event["eventName"] == "REMOVE":
             image = data.get("OldImage") or data["Keys"]
         else:

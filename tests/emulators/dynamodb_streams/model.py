@@ -140,12 +140,20 @@ class StreamsModel:
                     del stream.shards[shard.shard_id]
 
     # -- streams and shards ----------------------------------------------------------------
-    def create_stream(self, table: str, key_schema: list[dict[str, str]], view_type: str) -> str:
+    def create_stream(
+        self,
+        table: str,
+        key_schema: list[dict[str, str]],
+        view_type: str,
+        arn: str | None = None,
+    ) -> str:
+        """A new enabled stream; ``arn`` reuses the table service's own stream ARN."""
         label = self.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         while any(s.label == label and s.table == table for s in self.streams.values()):
             self.clock += 0.001
             label = self.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-        arn = f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{table}/stream/{label}"
+        if arn is None:
+            arn = f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{table}/stream/{label}"
         stream = Stream(arn, label, table, key_schema, view_type, self.clock)
         self.streams[arn] = stream
         self._new_shard(stream, None, 0, HASH_SPACE, generation=0)
