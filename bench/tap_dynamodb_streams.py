@@ -57,6 +57,21 @@ def ensure_peer() -> Path:
     return python
 
 
+def compile_bytecode(python: Path) -> None:
+    """Write .pyc files for a venv once (this machine sets PYTHONDONTWRITEBYTECODE, so every
+    process would otherwise compile its imports again and we would time the compiler)."""
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    paths = [site] + (
+        [str(REPO / "tap-dynamodb-streams")] if python == Path(sys.executable) else []
+    )
+    subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", *paths], check=False)
+
+
 def measured(command: list[str], out: Path, env: dict[str, str]) -> tuple[int, float, int]:
     """Exit code, wall seconds and peak RSS (KiB) of one process; its stdout goes to ``out``."""
     done = subprocess.run(
@@ -167,12 +182,34 @@ def append_writes(stack: Stack, first: int, count: int) -> None:
         stack.streams.append(TABLE, "INSERT", image)
 
 
+def warm_up(stack: Stack) -> None:
+    """Read the stream once so the endpoint has encoded every record before anyone is timed."""
+    streams = boto3_streams(stack)
+    arn = streams.list_streams(TableName=TABLE)["Streams"][0]["StreamArn"]
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+
+
+def boto3_streams(stack: Stack) -> Any:
+    import boto3
+
+    return boto3.client("dynamodbstreams", endpoint_url=stack.streams.url, **CREDENTIALS)
+
+
 def throughput(work: Path, peer_python: Path | None, events: int) -> list[str]:
     rows = []
     stack = new_stack(work)
     try:
         append_writes(stack, 0, events)
         stack.streams.split(TABLE)  # the data sits in one closed shard
+        warm_up(stack)
         taps: list[Ours | Peer] = [Ours(stack, work)]
         if peer_python is not None:
             peer = Peer(stack, work, peer_python)
@@ -227,7 +264,7 @@ def completeness(work: Path, peer_python: Path | None, writes: int) -> list[str]
             append_writes(stack, half, writes - half)
             for tap in taps:
                 if scenario == "split + iterator expiry":
-                    stack.streams.set_faults(Faults(stall_rate=0.3, seed=1))
+                    stack.streams.set_faults(Faults(stall_first_get_records=1))
                 records, rc, _, _ = tap.run(scenario.replace(" ", "-"))
                 stack.streams.set_faults(Faults())
                 seen = {int(r["w"]) for r in records if r.get("w") is not None}
@@ -247,8 +284,12 @@ def main() -> int:
     parser.add_argument("--skip-peer", action="store_true", help="measure ours only")
     args = parser.parse_args()
     peer_python = None if args.skip_peer else ensure_peer()
+    for python in [Path(sys.executable)] + ([peer_python] if peer_python else []):
+        compile_bytecode(python)
     load = os.getloadavg()
-    with tempfile.TemporaryDirectory(dir=REPO / "bench") as tmp:
+    scratch = REPO / "bench" / "out"  # gitignored
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         work = Path(tmp)
         print(
             f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "

@@ -72,6 +72,7 @@ class TableStream(Stream):
         self.primary_keys = self.key_names
         self._aws: AwsClients | None = None
         self._deadline = 0.0
+        self._run_start = 0.0
 
     @property
     def aws(self) -> AwsClients:
@@ -164,6 +165,7 @@ class TableStream(Stream):
 
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         self._deadline = time.monotonic() + float(self.config.get("max_run_seconds") or 300)
+        self._run_start = time.time()
         state = self.stream_state
         remembered = state.get("attributes") or {}
         if any(self.schema["properties"].get(n) != p for n, p in remembered.items()):
@@ -293,9 +295,17 @@ class TableStream(Stream):
             if next_iterator is None:
                 return Outcome.ENDED
             empty_pages = 0 if page["Records"] else empty_pages + 1
-            if empty_pages >= idle_after:
+            if empty_pages >= idle_after or self._past_run_start(page["Records"]):
                 return Outcome.CAUGHT_UP
             iterator = next_iterator
+
+    def _past_run_start(self, records: list[dict[str, Any]]) -> bool:
+        """An open shard reached events written after this run started: leave them for later."""
+        if not records:
+            return False
+        created = records[-1]["dynamodb"]["ApproximateCreationDateTime"]
+        epoch = created.timestamp() if isinstance(created, datetime) else float(created)
+        return epoch >= self._run_start
 
     def _iterator(
         self, arn: str, ledger: ShardLedger, shard_id: str, listing: dict[str, dict[str, Any]]

@@ -43,6 +43,7 @@ class Record:
     old_image: dict[str, Any] | None
     created_at: float
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    wire: bytes | None = None  # its JSON on the wire, encoded once (records never change)
 
 
 @dataclass
@@ -90,6 +91,8 @@ class Faults:
     throttle_rate: float = 0.0
     server_error_rate: float = 0.0
     close_lag_calls: int = 0
+    # The first N GetRecords calls come after a 16-minute stall: their iterators have expired.
+    stall_first_get_records: int = 0
     # Probability that the reader "stalls" 16 virtual minutes before a call (iterator expiry).
     stall_rate: float = 0.0
     # Most shards per DescribeStream page (AWS: 100), to make readers follow pagination.
