@@ -87,6 +87,8 @@ def _shard_description(shard: Shard) -> dict[str, Any]:
 def describe_stream(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]:
     stream = model.stream(body["StreamArn"])
     shards = list(stream.shards.values())
+    if model.faults.scramble_listing:
+        shards.sort(key=lambda s: s.listing_key)
     shard_filter = body.get("ShardFilter")
     if shard_filter:
         if shard_filter.get("Type") != "CHILD_SHARDS" or not shard_filter.get("ShardId"):

@@ -62,6 +62,7 @@ class Shard:
     # Calls left during which a closed shard still looks open (DescribeStream, GetRecords).
     open_looking_calls: int = 0
     trimmed_upto: int = -1
+    listing_key: float = 0.0  # position in DescribeStream when the listing is scrambled
 
     def covers(self, key_hash: int) -> bool:
         return self.hash_lo <= key_hash < self.hash_hi
@@ -97,6 +98,8 @@ class Faults:
     stall_rate: float = 0.0
     # Most shards per DescribeStream page (AWS: 100), to make readers follow pagination.
     describe_page_size: int = 100
+    # List shards in a stable random order instead of creation order (AWS promises no order).
+    scramble_listing: bool = False
     seed: int = 0
 
 
@@ -202,6 +205,7 @@ class StreamsModel:
             start,
             self.clock,
             next_sequence_number=start,
+            listing_key=self.rng.random(),
         )
         stream.shards[shard_id] = shard
         return shard
