@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sqlalchemy import select
-
 from state_service.report import read_bookmark, run_history, status
 from state_service.schema import runs
 from state_service.store import Store
+
 from tests.support.cli import script
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -136,6 +136,21 @@ class JiraStream(RESTStream[Any]):
         return HTTPBasicAuth(self.config.get("email", ""), self.config.get("api_token", ""))
 
     @property
+    def requests_session(self) -> requests.Session:
+        """A session that trusts what ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` name.
+
+        ``Session.send`` (which the SDK uses) skips requests' environment lookup.
+        """
+        session = self._requests_session
+        if session is None or not getattr(session, "_jira_env_applied", False):
+            session = requests.Session()
+            settings = session.merge_environment_settings(self.url_base, {}, None, None, None)
+            session.verify = settings["verify"]
+            session._jira_env_applied = True  # type: ignore[attr-defined]
+            self._requests_session = session
+        return session
+
+    @property
     def http_headers(self) -> dict[str, str]:
         return {"Accept": "application/json", "User-Agent": "tap-jira-safe"}
 

@@ -58,7 +58,6 @@ class IssuesStream(JiraStream):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._window: tuple[int | None, int] = (None, 0)
-        self._signpost: str | None = None
 
     # -- schema: typed from /field ------------------------------------------------------
     @property
@@ -87,10 +86,6 @@ class IssuesStream(JiraStream):
     @property
     def path(self) -> str:  # type: ignore[override]
         return "/rest/api/3/search/jql" if probe(self).cloud else "/rest/api/2/search"
-
-    @property
-    def rest_method(self) -> str:
-        return "POST" if probe(self).cloud else "GET"
 
     def get_new_paginator(self) -> TokenPaginator | StartAtPaginator:
         if probe(self).cloud:
@@ -149,19 +144,25 @@ class IssuesStream(JiraStream):
         return {"issue_id": record["id"], "comment_count": record.get("comment_count") or 0,
                 "deleted": bool(record.get("_sdc_deleted_at"))}
 
-    def get_replication_key_signpost(self, context: Context | None = None) -> str | None:
-        return self._signpost
+    def get_replication_key_signpost(self, context: Context | None = None) -> str:
+        """The bookmark's ceiling: sync start (Jira's clock) minus max(lookback, search lag)."""
+        return iso_utc(probe(self).server_time - max(self.lookback, self.search_lag))
+
+    @property
+    def lookback(self) -> timedelta:
+        return timedelta(minutes=int(self.config.get("lookback_minutes", 5)))
+
+    @property
+    def search_lag(self) -> timedelta:
+        return timedelta(seconds=float(self.config.get("search_lag_seconds", 30)))
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
-        site = probe(self)
-        lookback = timedelta(minutes=int(self.config.get("lookback_minutes", 5)))
-        lag = timedelta(seconds=float(self.config.get("search_lag_seconds", 30)))
         start = self.get_starting_timestamp(context)
-        lower = to_ms(start - lookback) if start else None
-        upper = to_ms(site.server_time - lag)
-        self._signpost = iso_utc(site.server_time - max(lookback, lag))
+        lower = to_ms(start - self.lookback) if start else None
+        upper = to_ms(probe(self).server_time - self.search_lag)
         self._keep_bookmark_from_going_back(context)
         self._window = (lower, upper)
+        self.http_method = "POST" if probe(self).cloud else "GET"
         self.logger.info("issues window [%s, %s)", lower and from_ms(lower), from_ms(upper))
         emitted: set[str] = set()
         for row in self._page_window():

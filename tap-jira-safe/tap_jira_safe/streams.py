@@ -162,7 +162,7 @@ class IssueChangelogsStream(JiraStream):
     name = "issue_changelogs"
     parent_stream_type = IssuesStream
     path = "/rest/api/3/changelog/bulkfetch"
-    rest_method = "POST"
+    http_method = "POST"
     primary_keys = ("id",)
     records_jsonpath = "$.issueChangeLogs[*].changeHistories[*]"
     state_partitioning_keys: list[str] = []

@@ -7,8 +7,8 @@ from psycopg import sql
 from target_postgres_atomic.columns import Column, json_types
 from target_postgres_atomic.spec import DELETED_AT, RECORD_METADATA, TABLE_VERSION, TableSpec
 
-STAGE_COLUMNS = sql.SQL("_line bigint, _table_version bigint, _extracted_at text, data jsonb")
-COPY_COLUMNS = sql.SQL("_line, _table_version, _extracted_at, data")
+STAGE_COLUMNS = sql.SQL("_seq bigint, _table_version bigint, _extracted_at text, data jsonb")
+COPY_COLUMNS = sql.SQL("_seq, _table_version, _extracted_at, data")
 METADATA_NAMES = {TABLE_VERSION, *(c.name for c in RECORD_METADATA)}
 
 _ENVELOPE = {
@@ -16,7 +16,7 @@ _ENVELOPE = {
     "_sdc_extracted_at": sql.SQL("s._extracted_at::timestamp with time zone"),
     "_sdc_received_at": sql.SQL("now()"),
     "_sdc_batched_at": sql.SQL("now()"),
-    "_sdc_sequence": sql.SQL("s._line"),
+    "_sdc_sequence": sql.SQL("s._seq"),
 }
 _JSON_TYPE = {
     "integer": "number",
@@ -47,11 +47,11 @@ def _names(columns: list[str], prefix: str = "") -> sql.Composable:
 
 
 def typed_rows(spec: TableSpec, source: sql.Composable, where: sql.Composable) -> sql.Composed:
-    """SELECT of the staged rows as table columns, plus their input line `_sdc_line`."""
+    """SELECT of the staged rows as table columns, plus their arrival order `_sdc_seq`."""
     exprs = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(value_expr(c), sql.Identifier(c.name)) for c in spec.columns
     )
-    return sql.SQL("SELECT {}, s._line AS _sdc_line FROM {} s {}").format(exprs, source, where)
+    return sql.SQL("SELECT {}, s._seq AS _sdc_seq FROM {} s {}").format(exprs, source, where)
 
 
 def version_guard(spec: TableSpec, stored: str, incoming: str) -> sql.Composable:
@@ -71,7 +71,7 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
     order: list[sql.Composable] = [sql.SQL("{} ASC").format(sql.Identifier(k)) for k in spec.keys]
     if spec.version is not None:
         order.append(sql.SQL("{} DESC NULLS LAST").format(sql.Identifier(spec.version)))
-    order.append(sql.SQL("_sdc_line DESC"))
+    order.append(sql.SQL("_sdc_seq DESC"))
     guard = version_guard(spec, "t", "excluded")
     assignments = [
         sql.SQL("{c} = CASE WHEN {g} THEN excluded.{c} ELSE t.{c} END").format(
@@ -127,7 +127,7 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
 
 def append(spec: TableSpec, rows: sql.Composable) -> sql.Composed:
     columns = _names([c.name for c in spec.columns])
-    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) r ORDER BY _sdc_line").format(
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) r ORDER BY _sdc_seq").format(
         spec.qualified(), columns, columns, rows
     )
 
@@ -188,7 +188,7 @@ def first_invalid(spec: TableSpec, stage: sql.Composable, *, validate: bool) -> 
         sql.SQL("WHEN {} THEN {}").format(cond, problem) for cond, _, problem in checks
     )
     return sql.SQL(
-        "SELECT s._line, CASE {} END, CASE {} END FROM {} s WHERE {} ORDER BY s._line LIMIT 1"
+        "SELECT s._seq, CASE {} END, CASE {} END FROM {} s WHERE {} ORDER BY s._seq LIMIT 1"
     ).format(when_field, when_problem, stage, sql.SQL(" OR ").join(c for c, _, _ in checks))
 
 
@@ -206,8 +206,8 @@ def first_unfit(spec: TableSpec, stage: sql.Composable) -> sql.Composed | None:
         return None
     probes = sql.SQL(" UNION ALL ").join(
         sql.SQL(
-            "(SELECT s._line, {f}, {t} FROM {stage} s "
-            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {t}) ORDER BY s._line LIMIT 1)"
+            "(SELECT s._seq, {f}, {t} FROM {stage} s "
+            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {t}) ORDER BY s._seq LIMIT 1)"
         ).format(f=sql.Literal(c.source), t=sql.Literal(c.pg_type), stage=stage)
         for c in typed
     )

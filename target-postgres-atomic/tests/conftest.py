@@ -56,6 +56,6 @@ def rows(pg_db: PgServer) -> Callable[..., list[tuple[Any, ...]]]:
 
     def query(statement: str, *params: Any) -> list[tuple[Any, ...]]:
         with pg_db.connect() as conn:
-            return conn.execute(statement, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(statement, params or None).fetchall()  # type: ignore[arg-type]
 
     return query

@@ -185,6 +185,11 @@ class Renderer:
                 "total": len(issue.histories),
                 "histories": [self.history(h) for h in shown],
             }
+        if "transitions" in expand:
+            body["transitions"] = [
+                {"id": str(11 * (n + 1)), "name": name, "to": {"name": name, "id": str(n + 1)}}
+                for n, name in enumerate(STATUSES) if name != issue.status
+            ]
         return body
 
     def board(self, board: Board, projects: tuple[str, ...]) -> dict[str, Any]:

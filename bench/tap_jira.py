@@ -1,0 +1,192 @@
+"""Benchmark: tap-jira-safe vs singer-io tap-jira (PyPI) on the same Jira emulator settings.
+
+Both read the `issues` stream from one emulator run in TLS mode (the peer speaks https only)
+with added latency per request and a 429 (`Retry-After`) every N requests. Prints wall time,
+requests made, issues emitted and missed against ground truth, and the time each spent waiting
+on 429s against the sum of `Retry-After` values the emulator served to it.
+
+    .venv/bin/python bench/tap_jira.py                   # 20,000 issues (the issue's settings)
+    .venv/bin/python bench/tap_jira.py --issues 2000     # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.emulators.jira import JiraEmulator  # noqa: E402
+from tests.emulators.jira.harness import issues_only_catalog  # noqa: E402
+from tests.support.cli import BIN  # noqa: E402
+
+PEER = "tap-jira==2.6.0"
+PEER_VENV = ROOT / "bench" / ".venvs" / "tap-jira"
+
+
+@dataclass
+class Result:
+    name: str
+    wall_s: float
+    requests: int
+    emitted: int
+    missed: int
+    rate_limited: int
+    retry_after_served_s: float
+    waited_429_s: float | None
+    returncode: int
+
+
+def ensure_peer() -> Path:
+    tap = PEER_VENV / "bin" / "tap-jira"
+    if not tap.exists():
+        subprocess.run([str(BIN / "uv"), "venv", "-q", str(PEER_VENV)], check=True)
+        subprocess.run([str(BIN / "uv"), "pip", "install", "-q", "--python",
+                        str(PEER_VENV / "bin" / "python"), PEER], check=True)
+    return tap
+
+
+def run(name: str, args: list[str], jira: JiraEmulator, env: dict[str, str], tmp: Path,
+        waited: re.Pattern[str] | None) -> Result:
+    before = (jira.stats.requests, jira.stats.rate_limited, jira.stats.retry_after_total_s)
+    out, err = tmp / f"{name}.out", tmp / f"{name}.err"
+    start = time.monotonic()
+    with out.open("w") as stdout, err.open("w") as stderr:
+        done = subprocess.run(args, stdout=stdout, stderr=stderr, env=env, check=False)
+    wall = time.monotonic() - start
+    ids = set()
+    for line in out.read_text().splitlines():
+        message = json.loads(line)
+        if message.get("type") == "RECORD" and message.get("stream") == "issues":
+            ids.add(str(message["record"]["id"]))
+    log = err.read_text()
+    if done.returncode or os.environ.get("BENCH_VERBOSE"):
+        print(f"{name} exited {done.returncode}:\n{log[-2500:]}", file=sys.stderr)
+    return Result(
+        name=name, wall_s=wall, requests=jira.stats.requests - before[0], emitted=len(ids),
+        missed=len(set(jira.live_issues()) - ids),
+        rate_limited=jira.stats.rate_limited - before[1],
+        retry_after_served_s=jira.stats.retry_after_total_s - before[2],
+        waited_429_s=sum(float(w) for w in waited.findall(log)) if waited else None,
+        returncode=done.returncode,
+    )
+
+
+# singer-io tap-jira sends prepared requests with `Session.send`, which ignores
+# REQUESTS_CA_BUNDLE: this start-up hook adds the emulator's certificate to requests' default
+# trust store inside the peer's process only (nothing on disk changes).
+PEER_TRUST_HOOK = """
+import os
+_bundle = os.environ.get("BENCH_EXTRA_CA")
+if _bundle:
+    import requests.adapters as _adapters
+    _context = getattr(_adapters, "_preloaded_ssl_context", None)
+    if _context is not None:
+        _context.load_verify_locations(_bundle)
+"""
+
+
+def peer_env(env: dict[str, str], tmp: Path) -> dict[str, str]:
+    hook = tmp / "peer-hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(PEER_TRUST_HOOK)
+    return {**env, "PYTHONPATH": str(hook), "BENCH_EXTRA_CA": env["REQUESTS_CA_BUNDLE"]}
+
+
+def peer_catalog(tap: Path, config: Path, env: dict[str, str]) -> dict[str, Any]:
+    found = subprocess.run([str(tap), "--config", str(config), "--discover"], env=env,
+                           capture_output=True, text=True, check=False)
+    if found.returncode:
+        raise SystemExit(f"peer discovery failed:\n{found.stderr[-3000:]}")
+    catalog: dict[str, Any] = json.loads(found.stdout)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] == "issues"
+    return catalog
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--issues", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--rate-limit-every", type=int, default=100)
+    parser.add_argument("--retry-after", type=int, default=1)
+    parser.add_argument("--skip-peer", action="store_true")
+    opts = parser.parse_args()
+
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="bench-jira-") as name, JiraEmulator(
+        issue_count=opts.issues, tls=True, latency_ms=opts.latency_ms,
+        rate_limit_every=opts.rate_limit_every, retry_after_s=opts.retry_after,
+    ) as jira:
+        tmp = Path(name)
+        assert jira.ca_path is not None
+        env = {**os.environ, "REQUESTS_CA_BUNDLE": jira.ca_path}
+        ours_config = tmp / "ours.json"
+        ours_config.write_text(json.dumps(jira.tap_config(page_size=100)))
+        catalog = tmp / "ours-catalog.json"
+        catalog.write_text(json.dumps(issues_only_catalog()))
+        results.append(run(
+            "tap-jira-safe",
+            [str(BIN / "tap-jira-safe"), "--config", str(ours_config), "--catalog", str(catalog)],
+            jira, env, tmp, re.compile(r"\(429\), waiting ([0-9.]+) s"),
+        ))
+        if not opts.skip_peer:
+            peer = ensure_peer()
+            env = peer_env(env, tmp)
+            cfg = jira.tap_config()
+            peer_config = tmp / "peer.json"
+            peer_config.write_text(json.dumps({
+                "base_url": jira.url, "username": cfg["email"], "password": cfg["api_token"],
+                "start_date": cfg["start_date"], "request_timeout": 60,
+                "user_agent": "bench",
+            }))
+            peer_cat = tmp / "peer-catalog.json"
+            peer_cat.write_text(json.dumps(peer_catalog(peer, peer_config, env)))
+            results.append(run(
+                "tap-jira (singer-io 2.6.0)",
+                [str(peer), "--config", str(peer_config), "--properties", str(peer_cat)],
+                jira, env, tmp,
+                re.compile(r"Backing off request\(\.\.\.\) for ([0-9.]+)s \([^)]*RateLimit"),
+            ))
+    report(opts, results)
+    return 0 if all(r.returncode == 0 for r in results) else 1
+
+
+def report(opts: argparse.Namespace, results: list[Result]) -> None:
+    load = os.getloadavg()
+    print(f"\nJira emulator: {opts.issues} issues, {opts.latency_ms} ms latency, 429 "
+          f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests, TLS. "
+          f"Load average at the end: {load[0]:.2f} {load[1]:.2f} (2 cores, shared).\n")
+    print("| tap | wall s | requests | issues emitted | missed | 429s | Retry-After served s "
+          "| waited on 429 s | exit |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        waited = "n/a" if r.waited_429_s is None else f"{r.waited_429_s:.1f}"
+        print(f"| {r.name} | {r.wall_s:.1f} | {r.requests} | {r.emitted} | {r.missed} | "
+              f"{r.rate_limited} | {r.retry_after_served_s:.0f} | {waited} | {r.returncode} |")
+    if len(results) == 2 and results[1].wall_s:
+        ours, peer = results
+        print(f"\nwall time ours/peer: {ours.wall_s / peer.wall_s:.2f}; "
+              f"requests ours/peer: {ours.requests / max(peer.requests, 1):.2f}")
+    ours = results[0]
+    if ours.retry_after_served_s:
+        assert ours.waited_429_s is not None
+        print(f"our 429 wait / Retry-After served: "
+              f"{ours.waited_429_s / ours.retry_after_served_s:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
