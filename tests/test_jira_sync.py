@@ -84,6 +84,7 @@ def assert_matches_truth(emulator: JiraEmulator, runs: list[TapRun], deletes: bo
 ALONE = {
     "rate_limit_every_4": {"rate_limit_every": 4},
     "rate_limit_storm": {"rate_limit_storm": (3, 4)},
+    "quota_headers_near_limit": {"rate_limit_budget": 4},
     "server_errors_500_502_503": {"error_every": 3},
     "dropped_connections": {"drop_every": 4},
     "slow_beyond_timeout": {"slow_every": 5, "slow_s": 1.5},
@@ -196,6 +197,17 @@ def test_retry_after_is_waited_exactly(jira: Factory, issues_only: dict[str, Any
     assert emulator.stats.rate_limited >= 3
     assert len(waits) == emulator.stats.rate_limited
     assert sum(waits) == emulator.stats.retry_after_total_s
+
+
+def test_bearer_token_auth_and_no_token_in_logs(jira: Factory,
+                                                issues_only: dict[str, Any]) -> None:
+    emulator = jira(error_every=4)
+    cfg = config(emulator, access_token=emulator.settings.access_token)
+    del cfg["email"], cfg["api_token"]
+    run = run_tap(cfg, catalog=issues_only)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert emulator.settings.access_token not in run.stderr
+    assert_matches_truth(emulator, [run])
 
 
 def test_failing_endpoint_stops_after_bounded_tries_without_state(
