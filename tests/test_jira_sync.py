@@ -7,6 +7,7 @@ versions, and bookmarks that never move backwards or past `sync start - lookback
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -235,3 +236,17 @@ def test_worklogs_with_deletions(jira: Factory) -> None:
     second = sync(emulator, catalog, state=first.final_state)
     deleted = [r for r in second.records("issue_worklogs") if r["_sdc_deleted_at"]]
     assert [r["id"] for r in deleted] == [str(gone)]
+
+
+def test_tls_trusts_requests_ca_bundle(jira: Factory, issues_only: dict[str, Any]) -> None:
+    emulator = jira(tls=True, issue_count=20)
+    assert emulator.ca_path is not None
+    cfg = config(emulator, max_retries=2)
+    untrusted = run_tap(cfg, catalog=issues_only,
+                        env={**os.environ, "REQUESTS_CA_BUNDLE": ""})
+    assert untrusted.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    trusted = run_tap(cfg, catalog=issues_only,
+                      env={**os.environ, "REQUESTS_CA_BUNDLE": emulator.ca_path})
+    assert trusted.returncode == 0, trusted.stderr[-2000:]
+    assert_matches_truth(emulator, [trusted])
