@@ -250,3 +250,17 @@ def test_tls_trusts_requests_ca_bundle(jira: Factory, issues_only: dict[str, Any
                       env={**os.environ, "REQUESTS_CA_BUNDLE": emulator.ca_path})
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert_matches_truth(emulator, [trusted])
+
+
+def test_overlap_never_moves_the_bookmark_back(jira: Factory,
+                                               issues_only: dict[str, Any]) -> None:
+    """The lookback re-reads issues older than the bookmark: the bookmark must stay put."""
+    emulator = jira(issue_count=20)
+    newest_ms = max(emulator.live_issues().values())
+    bookmark = datetime.fromtimestamp((newest_ms + 30_000) / 1000, UTC).isoformat(
+        timespec="microseconds")
+    state = {"bookmarks": {"issues": {"replication_key": "updated",
+                                      "replication_key_value": bookmark}}}
+    run = sync(emulator, issues_only, state=state)
+    assert run.records("issues"), "the lookback should re-read the newest issue"
+    assert run.bookmark() == bookmark
