@@ -3,6 +3,7 @@
 State of one table (``bookmarks.<table>``)::
 
     {"stream_arn": "arn:...:table/T/stream/2026-...",
+     "attributes": {"qty": {"type": ["string", "null"], "format": "x-singer.decimal"}},
      "shards": {"shardId-...": {"parent": "shardId-..." | null,
                                 "sequence_number": "4100000000000000000123" | null,
                                 "ended": false,

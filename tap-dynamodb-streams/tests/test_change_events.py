@@ -75,6 +75,7 @@ def test_split_generations_with_faults_emit_every_event_parents_first(
             stall_rate=0.03,
             close_lag_calls=2,
             describe_page_size=3,
+            scramble_listing=True,
             seed=11,
         )
     )

@@ -39,7 +39,7 @@ def test_data_trimmed_past_the_checkpoint_fails_loudly(stack: Stack, tmp_path: P
     stack.streams.advance(25 * 3600)
 
     run = run_tap(tmp_path, stack.tap_config(["trimmed"]), state=state)
-    (shard_id, entry), = state["bookmarks"]["trimmed"]["shards"].items()
+    ((shard_id, entry),) = state["bookmarks"]["trimmed"]["shards"].items()
     assert_loud_and_unmoved(run, state, "'trimmed'", shard_id, entry["sequence_number"], "trimmed")
 
 
