@@ -78,6 +78,7 @@ def start(
     """Take the lease in ONE transaction; a stale (or, with force, live) holder is RECLAIMED."""
     with store.transaction() as conn:
         lease_row = _lock_lease(store, conn, pipeline)
+        fault_point("start:locked")
         now = store.now(conn)
         if lease_row.run_id is not None:
             _ensure_takeable(store, conn, lease_row, now, force=force)
