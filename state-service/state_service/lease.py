@@ -173,7 +173,6 @@ _BOOKMARK_WRITE_PG = _one_statement_bookmark_write()
 
 
 def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> None:
-    # Names unlike the columns: SQLAlchemy would add same-named parameters to the UPDATE's SET.
     params = {
         "b_pipeline": lease.pipeline,
         "b_state": state,
