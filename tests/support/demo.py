@@ -115,6 +115,26 @@ def main() -> int:
         check=True,
     )
     print_tables(server, "landing")
+    state = subprocess.run(
+        [str(BIN / "meltano"), "state", "list"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    print(f"  Meltano state IDs in state-service's tables: {state.stdout.split()}")
+    subprocess.run(
+        [
+            str(BIN / "state-service"),
+            "--db",
+            "sqlite:///.state-service/meltano.db",
+            "runs",
+            "dev:tap-postgres-to-target-postgres-atomic",
+        ],
+        cwd=REPO_ROOT,
+        check=True,
+    )
 
     areas = (
         ("target-postgres-atomic: upserts, a replayed older version, a full refresh", demo_target),
