@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
 from pathlib import Path
 
 from tests.emulators.dynamodb_streams import Faults, Stack
+from tests.support.cli import script
 from tests.support.dynamodb import random_writes, run_tap
 
 
@@ -112,3 +115,21 @@ def test_split_generations_with_faults_emit_every_event_parents_first(
     assert stack.streams.errors.get("ExpiredIteratorException", 0) > 0
     assert stack.streams.errors.get("LimitExceededException", 0) > 0
     assert stack.streams.calls["DescribeStream"] > 1
+
+
+def test_discover_gives_composite_keys_typed_from_the_table(stack: Stack, tmp_path: Path) -> None:
+    stack.create_table("composite", hash_key=("tenant", "S"), range_key=("ts", "N"))
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(stack.tap_config(["composite"])))
+    out = subprocess.run(
+        [script("tap-dynamodb-streams"), "--config", str(config_path), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (entry,) = json.loads(out)["streams"]
+    assert entry["tap_stream_id"] == "composite"
+    assert entry["key_properties"] == ["tenant", "ts"]
+    properties = entry["schema"]["properties"]
+    assert properties["ts"] == {"type": ["string"], "format": "x-singer.decimal"}
+    assert properties["_sdc_sequence_number"]["format"] == "x-singer.decimal"
