@@ -73,6 +73,7 @@ class TableStream(Stream):
         self._aws: AwsClients | None = None
         self._deadline = 0.0
         self._run_start = 0.0
+        self._stream_status: str | None = None
 
     @property
     def aws(self) -> AwsClients:
@@ -180,7 +181,8 @@ class TableStream(Stream):
         if not saved:
             yield from self._first_run(latest)
             return
-        yield from self._read_stream(latest, ShardLedger(self.table, state), emit=True)
+        outcome = yield from self._read_stream(latest, ShardLedger(self.table, state), emit=True)
+        self._fail_if_disabled(latest, outcome)
 
     def _first_run(self, arn: str) -> Iterator[dict[str, Any]]:
         """A new pipeline: positions first (if not from TRIM_HORIZON), then optional snapshot."""
@@ -199,7 +201,18 @@ class TableStream(Stream):
             yield from self._snapshot_records()
         self.stream_state.update(handoff)
         self._flush_state()
-        yield from self._read_stream(arn, ShardLedger(self.table, self.stream_state), emit=True)
+        ledger = ShardLedger(self.table, self.stream_state)
+        outcome = yield from self._read_stream(arn, ledger, emit=True)
+        self._fail_if_disabled(arn, outcome)
+
+    def _fail_if_disabled(self, arn: str, outcome: Outcome) -> None:
+        """A disabled stream read to its end: writes since then are in no stream."""
+        if outcome is Outcome.ENDED and self._stream_status == "DISABLED":
+            raise gap(
+                self.table,
+                f"its stream {arn} is disabled and was read to its end; changes made since "
+                "it was disabled are in no stream. Enable a stream on the table",
+            )
 
     def _snapshot_records(self) -> Iterator[dict[str, Any]]:
         started = datetime.now(timezone.utc).isoformat()
@@ -237,6 +250,7 @@ class TableStream(Stream):
         first_listing = not ledger.entries
         while True:
             description, listing = self.aws.describe_stream(arn)
+            self._stream_status = description.get("StreamStatus")
             if description.get("StreamViewType") not in READABLE_VIEW_TYPES:
                 raise gap(
                     self.table,

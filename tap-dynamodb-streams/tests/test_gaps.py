@@ -81,3 +81,17 @@ def test_a_changed_stream_arn_drains_the_old_stream_then_fails(
     assert SECRET not in run.stderr
     assert run.last_state is not None
     assert run.last_state["bookmarks"]["reenabled"]["stream_arn"] == old_arn
+
+
+def test_a_disabled_stream_is_read_to_its_end_then_fails(stack: Stack, tmp_path: Path) -> None:
+    stack.create_table("disabled")
+    put(stack, "disabled", "a")
+    state = first_run(stack, tmp_path, "disabled")
+    put(stack, "disabled", "b")
+    stack.streams.disable_stream("disabled")
+    put(stack, "disabled", "c")  # in no stream
+
+    run = run_tap(tmp_path, config(stack, "disabled"), state=state)
+    assert run.returncode != 0
+    assert [r["pk"] for r in run.records] == ["b"]
+    assert "disabled" in run.stderr and "full resync" in run.stderr
