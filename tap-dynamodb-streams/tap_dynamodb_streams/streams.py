@@ -9,16 +9,27 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from botocore.exceptions import ClientError
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_dynamodb_streams import convert
-from tap_dynamodb_streams.client import AwsClients, ExpiredIterator, ResourceNotFound, TrimmedData
+from tap_dynamodb_streams.client import (
+    AwsClients,
+    ExpiredIterator,
+    ResourceNotFound,
+    StillThrottled,
+    TrimmedData,
+)
 from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap
 from tap_dynamodb_streams.snapshot import scan_table
 
 SEQUENCE = "_sdc_sequence_number"
 READABLE_VIEW_TYPES = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
+
+
+class AwsCallFailed(Exception):
+    """AWS refused or kept failing after every retry; the position in the state is intact."""
 
 
 class Outcome(Enum):
@@ -165,6 +176,15 @@ class TableStream(Stream):
         return record
 
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+        try:
+            yield from self._changes()
+        except (StillThrottled, ClientError) as err:
+            raise AwsCallFailed(
+                f"Table {self.table!r}: {err}. Nothing after the last STATE was lost; "
+                "run again once AWS answers (check credentials and permissions if it says so)."
+            ) from err
+
+    def _changes(self) -> Iterator[dict[str, Any]]:
         self._deadline = time.monotonic() + float(self.config.get("max_run_seconds") or 300)
         self._run_start = time.time()
         state = self.stream_state
