@@ -190,25 +190,28 @@ def _fence(store: Store, conn: Connection, lease: Lease, *, release: bool = Fals
 def _store_bookmark(
     store: Store, conn: Connection, lease: Lease, state: str | None, now: datetime
 ) -> None:
-    conn.execute(
-        bookmark_history.insert().values(
-            pipeline=lease.pipeline,
-            state=state,
-            token=lease.token,
-            run_id=lease.run_id,
-            written_at=now,
-        )
+    """History row plus current bookmark (None deletes it); one statement on PostgreSQL."""
+    history = bookmark_history.insert().values(
+        pipeline=lease.pipeline,
+        state=state,
+        token=lease.token,
+        run_id=lease.run_id,
+        written_at=now,
     )
     if state is None:
+        conn.execute(history)
         conn.execute(bookmarks.delete().where(bookmarks.c.pipeline == lease.pipeline))
         return
     values = {"state": state, "token": lease.token, "run_id": lease.run_id, "written_at": now}
-    dialect_insert = sqlite.insert if store.is_sqlite else postgresql.insert
-    conn.execute(
-        dialect_insert(bookmarks)
-        .values(pipeline=lease.pipeline, **values)
-        .on_conflict_do_update(index_elements=[bookmarks.c.pipeline], set_=values)
-    )
+    on_conflict = {"index_elements": [bookmarks.c.pipeline], "set_": values}
+    if store.is_sqlite:
+        conn.execute(history)
+        upsert = sqlite.insert(bookmarks).values(pipeline=lease.pipeline, **values)
+        conn.execute(upsert.on_conflict_do_update(**on_conflict))  # type: ignore[arg-type]
+        return
+    pg_upsert = postgresql.insert(bookmarks).values(pipeline=lease.pipeline, **values)
+    pg_upsert = pg_upsert.add_cte(history.cte("history"))
+    conn.execute(pg_upsert.on_conflict_do_update(**on_conflict))  # type: ignore[arg-type]
 
 
 def _ensure_takeable(

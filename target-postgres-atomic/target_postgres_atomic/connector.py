@@ -41,6 +41,8 @@ def conninfo(config: Mapping[str, Any]) -> str:
 def connect(config: Mapping[str, Any]) -> psycopg.Connection:
     conn = psycopg.connect(conninfo(config), autocommit=True)
     conn.execute("SET TIME ZONE 'UTC'")
+    # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
+    conn.execute("SET work_mem = '64MB'")
     return conn
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from target_postgres_atomic.columns import Column, json_types
+from target_postgres_atomic.columns import Column
 from target_postgres_atomic.spec import DELETED_AT, RECORD_METADATA, TABLE_VERSION, TableSpec
 
 STAGE_COLUMNS = sql.SQL("_seq bigint, _table_version bigint, _extracted_at text, data jsonb")
@@ -17,14 +17,6 @@ _ENVELOPE = {
     "_sdc_received_at": sql.SQL("now()"),
     "_sdc_batched_at": sql.SQL("now()"),
     "_sdc_sequence": sql.SQL("s._seq"),
-}
-_JSON_TYPE = {
-    "integer": "number",
-    "number": "number",
-    "string": "string",
-    "boolean": "boolean",
-    "object": "object",
-    "array": "array",
 }
 
 
@@ -142,54 +134,6 @@ def retire_versions(spec: TableSpec, version: int, *, hard_delete: bool) -> sql.
     return sql.SQL("UPDATE {t} SET {d} = now() WHERE {older} AND {d} IS NULL").format(
         t=spec.qualified(), d=sql.Identifier(DELETED_AT), older=older
     )
-
-
-def first_invalid(spec: TableSpec, stage: sql.Composable, *, validate: bool) -> sql.Composed:
-    """The first staged row that breaks the schema: (line, field, problem), in SQL per batch."""
-    checks: list[tuple[sql.Composable, str | None, sql.Composable]] = [
-        (
-            sql.SQL("jsonb_typeof(s.data) <> 'object'"),
-            None,
-            sql.Literal("the record is not a JSON object"),
-        ),
-    ]
-    for key in spec.raw_keys:
-        checks.append(
-            (
-                sql.SQL("coalesce(jsonb_typeof(s.data -> {}), 'null') = 'null'").format(
-                    sql.Literal(key)
-                ),
-                key,
-                sql.Literal("missing key property"),
-            )
-        )
-    if validate:
-        for name, prop in spec.properties.items():
-            kinds = json_types(prop) if isinstance(prop, dict) else []
-            allowed = sorted({_JSON_TYPE[k] for k in kinds if k in _JSON_TYPE} | {"null"})
-            if len(allowed) == 1:
-                continue
-            value = sql.SQL("s.data -> {}").format(sql.Literal(name))
-            bad = sql.SQL("coalesce(jsonb_typeof({}), 'null') <> ALL({})").format(
-                value, sql.Literal(allowed)
-            )
-            if "integer" in kinds and "number" not in kinds:
-                bad = sql.SQL(
-                    "({} OR (jsonb_typeof({v}) = 'number' AND ({v})::text !~ '^-?[0-9]+$'))"
-                ).format(bad, v=value)
-            problem = sql.SQL(
-                "concat('a JSON ', jsonb_typeof({}), ' where the schema allows ', {})"
-            ).format(value, sql.Literal(", ".join(kinds)))
-            checks.append((bad, name, problem))
-    when_field = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(cond, sql.Literal(field)) for cond, field, _ in checks
-    )
-    when_problem = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(cond, problem) for cond, _, problem in checks
-    )
-    return sql.SQL(
-        "SELECT s._seq, CASE {} END, CASE {} END FROM {} s WHERE {} ORDER BY s._seq LIMIT 1"
-    ).format(when_field, when_problem, stage, sql.SQL(" OR ").join(c for c, _, _ in checks))
 
 
 FITS_FUNCTION = sql.SQL(

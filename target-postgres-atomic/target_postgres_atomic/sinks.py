@@ -8,7 +8,6 @@ PostgreSQL validate, cast, dedupe and merge a whole batch at once.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +16,13 @@ import psycopg
 from psycopg import sql
 
 from target_postgres_atomic import merge
-from target_postgres_atomic.errors import BadRecordError, missing_key
+from target_postgres_atomic.errors import BadRecordError
 from target_postgres_atomic.spec import TableSpec
+from target_postgres_atomic.staging import Stager
+from target_postgres_atomic.validation import record_checker
 
 NUL_ESCAPE = b"\\u0000"
-COPY_CHUNK_ROWS = 5000
+COPY_CHUNK_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -63,26 +64,40 @@ def _without_nul(value: Any) -> Any:
 class PostgresSink:
     """Buffered records of one stream and the statements that land them."""
 
-    def __init__(self, spec: TableSpec, stage_name: str, settings: SinkSettings) -> None:
+    def __init__(
+        self, spec: TableSpec, stage_name: str, settings: SinkSettings, stager: Stager
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.stage = sql.Identifier(stage_name)
-        self.rows: list[bytes] = []
+        self.stager = stager
+        stager.create_stage(self.stage)
+        self.check = record_checker(spec, check_types=settings.validate_records)
+        self.chunk: list[bytes] = []
+        self.chunk_seqs: list[int] = []
+        self.pending = 0
+        """Records received since the last merge (in the chunk or already in the stage)."""
         self.size_bytes = 0
         self.table_versions: set[int] = set()
         self.shadow_version: int | None = None
         """Records of this table version go to the shadow table until it is activated."""
         self.shadow = sql.Identifier(spec.schema, shadow_name(spec.table))
 
+    def update_spec(self, spec: TableSpec) -> None:
+        """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""
+        self.spec = spec
+        self.check = record_checker(spec, check_types=self.settings.validate_records)
+
     @property
     def full(self) -> bool:
         return (
-            len(self.rows) >= self.settings.batch_size_rows
+            self.pending >= self.settings.batch_size_rows
             or self.size_bytes >= self.settings.batch_size_bytes
         )
 
     def add(self, seq: int, raw: bytes, version: int | None, time_extracted: str | None) -> None:
-        """Buffer one record as a COPY text row; the only per-record work in Python."""
+        """Check one record and buffer it as a COPY text row: the per-record work in Python."""
+        self.check(seq, raw)
         if NUL_ESCAPE in raw:
             raw = self._handle_nul(seq, raw)
         if b"\\" in raw:
@@ -97,8 +112,18 @@ class PostgresSink:
             self.table_versions.add(version)
         extracted = b"\\N" if time_extracted is None else time_extracted.encode()
         row = b"%d\t%b\t%b\t%b\n" % (seq, tv, extracted, raw)
-        self.rows.append(row)
+        self.chunk.append(row)
+        self.chunk_seqs.append(seq)
+        self.pending += 1
         self.size_bytes += len(row)
+        if len(self.chunk) >= COPY_CHUNK_ROWS:
+            self.send_chunk()
+
+    def send_chunk(self) -> None:
+        """Stream the chunk into the stage; PostgreSQL parses it while we read on."""
+        if self.chunk:
+            self.stager.write(self.stage, self.spec.stream, b"".join(self.chunk), self.chunk_seqs)
+            self.chunk, self.chunk_seqs = [], []
 
     def _handle_nul(self, seq: int, raw: bytes) -> bytes:
         record = msgspec.json.decode(raw)
@@ -117,39 +142,8 @@ class PostgresSink:
                 )
         return raw
 
-    def stage_batch(self, conn: psycopg.Connection) -> None:
-        """COPY the buffered rows into the session-private stage (caller's transaction)."""
-        conn.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
-                self.stage, merge.STAGE_COLUMNS
-            )
-        )
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(self.stage, merge.COPY_COLUMNS)
-        try:
-            with conn.cursor() as cur, cur.copy(statement) as copy:
-                for start in range(0, len(self.rows), COPY_CHUNK_ROWS):
-                    copy.write(b"".join(self.rows[start : start + COPY_CHUNK_ROWS]))
-        except psycopg.errors.DataError as exc:
-            raise self._copy_error(exc) from None
-
-    def _copy_error(self, exc: psycopg.errors.DataError) -> BadRecordError:
-        found = re.search(r"line (\d+)", exc.diag.context or "")
-        row = self.rows[int(found.group(1)) - 1] if found else b"0\t"
-        seq = int(row.split(b"\t", 1)[0])
-        return BadRecordError(
-            self.spec.stream, seq, None, f"not loadable JSON ({exc.diag.message_primary})"
-        )
-
     def merge_staged(self, conn: psycopg.Connection) -> None:
-        """Validate, dedupe and merge the staged batch (caller's transaction)."""
-        bad = conn.execute(
-            merge.first_invalid(self.spec, self.stage, validate=self.settings.validate_records)
-        ).fetchone()
-        if bad is not None:
-            seq, field, problem = bad
-            if problem == "missing key property":
-                raise missing_key(self.spec.stream, seq, field)
-            raise BadRecordError(self.spec.stream, seq, field, problem)
+        """Validate, dedupe and merge the staged batch (caller's transaction; COPY is closed)."""
         where: sql.Composable = sql.SQL("")
         if self.shadow_version is not None:
             version = sql.Literal(self.shadow_version)
@@ -160,7 +154,8 @@ class PostgresSink:
             )
             where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
         self._merge(conn, self.stage, where)
-        self.rows = []
+        conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
+        self.pending = 0
         self.size_bytes = 0
 
     def _merge(

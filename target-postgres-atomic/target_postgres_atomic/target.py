@@ -22,6 +22,7 @@ from target_postgres_atomic.errors import (
 from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import build_spec
+from target_postgres_atomic.staging import Stager
 
 DEFAULT_BATCH_SIZE_ROWS = 100_000
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
@@ -131,6 +132,7 @@ class TargetPostgresAtomic(Target):
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
         self._conn: psycopg.Connection | None = None
+        self._stager: Stager | None = None
         self._sinks: dict[str, PostgresSink] = {}
         self._pending_state: str | None = None
         self._emitted_state: str | None = None
@@ -155,6 +157,12 @@ class TargetPostgresAtomic(Target):
         return self.config.get("default_target_schema") or "public"
 
     @property
+    def stager(self) -> Stager:
+        if self._stager is None:
+            self._stager = Stager(self.conn)
+        return self._stager
+
+    @property
     def conn(self) -> psycopg.Connection:
         """The one session: stages are private to it; opened at the first SCHEMA."""
         if self._conn is None:
@@ -177,7 +185,7 @@ class TargetPostgresAtomic(Target):
         if (
             stream in self._sinks
             and self._sinks[stream].spec.properties == spec.properties
-            and self._sinks[stream].spec.raw_keys == spec.raw_keys
+            and self._sinks[stream].spec.keys == spec.keys
             and self._sinks[stream].spec.version == spec.version
         ):
             return
@@ -189,9 +197,11 @@ class TargetPostgresAtomic(Target):
             connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
         if stream in self._sinks:
-            self._sinks[stream].spec = spec
+            self._sinks[stream].update_spec(spec)
             return
-        sink = PostgresSink(spec, f"_sdc_stage_{len(self._sinks)}", self._sink_settings)
+        sink = PostgresSink(
+            spec, f"_sdc_stage_{len(self._sinks)}", self._sink_settings, self.stager
+        )
         self._sinks[stream] = sink
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
@@ -222,15 +232,18 @@ class TargetPostgresAtomic(Target):
         if (
             sink.full
             or self._buffered_rows >= self._sink_settings.batch_size_rows
-            or (time.monotonic() - self._buffered_since > MAX_BUFFER_SECONDS)
+            or self._buffered_too_long()
         ):
             self._commit()
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
         self._pending_state = json.dumps(message_dict["value"])
-        if self._buffered_rows == 0:
+        if self._buffered_rows == 0 or self._buffered_too_long():
             self._commit()
+
+    def _buffered_too_long(self) -> bool:
+        return time.monotonic() - self._buffered_since > MAX_BUFFER_SECONDS
 
     def _sink_for(self, message_dict: dict) -> PostgresSink:
         sink = self._sinks.get(message_dict["stream"])
@@ -293,20 +306,27 @@ class TargetPostgresAtomic(Target):
         transaction makes those table versions the tables' content.
         """
         dirty = sorted(
-            (s for s in self._sinks.values() if s.rows), key=lambda s: (s.spec.schema, s.spec.table)
+            (s for s in self._sinks.values() if s.pending),
+            key=lambda s: (s.spec.schema, s.spec.table),
         )
         state = self._pending_state
         new_state = state is not None and state != self._emitted_state and not self._hold_state
         if not dirty and not new_state and not activate:
             return
         conn = self.conn
+        for sink in dirty:
+            sink.send_chunk()
+        self.stager.close()
         with conn.transaction():
+            # One lock order for every process, so two targets never deadlock.
+            for table in sorted(
+                {(s.spec.schema, s.spec.table) for s in dirty}
+                | {(s.spec.schema, s.spec.table) for s, _ in activate or []}
+            ):
+                connector.lock_table(conn, *table)
             for sink in dirty:
-                connector.lock_table(conn, sink.spec.schema, sink.spec.table)
-                sink.stage_batch(conn)
                 sink.merge_staged(conn)
             for sink, version in activate or []:
-                connector.lock_table(conn, sink.spec.schema, sink.spec.table)
                 sink.activate_version(conn, version)
             if state is not None and new_state:
                 connector.save_state(conn, self.state_schema, sorted(self._sinks), state)

@@ -67,3 +67,11 @@ def test_password_never_appears_in_output(run_target, pg_db) -> None:
     run = run_target([schema("t", PROPS)], password=secret, port=1)
     assert run.returncode != 0
     assert secret not in run.stderr + run.stdout
+
+
+def test_name_postgres_would_truncate_is_rejected_before_any_ddl(run_target, rows) -> None:
+    long_name = "x" * 64
+    run = run_target([schema("t", {**PROPS, long_name: {"type": "string"}})])
+    assert run.returncode != 0
+    assert "stream 't', input line 1" in run.stderr and long_name in run.stderr
+    assert rows("SELECT count(*) FROM pg_tables WHERE tablename = 't'") == [(0,)]
