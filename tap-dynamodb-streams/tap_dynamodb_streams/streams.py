@@ -32,6 +32,10 @@ class AwsCallFailed(Exception):
     """AWS refused or kept failing after every retry; the position in the state is intact."""
 
 
+class UnreadableEvent(Exception):
+    """A stream record this tap cannot turn into a Singer record."""
+
+
 class Outcome(Enum):
     ENDED = "ended"  # a null NextShardIterator: the shard is closed and fully read
     CAUGHT_UP = "caught_up"  # open shard, nothing newer than the run's start for now
@@ -161,11 +165,18 @@ class TableStream(Stream):
     def _record(self, event: dict[str, Any], shard_id: str) -> dict[str, Any]:
         data = event["dynamodb"]
         when = event_time(data["ApproximateCreationDateTime"])
-        if event["eventName"] == "REMOVE":
-            image = data.get("OldImage") or data["Keys"]
-        else:
-            image = data["NewImage"]
-        record = self._full_image(image)
+        try:
+            if event["eventName"] == "REMOVE":
+                image = data.get("OldImage") or data["Keys"]
+            else:
+                image = data["NewImage"]
+            record = self._full_image(image)
+        except (KeyError, ValueError, TypeError) as err:
+            raise UnreadableEvent(
+                f"Table {self.table!r}: shard {shard_id}: event {event.get('eventName')} at "
+                f"sequence number {data.get('SequenceNumber')} cannot be read ({err!r}); "
+                "nothing at or after it was emitted."
+            ) from err
         record.update(
             _sdc_event_name=event["eventName"],
             _sdc_sequence_number=data["SequenceNumber"],

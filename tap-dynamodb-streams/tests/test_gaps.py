@@ -95,3 +95,18 @@ def test_a_disabled_stream_is_read_to_its_end_then_fails(stack: Stack, tmp_path:
     assert run.returncode != 0
     assert [r["pk"] for r in run.records] == ["b"]
     assert "disabled" in run.stderr and "full resync" in run.stderr
+
+
+def test_an_unreadable_event_stops_the_run_before_it(stack: Stack, tmp_path: Path) -> None:
+    stack.create_table("garbled")
+    put(stack, "garbled", "a")
+    bad = stack.streams.append("garbled", "INSERT", {"pk": {"S": "b"}, "x": {"Q": "?"}})
+    assert bad is not None
+    put(stack, "garbled", "c")
+
+    run = run_tap(tmp_path, config(stack, "garbled"))
+    assert run.returncode != 0
+    assert [r["pk"] for r in run.records] == ["a"]
+    assert "'garbled'" in run.stderr and str(bad.sequence_number) in run.stderr
+    shards = (run.last_state or {}).get("bookmarks", {}).get("garbled", {}).get("shards", {})
+    assert all(e["sequence_number"] != str(bad.sequence_number) for e in shards.values())
