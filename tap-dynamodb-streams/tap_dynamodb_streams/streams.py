@@ -21,7 +21,7 @@ from tap_dynamodb_streams.client import (
     StillThrottled,
     TrimmedData,
 )
-from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap
+from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanished
 from tap_dynamodb_streams.snapshot import scan_table
 
 SEQUENCE = "_sdc_sequence_number"
@@ -374,11 +374,7 @@ class TableStream(Stream):
         )
 
     def _vanished(self, shard_id: str, entry: dict[str, Any]) -> StreamGapError:
-        return gap(
-            self.table,
-            f"shard {shard_id} vanished before its end was read "
-            f"(last emitted sequence number {entry['sequence_number']})",
-        )
+        return vanished(self.table, shard_id, entry["sequence_number"])
 
 
 def discover_table_streams(tap: Tap) -> list[Stream]:
