@@ -66,7 +66,7 @@ def drive(
             stack.streams.split(TABLE)  # three generations of splits over the phases
         stack.streams.sync()
         for attempt in range(12):
-            kill_at = rng.randint(3, 150) if kills and attempt < 2 else None
+            kill_at = rng.randint(3, 400) if kills and attempt < 2 else None
             run = run_pipeline(tmp_path, tap_config, target_config, state, kill_at)
             runs.append(run)
             if kill_at is None:

@@ -9,16 +9,31 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from botocore.exceptions import ClientError
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_dynamodb_streams import convert
-from tap_dynamodb_streams.client import AwsClients, ExpiredIterator, ResourceNotFound, TrimmedData
-from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap
+from tap_dynamodb_streams.client import (
+    AwsClients,
+    ExpiredIterator,
+    ResourceNotFound,
+    StillThrottled,
+    TrimmedData,
+)
+from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanished
 from tap_dynamodb_streams.snapshot import scan_table
 
 SEQUENCE = "_sdc_sequence_number"
 READABLE_VIEW_TYPES = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
+
+
+class AwsCallFailed(Exception):
+    """AWS refused or kept failing after every retry; the position in the state is intact."""
+
+
+class UnreadableEvent(Exception):
+    """A stream record this tap cannot turn into a Singer record."""
 
 
 class Outcome(Enum):
@@ -73,6 +88,7 @@ class TableStream(Stream):
         self._aws: AwsClients | None = None
         self._deadline = 0.0
         self._run_start = 0.0
+        self._stream_status: str | None = None
 
     @property
     def aws(self) -> AwsClients:
@@ -149,11 +165,18 @@ class TableStream(Stream):
     def _record(self, event: dict[str, Any], shard_id: str) -> dict[str, Any]:
         data = event["dynamodb"]
         when = event_time(data["ApproximateCreationDateTime"])
-        if event["eventName"] == "REMOVE":
-            image = data.get("OldImage") or data["Keys"]
-        else:
-            image = data["NewImage"]
-        record = self._full_image(image)
+        try:
+            if event["eventName"] == "REMOVE":
+                image = data.get("OldImage") or data["Keys"]
+            else:
+                image = data["NewImage"]
+            record = self._full_image(image)
+        except (KeyError, ValueError, TypeError) as err:
+            raise UnreadableEvent(
+                f"Table {self.table!r}: shard {shard_id}: event {event.get('eventName')} at "
+                f"sequence number {data.get('SequenceNumber')} cannot be read ({err!r}); "
+                "nothing at or after it was emitted."
+            ) from err
         record.update(
             _sdc_event_name=event["eventName"],
             _sdc_sequence_number=data["SequenceNumber"],
@@ -164,6 +187,15 @@ class TableStream(Stream):
         return record
 
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+        try:
+            yield from self._changes()
+        except (StillThrottled, ClientError) as err:
+            raise AwsCallFailed(
+                f"Table {self.table!r}: {err}. Nothing after the last STATE was lost; "
+                "run again once AWS answers (check credentials and permissions if it says so)."
+            ) from err
+
+    def _changes(self) -> Iterator[dict[str, Any]]:
         self._deadline = time.monotonic() + float(self.config.get("max_run_seconds") or 300)
         self._run_start = time.time()
         state = self.stream_state
@@ -180,7 +212,8 @@ class TableStream(Stream):
         if not saved:
             yield from self._first_run(latest)
             return
-        yield from self._read_stream(latest, ShardLedger(self.table, state), emit=True)
+        outcome = yield from self._read_stream(latest, ShardLedger(self.table, state), emit=True)
+        self._fail_if_disabled(latest, outcome)
 
     def _first_run(self, arn: str) -> Iterator[dict[str, Any]]:
         """A new pipeline: positions first (if not from TRIM_HORIZON), then optional snapshot."""
@@ -199,7 +232,18 @@ class TableStream(Stream):
             yield from self._snapshot_records()
         self.stream_state.update(handoff)
         self._flush_state()
-        yield from self._read_stream(arn, ShardLedger(self.table, self.stream_state), emit=True)
+        ledger = ShardLedger(self.table, self.stream_state)
+        outcome = yield from self._read_stream(arn, ledger, emit=True)
+        self._fail_if_disabled(arn, outcome)
+
+    def _fail_if_disabled(self, arn: str, outcome: Outcome) -> None:
+        """A disabled stream read to its end: writes since then are in no stream."""
+        if outcome is Outcome.ENDED and self._stream_status == "DISABLED":
+            raise gap(
+                self.table,
+                f"its stream {arn} is disabled and was read to its end; changes made since "
+                "it was disabled are in no stream. Enable a stream on the table",
+            )
 
     def _snapshot_records(self) -> Iterator[dict[str, Any]]:
         started = datetime.now(timezone.utc).isoformat()
@@ -237,6 +281,7 @@ class TableStream(Stream):
         first_listing = not ledger.entries
         while True:
             description, listing = self.aws.describe_stream(arn)
+            self._stream_status = description.get("StreamStatus")
             if description.get("StreamViewType") not in READABLE_VIEW_TYPES:
                 raise gap(
                     self.table,
@@ -329,11 +374,7 @@ class TableStream(Stream):
         )
 
     def _vanished(self, shard_id: str, entry: dict[str, Any]) -> StreamGapError:
-        return gap(
-            self.table,
-            f"shard {shard_id} vanished before its end was read "
-            f"(last emitted sequence number {entry['sequence_number']})",
-        )
+        return vanished(self.table, shard_id, entry["sequence_number"])
 
 
 def discover_table_streams(tap: Tap) -> list[Stream]:

@@ -236,13 +236,18 @@ class StreamsModel:
                 children.append(self._new_shard(stream, shard, lo, hi, generation).shard_id)
         return children
 
-    def reenable_stream(self, table: str) -> str:
-        """Disable the table's stream (its shards close) and enable a new one with a new ARN."""
+    def disable_stream(self, table: str) -> Stream:
+        """Disable the table's stream: its shards close; later writes are in no stream."""
         old = self.current_stream(table)
         for shard in old.open_leaves():
             self.close_shard(old, shard)
         old.enabled = False
         old.disabled_at = self.clock
+        return old
+
+    def reenable_stream(self, table: str) -> str:
+        """Disable the table's stream and enable a new one with a new ARN."""
+        old = self.disable_stream(table)
         self.clock += 0.001
         return self.create_stream(table, old.key_schema, old.view_type)
 
@@ -257,7 +262,10 @@ class StreamsModel:
         event_name: str,
         new_image: dict[str, Any] | None,
         old_image: dict[str, Any] | None,
-    ) -> Record:
+    ) -> Record | None:
+        """Record a change event; None when the table has no enabled stream (not captured)."""
+        if not any(s.table == table and s.enabled for s in self.streams.values()):
+            return None
         stream = self.current_stream(table)
         image = new_image if new_image is not None else old_image
         assert image is not None, "a change event has at least one image"

@@ -145,6 +145,11 @@ class StreamsEmulator:
             self.sync()
             return self.model.reenable_stream(table)
 
+    def disable_stream(self, table: str) -> None:
+        with self.lock:
+            self.sync()
+            self.model.disable_stream(table)
+
     def vanish_shard(self, table: str, shard_id: str) -> None:
         with self.lock:
             for stream in self.model.streams.values():
@@ -163,7 +168,7 @@ class StreamsEmulator:
         event_name: str,
         new_image: dict[str, Any] | None,
         old_image: dict[str, Any] | None = None,
-    ) -> Record:
+    ) -> Record | None:
         """Append an event directly (benchmarks; tests normally write through moto)."""
         with self.lock:
             return self.model.append(table, event_name, new_image, old_image)
