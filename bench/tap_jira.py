@@ -26,6 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tap_jira_safe.timeutil import parse_jira_time  # noqa: E402
+
 from tests.emulators.jira import JiraEmulator  # noqa: E402
 from tests.emulators.jira.harness import issues_only_catalog  # noqa: E402
 from tests.support.cli import BIN  # noqa: E402
@@ -41,6 +43,7 @@ class Result:
     requests: int
     emitted: int
     missed: int
+    stale: int
     rate_limited: int
     retry_after_served_s: float
     waited_429_s: float | None
@@ -58,28 +61,54 @@ def ensure_peer() -> Path:
 
 def run(name: str, args: list[str], jira: JiraEmulator, env: dict[str, str], tmp: Path,
         waited: re.Pattern[str] | None) -> Result:
+    """One run; with churn on, a second incremental run (churn off) from the first's state."""
     before = (jira.stats.requests, jira.stats.rate_limited, jira.stats.retry_after_total_s)
-    out, err = tmp / f"{name}.out", tmp / f"{name}.err"
     start = time.monotonic()
-    with out.open("w") as stdout, err.open("w") as stderr:
-        done = subprocess.run(args, stdout=stdout, stderr=stderr, env=env, check=False)
+    versions, log, code, state = run_once(name, args, env, tmp)
+    churn = jira.settings.churn_every_searches
+    if churn and code == 0:
+        jira.settings.churn_every_searches = 0
+        state_path = tmp / f"{name}.state.json"
+        state_path.write_text(json.dumps(state))
+        again, log2, code, _ = run_once(name, [*args, "--state", str(state_path)], env, tmp)
+        for issue_id, ms in again.items():
+            versions[issue_id] = max(ms, versions.get(issue_id, ms))
+        log += log2
+        jira.settings.churn_every_searches = churn
     wall = time.monotonic() - start
-    ids = set()
-    for line in out.read_text().splitlines():
-        message = json.loads(line)
-        if message.get("type") == "RECORD" and message.get("stream") == "issues":
-            ids.add(str(message["record"]["id"]))
-    log = err.read_text()
-    if done.returncode or os.environ.get("BENCH_VERBOSE"):
-        print(f"{name} exited {done.returncode}:\n{log[-2500:]}", file=sys.stderr)
+    truth = jira.live_issues()
     return Result(
-        name=name, wall_s=wall, requests=jira.stats.requests - before[0], emitted=len(ids),
-        missed=len(set(jira.live_issues()) - ids),
+        name=name, wall_s=wall, requests=jira.stats.requests - before[0],
+        emitted=len(versions), missed=len(set(truth) - set(versions)),
+        stale=sum(1 for i, ms in truth.items() if i in versions and versions[i] < ms),
         rate_limited=jira.stats.rate_limited - before[1],
         retry_after_served_s=jira.stats.retry_after_total_s - before[2],
         waited_429_s=sum(float(w) for w in waited.findall(log)) if waited else None,
-        returncode=done.returncode,
+        returncode=code,
     )
+
+
+def run_once(name: str, args: list[str], env: dict[str, str], tmp: Path
+             ) -> tuple[dict[str, int], str, int, dict[str, Any]]:
+    """Newest `updated` (ms) per issue id emitted, the log, the exit code, the last state."""
+    out, err = tmp / f"{name}.out", tmp / f"{name}.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        done = subprocess.run(args, stdout=stdout, stderr=stderr, env=env, check=False)
+    versions: dict[str, int] = {}
+    state: dict[str, Any] = {}
+    for line in out.read_text().splitlines():
+        message = json.loads(line)
+        if message.get("type") == "STATE":
+            state = message["value"]
+        if message.get("type") == "RECORD" and message.get("stream") == "issues":
+            record = message["record"]
+            updated = record.get("updated") or record["fields"]["updated"]
+            ms = round(parse_jira_time(updated).timestamp() * 1000)
+            versions[str(record["id"])] = max(ms, versions.get(str(record["id"]), ms))
+    log = err.read_text()
+    if done.returncode or os.environ.get("BENCH_VERBOSE"):
+        print(f"{name} exited {done.returncode}:\n{log[-2500:]}", file=sys.stderr)
+    return versions, log, done.returncode, state
 
 
 # singer-io tap-jira sends prepared requests with `Session.send`, which ignores
@@ -123,6 +152,8 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--rate-limit-every", type=int, default=100)
     parser.add_argument("--retry-after", type=int, default=1)
+    parser.add_argument("--churn-every", type=int, default=0,
+                        help="other users edit 2 issues every N search pages (default: off)")
     parser.add_argument("--skip-peer", action="store_true")
     opts = parser.parse_args()
 
@@ -130,12 +161,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-jira-") as name, JiraEmulator(
         issue_count=opts.issues, tls=True, latency_ms=opts.latency_ms,
         rate_limit_every=opts.rate_limit_every, retry_after_s=opts.retry_after,
+        churn_every_searches=opts.churn_every, churn_edits=2,
     ) as jira:
         tmp = Path(name)
         assert jira.ca_path is not None
         env = {**os.environ, "REQUESTS_CA_BUNDLE": jira.ca_path}
         ours_config = tmp / "ours.json"
-        ours_config.write_text(json.dumps(jira.tap_config(page_size=100)))
+        # the emulator runs with no search-index lag here, so ours is told so (default: 30 s)
+        ours_config.write_text(json.dumps(jira.tap_config(page_size=100, search_lag_seconds=0)))
         catalog = tmp / "ours-catalog.json"
         catalog.write_text(json.dumps(issues_only_catalog()))
         results.append(run(
@@ -167,15 +200,17 @@ def main() -> int:
 
 def report(opts: argparse.Namespace, results: list[Result]) -> None:
     load = os.getloadavg()
+    churn = f", 2 edits every {opts.churn_every} search pages" if opts.churn_every else ""
     print(f"\nJira emulator: {opts.issues} issues, {opts.latency_ms} ms latency, 429 "
-          f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests, TLS. "
+          f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests{churn}, TLS. "
           f"Load average at the end: {load[0]:.2f} {load[1]:.2f} (2 cores, shared).\n")
-    print("| tap | wall s | requests | issues emitted | missed | 429s | Retry-After served s "
-          "| waited on 429 s | exit |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| tap | wall s | requests | issues emitted | missed | stale | 429s "
+          "| Retry-After served s | waited on 429 s | exit |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         waited = "n/a" if r.waited_429_s is None else f"{r.waited_429_s:.1f}"
         print(f"| {r.name} | {r.wall_s:.1f} | {r.requests} | {r.emitted} | {r.missed} | "
+              f"{r.stale} | "
               f"{r.rate_limited} | {r.retry_after_served_s:.0f} | {waited} | {r.returncode} |")
     if len(results) == 2 and results[1].wall_s:
         ours, peer = results

@@ -7,6 +7,7 @@ versions, and bookmarks that never move backwards or past `sync start - lookback
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -82,8 +83,9 @@ def assert_matches_truth(emulator: JiraEmulator, runs: list[TapRun], deletes: bo
 
 
 ALONE = {
-    "rate_limit_every_4": {"rate_limit_every": 4},
+    "rate_limit_every_6": {"rate_limit_every": 6},
     "rate_limit_storm": {"rate_limit_storm": (3, 4)},
+    "quota_headers_near_limit": {"rate_limit_budget": 4},
     "server_errors_500_502_503": {"error_every": 3},
     "dropped_connections": {"drop_every": 4},
     "slow_beyond_timeout": {"slow_every": 5, "slow_s": 1.5},
@@ -152,7 +154,7 @@ def test_offset_drift_is_caught_by_window_verification(jira: Factory,
 
 def test_all_adversities_combined(jira: Factory, issues_only: dict[str, Any]) -> None:
     emulator = jira(
-        issue_count=120, rate_limit_every=9, error_every=7, drop_every=11, slow_every=13,
+        issue_count=80, rate_limit_every=9, error_every=7, drop_every=11, slow_every=13,
         slow_s=0.2, page_cap_fields=7, omit_is_last_every=2, repeat_token_once=True,
         expire_token_once=True, index_lag_ms=1000, **CHURN,
     )
@@ -190,12 +192,23 @@ def test_two_incremental_runs_with_changes_between_and_during(
 
 
 def test_retry_after_is_waited_exactly(jira: Factory, issues_only: dict[str, Any]) -> None:
-    emulator = jira(rate_limit_every=3, retry_after_s=1)
+    emulator = jira(rate_limit_every=4, retry_after_s=1)
     run = sync(emulator, issues_only)
     waits = [float(w) for w in re.findall(r"\(429\), waiting ([0-9.]+) s", run.stderr)]
     assert emulator.stats.rate_limited >= 3
     assert len(waits) == emulator.stats.rate_limited
     assert sum(waits) == emulator.stats.retry_after_total_s
+
+
+def test_bearer_token_auth_and_no_token_in_logs(jira: Factory,
+                                                issues_only: dict[str, Any]) -> None:
+    emulator = jira(error_every=4)
+    cfg = config(emulator, access_token=emulator.settings.access_token)
+    del cfg["email"], cfg["api_token"]
+    run = run_tap(cfg, catalog=issues_only)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert emulator.settings.access_token not in run.stderr
+    assert_matches_truth(emulator, [run])
 
 
 def test_failing_endpoint_stops_after_bounded_tries_without_state(
@@ -214,8 +227,7 @@ def test_failing_endpoint_stops_after_bounded_tries_without_state(
 
 def test_worklogs_with_deletions(jira: Factory) -> None:
     emulator = jira(issue_count=30)
-    with JiraEmulator(issue_count=1) as quiet:
-        catalog = catalog_selecting(quiet.tap_config(), {"issue_worklogs"})
+    catalog = catalog_selecting(emulator.tap_config(), {"issue_worklogs"})
     first = sync(emulator, catalog)
     seeded = {r["id"] for r in first.records("issue_worklogs")}
     assert seeded == {str(w) for w in emulator.dataset.worklogs}
@@ -224,3 +236,31 @@ def test_worklogs_with_deletions(jira: Factory) -> None:
     second = sync(emulator, catalog, state=first.final_state)
     deleted = [r for r in second.records("issue_worklogs") if r["_sdc_deleted_at"]]
     assert [r["id"] for r in deleted] == [str(gone)]
+
+
+def test_tls_trusts_requests_ca_bundle(jira: Factory, issues_only: dict[str, Any]) -> None:
+    emulator = jira(tls=True, issue_count=20)
+    assert emulator.ca_path is not None
+    cfg = config(emulator, max_retries=2)
+    untrusted = run_tap(cfg, catalog=issues_only,
+                        env={**os.environ, "REQUESTS_CA_BUNDLE": ""})
+    assert untrusted.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    trusted = run_tap(cfg, catalog=issues_only,
+                      env={**os.environ, "REQUESTS_CA_BUNDLE": emulator.ca_path})
+    assert trusted.returncode == 0, trusted.stderr[-2000:]
+    assert_matches_truth(emulator, [trusted])
+
+
+def test_overlap_never_moves_the_bookmark_back(jira: Factory,
+                                               issues_only: dict[str, Any]) -> None:
+    """The lookback re-reads issues older than the bookmark: the bookmark must stay put."""
+    emulator = jira(issue_count=20)
+    newest_ms = max(emulator.live_issues().values())
+    bookmark = datetime.fromtimestamp((newest_ms + 30_000) / 1000, UTC).isoformat(
+        timespec="microseconds")
+    state = {"bookmarks": {"issues": {"replication_key": "updated",
+                                      "replication_key_value": bookmark}}}
+    run = sync(emulator, issues_only, state=state)
+    assert run.records("issues"), "the lookback should re-read the newest issue"
+    assert run.bookmark() == bookmark

@@ -44,9 +44,12 @@ def test_state_edits_wait_for_no_run(svc) -> None:
     assert refused.returncode == 3 and "is held by run" in refused.stderr
     leases.finish(svc.store, held, exit_code=0)
     assert svc.cli("state", "set", "p", "-", stdin='{"bookmarks": {"a": 1}}').returncode == 0
-    assert svc.cli("state", "get", "p").stdout.strip() == '{"bookmarks": {"a": 1}}'
+    assert svc.bookmark("p") == {"bookmarks": {"a": 1}}
     assert svc.cli("state", "clear", "p").returncode == 0
-    assert svc.cli("state", "get", "p").stdout.strip() == "{}"
+    assert svc.bookmark("p") is None
+    assert [(r["kind"], r["status"]) for r in svc.runs("p")] == [("run", "SUCCESS")] + [
+        ("edit", "SUCCESS")
+    ] * 2
 
 
 def race_finish_against_reclaim(owner: Store, reclaimer: Store, held: leases.Lease) -> dict:

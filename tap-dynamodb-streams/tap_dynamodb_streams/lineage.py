@@ -3,6 +3,7 @@
 State of one table (``bookmarks.<table>``)::
 
     {"stream_arn": "arn:...:table/T/stream/2026-...",
+     "attributes": {"qty": {"type": ["string", "null"], "format": "x-singer.decimal"}},
      "shards": {"shardId-...": {"parent": "shardId-..." | null,
                                 "sequence_number": "4100000000000000000123" | null,
                                 "ended": false,
@@ -30,6 +31,14 @@ def gap(table: str, what: str) -> StreamGapError:
     return StreamGapError(f"Table {table!r}: {what}. {RESYNC_HINT}")
 
 
+def vanished(table: str, shard_id: str, sequence_number: str | None) -> StreamGapError:
+    return gap(
+        table,
+        f"shard {shard_id} vanished before its end was read "
+        f"(last emitted sequence number {sequence_number})",
+    )
+
+
 class ShardLedger:
     """The ``shards`` map of one table's state, updated in place (the SDK owns the dict)."""
 
@@ -44,11 +53,7 @@ class ShardLedger:
         """Learn new shards from a DescribeStream listing; fail on a shard that vanished."""
         for shard_id, entry in self.entries.items():
             if not entry["ended"] and shard_id not in listing:
-                raise gap(
-                    self.table,
-                    f"shard {shard_id} vanished before its end was read "
-                    f"(last emitted sequence number {entry['sequence_number']})",
-                )
+                raise vanished(self.table, shard_id, entry["sequence_number"])
         for shard_id, shard in listing.items():
             if shard_id in self.entries:
                 continue

@@ -9,15 +9,31 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from botocore.exceptions import ClientError
 from singer_sdk import Stream, Tap
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_dynamodb_streams import convert
-from tap_dynamodb_streams.client import AwsClients, ExpiredIterator, ResourceNotFound, TrimmedData
-from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap
+from tap_dynamodb_streams.client import (
+    AwsClients,
+    ExpiredIterator,
+    ResourceNotFound,
+    StillThrottled,
+    TrimmedData,
+)
+from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanished
 from tap_dynamodb_streams.snapshot import scan_table
 
 SEQUENCE = "_sdc_sequence_number"
 READABLE_VIEW_TYPES = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
+
+
+class AwsCallFailed(Exception):
+    """AWS refused or kept failing after every retry; the position in the state is intact."""
+
+
+class UnreadableEvent(Exception):
+    """A stream record this tap cannot turn into a Singer record."""
 
 
 class Outcome(Enum):
@@ -49,10 +65,20 @@ def table_schema(description: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": [*keys, SEQUENCE]}
 
 
+def event_time(value: float | datetime) -> str:
+    """ApproximateCreationDateTime (wire: epoch seconds) as an ISO 8601 UTC timestamp."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
+
+
 class TableStream(Stream):
     """Change events of one table, read shard by shard in lineage order."""
 
     replication_key = SEQUENCE
+    # convert.py already produces JSON types that match the schema; the SDK's per-value
+    # conformance pass would only cost time.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap, table: str, description: dict[str, Any]) -> None:
         self.table = table
@@ -61,6 +87,8 @@ class TableStream(Stream):
         self.primary_keys = self.key_names
         self._aws: AwsClients | None = None
         self._deadline = 0.0
+        self._run_start = 0.0
+        self._stream_status: str | None = None
 
     @property
     def aws(self) -> AwsClients:
@@ -81,31 +109,40 @@ class TableStream(Stream):
         self._write_state_message()
 
     # -- schema that follows the data -------------------------------------------------------
+    # DynamoDB has no schema beyond the key. Attributes are declared as they are first seen
+    # and remembered in the state (``attributes``), so a later run still sends them (as null
+    # when an item lacks them) and an upsert never keeps a value the item no longer has.
     def _declare(self, image: dict[str, Any]) -> None:
         """Add attributes seen for the first time to the schema and re-send SCHEMA."""
         properties = self.schema["properties"]
-        changed = False
+        wanted: dict[str, dict[str, Any]] = {}
         for name, attribute in image.items():
             kind = convert.kind_of(attribute)
-            if kind == "NULL":
+            if kind == "NULL" or name in self.key_names:
                 continue
-            wanted = convert.kind_schema(kind)
+            schema = convert.kind_schema(kind)
             known = properties.get(name)
             if known is None:
-                properties[name] = wanted
-                changed = True
-            elif known != wanted and name not in self.key_names:
-                properties[name] = self._widen(name, known, wanted)
-                changed = changed or properties[name] != known
-        if changed:
-            if self._input_schema is not None and self._input_schema is not self.schema:
-                self._input_schema["properties"].update(copy.deepcopy(properties))
-            # The SDK has no public hook for a schema that grows mid-sync: re-register it with
-            # the mapper so SCHEMA messages (and stream maps) see the new attributes.
-            mapper = self._tap.mapper
-            mapper.register_raw_stream_schema(self.name, self.effective_schema, self.primary_keys)
-            self._stream_maps = mapper.stream_maps[self.name]
-            self._write_schema_message()
+                wanted[name] = schema
+            elif known != schema:
+                widened = self._widen(name, known, schema)
+                if widened != known:
+                    wanted[name] = widened
+        if wanted:
+            self._adopt(wanted)
+
+    def _adopt(self, attributes: dict[str, dict[str, Any]]) -> None:
+        self.schema["properties"].update(attributes)
+        if self._input_schema is not None and self._input_schema is not self.schema:
+            self._input_schema["properties"].update(copy.deepcopy(attributes))
+        remembered = self.stream_state.setdefault("attributes", {})
+        remembered.update(copy.deepcopy(attributes))
+        # The SDK has no public hook for a schema that grows mid-sync: re-register it with
+        # the mapper so SCHEMA messages (and stream maps) see the new attributes.
+        mapper = self._tap.mapper
+        mapper.register_raw_stream_schema(self.name, self.effective_schema, self.primary_keys)
+        self._stream_maps = mapper.stream_maps[self.name]
+        self._write_schema_message()
 
     def _widen(self, name: str, known: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
         if known["type"] == wanted["type"] == ["string", "null"]:
@@ -116,15 +153,30 @@ class TableStream(Stream):
         )
 
     # -- records ----------------------------------------------------------------------------
+    def _full_image(self, image: dict[str, Any]) -> dict[str, Any]:
+        """The item as a record; attributes it lacks are null, since an image is the whole
+        item (an upsert must not keep a value the item no longer has)."""
+        self._declare(image)
+        properties = self.schema["properties"]
+        record = dict.fromkeys(properties)
+        record.update((k, v) for k, v in convert.item_values(image).items() if k in properties)
+        return record
+
     def _record(self, event: dict[str, Any], shard_id: str) -> dict[str, Any]:
         data = event["dynamodb"]
-        when = data["ApproximateCreationDateTime"].astimezone(timezone.utc).isoformat()
-        if event["eventName"] == "REMOVE":
-            image = data.get("OldImage") or data["Keys"]
-        else:
-            image = data["NewImage"]
-        self._declare(image)
-        record = convert.item_values(image)
+        when = event_time(data["ApproximateCreationDateTime"])
+        try:
+            if event["eventName"] == "REMOVE":
+                image = data.get("OldImage") or data["Keys"]
+            else:
+                image = data["NewImage"]
+            record = self._full_image(image)
+        except (KeyError, ValueError, TypeError) as err:
+            raise UnreadableEvent(
+                f"Table {self.table!r}: shard {shard_id}: event {event.get('eventName')} at "
+                f"sequence number {data.get('SequenceNumber')} cannot be read ({err!r}); "
+                "nothing at or after it was emitted."
+            ) from err
         record.update(
             _sdc_event_name=event["eventName"],
             _sdc_sequence_number=data["SequenceNumber"],
@@ -135,8 +187,21 @@ class TableStream(Stream):
         return record
 
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+        try:
+            yield from self._changes()
+        except (StillThrottled, ClientError) as err:
+            raise AwsCallFailed(
+                f"Table {self.table!r}: {err}. Nothing after the last STATE was lost; "
+                "run again once AWS answers (check credentials and permissions if it says so)."
+            ) from err
+
+    def _changes(self) -> Iterator[dict[str, Any]]:
         self._deadline = time.monotonic() + float(self.config.get("max_run_seconds") or 300)
+        self._run_start = time.time()
         state = self.stream_state
+        remembered = state.get("attributes") or {}
+        if any(self.schema["properties"].get(n) != p for n, p in remembered.items()):
+            self._adopt(remembered)
         arns = self.aws.stream_arns(self.table)
         if not arns:
             raise gap(self.table, "no stream is enabled on this table")
@@ -147,7 +212,8 @@ class TableStream(Stream):
         if not saved:
             yield from self._first_run(latest)
             return
-        yield from self._read_stream(latest, ShardLedger(self.table, state), emit=True)
+        outcome = yield from self._read_stream(latest, ShardLedger(self.table, state), emit=True)
+        self._fail_if_disabled(latest, outcome)
 
     def _first_run(self, arn: str) -> Iterator[dict[str, Any]]:
         """A new pipeline: positions first (if not from TRIM_HORIZON), then optional snapshot."""
@@ -166,14 +232,24 @@ class TableStream(Stream):
             yield from self._snapshot_records()
         self.stream_state.update(handoff)
         self._flush_state()
-        yield from self._read_stream(arn, ShardLedger(self.table, self.stream_state), emit=True)
+        ledger = ShardLedger(self.table, self.stream_state)
+        outcome = yield from self._read_stream(arn, ledger, emit=True)
+        self._fail_if_disabled(arn, outcome)
+
+    def _fail_if_disabled(self, arn: str, outcome: Outcome) -> None:
+        """A disabled stream read to its end: writes since then are in no stream."""
+        if outcome is Outcome.ENDED and self._stream_status == "DISABLED":
+            raise gap(
+                self.table,
+                f"its stream {arn} is disabled and was read to its end; changes made since "
+                "it was disabled are in no stream. Enable a stream on the table",
+            )
 
     def _snapshot_records(self) -> Iterator[dict[str, Any]]:
         started = datetime.now(timezone.utc).isoformat()
         segments = int(self.config.get("scan_segments") or 4)
         for item in scan_table(self.aws, self.table, segments):
-            self._declare(item)
-            record = convert.item_values(item)
+            record = self._full_image(item)
             record.update(
                 _sdc_event_name="SNAPSHOT",
                 _sdc_sequence_number="0",
@@ -205,6 +281,7 @@ class TableStream(Stream):
         first_listing = not ledger.entries
         while True:
             description, listing = self.aws.describe_stream(arn)
+            self._stream_status = description.get("StreamStatus")
             if description.get("StreamViewType") not in READABLE_VIEW_TYPES:
                 raise gap(
                     self.table,
@@ -263,9 +340,17 @@ class TableStream(Stream):
             if next_iterator is None:
                 return Outcome.ENDED
             empty_pages = 0 if page["Records"] else empty_pages + 1
-            if empty_pages >= idle_after:
+            if empty_pages >= idle_after or self._past_run_start(page["Records"]):
                 return Outcome.CAUGHT_UP
             iterator = next_iterator
+
+    def _past_run_start(self, records: list[dict[str, Any]]) -> bool:
+        """An open shard reached events written after this run started: leave them for later."""
+        if not records:
+            return False
+        created = records[-1]["dynamodb"]["ApproximateCreationDateTime"]
+        epoch = created.timestamp() if isinstance(created, datetime) else float(created)
+        return epoch >= self._run_start
 
     def _iterator(
         self, arn: str, ledger: ShardLedger, shard_id: str, listing: dict[str, dict[str, Any]]
@@ -289,11 +374,7 @@ class TableStream(Stream):
         )
 
     def _vanished(self, shard_id: str, entry: dict[str, Any]) -> StreamGapError:
-        return gap(
-            self.table,
-            f"shard {shard_id} vanished before its end was read "
-            f"(last emitted sequence number {entry['sequence_number']})",
-        )
+        return vanished(self.table, shard_id, entry["sequence_number"])
 
 
 def discover_table_streams(tap: Tap) -> list[Stream]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 
 class TapDynamoDBStreams(Tap):
     """Singer tap that reads DynamoDB Streams change events, one Singer stream per table."""
 
     name = "tap-dynamodb-streams"
+    message_writer_class = MsgSpecWriter  # singer-sdk[msgspec]: the fast message writer
 
     config_jsonschema = th.PropertiesList(
         th.Property(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
 from pathlib import Path
 
 from tests.emulators.dynamodb_streams import Faults, Stack
+from tests.support.cli import script
 from tests.support.dynamodb import random_writes, run_tap
 
 
@@ -75,6 +78,7 @@ def test_split_generations_with_faults_emit_every_event_parents_first(
             stall_rate=0.03,
             close_lag_calls=2,
             describe_page_size=3,
+            scramble_listing=True,
             seed=11,
         )
     )
@@ -111,3 +115,42 @@ def test_split_generations_with_faults_emit_every_event_parents_first(
     assert stack.streams.errors.get("ExpiredIteratorException", 0) > 0
     assert stack.streams.errors.get("LimitExceededException", 0) > 0
     assert stack.streams.calls["DescribeStream"] > 1
+
+
+def test_discover_gives_composite_keys_typed_from_the_table(stack: Stack, tmp_path: Path) -> None:
+    stack.create_table("composite", hash_key=("tenant", "S"), range_key=("ts", "N"))
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(stack.tap_config(["composite"])))
+    out = subprocess.run(
+        [script("tap-dynamodb-streams"), "--config", str(config_path), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (entry,) = json.loads(out)["streams"]
+    assert entry["tap_stream_id"] == "composite"
+    assert entry["key_properties"] == ["tenant", "ts"]
+    properties = entry["schema"]["properties"]
+    assert properties["ts"] == {"type": ["string"], "format": "x-singer.decimal"}
+    assert properties["_sdc_sequence_number"]["format"] == "x-singer.decimal"
+
+
+def test_max_run_seconds_ends_early_without_losing_or_repeating(
+    stack: Stack, tmp_path: Path
+) -> None:
+    stack.create_table("slow")
+    random_writes(stack.dynamodb(), "slow", 80, keys=80, rng=random.Random(3))
+    stack.streams.sync()
+    truth = [e["sequence_number"] for e in stack.streams.events("slow")]
+    config = stack.tap_config(["slow"], max_run_seconds=1, max_records_per_request=2)
+    seen: list[str] = []
+    state = None
+    runs = 0
+    while len(seen) < len(truth) and runs < 20:
+        run = run_tap(tmp_path, config, state=state)
+        assert run.returncode == 0, run.stderr
+        seen += [str(r["_sdc_sequence_number"]) for r in run.records]
+        state = run.last_state
+        runs += 1
+    assert runs > 1  # the time limit did cut runs short
+    assert seen == truth  # every event once, in order, across the cut runs

@@ -186,14 +186,6 @@ class JiraStream(RESTStream[Any]):
             "%s: try %d failed (%s), waiting %.2f s", self.endpoint_name(response, exc),
             details.get("tries"), status, details.get("wait"),
         )
-        if response is not None and response.status_code == 429:
-            self.tap_state_stats()["rate_limit_wait_s"] += float(details.get("wait") or 0)
-
-    def tap_state_stats(self) -> dict[str, float]:
-        stats: dict[str, float] = self._tap.__dict__.setdefault(
-            "_jira_stats", {"rate_limit_wait_s": 0.0}
-        )
-        return stats
 
     def endpoint_name(self, response: requests.Response | None, exc: object = None) -> str:
         """``METHOD /path`` of a failed request (never the query string or headers)."""

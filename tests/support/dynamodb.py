@@ -138,3 +138,83 @@ def running_stack(faults: Faults | None = None) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+@dataclass
+class PipelineRun:
+    tap_returncode: int
+    target_returncode: int
+    records: list[dict[str, Any]]
+    committed_state: dict[str, Any] | None
+    stderr: str
+
+
+def run_pipeline(
+    workdir: Path,
+    tap_config: dict[str, Any],
+    target_config: dict[str, Any],
+    state: dict[str, Any] | None,
+    kill_tap_after_lines: int | None = None,
+    timeout: float = 120,
+) -> PipelineRun:
+    """tap | target-postgres-atomic, the test relaying lines so it can SIGKILL the tap.
+
+    The state to resume from is the last STATE the *target* emitted (after its commit).
+    """
+    tap_args = _write_inputs(workdir, tap_config, state)
+    target_config_path = workdir / "target-config.json"
+    target_config_path.write_text(json.dumps(target_config))
+    tap_err, target_err = workdir / "tap-stderr.txt", workdir / "target-stderr.txt"
+    target_out = workdir / "target-stdout.txt"
+    records: list[dict[str, Any]] = []
+    with tap_err.open("w") as terr, target_err.open("w") as gerr, target_out.open("w") as gout:
+        target = subprocess.Popen(
+            [script("target-postgres-atomic"), "--config", str(target_config_path)],
+            stdin=subprocess.PIPE,
+            stdout=gout,
+            stderr=gerr,
+            text=True,
+        )
+        tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=terr, text=True)
+        try:
+            assert tap.stdout is not None and target.stdin is not None
+            for count, line in enumerate(tap.stdout, start=1):
+                target.stdin.write(line)
+                if line.startswith('{"type":"RECORD"'):
+                    records.append(json.loads(line)["record"])
+                if kill_tap_after_lines is not None and count >= kill_tap_after_lines:
+                    os.kill(tap.pid, signal.SIGKILL)
+                    break
+            tap.wait(timeout=timeout)
+            target.stdin.close()
+            target.wait(timeout=timeout)
+        finally:
+            for proc in (tap, target):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    # A Singer target writes each committed state value as one JSON line.
+    states = [json.loads(x) for x in target_out.read_text().splitlines() if x.strip()]
+    return PipelineRun(
+        tap.returncode,
+        target.returncode,
+        records,
+        states[-1] if states else state,
+        tap_err.read_text() + target_err.read_text(),
+    )
+
+
+def run_target(workdir: Path, target_config: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+    """Feed Singer messages to target-postgres-atomic; its stdout (committed states)."""
+    config_path = workdir / "target-config.json"
+    config_path.write_text(json.dumps(target_config))
+    done = subprocess.run(
+        [script("target-postgres-atomic"), "--config", str(config_path)],
+        input="".join(json.dumps(m) + "\n" for m in messages),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"target failed: {done.stderr[-3000:]}")
+    return done.stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ class MotoServer:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        # moto keeps its tables in this process's globals: start every server empty.
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", b"")).close()
         return self
 
     def stop(self) -> None:
@@ -92,7 +95,9 @@ class MotoFeed:
             {"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]}
             for k in description["KeySchema"]
         ]
-        return self.model.create_stream(table, key_schema, view_type)
+        # Same ARN as moto's DescribeTable LatestStreamArn, so readers that take the ARN from
+        # the table (as singer-io tap-dynamodb does) find our stream.
+        return self.model.create_stream(table, key_schema, view_type, arn=moto_arn)
 
     def pull(self) -> int:
         """Move every new moto stream event into the model; the number moved."""

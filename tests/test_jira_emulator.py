@@ -1,0 +1,98 @@
+"""The Jira emulator answers like Jira Cloud where it matters to a tap (shapes, caps, errors)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.emulators.jira import JiraEmulator
+
+
+@pytest.fixture
+def jira() -> Iterator[JiraEmulator]:
+    with JiraEmulator(issue_count=40, page_cap_fields=7, index_lag_ms=60_000) as emulator:
+        yield emulator
+
+
+def call(jira: JiraEmulator, method: str, path: str, **kwargs: Any) -> requests.Response:
+    auth = (jira.settings.email, jira.settings.api_token)
+    return requests.request(method, jira.url + path, auth=auth, timeout=10, **kwargs)
+
+
+def test_search_jql_pages_like_cloud(jira: JiraEmulator) -> None:
+    body = {"jql": "project in (ALPHA, BETA, GAMMA) ORDER BY updated ASC, id ASC",
+            "fields": ["*all"], "maxResults": 50}
+    first = call(jira, "POST", "/rest/api/3/search/jql", json=body).json()
+    assert len(first["issues"]) == 7, "maxResults is capped below what was asked"
+    assert "total" not in first and first["isLast"] is False and first["nextPageToken"]
+    seen = [i["id"] for i in first["issues"]]
+    token = first["nextPageToken"]
+    while token:
+        page = call(jira, "POST", "/rest/api/3/search/jql",
+                    json={**body, "nextPageToken": token}).json()
+        seen += [i["id"] for i in page["issues"]]
+        token = page.get("nextPageToken")
+    assert page["isLast"] is True
+    assert len(seen) == len(set(seen)) == 40
+    ids_only = call(jira, "GET", "/rest/api/3/search/jql",
+                    params={"jql": body["jql"], "maxResults": 5000}).json()
+    assert ids_only["issues"][0] == {"id": seen[0]} and len(ids_only["issues"]) == 40
+
+
+def test_embedded_comments_are_truncated(jira: JiraEmulator) -> None:
+    issue = next(i for i in jira.dataset.issues.values() if len(i.comments) == 6)
+    jira.settings.embedded_limit = 2
+    got = call(jira, "GET", f"/rest/api/3/issue/{issue.id}").json()["fields"]["comment"]
+    assert (len(got["comments"]), got["total"]) == (2, 6)
+    paged = call(jira, "GET", f"/rest/api/3/issue/{issue.id}/comment").json()
+    assert len(paged["comments"]) == paged["total"] == 6
+
+
+def test_errors_like_jira(jira: JiraEmulator) -> None:
+    unbounded = call(jira, "GET", "/rest/api/3/search/jql", params={"jql": "ORDER BY id"})
+    assert unbounded.status_code == 400 and "Unbounded" in unbounded.json()["errorMessages"][0]
+    assert call(jira, "GET", "/rest/api/3/search", params={"jql": "id in (1)"}).status_code == 410
+    assert call(jira, "POST", "/rest/api/3/worklog/list", json={"ids": []}).status_code == 400
+    bad = requests.get(jira.url + "/rest/api/3/myself", auth=("x", "y"), timeout=10)
+    assert bad.status_code == 401
+
+
+def test_rate_limit_answers_carry_jira_headers(jira: JiraEmulator) -> None:
+    jira.settings.rate_limit_every = 1
+    answers = [call(jira, "GET", "/rest/api/3/myself") for _ in range(2)]
+    for answer in answers:
+        assert answer.status_code == 429
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.headers["RateLimit-Reason"]
+        assert answer.headers["X-RateLimit-Remaining"] == "0"
+    assert {a.headers["Content-Type"].split(";")[0] for a in answers} == {
+        "text/html", "application/json"}
+    assert jira.stats.rate_limited == 2 and jira.stats.retry_after_total_s == 2
+
+
+def test_search_lags_writes_unless_reconciled(jira: JiraEmulator) -> None:
+    issue_id = sorted(jira.dataset.issues)[0]
+    jira.dataset.edit_issue(issue_id)
+    jql = f"id in ({issue_id})"
+    stale = call(jira, "POST", "/rest/api/3/search/jql",
+                 json={"jql": jql, "fields": ["updated"]}).json()["issues"][0]
+    fresh = call(jira, "POST", "/rest/api/3/search/jql",
+                 json={"jql": jql, "fields": ["updated"], "reconcileIssues": [issue_id]}
+                 ).json()["issues"][0]
+    assert stale["fields"]["updated"] < fresh["fields"]["updated"]
+
+
+def test_worklog_updated_leaves_out_the_last_minute(jira: JiraEmulator) -> None:
+    issue_id = sorted(jira.dataset.issues)[0]
+    recent = jira.dataset.add_worklog(issue_id, 600)
+    since = int(time.time() * 1000) - 3_600_000 * 24
+    page = call(jira, "GET", "/rest/api/3/worklog/updated", params={"since": since}).json()
+    listed = {v["worklogId"] for v in page["values"]}
+    assert recent not in listed and listed and page["lastPage"] is True
+    jira.dataset.delete_worklog(recent)
+    gone = call(jira, "GET", "/rest/api/3/worklog/deleted", params={"since": since}).json()
+    assert [v["worklogId"] for v in gone["values"]] == [recent]
