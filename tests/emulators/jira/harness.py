@@ -49,7 +49,7 @@ def run_tap(
     state: dict[str, Any] | None = None,
     catalog: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 240,
+    timeout: float = 120,
 ) -> TapRun:
     with tempfile.TemporaryDirectory(prefix="tap-jira-") as tmp:
         args = [script("tap-jira-safe"), "--config", _write(Path(tmp, "config.json"), config)]
