@@ -264,3 +264,23 @@ def test_overlap_never_moves_the_bookmark_back(jira: Factory,
     run = sync(emulator, issues_only, state=state)
     assert run.records("issues"), "the lookback should re-read the newest issue"
     assert run.bookmark() == bookmark
+
+
+@pytest.mark.soak
+def test_soak_large_site_with_everything_going_wrong(jira: Factory,
+                                                     issues_only: dict[str, Any]) -> None:
+    emulator = jira(
+        issue_count=3000, rate_limit_every=25, error_every=19, drop_every=31, slow_every=41,
+        slow_s=0.3, page_cap_fields=37, omit_is_last_every=3, index_lag_ms=1500,
+        churn_every_searches=3, churn_edits=3, churn_deletes=1, churn_moves=1, churn_creates=1,
+    )
+    runs, state = [], None
+    for _ in range(3):
+        run = sync(emulator, issues_only, state=state, page_size=100, search_lag_seconds=2,
+                   reconcile_deletes=True)
+        runs.append(run)
+        state = run.final_state
+    settle(emulator)
+    runs.append(sync(emulator, issues_only, state=state, page_size=100, search_lag_seconds=2,
+                     reconcile_deletes=True))
+    assert_matches_truth(emulator, runs, deletes=True)
