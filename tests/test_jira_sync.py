@@ -284,3 +284,23 @@ def test_soak_large_site_with_everything_going_wrong(jira: Factory,
     runs.append(sync(emulator, issues_only, state=state, page_size=100, search_lag_seconds=2,
                      reconcile_deletes=True))
     assert_matches_truth(emulator, runs, deletes=True)
+
+
+def test_failure_mid_window_leaves_the_bookmark_where_it_was(
+    jira: Factory, issues_only: dict[str, Any]
+) -> None:
+    emulator = jira()
+    old = datetime.fromtimestamp(min(emulator.live_issues().values()) / 1000, UTC).isoformat(
+        timespec="microseconds")
+    state = {"bookmarks": {"issues": {"replication_key": "updated",
+                                      "replication_key_value": old}}}
+
+    def break_after_first_page(search_number: int) -> None:
+        if search_number == 2:
+            emulator.settings.error_every = 1
+
+    emulator.on_search = break_after_first_page
+    run = run_tap(config(emulator, max_retries=2), state=state, catalog=issues_only)
+    assert run.returncode != 0
+    assert run.records("issues"), "some pages were emitted before the failure"
+    assert run.bookmark() in (None, old)
