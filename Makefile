@@ -10,10 +10,10 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): requirements-dev.txt $(wildcard */pyproject.toml)
+$(STAMP): Makefile requirements-dev.txt $(wildcard */pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES))
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES))
 	@touch $@
 
 test: install

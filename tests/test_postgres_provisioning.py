@@ -1,8 +1,11 @@
 """The provisioned PostgreSQL is real: a row written is a row read back."""
 
-from pathlib import Path
+import shutil
+import uuid
 
-from tests.support.postgres import PgServer, start_embedded
+import pgserver
+
+from tests.support.postgres import REPO_ROOT, PgServer, start_embedded
 
 
 def test_write_and_read_a_row(pg_db: PgServer) -> None:
@@ -24,9 +27,16 @@ def test_each_test_gets_its_own_database(pg_db: PgServer, pg_admin: PgServer) ->
     assert tables == (0,)
 
 
-def test_embedded_server_is_the_fallback(tmp_path: Path) -> None:
+def test_embedded_server_is_the_fallback() -> None:
     """Machines without a server get pgserver's, over its Unix socket."""
-    server = start_embedded(tmp_path / "pgdata", keep_running=False)
-    assert server.host.startswith("/")
-    with server.connect() as conn:
-        assert conn.execute("SELECT 1").fetchone() == (1,)
+    # Not under pytest's tmp_path: that folder is private to root, and pgserver runs the
+    # server as its own unprivileged user, who must be able to reach the data folder.
+    pgdata = REPO_ROOT / ".emulators" / f"pgdata-{uuid.uuid4().hex[:8]}"
+    try:
+        server = start_embedded(pgdata, keep_running=False)
+        assert server.host.startswith("/")
+        with server.connect() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)

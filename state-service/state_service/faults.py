@@ -1,9 +1,10 @@
 """Fault injection for the crash tests: stop this process dead at a named point.
 
 ``STATE_SERVICE_FAULT=ACTION@POINT`` where ACTION is ``kill`` (SIGKILL to this process, so
-nothing after the point runs, exactly as an outside ``kill -9`` landing there) or ``pause``
-(sleep until killed). POINTs: ``start:before-commit``, ``start:after-commit``,
-``bookmark:after-commit``, ``finish:before-commit``. Unset in normal use.
+nothing after the point runs, exactly as an outside ``kill -9`` landing there), ``pause``
+(sleep until killed) or ``delay:SECONDS`` (widen a race window). POINTs: ``start:locked``
+(the lease row read, inside the start transaction), ``start:before-commit``,
+``start:after-commit``, ``bookmark:after-commit``, ``finish:before-commit``. Unset in normal use.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def fault_point(point: str) -> None:
     if target != point:
         return
     print(f"state-service: fault injection: {action} at {point}", file=sys.stderr, flush=True)
+    if action.startswith("delay:"):
+        time.sleep(float(action.removeprefix("delay:")))
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     while action == "pause":

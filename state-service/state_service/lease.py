@@ -13,8 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    String,
+    Text,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import psycopg
+from sqlalchemy.sql.elements import ColumnElement
 
 from state_service.faults import fault_point
 from state_service.schema import (
@@ -66,6 +78,7 @@ def start(
     """Take the lease in ONE transaction; a stale (or, with force, live) holder is RECLAIMED."""
     with store.transaction() as conn:
         lease_row = _lock_lease(store, conn, pipeline)
+        fault_point("start:locked")
         now = store.now(conn)
         if lease_row.run_id is not None:
             _ensure_takeable(store, conn, lease_row, now, force=force)
@@ -111,10 +124,64 @@ def heartbeat(store: Store, lease: Lease) -> None:
 
 def write_bookmark(store: Store, lease: Lease, state: str | None) -> None:
     """Store the pipeline's Singer state (None clears it), fenced by the lease's token."""
-    with store.transaction() as conn:
-        now = _fence(store, conn, lease)
-        _store_bookmark(store, conn, lease, state, now)
+    if state is not None and not store.is_sqlite:
+        _write_bookmark_in_one_statement(store, lease, state)
+    else:
+        with store.transaction() as conn:
+            now = _fence(store, conn, lease)
+            _store_bookmark(store, conn, lease, state, now)
     fault_point("bookmark:after-commit")
+
+
+def _one_statement_bookmark_write() -> str:
+    """PostgreSQL: fence, history row and upsert as ONE atomic statement (one round trip).
+
+    The fence CTE returns a row only while the run holds the lease; the inserts select from it,
+    so a fenced-out run writes nothing and gets no row back. Compiled once, to SQL for psycopg
+    (SQLAlchemy does not cache statements with DML CTEs).
+    """
+    fence = (
+        update(leases)
+        .where(
+            (leases.c.pipeline == bindparam("b_pipeline"))
+            & (leases.c.token == bindparam("b_token"))
+            & (leases.c.run_id == bindparam("b_run_id"))
+        )
+        .values(token=leases.c.token)
+        .returning(func.clock_timestamp().label("now"))
+        .cte("fence")
+    )
+    row = select(
+        bindparam("b_pipeline", type_=String),
+        bindparam("b_state", type_=Text),
+        bindparam("b_token", type_=BigInteger),
+        bindparam("b_run_id", type_=BigInteger),
+        fence.c.now,
+    )
+    columns = ["pipeline", "state", "token", "run_id", "written_at"]
+    history = bookmark_history.insert().from_select(columns, row).cte("history")
+    upsert = postgresql.insert(bookmarks).from_select(columns, row)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[bookmarks.c.pipeline],
+        set_={c: getattr(upsert.excluded, c) for c in columns[1:]},
+    )
+    statement = upsert.add_cte(history).returning(bookmarks.c.run_id)
+    return str(statement.compile(dialect=psycopg.dialect()))
+
+
+_BOOKMARK_WRITE_PG = _one_statement_bookmark_write()
+
+
+def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> None:
+    params = {
+        "b_pipeline": lease.pipeline,
+        "b_state": state,
+        "b_token": lease.token,
+        "b_run_id": lease.run_id,
+    }
+    with store.autocommit_engine.connect() as conn:
+        if conn.exec_driver_sql(_BOOKMARK_WRITE_PG, params).scalar() is None:
+            raise LeaseLost(_lost_message(conn, lease))
 
 
 def finish(
@@ -172,10 +239,17 @@ def _lock_lease(store: Store, conn: Connection, pipeline: str) -> Row[Any]:
     return conn.execute(select(leases).where(leases.c.pipeline == pipeline).with_for_update()).one()
 
 
+def _held_by(lease: Lease) -> ColumnElement[bool]:
+    return (
+        (leases.c.pipeline == lease.pipeline)
+        & (leases.c.token == lease.token)
+        & (leases.c.run_id == lease.run_id)
+    )
+
+
 def _fence(store: Store, conn: Connection, lease: Lease, *, release: bool = False) -> datetime:
     """Lock the lease if this run still holds it (else LeaseLost); the database's now."""
-    held = (leases.c.pipeline == lease.pipeline) & (leases.c.token == lease.token)
-    held &= leases.c.run_id == lease.run_id
+    held = _held_by(lease)
     values: dict[str, Any] = {"token": lease.token}
     if release:
         values = {"run_id": None, "expires_at": None}
@@ -190,25 +264,28 @@ def _fence(store: Store, conn: Connection, lease: Lease, *, release: bool = Fals
 def _store_bookmark(
     store: Store, conn: Connection, lease: Lease, state: str | None, now: datetime
 ) -> None:
-    conn.execute(
-        bookmark_history.insert().values(
-            pipeline=lease.pipeline,
-            state=state,
-            token=lease.token,
-            run_id=lease.run_id,
-            written_at=now,
-        )
+    """History row plus current bookmark (None deletes it); one statement on PostgreSQL."""
+    history = bookmark_history.insert().values(
+        pipeline=lease.pipeline,
+        state=state,
+        token=lease.token,
+        run_id=lease.run_id,
+        written_at=now,
     )
     if state is None:
+        conn.execute(history)
         conn.execute(bookmarks.delete().where(bookmarks.c.pipeline == lease.pipeline))
         return
     values = {"state": state, "token": lease.token, "run_id": lease.run_id, "written_at": now}
-    dialect_insert = sqlite.insert if store.is_sqlite else postgresql.insert
-    conn.execute(
-        dialect_insert(bookmarks)
-        .values(pipeline=lease.pipeline, **values)
-        .on_conflict_do_update(index_elements=[bookmarks.c.pipeline], set_=values)
-    )
+    on_conflict = {"index_elements": [bookmarks.c.pipeline], "set_": values}
+    if store.is_sqlite:
+        conn.execute(history)
+        upsert = sqlite.insert(bookmarks).values(pipeline=lease.pipeline, **values)
+        conn.execute(upsert.on_conflict_do_update(**on_conflict))  # type: ignore[arg-type]
+        return
+    pg_upsert = postgresql.insert(bookmarks).values(pipeline=lease.pipeline, **values)
+    pg_upsert = pg_upsert.add_cte(history.cte("history"))
+    conn.execute(pg_upsert.on_conflict_do_update(**on_conflict))  # type: ignore[arg-type]
 
 
 def _ensure_takeable(

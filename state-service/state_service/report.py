@@ -12,7 +12,7 @@ from state_service.store import Store
 
 
 def read_bookmark(store: Store, pipeline: str) -> str | None:
-    with store.transaction() as conn:
+    with store.reading() as conn:
         state = conn.execute(
             select(bookmarks.c.state).where(bookmarks.c.pipeline == pipeline)
         ).scalar()
@@ -23,7 +23,7 @@ def pipelines_with_bookmarks(store: Store, like: str | None = None) -> list[str]
     query = select(bookmarks.c.pipeline).order_by(bookmarks.c.pipeline)
     if like is not None:
         query = query.where(bookmarks.c.pipeline.like(like))
-    with store.transaction() as conn:
+    with store.reading() as conn:
         return [str(p) for p in conn.execute(query).scalars()]
 
 
@@ -47,7 +47,7 @@ def status(store: Store) -> list[dict[str, str]]:
         .outerjoin(bookmarks, bookmarks.c.pipeline == runs.c.pipeline)
         .order_by(runs.c.pipeline)
     )
-    with store.transaction() as conn:
+    with store.reading() as conn:
         now = store.now(conn)
         rows = conn.execute(query).all()
     table = []
@@ -73,7 +73,7 @@ def run_history(store: Store, pipeline: str, limit: int) -> list[dict[str, Any]]
     query = (
         select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.run_id.desc()).limit(limit)
     )
-    with store.transaction() as conn:
+    with store.reading() as conn:
         rows = conn.execute(query).all()
     return [
         {

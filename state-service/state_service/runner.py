@@ -135,10 +135,12 @@ def _store_states(store: Store, lease: Lease, lines: IO[bytes], children: Childr
         if not line:
             continue
         try:
-            json.loads(line)
+            state = json.loads(line)
         except ValueError:
             children.stop()
             return f"the target wrote a line that is not JSON state: {line[:200]!r}"
+        if isinstance(state, dict) and state.get("type") == "STATE" and "value" in state:
+            line = json.dumps(state["value"])  # a full STATE message: keep what taps read back
         try:
             write_bookmark(store, lease, line)
         except LeaseLost as exc:

@@ -39,12 +39,23 @@ class Store:
         if self.is_sqlite:
             self.engine = _sqlite_engine(sa_url.render_as_string(hide_password=False))
         else:
-            self.engine = create_engine(sa_url, pool_pre_ping=True)
+            self.engine = create_engine(sa_url)
+            self.autocommit_engine = create_engine(sa_url, isolation_level="AUTOCOMMIT")
         self.migrate()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read: on PostgreSQL in autocommit (no BEGIN/COMMIT round trips)."""
+        if self.is_sqlite:
+            with self.transaction() as conn:
+                yield conn
+            return
+        with self.autocommit_engine.connect() as conn:
             yield conn
 
     def now_sql(self) -> ColumnElement[Any]:
@@ -86,6 +97,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if not self.is_sqlite:
+            self.autocommit_engine.dispose()
 
 
 def _version(conn: Connection) -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from sqlalchemy import select
 from state_service.report import read_bookmark, run_history, status
@@ -124,10 +125,15 @@ class Service:
         )
 
     def close(self) -> None:
+        """Kill every process a test started, with the children they started in turn."""
         for proc in self.procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+                tree = psutil.Process(proc.pid).children(recursive=True)
+                for child in [psutil.Process(proc.pid), *tree]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        child.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=10)
         if self._store is not None:
             self._store.dispose()
 

@@ -6,8 +6,6 @@ what an outside `kill -9` landing exactly there does: nothing after the point ru
 
 from __future__ import annotations
 
-import pytest
-
 
 def counter(n: int) -> dict[str, object]:
     return {"bookmarks": {"counter": {"n": n, "label": "tap"}}}
@@ -19,10 +17,9 @@ def killed_run(svc, point: str) -> None:
 
 
 def recover(svc, *, stale: bool) -> None:
-    """A new run: refused while the dead run's lease lives, then reclaims and succeeds."""
+    """A new run: once the dead run's lease expires (database clock), it reclaims and succeeds."""
     if stale:
-        refused = svc.cli("run", "p", *svc.singer())
-        assert refused.returncode == 3 and "is held by run 1" in refused.stderr, refused.stderr
+        assert svc.holder("p").startswith("run 1 ")  # the dead run still holds the lease
         svc.wait_expired("p")
     proc = svc.cli("run", "p", *svc.FAST, *svc.singer())
     assert proc.returncode == 0, proc.stderr
@@ -67,13 +64,12 @@ def test_kill_inside_finish_leaves_the_run_open_until_reclaimed(svc) -> None:
     assert svc.bookmark("p") == counter(6)
 
 
-@pytest.mark.parametrize("point", ["start:before-commit", "finish:before-commit"])
-def test_kill_of_a_state_edit(svc, point: str) -> None:
+def test_kill_of_a_state_edit(svc) -> None:
     """`state set` is a run too: killed inside, it changes nothing half-way."""
     edit = '{"bookmarks": {"counter": {"n": 99}}}'
-    proc = svc.cli("state", "set", "p", "-", stdin=edit, STATE_SERVICE_FAULT=f"kill@{point}")
+    proc = svc.cli(
+        "state", "set", "p", "-", stdin=edit, STATE_SERVICE_FAULT="kill@finish:before-commit"
+    )
     assert proc.returncode == -9, proc.stderr
     assert svc.bookmark("p") is None
-    assert [r["status"] for r in svc.runs("p")] == (
-        [] if point.startswith("start") else ["RUNNING"]
-    )
+    assert [r["status"] for r in svc.runs("p")] == ["RUNNING"]

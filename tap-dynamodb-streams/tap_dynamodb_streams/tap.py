@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 
 class TapDynamoDBStreams(Tap):
     """Singer tap that reads DynamoDB Streams change events, one Singer stream per table."""
 
     name = "tap-dynamodb-streams"
+    message_writer_class = MsgSpecWriter  # singer-sdk[msgspec]: the fast message writer
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -60,6 +62,31 @@ class TapDynamoDBStreams(Tap):
             th.IntegerType,
             default=1000,
             description="GetRecords Limit (1-1000).",
+        ),
+        th.Property(
+            "initial_snapshot",
+            th.BooleanType,
+            default=False,
+            description=(
+                "On a table's first run, load the whole table with a parallel Scan first; shard "
+                "positions are recorded before the scan starts, so nothing written during it "
+                "is lost."
+            ),
+        ),
+        th.Property(
+            "scan_segments",
+            th.IntegerType,
+            default=4,
+            description="Parallel Scan segments (threads) of the initial snapshot.",
+        ),
+        th.Property(
+            "empty_pages_before_idle",
+            th.IntegerType,
+            default=3,
+            description=(
+                "Consecutive empty GetRecords pages after which an open shard counts as caught "
+                "up for this run (empty pages never end a shard; the next run goes on)."
+            ),
         ),
     ).to_dict()
 

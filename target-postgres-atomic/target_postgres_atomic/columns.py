@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
-
-from singer_sdk.helpers._conformers import replace_leading_digit
 
 BIGINT_MIN = -(2**63)
 BIGINT_MAX = 2**63 - 1
 
 # Lossless widening order for scalar columns; anything else only widens to jsonb.
 WIDENING = ("smallint", "integer", "bigint", "numeric", "text")
-
-
-def conform_name(name: str) -> str:
-    """The same table/column names MeltanoLabs target-postgres (singer-sdk SQLSink) makes."""
-    name = re.sub(r"[^a-zA-Z0-9_\-\.\s]", "", name)
-    name = name.lower().strip().replace(".", "_").replace("-", "_").replace(" ", "_")
-    return replace_leading_digit(name)
 
 
 def _types(prop: dict[str, Any]) -> list[str]:

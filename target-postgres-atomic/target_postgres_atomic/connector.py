@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy.engine import make_url
 
 from target_postgres_atomic.columns import widened
 from target_postgres_atomic.spec import TableSpec
@@ -18,36 +18,31 @@ STATE_TABLE = "_sdc_target_state"
 
 def conninfo(config: Mapping[str, Any]) -> str:
     """libpq connection string from MeltanoLabs-style settings (never logged: has secrets)."""
+    params: dict[str, Any] = {"application_name": "target-postgres-atomic"}
     if url := config.get("sqlalchemy_url"):
-        parsed = make_url(url)
-        params: dict[str, Any] = {
-            "host": parsed.host,
-            "port": parsed.port,
-            "user": parsed.username,
-            "password": parsed.password,
-            "dbname": parsed.database,
-        }
-        params.update({k: v for k, v in parsed.query.items() if isinstance(v, str)})
-    else:
-        params = {
-            "host": config.get("host"),
-            "port": config.get("port"),
-            "user": config.get("user"),
-            "password": config.get("password"),
-            "dbname": config.get("database"),
-        }
-        if config.get("ssl_enable"):
-            params["sslmode"] = config.get("ssl_mode") or "verify-full"
-            params["sslrootcert"] = config.get("ssl_certificate_authority")
-            params["sslcert"] = config.get("ssl_client_certificate")
-            params["sslkey"] = config.get("ssl_client_private_key")
-    params["application_name"] = "target-postgres-atomic"
+        # libpq reads the URL itself once the SQLAlchemy driver suffix is gone.
+        libpq_url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+        return psycopg.conninfo.make_conninfo(libpq_url, **params)
+    params.update(
+        host=config.get("host"),
+        port=config.get("port"),
+        user=config.get("user"),
+        password=config.get("password"),
+        dbname=config.get("database"),
+    )
+    if config.get("ssl_enable"):
+        params["sslmode"] = config.get("ssl_mode") or "verify-full"
+        params["sslrootcert"] = config.get("ssl_certificate_authority")
+        params["sslcert"] = config.get("ssl_client_certificate")
+        params["sslkey"] = config.get("ssl_client_private_key")
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
 def connect(config: Mapping[str, Any]) -> psycopg.Connection:
     conn = psycopg.connect(conninfo(config), autocommit=True)
     conn.execute("SET TIME ZONE 'UTC'")
+    # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
+    conn.execute("SET work_mem = '64MB'")
     return conn
 
 
@@ -79,8 +74,12 @@ def _has_unique_index(conn: psycopg.Connection, spec: TableSpec) -> bool:
     return row is not None
 
 
-def ensure_table(conn: psycopg.Connection, spec: TableSpec) -> None:
-    """Create the table, add missing columns, widen types; never drop or narrow (caller locks)."""
+def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool) -> None:
+    """Create the table, add missing columns, widen types; never drop or narrow (caller locks).
+
+    With `unique_keys` the key properties get a primary key (or a unique index when they
+    changed), which the upsert needs; append-only tables have none.
+    """
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(spec.schema)))
     current = existing_columns(conn, spec.schema, spec.table)
     if not current:
@@ -88,7 +87,7 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec) -> None:
             sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
             for c in spec.columns
         ]
-        if spec.keys:
+        if spec.keys and unique_keys:
             parts.append(
                 sql.SQL("PRIMARY KEY ({})").format(
                     sql.SQL(", ").join(map(sql.Identifier, spec.keys))
@@ -112,7 +111,7 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec) -> None:
                     spec.qualified(), sql.Identifier(column.name), sql.SQL(wider)
                 )
             )
-    if spec.keys and not _has_unique_index(conn, spec):
+    if spec.keys and unique_keys and not _has_unique_index(conn, spec):
         digest = hashlib.blake2b(",".join(spec.keys).encode(), digest_size=4).hexdigest()
         conn.execute(
             sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(

@@ -18,11 +18,20 @@ __all__ = [
 ]
 
 
+# A record's arrival order: its input line, shifted, plus its row number inside a BATCH file.
+SEQ_SHIFT = 24
+
+
+def position(seq: int) -> str:
+    line, row = seq >> SEQ_SHIFT, seq & ((1 << SEQ_SHIFT) - 1)
+    return f"input line {line}" + (f", batch file row {row}" if row else "")
+
+
 class BadRecordError(FatalSyncError):
     """A record that cannot be loaded as it is: nothing of its batch was committed."""
 
-    def __init__(self, stream: str, line: int, field: str | None, problem: str) -> None:
-        where = f"stream '{stream}', input line {line}"
+    def __init__(self, stream: str, seq: int, field: str | None, problem: str) -> None:
+        where = f"stream '{stream}', {position(seq)}"
         if field is not None:
             where += f", field '{field}'"
         super().__init__(
@@ -30,7 +39,6 @@ class BadRecordError(FatalSyncError):
             "(or the tap) and run again from the last emitted STATE."
         )
         self.stream = stream
-        self.line = line
         self.field = field
 
 
@@ -43,8 +51,8 @@ class SchemaError(FatalSyncError):
         self.line = line
 
 
-def missing_key(stream: str, line: int, field: str) -> MissingKeyPropertiesError:
+def missing_key(stream: str, seq: int, field: str) -> MissingKeyPropertiesError:
     return MissingKeyPropertiesError(
-        f"stream '{stream}', input line {line}, field '{field}': the record has no value for "
+        f"stream '{stream}', {position(seq)}, field '{field}': the record has no value for "
         "key property. Nothing of this batch was committed."
     )

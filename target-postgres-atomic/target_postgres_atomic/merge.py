@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from target_postgres_atomic.columns import Column, json_types
+from target_postgres_atomic.columns import Column
 from target_postgres_atomic.spec import DELETED_AT, RECORD_METADATA, TABLE_VERSION, TableSpec
 
-STAGE_COLUMNS = sql.SQL("_line bigint, _table_version bigint, _extracted_at text, data jsonb")
-COPY_COLUMNS = sql.SQL("_line, _table_version, _extracted_at, data")
+STAGE_COLUMNS = sql.SQL("_seq bigint, _table_version bigint, _extracted_at text, data jsonb")
+COPY_COLUMNS = sql.SQL("_seq, _table_version, _extracted_at, data")
 METADATA_NAMES = {TABLE_VERSION, *(c.name for c in RECORD_METADATA)}
 
 _ENVELOPE = {
@@ -16,15 +16,7 @@ _ENVELOPE = {
     "_sdc_extracted_at": sql.SQL("s._extracted_at::timestamp with time zone"),
     "_sdc_received_at": sql.SQL("now()"),
     "_sdc_batched_at": sql.SQL("now()"),
-    "_sdc_sequence": sql.SQL("s._line"),
-}
-_JSON_TYPE = {
-    "integer": "number",
-    "number": "number",
-    "string": "string",
-    "boolean": "boolean",
-    "object": "object",
-    "array": "array",
+    "_sdc_sequence": sql.SQL("s._seq"),
 }
 
 
@@ -47,11 +39,11 @@ def _names(columns: list[str], prefix: str = "") -> sql.Composable:
 
 
 def typed_rows(spec: TableSpec, source: sql.Composable, where: sql.Composable) -> sql.Composed:
-    """SELECT of the staged rows as table columns, plus their input line `_sdc_line`."""
+    """SELECT of the staged rows as table columns, plus their arrival order `_sdc_seq`."""
     exprs = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(value_expr(c), sql.Identifier(c.name)) for c in spec.columns
     )
-    return sql.SQL("SELECT {}, s._line AS _sdc_line FROM {} s {}").format(exprs, source, where)
+    return sql.SQL("SELECT {}, s._seq AS _sdc_seq FROM {} s {}").format(exprs, source, where)
 
 
 def version_guard(spec: TableSpec, stored: str, incoming: str) -> sql.Composable:
@@ -71,7 +63,7 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
     order: list[sql.Composable] = [sql.SQL("{} ASC").format(sql.Identifier(k)) for k in spec.keys]
     if spec.version is not None:
         order.append(sql.SQL("{} DESC NULLS LAST").format(sql.Identifier(spec.version)))
-    order.append(sql.SQL("_sdc_line DESC"))
+    order.append(sql.SQL("_sdc_seq DESC"))
     guard = version_guard(spec, "t", "excluded")
     assignments = [
         sql.SQL("{c} = CASE WHEN {g} THEN excluded.{c} ELSE t.{c} END").format(
@@ -127,7 +119,7 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
 
 def append(spec: TableSpec, rows: sql.Composable) -> sql.Composed:
     columns = _names([c.name for c in spec.columns])
-    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) r ORDER BY _sdc_line").format(
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) r ORDER BY _sdc_seq").format(
         spec.qualified(), columns, columns, rows
     )
 
@@ -144,54 +136,6 @@ def retire_versions(spec: TableSpec, version: int, *, hard_delete: bool) -> sql.
     )
 
 
-def first_invalid(spec: TableSpec, stage: sql.Composable, *, validate: bool) -> sql.Composed:
-    """The first staged row that breaks the schema: (line, field, problem), in SQL per batch."""
-    checks: list[tuple[sql.Composable, str | None, sql.Composable]] = [
-        (
-            sql.SQL("jsonb_typeof(s.data) <> 'object'"),
-            None,
-            sql.Literal("the record is not a JSON object"),
-        ),
-    ]
-    for key in spec.raw_keys:
-        checks.append(
-            (
-                sql.SQL("coalesce(jsonb_typeof(s.data -> {}), 'null') = 'null'").format(
-                    sql.Literal(key)
-                ),
-                key,
-                sql.Literal("missing key property"),
-            )
-        )
-    if validate:
-        for name, prop in spec.properties.items():
-            kinds = json_types(prop) if isinstance(prop, dict) else []
-            allowed = sorted({_JSON_TYPE[k] for k in kinds if k in _JSON_TYPE} | {"null"})
-            if len(allowed) == 1:
-                continue
-            value = sql.SQL("s.data -> {}").format(sql.Literal(name))
-            bad = sql.SQL("coalesce(jsonb_typeof({}), 'null') <> ALL({})").format(
-                value, sql.Literal(allowed)
-            )
-            if "integer" in kinds and "number" not in kinds:
-                bad = sql.SQL(
-                    "({} OR (jsonb_typeof({v}) = 'number' AND ({v})::text !~ '^-?[0-9]+$'))"
-                ).format(bad, v=value)
-            problem = sql.SQL(
-                "concat('a JSON ', jsonb_typeof({}), ' where the schema allows ', {})"
-            ).format(value, sql.Literal(", ".join(kinds)))
-            checks.append((bad, name, problem))
-    when_field = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(cond, sql.Literal(field)) for cond, field, _ in checks
-    )
-    when_problem = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(cond, problem) for cond, _, problem in checks
-    )
-    return sql.SQL(
-        "SELECT s._line, CASE {} END, CASE {} END FROM {} s WHERE {} ORDER BY s._line LIMIT 1"
-    ).format(when_field, when_problem, stage, sql.SQL(" OR ").join(c for c, _, _ in checks))
-
-
 FITS_FUNCTION = sql.SQL(
     "CREATE OR REPLACE FUNCTION pg_temp.sdc_fits(v text, t text) RETURNS boolean "
     "LANGUAGE plpgsql AS $$ BEGIN EXECUTE format('SELECT %L::%s', v, t); RETURN true; "
@@ -206,8 +150,8 @@ def first_unfit(spec: TableSpec, stage: sql.Composable) -> sql.Composed | None:
         return None
     probes = sql.SQL(" UNION ALL ").join(
         sql.SQL(
-            "(SELECT s._line, {f}, {t} FROM {stage} s "
-            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {t}) ORDER BY s._line LIMIT 1)"
+            "(SELECT s._seq, {f}, {t} FROM {stage} s "
+            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {t}) ORDER BY s._seq LIMIT 1)"
         ).format(f=sql.Literal(c.source), t=sql.Literal(c.pg_type), stage=stage)
         for c in typed
     )

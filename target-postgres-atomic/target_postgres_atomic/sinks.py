@@ -7,7 +7,7 @@ PostgreSQL validate, cast, dedupe and merge a whole batch at once.
 
 from __future__ import annotations
 
-import re
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +16,13 @@ import psycopg
 from psycopg import sql
 
 from target_postgres_atomic import merge
-from target_postgres_atomic.errors import BadRecordError, missing_key
+from target_postgres_atomic.errors import BadRecordError
 from target_postgres_atomic.spec import TableSpec
+from target_postgres_atomic.staging import Stager
+from target_postgres_atomic.validation import record_checker
 
 NUL_ESCAPE = b"\\u0000"
-COPY_CHUNK_ROWS = 5000
+COPY_CHUNK_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,12 @@ class SinkSettings:
     validate_records: bool
     upsert: bool
     sanitize_null_text_characters: bool
+
+
+def shadow_name(table: str) -> str:
+    """The persistent table a multi-batch full refresh loads into before the swap."""
+    digest = hashlib.blake2b(table.encode(), digest_size=4).hexdigest()
+    return f"_sdc_shadow_{table[:40]}_{digest}"
 
 
 def _nul_field(value: Any) -> bool:
@@ -56,25 +64,42 @@ def _without_nul(value: Any) -> Any:
 class PostgresSink:
     """Buffered records of one stream and the statements that land them."""
 
-    def __init__(self, spec: TableSpec, stage_name: str, settings: SinkSettings) -> None:
+    def __init__(
+        self, spec: TableSpec, stage_name: str, settings: SinkSettings, stager: Stager
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.stage = sql.Identifier(stage_name)
-        self.rows: list[bytes] = []
+        self.stager = stager
+        stager.create_stage(self.stage)
+        self.check = record_checker(spec, check_types=settings.validate_records)
+        self.chunk: list[bytes] = []
+        self.chunk_seqs: list[int] = []
+        self.pending = 0
+        """Records received since the last merge (in the chunk or already in the stage)."""
         self.size_bytes = 0
         self.table_versions: set[int] = set()
+        self.shadow_version: int | None = None
+        """Records of this table version go to the shadow table until it is activated."""
+        self.shadow = sql.Identifier(spec.schema, shadow_name(spec.table))
+
+    def update_spec(self, spec: TableSpec) -> None:
+        """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""
+        self.spec = spec
+        self.check = record_checker(spec, check_types=self.settings.validate_records)
 
     @property
     def full(self) -> bool:
         return (
-            len(self.rows) >= self.settings.batch_size_rows
+            self.pending >= self.settings.batch_size_rows
             or self.size_bytes >= self.settings.batch_size_bytes
         )
 
-    def add(self, line: int, raw: bytes, version: int | None, time_extracted: str | None) -> None:
-        """Buffer one record as a COPY text row; the only per-record work in Python."""
+    def add(self, seq: int, raw: bytes, version: int | None, time_extracted: str | None) -> None:
+        """Check one record and buffer it as a COPY text row: the per-record work in Python."""
+        self.check(seq, raw)
         if NUL_ESCAPE in raw:
-            raw = self._handle_nul(line, raw)
+            raw = self._handle_nul(seq, raw)
         if b"\\" in raw:
             raw = raw.replace(b"\\", b"\\\\")
         if b"\t" in raw or b"\r" in raw:
@@ -86,11 +111,21 @@ class PostgresSink:
             tv = b"%d" % version
             self.table_versions.add(version)
         extracted = b"\\N" if time_extracted is None else time_extracted.encode()
-        row = b"%d\t%b\t%b\t%b\n" % (line, tv, extracted, raw)
-        self.rows.append(row)
+        row = b"%d\t%b\t%b\t%b\n" % (seq, tv, extracted, raw)
+        self.chunk.append(row)
+        self.chunk_seqs.append(seq)
+        self.pending += 1
         self.size_bytes += len(row)
+        if len(self.chunk) >= COPY_CHUNK_ROWS:
+            self.send_chunk()
 
-    def _handle_nul(self, line: int, raw: bytes) -> bytes:
+    def send_chunk(self) -> None:
+        """Stream the chunk into the stage; PostgreSQL parses it while we read on."""
+        if self.chunk:
+            self.stager.write(self.stage, self.spec.stream, b"".join(self.chunk), self.chunk_seqs)
+            self.chunk, self.chunk_seqs = [], []
+
+    def _handle_nul(self, seq: int, raw: bytes) -> bytes:
         record = msgspec.json.decode(raw)
         if not isinstance(record, dict):
             return raw
@@ -100,47 +135,33 @@ class PostgresSink:
                     return msgspec.json.encode(_without_nul(record))
                 raise BadRecordError(
                     self.spec.stream,
-                    line,
+                    seq,
                     field,
                     "text contains a NUL character (\\u0000), which PostgreSQL cannot store; "
                     "set sanitize_null_text_characters: true to replace it with U+FFFD",
                 )
         return raw
 
-    def stage_batch(self, conn: psycopg.Connection) -> None:
-        """COPY the buffered rows into the session-private stage (caller's transaction)."""
-        conn.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
-                self.stage, merge.STAGE_COLUMNS
-            )
-        )
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(self.stage, merge.COPY_COLUMNS)
-        try:
-            with conn.cursor() as cur, cur.copy(statement) as copy:
-                for start in range(0, len(self.rows), COPY_CHUNK_ROWS):
-                    copy.write(b"".join(self.rows[start : start + COPY_CHUNK_ROWS]))
-        except psycopg.errors.DataError as exc:
-            raise self._copy_error(exc) from None
-
-    def _copy_error(self, exc: psycopg.errors.DataError) -> BadRecordError:
-        found = re.search(r"line (\d+)", exc.diag.context or "")
-        row = self.rows[int(found.group(1)) - 1] if found else b"0\t"
-        line = int(row.split(b"\t", 1)[0])
-        return BadRecordError(
-            self.spec.stream, line, None, f"not loadable JSON ({exc.diag.message_primary})"
-        )
-
     def merge_staged(self, conn: psycopg.Connection) -> None:
-        """Validate, dedupe and merge the staged batch (caller's transaction)."""
-        bad = conn.execute(
-            merge.first_invalid(self.spec, self.stage, validate=self.settings.validate_records)
-        ).fetchone()
-        if bad is not None:
-            line, field, problem = bad
-            if problem == "missing key property":
-                raise missing_key(self.spec.stream, line, field)
-            raise BadRecordError(self.spec.stream, line, field, problem)
-        rows = merge.typed_rows(self.spec, self.stage, sql.SQL(""))
+        """Validate, dedupe and merge the staged batch (caller's transaction; COPY is closed)."""
+        where: sql.Composable = sql.SQL("")
+        if self.shadow_version is not None:
+            version = sql.Literal(self.shadow_version)
+            conn.execute(
+                sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE _table_version = {}").format(
+                    self.shadow, self.stage, version
+                )
+            )
+            where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
+        self._merge(conn, self.stage, where)
+        conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
+        self.pending = 0
+        self.size_bytes = 0
+
+    def _merge(
+        self, conn: psycopg.Connection, source: sql.Composable, where: sql.Composable
+    ) -> None:
+        rows = merge.typed_rows(self.spec, source, where)
         if self.settings.upsert and self.spec.keys:
             statement = merge.upsert(self.spec, rows, hard_delete=self.settings.hard_delete)
         else:
@@ -149,18 +170,51 @@ class PostgresSink:
             with conn.transaction():
                 conn.execute(statement)
         except psycopg.errors.DataError as exc:
-            raise self._unfit_error(conn, exc) from None
-        self.rows = []
-        self.size_bytes = 0
+            raise self._unfit_error(conn, source, exc) from None
 
-    def _unfit_error(self, conn: psycopg.Connection, exc: psycopg.errors.DataError) -> Exception:
-        probe = merge.first_unfit(self.spec, self.stage)
+    def resume_shadow(self, conn: psycopg.Connection) -> None:
+        """A full refresh a killed run left in the shadow table continues where it stood."""
+        if conn.execute("SELECT to_regclass(%s)", (self.shadow.as_string(None),)).fetchone() == (
+            None,
+        ):
+            return
+        found = conn.execute(
+            sql.SQL("SELECT max(_table_version) FROM {}").format(self.shadow)
+        ).fetchone()
+        self.shadow_version = found[0] if found else None
+
+    def start_version(self, conn: psycopg.Connection, version: int) -> None:
+        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched."""
+        conn.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.shadow, merge.STAGE_COLUMNS)
+        )
+        conn.execute(sql.SQL("DELETE FROM {}").format(self.shadow))
+        self.shadow_version = version
+
+    def activate_version(self, conn: psycopg.Connection, version: int) -> None:
+        """Make `version` the table's content: insert it, then retire older rows (one tx)."""
+        if self.shadow_version == version:
+            self._merge(
+                conn,
+                self.shadow,
+                sql.SQL("WHERE s._table_version = {}").format(sql.Literal(version)),
+            )
+            conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
+            self.shadow_version = None
+        conn.execute(
+            merge.retire_versions(self.spec, version, hard_delete=self.settings.hard_delete)
+        )
+
+    def _unfit_error(
+        self, conn: psycopg.Connection, source: sql.Composable, exc: psycopg.errors.DataError
+    ) -> Exception:
+        probe = merge.first_unfit(self.spec, source)
         if probe is not None:
             conn.execute(merge.FITS_FUNCTION)
             found = conn.execute(probe).fetchone()
             if found is not None:
-                line, field, pg_type = found
+                seq, field, pg_type = found
                 return BadRecordError(
-                    self.spec.stream, line, field, f"the value does not fit column type {pg_type}"
+                    self.spec.stream, seq, field, f"the value does not fit column type {pg_type}"
                 )
         return BadRecordError(self.spec.stream, 0, None, f"the batch failed to merge: {exc}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import sql
 
-from target_postgres_atomic.columns import Column, column_type, conform_name
+from target_postgres_atomic.columns import Column, column_type
 from target_postgres_atomic.errors import SchemaError
 
 DELETED_AT = "_sdc_deleted_at"
@@ -33,8 +33,6 @@ class TableSpec:
     keys: tuple[str, ...]
     version: str | None
     properties: Mapping[str, Any]
-    raw_keys: tuple[str, ...]
-    """Key properties as the record names them (for error messages and checks)."""
 
     def qualified(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.table)
@@ -53,15 +51,30 @@ class TableSpec:
         )
 
 
+MAX_IDENTIFIER_BYTES = 63
+
+
 def table_location(stream: str, default_schema: str | None) -> tuple[str, str]:
-    """Schema and table like singer-sdk's SQLSink: `schema-table` streams pick their schema."""
+    """Schema and table as MeltanoLabs target-postgres names them: names kept as they are
+    (quoted), and a `schema-table` stream name picks its schema unless one is configured."""
     parts = stream.split("-")
-    table = conform_name(stream if len(parts) == 1 else parts[-1])
+    table = stream if len(parts) == 1 else parts[-1]
     if default_schema:
         return default_schema, table
     if len(parts) in (2, 3):
-        return conform_name(parts[-2]), table
+        return parts[-2], table
     return "public", table
+
+
+def _check_name(stream: str, line: int, kind: str, name: str) -> None:
+    """PostgreSQL would silently cut a longer name (and then fail to find the column again)."""
+    if not 0 < len(name.encode()) <= MAX_IDENTIFIER_BYTES or "\x00" in name:
+        raise SchemaError(
+            stream,
+            line,
+            f"{kind} name {name!r} is not a PostgreSQL identifier (1 to 63 bytes, "
+            "no NUL); rename it with a stream map",
+        )
 
 
 def build_spec(
@@ -78,49 +91,38 @@ def build_spec(
         raise SchemaError(stream, line, "the SCHEMA message has no 'properties' object")
     properties: dict[str, Any] = schema["properties"]
     columns: list[Column] = []
-    seen: dict[str, str] = {}
-    for prop_name, prop in properties.items():
-        name = conform_name(prop_name)
-        if name in seen:
-            raise SchemaError(
-                stream,
-                line,
-                f"properties '{seen[name]}' and '{prop_name}' both map to column "
-                f"'{name}'; rename one with a stream map",
-            )
-        seen[name] = prop_name
+    for name, prop in properties.items():
+        _check_name(stream, line, "property", name)
         pg_type = "timestamp with time zone" if name == DELETED_AT else column_type(prop)
-        columns.append(Column(name, pg_type, prop_name))
-    if DELETED_AT not in seen:
+        columns.append(Column(name, pg_type, name))
+    if DELETED_AT not in properties:
         columns.append(Column(DELETED_AT, "timestamp with time zone", DELETED_AT))
-    if TABLE_VERSION not in seen:
+    if TABLE_VERSION not in properties:
         columns.append(Column(TABLE_VERSION, "bigint", None))
     if add_record_metadata:
-        columns.extend(c for c in RECORD_METADATA if c.name not in seen)
+        columns.extend(c for c in RECORD_METADATA if c.name not in properties)
 
-    raw_keys = tuple(message.get("key_properties") or ())
-    for key in raw_keys:
+    keys = tuple(message.get("key_properties") or ())
+    for key in keys:
         if key not in properties:
             raise SchemaError(stream, line, f"key property '{key}' is not in the schema")
 
     version_source = version_columns.get(stream)
     if version_source is None and message.get("bookmark_properties"):
         version_source = message["bookmark_properties"][0]
-    version = None
-    if version_source is not None:
-        version = conform_name(version_source)
-        if version not in seen:
-            raise SchemaError(
-                stream, line, f"version column '{version_source}' is not a property of the stream"
-            )
+    if version_source is not None and version_source not in properties:
+        raise SchemaError(
+            stream, line, f"version column '{version_source}' is not a property of the stream"
+        )
     table_schema, table = table_location(stream, default_schema)
+    _check_name(stream, line, "schema", table_schema)
+    _check_name(stream, line, "table", table)
     return TableSpec(
         stream=stream,
         schema=table_schema,
         table=table,
         columns=tuple(columns),
-        keys=tuple(conform_name(k) for k in raw_keys),
-        version=version,
+        keys=keys,
+        version=version_source,
         properties=properties,
-        raw_keys=raw_keys,
     )

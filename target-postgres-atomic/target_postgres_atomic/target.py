@@ -13,10 +13,16 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
 from target_postgres_atomic import connector
-from target_postgres_atomic.errors import RecordsWithoutSchemaException
+from target_postgres_atomic.batch_files import read_batch_file
+from target_postgres_atomic.errors import (
+    SEQ_SHIFT,
+    InvalidInputLine,
+    RecordsWithoutSchemaException,
+)
 from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import build_spec
+from target_postgres_atomic.staging import Stager
 
 DEFAULT_BATCH_SIZE_ROWS = 100_000
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
@@ -126,11 +132,17 @@ class TargetPostgresAtomic(Target):
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
         self._conn: psycopg.Connection | None = None
+        self._stager: Stager | None = None
         self._sinks: dict[str, PostgresSink] = {}
         self._pending_state: str | None = None
         self._emitted_state: str | None = None
         self._buffered_rows = 0
         self._buffered_since = 0.0
+        self._overwrite = self.config.get("load_method") == "overwrite"
+        # overwrite: this run's rows are one table version, swapped in at the end; STATE is
+        # held until then, because only then are the rows in the real table.
+        self._run_version = time.time_ns() // 1_000_000
+        self._hold_state = self._overwrite
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
             batch_size_bytes=BATCH_SIZE_BYTES,
@@ -143,6 +155,12 @@ class TargetPostgresAtomic(Target):
     @property
     def state_schema(self) -> str:
         return self.config.get("default_target_schema") or "public"
+
+    @property
+    def stager(self) -> Stager:
+        if self._stager is None:
+            self._stager = Stager(self.conn)
+        return self._stager
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -167,7 +185,7 @@ class TargetPostgresAtomic(Target):
         if (
             stream in self._sinks
             and self._sinks[stream].spec.properties == spec.properties
-            and self._sinks[stream].spec.raw_keys == spec.raw_keys
+            and self._sinks[stream].spec.keys == spec.keys
             and self._sinks[stream].spec.version == spec.version
         ):
             return
@@ -176,12 +194,21 @@ class TargetPostgresAtomic(Target):
         conn = self.conn
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
-            connector.ensure_table(conn, spec)
+            connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
-        stage = f"_sdc_stage_{len(self._sinks)}"
         if stream in self._sinks:
-            stage = self._sinks[stream].stage.as_string(None).strip('"')
-        self._sinks[stream] = PostgresSink(spec, stage, self._sink_settings)
+            self._sinks[stream].update_spec(spec)
+            return
+        sink = PostgresSink(
+            spec, f"_sdc_stage_{len(self._sinks)}", self._sink_settings, self.stager
+        )
+        self._sinks[stream] = sink
+        with conn.transaction():
+            connector.lock_table(conn, spec.schema, spec.table)
+            if self._overwrite:
+                sink.start_version(conn, self._run_version)
+            else:
+                sink.resume_shadow(conn)
 
     def _process_record_message(self, message_dict: dict) -> None:
         sink = self._sinks.get(message_dict["stream"])
@@ -191,57 +218,116 @@ class TargetPostgresAtomic(Target):
                 f"'{message_dict['stream']}' came before its SCHEMA message"
             )
         sink.add(
-            message_dict["line"],
+            message_dict["line"] << SEQ_SHIFT,
             message_dict["record"],
-            message_dict["version"],
+            self._run_version if self._overwrite else message_dict["version"],
             message_dict["time_extracted"],
         )
+        self._after_add(sink)
+
+    def _after_add(self, sink: PostgresSink) -> None:
         if self._buffered_rows == 0:
             self._buffered_since = time.monotonic()
         self._buffered_rows += 1
         if (
             sink.full
             or self._buffered_rows >= self._sink_settings.batch_size_rows
-            or (time.monotonic() - self._buffered_since > MAX_BUFFER_SECONDS)
+            or self._buffered_too_long()
         ):
             self._commit()
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
         self._pending_state = json.dumps(message_dict["value"])
-        if self._buffered_rows == 0:
+        if self._buffered_rows == 0 or self._buffered_too_long():
             self._commit()
 
+    def _buffered_too_long(self) -> bool:
+        return time.monotonic() - self._buffered_since > MAX_BUFFER_SECONDS
+
+    def _sink_for(self, message_dict: dict) -> PostgresSink:
+        sink = self._sinks.get(message_dict["stream"])
+        if sink is None:
+            raise RecordsWithoutSchemaException(
+                f"input line {message_dict['line']}: a {message_dict['type']} message for stream "
+                f"'{message_dict['stream']}' came before its SCHEMA message"
+            )
+        return sink
+
     def _process_activate_version_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"stream", "version"})
+        sink = self._sink_for(message_dict)
+        version = int(message_dict["version"])
+        if not self.config.get("activate_version", True) or self._overwrite:
+            self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", sink.spec.stream)
+            return
         self._commit()
+        if version in sink.table_versions or sink.shadow_version == version:
+            # The full refresh of `version` is complete: swap it in, in one transaction.
+            self._commit(activate=[(sink, version)])
+            return
+        # The start of a full refresh: nothing is deleted; rows load into the shadow table.
+        with self.conn.transaction():
+            connector.lock_table(self.conn, sink.spec.schema, sink.spec.table)
+            sink.start_version(self.conn, version)
 
     def _process_batch_message(self, message_dict: dict) -> None:
-        self._commit()
+        """Records from singer-sdk BATCH files (jsonl, optionally gzip) load like RECORDs."""
+        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        sink = self._sink_for(message_dict)
+        line = message_dict["line"]
+        encoding = message_dict["encoding"] or {}
+        if encoding.get("format") != "jsonl":
+            raise InvalidInputLine(
+                f"input line {line}: BATCH format '{encoding.get('format')}' is not supported "
+                "(jsonl only)"
+            )
+        version = self._run_version if self._overwrite else None
+        row = 0
+        for url in message_dict["manifest"]:
+            for raw in read_batch_file(url, encoding.get("compression"), line):
+                row += 1
+                sink.add((line << SEQ_SHIFT) | row, raw, version, None)
+                self._after_add(sink)
 
     def process_endofpipe(self) -> None:
+        if self._overwrite:
+            self._hold_state = False
+            self._commit(activate=[(s, self._run_version) for s in self._sinks.values()])
         self._commit()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    def _commit(self) -> None:
+    def _commit(self, activate: list[tuple[PostgresSink, int]] | None = None) -> None:
         """Land every buffered record, and the latest STATE with them, in ONE transaction.
 
-        Only after the commit is the STATE written to stdout.
+        Only after the commit is the STATE written to stdout. With `activate`, the same
+        transaction makes those table versions the tables' content.
         """
         dirty = sorted(
-            (s for s in self._sinks.values() if s.rows), key=lambda s: (s.spec.schema, s.spec.table)
+            (s for s in self._sinks.values() if s.pending),
+            key=lambda s: (s.spec.schema, s.spec.table),
         )
         state = self._pending_state
-        new_state = state is not None and state != self._emitted_state
-        if not dirty and not new_state:
+        new_state = state is not None and state != self._emitted_state and not self._hold_state
+        if not dirty and not new_state and not activate:
             return
         conn = self.conn
+        for sink in dirty:
+            sink.send_chunk()
+        self.stager.close()
         with conn.transaction():
+            # One lock order for every process, so two targets never deadlock.
+            for table in sorted(
+                {(s.spec.schema, s.spec.table) for s in dirty}
+                | {(s.spec.schema, s.spec.table) for s, _ in activate or []}
+            ):
+                connector.lock_table(conn, *table)
             for sink in dirty:
-                connector.lock_table(conn, sink.spec.schema, sink.spec.table)
-                sink.stage_batch(conn)
                 sink.merge_staged(conn)
+            for sink, version in activate or []:
+                sink.activate_version(conn, version)
             if state is not None and new_state:
                 connector.save_state(conn, self.state_schema, sorted(self._sinks), state)
         self._buffered_rows = 0

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import multiprocessing
+import os
+import sys
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from target_postgres_atomic.target import TargetPostgresAtomic
 
-from tests.support.cli import script
 from tests.support.postgres import PgServer
 
 
@@ -29,23 +32,59 @@ class Run:
 RunTarget = Callable[..., Run]
 
 
+def _cli_in_child(args: list[str], stdin: str, stdout: str, stderr: str) -> None:
+    """The console script's code path in a forked process: same CLI, no interpreter start-up."""
+    for fd, path, flags in (
+        (0, stdin, os.O_RDONLY),
+        (1, stdout, os.O_WRONLY | os.O_CREAT),
+        (2, stderr, os.O_WRONLY | os.O_CREAT),
+    ):
+        os.dup2(os.open(path, flags), fd)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    code = 0
+    try:
+        TargetPostgresAtomic.cli.main(args=args, prog_name="target-postgres-atomic")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 @pytest.fixture
 def run_target(pg_db: PgServer, tmp_path: Path) -> RunTarget:
     """Feed messages (dicts or raw lines) to `target-postgres-atomic` and collect its output."""
 
     def run(messages: Iterable[dict[str, Any] | str], **settings: Any) -> Run:
         config = {**pg_db.target_config(), **settings}
-        config_path = tmp_path / "config.json"
-        config_path.write_text(json.dumps(config))
+        paths = {name: tmp_path / f"run.{name}" for name in ("config", "in", "out", "err")}
+        paths["config"].write_text(json.dumps(config))
         lines = [m if isinstance(m, str) else json.dumps(m) for m in messages]
-        done = subprocess.run(
-            [script("target-postgres-atomic"), "--config", str(config_path)],
-            input="\n".join(lines) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=120,
+        paths["in"].write_text("\n".join(lines) + "\n")
+        for name in ("out", "err"):
+            paths[name].write_text("")
+        child = multiprocessing.get_context("fork").Process(
+            target=_cli_in_child,
+            args=(
+                ["--config", str(paths["config"])],
+                str(paths["in"]),
+                str(paths["out"]),
+                str(paths["err"]),
+            ),
         )
-        return Run(done.returncode, done.stdout, done.stderr)
+        child.start()
+        child.join(120)
+        if child.is_alive():
+            child.kill()
+            child.join()
+            pytest.fail(f"target did not finish in 120 s:\n{paths['err'].read_text()[-3000:]}")
+        assert child.exitcode is not None
+        return Run(child.exitcode, paths["out"].read_text(), paths["err"].read_text())
 
     return run
 
@@ -56,6 +95,6 @@ def rows(pg_db: PgServer) -> Callable[..., list[tuple[Any, ...]]]:
 
     def query(statement: str, *params: Any) -> list[tuple[Any, ...]]:
         with pg_db.connect() as conn:
-            return conn.execute(statement, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(statement, params or None).fetchall()  # type: ignore[arg-type]
 
     return query

@@ -6,12 +6,14 @@ Each step prints what it did; any failure stops the demo with a non-zero exit.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import psycopg
 from psycopg import sql
 
+from tests.support import demo_dynamodb, demo_jira, demo_state, demo_target
 from tests.support.cli import BIN, about
 from tests.support.postgres import REPO_ROOT, PgServer, find_server
 
@@ -113,6 +115,42 @@ def main() -> int:
         check=True,
     )
     print_tables(server, "landing")
+    state = subprocess.run(
+        [str(BIN / "meltano"), "state", "list"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    print(f"  Meltano state IDs in state-service's tables: {state.stdout.split()}")
+    subprocess.run(
+        [
+            str(BIN / "state-service"),
+            "--db",
+            "sqlite:///.state-service/meltano.db",
+            "runs",
+            "dev:tap-postgres-to-target-postgres-atomic",
+        ],
+        cwd=REPO_ROOT,
+        check=True,
+    )
+
+    areas = (
+        ("target-postgres-atomic: upserts, a replayed older version, a full refresh", demo_target),
+        ("tap-jira-safe -> target-postgres-atomic over the Jira emulator", demo_jira),
+        (
+            "tap-dynamodb-streams -> target-postgres-atomic over moto + the Streams endpoint",
+            demo_dynamodb,
+        ),
+        ("state-service run: a leased, fenced pipeline with stored bookmarks", demo_state),
+    )
+    for title, area in areas:
+        step(title)
+        workdir = WORKDIR / area.__name__.rsplit("_", 1)[-1]
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        area.run(server, workdir)
     print("\ndemo finished: every pipeline above exited 0")
     return 0
 

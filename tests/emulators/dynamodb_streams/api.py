@@ -87,6 +87,8 @@ def _shard_description(shard: Shard) -> dict[str, Any]:
 def describe_stream(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]:
     stream = model.stream(body["StreamArn"])
     shards = list(stream.shards.values())
+    if model.faults.scramble_listing:
+        shards.sort(key=lambda s: s.listing_key)
     shard_filter = body.get("ShardFilter")
     if shard_filter:
         if shard_filter.get("Type") != "CHILD_SHARDS" or not shard_filter.get("ShardId"):
@@ -98,7 +100,7 @@ def describe_stream(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]
     if start:
         ids = [s.shard_id for s in shards]
         shards = shards[ids.index(start) + 1 :] if start in ids else []
-    limit = _limit(body, 100, 100)
+    limit = min(_limit(body, 100, 100), model.faults.describe_page_size)
     page = shards[:limit]
     description: dict[str, Any] = {
         "StreamArn": stream.arn,
@@ -146,6 +148,16 @@ def get_shard_iterator(model: StreamsModel, body: dict[str, Any]) -> dict[str, A
     return {"ShardIterator": _issue(model, arn, shard.shard_id, after)}
 
 
+class WireRecords(list[bytes]):
+    """Records already encoded as JSON bytes; the server splices them into the body."""
+
+
+def _encoded(model: StreamsModel, stream: Stream, record: Record) -> bytes:
+    if record.wire is None:
+        record.wire = json.dumps(_wire_record(model, stream, record)).encode()
+    return record.wire
+
+
 def _wire_record(model: StreamsModel, stream: Stream, record: Record) -> dict[str, Any]:
     data: dict[str, Any] = {
         "ApproximateCreationDateTime": _epoch(record.created_at),
@@ -187,7 +199,7 @@ def get_records(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]:
     start = bisect.bisect_right(shard.records, after, key=lambda r: r.sequence_number)
     page = shard.records[start : start + limit]
     position = page[-1].sequence_number if page else after
-    out: dict[str, Any] = {"Records": [_wire_record(model, stream, r) for r in page]}
+    out: dict[str, Any] = {"Records": WireRecords(_encoded(model, stream, r) for r in page)}
     drained = start + len(page) >= len(shard.records)
     if shard.closed and drained and shard.open_looking_calls <= 0:
         return out  # no NextShardIterator: the shard's end is reached
@@ -211,6 +223,11 @@ def call(model: StreamsModel, operation: str, body: dict[str, Any]) -> dict[str,
     if handler is None:
         raise StreamsError("UnknownOperationException", f"Unknown operation {operation}")
     faults = model.faults
+    stalled = operation == "GetRecords" and faults.stall_first_get_records > 0
+    if stalled:
+        faults.stall_first_get_records -= 1
+    if stalled or (faults.stall_rate and model.rng.random() < faults.stall_rate):
+        model.advance(ITERATOR_TTL_SECONDS + 60)
     if faults.throttle_rate and model.rng.random() < faults.throttle_rate:
         raise StreamsError("LimitExceededException", "Rate of requests exceeds the allowed rate")
     if faults.server_error_rate and model.rng.random() < faults.server_error_rate:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ class MotoServer:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        # moto keeps its tables in this process's globals: start every server empty.
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", b"")).close()
         return self
 
     def stop(self) -> None:
@@ -92,7 +95,9 @@ class MotoFeed:
             {"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]}
             for k in description["KeySchema"]
         ]
-        return self.model.create_stream(table, key_schema, view_type)
+        # Same ARN as moto's DescribeTable LatestStreamArn, so readers that take the ARN from
+        # the table (as singer-io tap-dynamodb does) find our stream.
+        return self.model.create_stream(table, key_schema, view_type, arn=moto_arn)
 
     def pull(self) -> int:
         """Move every new moto stream event into the model; the number moved."""
@@ -113,20 +118,40 @@ class MotoFeed:
         iterator = self._streams.get_shard_iterator(
             StreamArn=source.moto_stream_arn, ShardId=source.moto_shard_id, **position
         )["ShardIterator"]
-        moved = 0
+        events: list[dict[str, Any]] = []
         while iterator:
             page = self._streams.get_records(ShardIterator=iterator, Limit=1000)
-            for event in page["Records"]:
-                data = event["dynamodb"]
-                self.model.append(
-                    table,
-                    event["eventName"],
-                    to_wire(data["NewImage"]) if "NewImage" in data else None,
-                    to_wire(data["OldImage"]) if "OldImage" in data else None,
-                )
-                source.last_sequence_number = data["SequenceNumber"]
-                moved += 1
+            events += page["Records"]
             if not page["Records"]:
                 break
             iterator = page.get("NextShardIterator")
-        return moved
+        for event in _without_moto_duplicates(events):
+            data = event["dynamodb"]
+            self.model.append(
+                table,
+                event["eventName"],
+                to_wire(data["NewImage"]) if "NewImage" in data else None,
+                to_wire(data["OldImage"]) if "OldImage" in data else None,
+            )
+        if events:
+            source.last_sequence_number = events[-1]["dynamodb"]["SequenceNumber"]
+        return len(events)
+
+
+def _without_moto_duplicates(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop moto's extra event for an UpdateItem that creates an item.
+
+    moto records such an update as two INSERTs (first with only the key attributes, then the
+    full item); DynamoDB records one. Two INSERTs of one key in a row cannot happen otherwise
+    (the item would have to be removed in between), so the first of such a pair goes.
+    """
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        if kept and event["eventName"] == "INSERT" and kept[-1]["eventName"] == "INSERT":
+            previous = kept[-1]["dynamodb"]
+            if previous["Keys"] == event["dynamodb"]["Keys"] and previous["NewImage"].keys() <= (
+                previous["Keys"].keys()
+            ):
+                kept.pop()
+        kept.append(event)
+    return kept

@@ -43,6 +43,7 @@ class Record:
     old_image: dict[str, Any] | None
     created_at: float
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    wire: bytes | None = None  # its JSON on the wire, encoded once (records never change)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Shard:
     # Calls left during which a closed shard still looks open (DescribeStream, GetRecords).
     open_looking_calls: int = 0
     trimmed_upto: int = -1
+    listing_key: float = 0.0  # position in DescribeStream when the listing is scrambled
 
     def covers(self, key_hash: int) -> bool:
         return self.hash_lo <= key_hash < self.hash_hi
@@ -90,6 +92,14 @@ class Faults:
     throttle_rate: float = 0.0
     server_error_rate: float = 0.0
     close_lag_calls: int = 0
+    # The first N GetRecords calls come after a 16-minute stall: their iterators have expired.
+    stall_first_get_records: int = 0
+    # Probability that the reader "stalls" 16 virtual minutes before a call (iterator expiry).
+    stall_rate: float = 0.0
+    # Most shards per DescribeStream page (AWS: 100), to make readers follow pagination.
+    describe_page_size: int = 100
+    # List shards in a stable random order instead of creation order (AWS promises no order).
+    scramble_listing: bool = False
     seed: int = 0
 
 
@@ -136,12 +146,20 @@ class StreamsModel:
                     del stream.shards[shard.shard_id]
 
     # -- streams and shards ----------------------------------------------------------------
-    def create_stream(self, table: str, key_schema: list[dict[str, str]], view_type: str) -> str:
+    def create_stream(
+        self,
+        table: str,
+        key_schema: list[dict[str, str]],
+        view_type: str,
+        arn: str | None = None,
+    ) -> str:
+        """A new enabled stream; ``arn`` reuses the table service's own stream ARN."""
         label = self.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         while any(s.label == label and s.table == table for s in self.streams.values()):
             self.clock += 0.001
             label = self.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-        arn = f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{table}/stream/{label}"
+        if arn is None:
+            arn = f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{table}/stream/{label}"
         stream = Stream(arn, label, table, key_schema, view_type, self.clock)
         self.streams[arn] = stream
         self._new_shard(stream, None, 0, HASH_SPACE, generation=0)
@@ -187,6 +205,7 @@ class StreamsModel:
             start,
             self.clock,
             next_sequence_number=start,
+            listing_key=self.rng.random(),
         )
         stream.shards[shard_id] = shard
         return shard
@@ -217,13 +236,18 @@ class StreamsModel:
                 children.append(self._new_shard(stream, shard, lo, hi, generation).shard_id)
         return children
 
-    def reenable_stream(self, table: str) -> str:
-        """Disable the table's stream (its shards close) and enable a new one with a new ARN."""
+    def disable_stream(self, table: str) -> Stream:
+        """Disable the table's stream: its shards close; later writes are in no stream."""
         old = self.current_stream(table)
         for shard in old.open_leaves():
             self.close_shard(old, shard)
         old.enabled = False
         old.disabled_at = self.clock
+        return old
+
+    def reenable_stream(self, table: str) -> str:
+        """Disable the table's stream and enable a new one with a new ARN."""
+        old = self.disable_stream(table)
         self.clock += 0.001
         return self.create_stream(table, old.key_schema, old.view_type)
 
@@ -238,7 +262,10 @@ class StreamsModel:
         event_name: str,
         new_image: dict[str, Any] | None,
         old_image: dict[str, Any] | None,
-    ) -> Record:
+    ) -> Record | None:
+        """Record a change event; None when the table has no enabled stream (not captured)."""
+        if not any(s.table == table and s.enabled for s in self.streams.values()):
+            return None
         stream = self.current_stream(table)
         image = new_image if new_image is not None else old_image
         assert image is not None, "a change event has at least one image"

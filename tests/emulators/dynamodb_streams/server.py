@@ -23,6 +23,15 @@ ERROR_NAMESPACE = "com.amazonaws.dynamodb.v20120810#"
 AUTO_SYNC_INTERVAL = 0.2
 
 
+def encode(payload: dict[str, Any]) -> bytes:
+    records = payload.get("Records")
+    if not isinstance(records, api.WireRecords):
+        return json.dumps(payload).encode()
+    rest = json.dumps({k: v for k, v in payload.items() if k != "Records"}).encode()
+    spliced = b'{"Records":[' + b",".join(records) + b"]"
+    return spliced + (b"," + rest[1:] if rest != b"{}" else b"}")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -32,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         target = self.headers.get("X-Amz-Target", "")
         status, payload = self.server.emulator.handle(target, raw)
-        body = json.dumps(payload).encode()
+        body = encode(payload)
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(body)))
@@ -136,6 +145,11 @@ class StreamsEmulator:
             self.sync()
             return self.model.reenable_stream(table)
 
+    def disable_stream(self, table: str) -> None:
+        with self.lock:
+            self.sync()
+            self.model.disable_stream(table)
+
     def vanish_shard(self, table: str, shard_id: str) -> None:
         with self.lock:
             for stream in self.model.streams.values():
@@ -154,7 +168,7 @@ class StreamsEmulator:
         event_name: str,
         new_image: dict[str, Any] | None,
         old_image: dict[str, Any] | None = None,
-    ) -> Record:
+    ) -> Record | None:
         """Append an event directly (benchmarks; tests normally write through moto)."""
         with self.lock:
             return self.model.append(table, event_name, new_image, old_image)

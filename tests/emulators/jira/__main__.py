@@ -18,8 +18,11 @@ def main() -> None:
     parser.add_argument("--rate-limit-every", type=int, default=0)
     args = parser.parse_args()
     with JiraEmulator(
-        issue_count=args.issues, time_zone=args.zone, tls=args.tls,
-        latency_ms=args.latency_ms, rate_limit_every=args.rate_limit_every,
+        issue_count=args.issues,
+        time_zone=args.zone,
+        tls=args.tls,
+        latency_ms=args.latency_ms,
+        rate_limit_every=args.rate_limit_every,
     ) as jira:
         print(json.dumps({"tap_config": jira.tap_config(), "ca_bundle": jira.ca_path}), flush=True)
         try:

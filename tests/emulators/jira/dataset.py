@@ -68,7 +68,9 @@ class Issue:
 
     def snapshot(self) -> Issue:
         return replace(
-            self, labels=list(self.labels), comments=list(self.comments),
+            self,
+            labels=list(self.labels),
+            comments=list(self.comments),
             histories=list(self.histories),
         )
 
@@ -125,10 +127,16 @@ class Dataset:
             for n, p in enumerate(projects)
         ]
         self.sprints = [
-            Sprint(id=b.id * 100 + s, board_id=b.id, name=f"{b.project} Sprint {s}",
-                   state="closed" if s < 3 else "active",
-                   start_ms=first_updated_ms + s * 86_400_000)
-            for b in self.boards if b.kind == "scrum" for s in range(1, 4)
+            Sprint(
+                id=b.id * 100 + s,
+                board_id=b.id,
+                name=f"{b.project} Sprint {s}",
+                state="closed" if s < 3 else "active",
+                start_ms=first_updated_ms + s * 86_400_000,
+            )
+            for b in self.boards
+            if b.kind == "scrum"
+            for s in range(1, 4)
         ]
         self._seed(issue_count, first_updated_ms, spacing_ms)
 
@@ -153,22 +161,35 @@ class Dataset:
             project = self.projects[n % len(self.projects)]
             issue = self._new_issue(project, created_ms=updated - 3_600_000, updated_ms=updated)
             for c in range(n % 7):
-                issue.comments.append(Comment(
-                    id=self._new_id("comment"), author=rng.choice(USERS),
-                    body=f"Comment {c} on {issue.key}", created_ms=updated - 1000 * (7 - c),
-                    updated_ms=updated - 1000 * (7 - c),
-                ))
+                issue.comments.append(
+                    Comment(
+                        id=self._new_id("comment"),
+                        author=rng.choice(USERS),
+                        body=f"Comment {c} on {issue.key}",
+                        created_ms=updated - 1000 * (7 - c),
+                        updated_ms=updated - 1000 * (7 - c),
+                    )
+                )
             for h in range(n % 9):
-                issue.histories.append(History(
-                    id=self._new_id("history"), author=rng.choice(USERS),
-                    created_ms=updated - 2000 * (9 - h), field="status",
-                    from_string=STATUSES[h % 4], to_string=STATUSES[(h + 1) % 4],
-                ))
+                issue.histories.append(
+                    History(
+                        id=self._new_id("history"),
+                        author=rng.choice(USERS),
+                        created_ms=updated - 2000 * (9 - h),
+                        field="status",
+                        from_string=STATUSES[h % 4],
+                        to_string=STATUSES[(h + 1) % 4],
+                    )
+                )
             for w in range(n % 4):
                 wid = self._new_id("worklog")
                 self.worklogs[wid] = Worklog(
-                    id=wid, issue_id=issue.id, author=rng.choice(USERS),
-                    started_ms=updated - 7_200_000, seconds=900 * (w + 1), updated_ms=updated,
+                    id=wid,
+                    issue_id=issue.id,
+                    author=rng.choice(USERS),
+                    started_ms=updated - 7_200_000,
+                    seconds=900 * (w + 1),
+                    updated_ms=updated,
                 )
             self._index(issue, visible_at=0)
         self._last_write_ms = updated
@@ -177,11 +198,17 @@ class Dataset:
         self._counters[project] += 1
         rng = self.rng
         issue = Issue(
-            id=self._new_id("issue"), key=f"{project}-{self._counters[project]}",
-            project=project, created_ms=created_ms, updated_ms=updated_ms,
-            summary=f"Task {self._next_id['issue']}", status=rng.choice(STATUSES),
-            assignee=rng.choice((*USERS, None)), labels=rng.sample(["api", "ui", "db", "ops"], 2),
-            points=rng.choice((1.0, 2.0, 3.0, 5.0, 8.0, None)), team=rng.choice(("red", "blue")),
+            id=self._new_id("issue"),
+            key=f"{project}-{self._counters[project]}",
+            project=project,
+            created_ms=created_ms,
+            updated_ms=updated_ms,
+            summary=f"Task {self._next_id['issue']}",
+            status=rng.choice(STATUSES),
+            assignee=rng.choice((*USERS, None)),
+            labels=rng.sample(["api", "ui", "db", "ops"], 2),
+            points=rng.choice((1.0, 2.0, 3.0, 5.0, 8.0, None)),
+            team=rng.choice(("red", "blue")),
             review_ms=updated_ms + 86_400_000 if rng.random() < 0.5 else None,
         )
         self.issues[issue.id] = issue
@@ -234,7 +261,9 @@ class Dataset:
             if live is not None and self._matches(live, query):
                 candidates.append(live)
         default_order: tuple[list[tuple[str, bool]], ...] = (
-            [], [("updated", False)], [("updated", False), ("id", False)],
+            [],
+            [("updated", False)],
+            [("updated", False), ("id", False)],
         )
         if query.order in default_order and not reconcile:
             return candidates  # the index is kept in (updated, id) order already
@@ -263,10 +292,16 @@ class Dataset:
     def _touch(self, issue: Issue, field_name: str, old: str | None, new: str | None) -> int:
         now = self.write_ms()
         issue.updated_ms = now
-        issue.histories.append(History(
-            id=self._new_id("history"), author=self.rng.choice(USERS), created_ms=now,
-            field=field_name, from_string=old, to_string=new,
-        ))
+        issue.histories.append(
+            History(
+                id=self._new_id("history"),
+                author=self.rng.choice(USERS),
+                created_ms=now,
+                field=field_name,
+                from_string=old,
+                to_string=new,
+            )
+        )
         self._index(issue, visible_at=now + self.index_lag_ms)
         return now
 
@@ -349,7 +384,8 @@ class Dataset:
         """``{issue id: updated ms}`` of every live issue (optionally of some projects)."""
         with self.lock:
             return {
-                str(i.id): i.updated_ms for i in self.issues.values()
+                str(i.id): i.updated_ms
+                for i in self.issues.values()
                 if projects is None or i.project in projects
             }
 

@@ -22,20 +22,41 @@ FIELDS: list[dict[str, Any]] = [
     {"id": "project", "name": "Project", "custom": False, "schema": {"type": "project"}},
     {"id": "created", "name": "Created", "custom": False, "schema": {"type": "datetime"}},
     {"id": "updated", "name": "Updated", "custom": False, "schema": {"type": "datetime"}},
-    {"id": "labels", "name": "Labels", "custom": False,
-     "schema": {"type": "array", "items": "string"}},
+    {
+        "id": "labels",
+        "name": "Labels",
+        "custom": False,
+        "schema": {"type": "array", "items": "string"},
+    },
     {"id": "assignee", "name": "Assignee", "custom": False, "schema": {"type": "user"}},
-    {"id": "comment", "name": "Comment", "custom": False,
-     "schema": {"type": "comments-page"}},
-    {"id": "customfield_10016", "name": "Story Points", "custom": True,
-     "schema": {"type": "number",
-                "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float"}},
-    {"id": "customfield_10030", "name": "Team", "custom": True,
-     "schema": {"type": "option",
-                "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select"}},
-    {"id": "customfield_10040", "name": "Review At", "custom": True,
-     "schema": {"type": "datetime",
-                "custom": "com.atlassian.jira.plugin.system.customfieldtypes:datetime"}},
+    {"id": "comment", "name": "Comment", "custom": False, "schema": {"type": "comments-page"}},
+    {
+        "id": "customfield_10016",
+        "name": "Story Points",
+        "custom": True,
+        "schema": {
+            "type": "number",
+            "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float",
+        },
+    },
+    {
+        "id": "customfield_10030",
+        "name": "Team",
+        "custom": True,
+        "schema": {
+            "type": "option",
+            "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select",
+        },
+    },
+    {
+        "id": "customfield_10040",
+        "name": "Review At",
+        "custom": True,
+        "schema": {
+            "type": "datetime",
+            "custom": "com.atlassian.jira.plugin.system.customfieldtypes:datetime",
+        },
+    },
 ]
 for _field in FIELDS:
     _field["key"] = _field["id"]
@@ -56,15 +77,22 @@ class Renderer:
         if account_id is None:
             return None
         return {
-            "accountId": account_id, "displayName": account_id.replace("-", " ").title(),
-            "active": True, "timeZone": self.zone, "accountType": "atlassian",
+            "accountId": account_id,
+            "displayName": account_id.replace("-", " ").title(),
+            "active": True,
+            "timeZone": self.zone,
+            "accountType": "atlassian",
         }
 
     def project(self, key: str, index: int) -> dict[str, Any]:
         return {
-            "id": str(10_000 + index), "key": key, "name": f"Project {key}",
+            "id": str(10_000 + index),
+            "key": key,
+            "name": f"Project {key}",
             "self": f"{self.base_url}/rest/api/{self.api}/project/{10_000 + index}",
-            "projectTypeKey": "software", "simplified": False, "style": "classic",
+            "projectTypeKey": "software",
+            "simplified": False,
+            "style": "classic",
         }
 
     def adf(self, text: str) -> dict[str, Any] | str:
@@ -77,28 +105,41 @@ class Renderer:
         return {
             "id": str(comment.id),
             "self": f"{self.base_url}/rest/api/{self.api}/issue/{issue.id}/comment/{comment.id}",
-            "author": self.user(comment.author), "body": self.adf(comment.body),
-            "created": self.time(comment.created_ms), "updated": self.time(comment.updated_ms),
+            "author": self.user(comment.author),
+            "body": self.adf(comment.body),
+            "created": self.time(comment.created_ms),
+            "updated": self.time(comment.updated_ms),
         }
 
     def history(self, history: History) -> dict[str, Any]:
         return {
-            "id": str(history.id), "author": self.user(history.author),
+            "id": str(history.id),
+            "author": self.user(history.author),
             "created": self.time(history.created_ms),
-            "items": [{
-                "field": history.field, "fieldtype": "jira", "from": None,
-                "fromString": history.from_string, "to": None, "toString": history.to_string,
-            }],
+            "items": [
+                {
+                    "field": history.field,
+                    "fieldtype": "jira",
+                    "from": None,
+                    "fromString": history.from_string,
+                    "to": None,
+                    "toString": history.to_string,
+                }
+            ],
         }
 
     def worklog(self, worklog: Worklog) -> dict[str, Any]:
         return {
-            "id": str(worklog.id), "issueId": str(worklog.issue_id),
+            "id": str(worklog.id),
+            "issueId": str(worklog.issue_id),
             "self": f"{self.base_url}/rest/api/{self.api}/issue/{worklog.issue_id}"
-                    f"/worklog/{worklog.id}",
-            "author": self.user(worklog.author), "updateAuthor": self.user(worklog.author),
-            "started": self.time(worklog.started_ms), "created": self.time(worklog.updated_ms),
-            "updated": self.time(worklog.updated_ms), "timeSpentSeconds": worklog.seconds,
+            f"/worklog/{worklog.id}",
+            "author": self.user(worklog.author),
+            "updateAuthor": self.user(worklog.author),
+            "started": self.time(worklog.started_ms),
+            "created": self.time(worklog.updated_ms),
+            "updated": self.time(worklog.updated_ms),
+            "timeSpentSeconds": worklog.seconds,
         }
 
     def issue_fields(self, issue: Issue, projects: tuple[str, ...]) -> dict[str, Any]:
@@ -112,8 +153,11 @@ class Renderer:
             "labels": issue.labels,
             "assignee": self.user(issue.assignee),
             "comment": {
-                "comments": [self.comment(issue, c) for c in shown], "self": "",
-                "maxResults": len(shown), "total": len(issue.comments), "startAt": 0,
+                "comments": [self.comment(issue, c) for c in shown],
+                "self": "",
+                "maxResults": len(shown),
+                "total": len(issue.comments),
+                "startAt": 0,
             },
             "customfield_10016": issue.points,
             "customfield_10030": {"value": issue.team, "id": "1" if issue.team == "red" else "2"},
@@ -136,7 +180,9 @@ class Renderer:
         if "changelog" in expand:
             shown = issue.histories[: self.embedded_limit]
             body["changelog"] = {
-                "startAt": 0, "maxResults": len(shown), "total": len(issue.histories),
+                "startAt": 0,
+                "maxResults": len(shown),
+                "total": len(issue.histories),
                 "histories": [self.history(h) for h in shown],
             }
         if "transitions" in expand:
@@ -148,15 +194,22 @@ class Renderer:
 
     def board(self, board: Board, projects: tuple[str, ...]) -> dict[str, Any]:
         return {
-            "id": board.id, "name": board.name, "type": board.kind,
+            "id": board.id,
+            "name": board.name,
+            "type": board.kind,
             "self": f"{self.base_url}/rest/agile/1.0/board/{board.id}",
-            "location": {"projectKey": board.project,
-                         "projectId": 10_000 + projects.index(board.project)},
+            "location": {
+                "projectKey": board.project,
+                "projectId": 10_000 + projects.index(board.project),
+            },
         }
 
     def sprint(self, sprint: Sprint) -> dict[str, Any]:
         return {
-            "id": sprint.id, "originBoardId": sprint.board_id, "name": sprint.name,
-            "state": sprint.state, "startDate": self.time(sprint.start_ms),
+            "id": sprint.id,
+            "originBoardId": sprint.board_id,
+            "name": sprint.name,
+            "state": sprint.state,
+            "startDate": self.time(sprint.start_ms),
             "self": f"{self.base_url}/rest/agile/1.0/sprint/{sprint.id}",
         }

@@ -45,7 +45,7 @@ def dispatch(
 ) -> Any:
     api_match = re.match(r"^/rest/api/(2|3|latest)/", path)
     api = "3" if not api_match or api_match.group(1) == "latest" else api_match.group(1)
-    tail = path[api_match.end() - 1:] if api_match else path
+    tail = path[api_match.end() - 1 :] if api_match else path
     s = emulator.settings
     renderer = Renderer(
         base_url=emulator.url, zone=s.time_zone, api=api, embedded_limit=s.embedded_limit
@@ -67,9 +67,14 @@ def _int(params: dict[str, Any], name: str, default: int) -> int:
 def _paged(items: list[Any], params: dict[str, str], cap: int, default: int = 50) -> dict[str, Any]:
     start = _int(params, "startAt", 0)
     size = min(_int(params, "maxResults", default), cap)
-    page = items[start:start + size]
-    return {"startAt": start, "maxResults": size, "total": len(items),
-            "isLast": start + size >= len(items), "values": page}
+    page = items[start : start + size]
+    return {
+        "startAt": start,
+        "maxResults": size,
+        "total": len(items),
+        "isLast": start + size >= len(items),
+        "values": page,
+    }
 
 
 # -- site ---------------------------------------------------------------------------------
@@ -77,16 +82,25 @@ def _paged(items: list[Any], params: dict[str, str], cap: int, default: int = 50
 def server_info(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     cloud = em.settings.deployment == "Cloud"
     return {
-        "baseUrl": em.url, "deploymentType": em.settings.deployment,
-        "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.2", "buildNumber": 100_280,
-        "serverTime": r.time(int(time.time() * 1000)), "serverTitle": "Jira emulator",
+        "baseUrl": em.url,
+        "deploymentType": em.settings.deployment,
+        "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.2",
+        "buildNumber": 100_280,
+        "serverTime": r.time(int(time.time() * 1000)),
+        "serverTitle": "Jira emulator",
     }
 
 
 @route("GET", r"/myself")
 def myself(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
-    return {"accountId": "bot-001", "emailAddress": em.settings.email, "displayName": "Sync Bot",
-            "active": True, "timeZone": em.settings.time_zone, "locale": "en_US"}
+    return {
+        "accountId": "bot-001",
+        "emailAddress": em.settings.email,
+        "displayName": "Sync Bot",
+        "active": True,
+        "timeZone": em.settings.time_zone,
+        "locale": "en_US",
+    }
 
 
 @route("GET", r"/field")
@@ -137,8 +151,13 @@ def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
     text = str(args.get("jql", ""))
     query = _query(em, text)
     if not query.bounded:
-        raise ApiError(400, errors("Unbounded JQL queries are not allowed here. "
-                                   "Please add a search restriction to your query."))
+        raise ApiError(
+            400,
+            errors(
+                "Unbounded JQL queries are not allowed here. "
+                "Please add a search restriction to your query."
+            ),
+        )
     wanted = _fields_param(args.get("fields"))
     expand = str(args.get("expand") or "")
     cap = em.settings.page_cap_fields if wanted else em.settings.page_cap_ids
@@ -150,7 +169,7 @@ def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
     offset = em.tokens.read(str(token), key) if token else 0
     reconcile = {int(i) for i in args.get("reconcileIssues") or []}
     found = em.dataset.search(query, reconcile, cache_key=text)
-    page = found[offset:offset + size]
+    page = found[offset : offset + size]
     answer: dict[str, Any] = {
         "issues": [r.issue(i, em.settings.projects, wanted, expand) for i in page]
     }
@@ -169,15 +188,22 @@ def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
 @route("POST", r"/search")
 def search_offset(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     if em.settings.deployment == "Cloud":
-        raise ApiError(410, errors("The requested API has been removed. Please migrate to the "
-                                   "/rest/api/3/search/jql API."))
+        raise ApiError(
+            410,
+            errors(
+                "The requested API has been removed. Please migrate to the "
+                "/rest/api/3/search/jql API."
+            ),
+        )
     args = {**p, **b}
     query = _query(em, str(args.get("jql", "")))
     wanted = _fields_param(args.get("fields")) or ["*navigable"]
     found = em.dataset.search(query, set(), cache_key=str(args.get("jql", "")))
     paged = _paged(found, args, cap=em.settings.page_cap_fields)
-    issues = [r.issue(i, em.settings.projects, wanted, str(args.get("expand") or ""))
-              for i in paged.pop("values")]
+    issues = [
+        r.issue(i, em.settings.projects, wanted, str(args.get("expand") or ""))
+        for i in paged.pop("values")
+    ]
     paged.pop("isLast")
     em.after_search()
     return {**paged, "issues": issues}
@@ -216,8 +242,9 @@ def issue_get(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) 
 @route("GET", r"/issue/([^/]+)/comment")
 def comments(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     issue = _issue_or_404(em, m.group(1))
-    paged = _paged([r.comment(issue, c) for c in issue.comments], p,
-                   cap=em.settings.comment_page_cap)
+    paged = _paged(
+        [r.comment(issue, c) for c in issue.comments], p, cap=em.settings.comment_page_cap
+    )
     paged.pop("isLast")
     return {**paged, "comments": paged.pop("values")}
 
@@ -225,8 +252,9 @@ def comments(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -
 @route("GET", r"/issue/([^/]+)/changelog")
 def changelog(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     issue = _issue_or_404(em, m.group(1))
-    return _paged([r.history(h) for h in issue.histories], p,
-                  cap=em.settings.changelog_page_cap, default=100)
+    return _paged(
+        [r.history(h) for h in issue.histories], p, cap=em.settings.changelog_page_cap, default=100
+    )
 
 
 @route("POST", r"/changelog/bulkfetch")
@@ -244,11 +272,11 @@ def changelog_bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any
     token = b.get("nextPageToken")
     offset = em.tokens.read(str(token), key) if token else 0
     grouped: dict[str, list[Any]] = {}
-    for issue_id, history in pairs[offset:offset + size]:
+    for issue_id, history in pairs[offset : offset + size]:
         grouped.setdefault(issue_id, []).append(r.history(history))
-    answer: dict[str, Any] = {"issueChangeLogs": [
-        {"issueId": k, "changeHistories": v} for k, v in grouped.items()
-    ]}
+    answer: dict[str, Any] = {
+        "issueChangeLogs": [{"issueId": k, "changeHistories": v} for k, v in grouped.items()]
+    }
     if offset + size < len(pairs):
         answer["nextPageToken"] = em.tokens.issue(key, offset + size)
     return answer
@@ -258,13 +286,16 @@ def changelog_bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any
 def _worklog_changes(em: JiraEmulator, p: dict[str, str], items: list[tuple[int, int]]) -> Any:
     since = _int(p, "since", 0)
     until = p.get("until")
-    rows = sorted((ms, wid) for wid, ms in items if ms > since
-                  and (until is None or ms <= int(until)))
+    rows = sorted(
+        (ms, wid) for wid, ms in items if ms > since and (until is None or ms <= int(until))
+    )
     page = rows[: em.settings.worklog_page_cap]
     last = len(page) == len(rows)
     answer: dict[str, Any] = {
         "values": [{"worklogId": wid, "updatedTime": ms, "properties": []} for ms, wid in page],
-        "since": since, "until": page[-1][0] if page else since, "lastPage": last,
+        "since": since,
+        "until": page[-1][0] if page else since,
+        "lastPage": last,
     }
     if not last:
         answer["nextPage"] = f"{em.url}/rest/api/3/worklog/updated?since={answer['until']}"
@@ -275,8 +306,9 @@ def _worklog_changes(em: JiraEmulator, p: dict[str, str], items: list[tuple[int,
 def worklogs_updated(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     recent = int(time.time() * 1000) - 60_000  # like Jira: the last minute is left out
     with em.dataset.lock:
-        items = [(w.id, w.updated_ms) for w in em.dataset.worklogs.values()
-                 if w.updated_ms <= recent]
+        items = [
+            (w.id, w.updated_ms) for w in em.dataset.worklogs.values() if w.updated_ms <= recent
+        ]
     return _worklog_changes(em, p, items)
 
 

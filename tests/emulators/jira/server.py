@@ -78,8 +78,12 @@ class JiraEmulator:
         if first is None:
             first = int(time.time() * 1000) - s.issue_count * s.spacing_ms - 7_200_000
         self.dataset = Dataset(
-            issue_count=s.issue_count, projects=s.projects, first_updated_ms=first,
-            spacing_ms=s.spacing_ms, index_lag_ms=s.index_lag_ms, seed=s.seed,
+            issue_count=s.issue_count,
+            projects=s.projects,
+            first_updated_ms=first,
+            spacing_ms=s.spacing_ms,
+            index_lag_ms=s.index_lag_ms,
+            seed=s.seed,
         )
         self.stats = Stats()
         self.tokens = PageTokens(s)
@@ -133,7 +137,8 @@ class JiraEmulator:
         """Settings for tap-jira-safe against this emulator."""
         first = min(i.created_ms for i in self.dataset.issues.values()) - 3_600_000
         config: dict[str, Any] = {
-            "domain": self.url, "email": self.settings.email,
+            "domain": self.url,
+            "email": self.settings.email,
             "api_token": self.settings.api_token,
             "start_date": datetime.fromtimestamp(first / 1000, UTC).isoformat(),
         }
@@ -174,7 +179,8 @@ class JiraEmulator:
         reset = datetime.fromtimestamp(second + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         remaining = max(budget - used, 0)
         headers = {
-            "X-RateLimit-Limit": str(budget), "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Limit": str(budget),
+            "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": reset,
         }
         if remaining < budget / 5:
@@ -190,7 +196,8 @@ class JiraEmulator:
             html = self.stats.rate_limited % 2 == 0
         headers = {**headers, "Retry-After": str(retry_after), "RateLimit-Reason": reason}
         body: Any = (
-            "<html><body><h1>429 Too Many Requests</h1></body></html>" if html
+            "<html><body><h1>429 Too Many Requests</h1></body></html>"
+            if html
             else errors("Rate limit exceeded.")
         )
         return ApiError(429, body, headers)
@@ -205,15 +212,21 @@ class JiraEmulator:
         storm = s.rate_limit_storm
         in_storm = storm is not None and storm[0] <= number < storm[0] + storm[1]
         if in_storm or (s.rate_limit_every and number % s.rate_limit_every == 0):
-            limit = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0",
-                     "X-RateLimit-NearLimit": "true"}
+            limit = {
+                "X-RateLimit-Limit": "100",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-NearLimit": "true",
+            }
             raise self.too_many(s.retry_after_s, limit, "jira-burst-based")
         if s.error_every and number % s.error_every == 0:
             with self._lock:
                 self.stats.server_errors += 1
                 status = (500, 502, 503)[self.stats.server_errors % 3]
-            body: Any = "<html><body>Bad gateway</body></html>" if status == 502 else errors(
-                "Internal server error.")
+            body: Any = (
+                "<html><body>Bad gateway</body></html>"
+                if status == 502
+                else errors("Internal server error.")
+            )
             raise ApiError(status, body, {"Retry-After": "1"} if status == 503 else {})
 
     def after_search(self) -> None:
@@ -222,8 +235,12 @@ class JiraEmulator:
             count = self.stats.searches
         s = self.settings
         if s.churn_every_searches and count % s.churn_every_searches == 0:
-            self.dataset.churn(edits=s.churn_edits, deletes=s.churn_deletes,
-                               moves=s.churn_moves, creates=s.churn_creates)
+            self.dataset.churn(
+                edits=s.churn_edits,
+                deletes=s.churn_deletes,
+                moves=s.churn_moves,
+                creates=s.churn_creates,
+            )
         if self.on_search is not None:
             self.on_search(count)
 
@@ -284,4 +301,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
-

@@ -1,0 +1,312 @@
+"""tap-dynamodb-streams vs singer-io tap-dynamodb (PyPI, LOG_BASED), side by side, one run.
+
+Both taps read the same Streams endpoint (tests/emulators/dynamodb_streams, real HTTP) with
+moto as the table service. Prints a markdown table:
+
+- throughput: events/s and peak RSS reading ``--events`` change events from one closed shard
+  (the peer only reads closed shards, so the data sits in one to be fair to it);
+- completeness: after an initial run, ``--writes`` writes, then one more run of each tap, in
+  three scenarios (writes in open shards; a split in the middle; a split and iterator expiry
+  while reading): events emitted and events missed.
+
+The peer is installed into ``bench/.venvs/tap-dynamodb`` with uv when missing. Its boto3
+(1.14) has no endpoint setting except a hard-coded localhost:8000, so it runs under a shim that
+points its boto3 clients at our ephemeral ports (``bench/peers/tap_dynamodb_shim.py``).
+
+Usage: ``.venv/bin/python bench/tap_dynamodb_streams.py [--events 200000] [--writes 300]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.emulators.dynamodb_streams import Faults, Stack, start_stack  # noqa: E402
+from tests.emulators.dynamodb_streams.feed import CREDENTIALS  # noqa: E402
+from tests.support.cli import BIN  # noqa: E402
+
+PEER_VENV = REPO / "bench" / ".venvs" / "tap-dynamodb"
+PEER_PACKAGE = "tap-dynamodb"
+SHIM = REPO / "bench" / "peers" / "tap_dynamodb_shim.py"
+TABLE = "bench_events"
+MEASURE = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); "
+    "rc = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], 'w')).returncode; "
+    "print(rc, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def ensure_peer() -> Path:
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        uv = str(BIN / "uv")
+        subprocess.run([uv, "venv", "-q", str(PEER_VENV), "--python", sys.executable], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "-q", "--python", str(python), PEER_PACKAGE], check=True
+        )
+    return python
+
+
+def compile_bytecode(python: Path) -> None:
+    """Write .pyc files for a venv once (this machine sets PYTHONDONTWRITEBYTECODE, so every
+    process would otherwise compile its imports again and we would time the compiler)."""
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    paths = [site] + (
+        [str(REPO / "tap-dynamodb-streams")] if python == Path(sys.executable) else []
+    )
+    subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", *paths], check=False)
+
+
+def measured(command: list[str], out: Path, env: dict[str, str]) -> tuple[int, float, int]:
+    """Exit code, wall seconds and peak RSS (KiB) of one process; its stdout goes to ``out``."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(out), *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    rc, seconds, rss = done.stdout.split()
+    return int(rc), float(seconds), int(rss)
+
+
+def messages(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+class Ours:
+    name = "tap-dynamodb-streams"
+
+    def __init__(self, stack: Stack, work: Path) -> None:
+        self.stack, self.work = stack, work
+        self.state: dict[str, Any] | None = None
+
+    def run(self, tag: str) -> tuple[list[dict[str, Any]], int, float, int]:
+        config = self.work / f"ours-{tag}-config.json"
+        config.write_text(json.dumps(self.stack.tap_config([TABLE], max_run_seconds=600)))
+        command = [str(BIN / "tap-dynamodb-streams"), "--config", str(config)]
+        if self.state is not None:
+            state = self.work / f"ours-{tag}-state.json"
+            state.write_text(json.dumps(self.state))
+            command += ["--state", str(state)]
+        out = self.work / f"ours-{tag}.jsonl"
+        rc, seconds, rss = measured(command, out, dict(os.environ))
+        found = messages(out)
+        states = [m["value"] for m in found if m["type"] == "STATE"]
+        self.state = states[-1] if states else self.state
+        return [m["record"] for m in found if m["type"] == "RECORD"], rc, seconds, rss
+
+
+class Peer:
+    name = "singer-io tap-dynamodb (LOG_BASED)"
+
+    def __init__(self, stack: Stack, work: Path, python: Path) -> None:
+        self.stack, self.work, self.python = stack, work, python
+        self.state: dict[str, Any] = {}
+        self.env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+            "PEER_DYNAMODB_URL": stack.moto.url,
+            "PEER_STREAMS_URL": stack.streams.url,
+        }
+        self.config = work / "peer-config.json"
+        self.config.write_text(
+            json.dumps(
+                {
+                    "region_name": CREDENTIALS["region_name"],
+                    "use_local_dynamo": True,
+                    "account_id": "123456789012",
+                    "external_id": "bench",
+                    "role_name": "bench",
+                }
+            )
+        )
+        self.catalog = work / "peer-catalog.json"
+
+    def command(self, *args: str) -> list[str]:
+        return [str(self.python), str(SHIM), "--config", str(self.config), *args]
+
+    def discover(self) -> None:
+        out = subprocess.run(
+            self.command("--discover"), capture_output=True, text=True, env=self.env, check=True
+        ).stdout
+        catalog = json.loads(out)
+        for stream in catalog["streams"]:
+            for entry in stream["metadata"]:
+                if entry["breadcrumb"] == []:
+                    entry["metadata"].update(selected=True, **{"replication-method": "LOG_BASED"})
+        self.catalog.write_text(json.dumps(catalog))
+
+    def run(self, tag: str) -> tuple[list[dict[str, Any]], int, float, int]:
+        state = self.work / f"peer-{tag}-state.json"
+        state.write_text(json.dumps(self.state))
+        out = self.work / f"peer-{tag}.jsonl"
+        command = self.command("--catalog", str(self.catalog), "--state", str(state))
+        rc, seconds, rss = measured(command, out, self.env)
+        found = messages(out)
+        states = [m["value"] for m in found if m["type"] == "STATE"]
+        self.state = states[-1] if states else self.state
+        return [m["record"] for m in found if m["type"] == "RECORD"], rc, seconds, rss
+
+
+def new_stack(work: Path) -> Stack:
+    stack = start_stack()
+    stack.create_table(TABLE)
+    return stack
+
+
+def append_writes(stack: Stack, first: int, count: int) -> None:
+    """``count`` change events (INSERT of new keys), each carrying its write number ``w``."""
+    for w in range(first, first + count):
+        image = {"pk": {"S": f"k{w:07d}"}, "w": {"N": str(w)}, "payload": {"S": "x" * 64}}
+        stack.streams.append(TABLE, "INSERT", image)
+
+
+def warm_up(stack: Stack) -> None:
+    """Read the stream once so the endpoint has encoded every record before anyone is timed."""
+    streams = boto3_streams(stack)
+    arn = streams.list_streams(TableName=TABLE)["Streams"][0]["StreamArn"]
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+
+
+def boto3_streams(stack: Stack) -> Any:
+    import boto3
+
+    return boto3.client("dynamodbstreams", endpoint_url=stack.streams.url, **CREDENTIALS)
+
+
+def throughput(work: Path, peer_python: Path | None, events: int) -> list[str]:
+    rows = []
+    stack = new_stack(work)
+    try:
+        append_writes(stack, 0, events)
+        stack.streams.split(TABLE)  # the data sits in one closed shard
+        warm_up(stack)
+        taps: list[Ours | Peer] = [Ours(stack, work)]
+        if peer_python is not None:
+            peer = Peer(stack, work, peer_python)
+            peer.discover()
+            now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+            peer.state = {
+                "bookmarks": {
+                    TABLE: {
+                        "initial_full_table_complete": True,
+                        "success_timestamp": now,
+                        "last_replication_method": "LOG_BASED",
+                    }
+                }
+            }
+            taps.append(peer)
+        rates = {}
+        for tap in taps:
+            records, rc, seconds, rss = tap.run("throughput")
+            rate = len(records) / seconds
+            rates[tap.name] = rate
+            rows.append(
+                f"| {tap.name} | {events:,} | {len(records):,} | {rc} | {seconds:.1f} | "
+                f"{rate:,.0f} | {rss / 1024:.0f} |"
+            )
+        if len(rates) == 2:
+            ours, theirs = rates.values()
+            rows.append(f"\nThroughput ratio (ours / peer): **{ours / theirs:.2f}x**")
+    finally:
+        stack.stop()
+    return rows
+
+
+SCENARIOS = ("open shards", "split mid-way", "split + iterator expiry")
+
+
+def completeness(work: Path, peer_python: Path | None, writes: int) -> list[str]:
+    rows = []
+    for scenario in SCENARIOS:
+        stack = new_stack(work)
+        try:
+            taps: list[Ours | Peer] = [Ours(stack, work)]
+            if peer_python is not None:
+                peer = Peer(stack, work, peer_python)
+                peer.discover()
+                taps.append(peer)
+            for tap in taps:  # the initial run: positions (and the peer's full table)
+                tap.run("initial")
+            half = writes // 2
+            append_writes(stack, 0, half)
+            if scenario != "open shards":
+                stack.streams.split(TABLE)
+            append_writes(stack, half, writes - half)
+            for tap in taps:
+                if scenario == "split + iterator expiry":
+                    stack.streams.set_faults(Faults(stall_first_get_records=1))
+                records, rc, _, _ = tap.run(scenario.replace(" ", "-"))
+                stack.streams.set_faults(Faults())
+                seen = {int(r["w"]) for r in records if r.get("w") is not None}
+                missed = writes - len(seen & set(range(writes)))
+                rows.append(
+                    f"| {scenario} | {tap.name} | {writes} | {len(records)} | {missed} | {rc} |"
+                )
+        finally:
+            stack.stop()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="throughput events")
+    parser.add_argument("--writes", type=int, default=300, help="writes per scenario")
+    parser.add_argument("--skip-peer", action="store_true", help="measure ours only")
+    args = parser.parse_args()
+    peer_python = None if args.skip_peer else ensure_peer()
+    for python in [Path(sys.executable)] + ([peer_python] if peer_python else []):
+        compile_bytecode(python)
+    load = os.getloadavg()
+    scratch = REPO / "bench" / "out"  # gitignored
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        work = Path(tmp)
+        print(
+            f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+            f"on {os.cpu_count()} CPUs (shared machine)\n"
+        )
+        print("| tap | events in stream | records out | exit | seconds | events/s | peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for row in throughput(work, peer_python, args.events):
+            print(row, flush=True)
+        print("\n| scenario | tap | events | records out | events missed | exit |")
+        print("|---|---|---:|---:|---:|---:|")
+        for row in completeness(work, peer_python, args.writes):
+            print(row, flush=True)
+    load = os.getloadavg()
+    print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""A Meltano state backend on the state-service tables, with the same leases and fencing.
+
+`state_backend.uri: statesvc://<SQLAlchemy URL>` (or bare `statesvc://` plus the
+`state_backend.statesvc.database_url` setting, else STATE_SERVICE_DATABASE_URL). Inside
+`meltano run`/`el`/`elt`, the first state read or write of a state ID takes that pipeline's lease
+for the rest of the process (refused, naming the holder, if a live run has it), heartbeats it on
+its own thread, and finishes it at exit with Meltano's exit code. Under `state-service run
+STATE_ID -- meltano run ...` it writes with the wrapper's lease instead. Elsewhere (`meltano
+state set/clear`) each edit is a short run of its own, refused while a live run holds the lease.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from meltano.core.setting_definition import SettingDefinition, SettingKind
+from meltano.core.state_store.base import MeltanoState, StateIDLockedError, StateStoreManager
+
+from state_service import lease as leases
+from state_service.heartbeat import Heartbeat
+from state_service.report import pipelines_with_bookmarks, read_bookmark
+from state_service.store import Store, database_url
+
+SCHEME = "statesvc"
+PIPELINE_COMMANDS = {"run", "el", "elt"}
+
+DATABASE_URL = SettingDefinition(
+    name="state_backend.statesvc.database_url",
+    label="State database URL",
+    kind=SettingKind.STRING,
+    sensitive=True,
+    env_specific=True,
+    description="SQLAlchemy URL of the state-service database, if the URI does not carry it.",
+)
+LEASE_SECONDS = SettingDefinition(
+    name="state_backend.statesvc.lease_seconds",
+    label="Lease seconds",
+    kind=SettingKind.INTEGER,
+    value=60,
+    env_specific=True,
+    description="A run's lease expires this long after its last heartbeat (database clock).",
+)
+HEARTBEAT_SECONDS = SettingDefinition(
+    name="state_backend.statesvc.heartbeat_seconds",
+    label="Heartbeat seconds",
+    kind=SettingKind.INTEGER,
+    value=10,
+    env_specific=True,
+    description="Heartbeat interval of a run's lease.",
+)
+
+
+@dataclass
+class HeldRun:
+    store: Store
+    lease: leases.Lease
+    beat: Heartbeat | None
+
+
+# Leases this process holds, by state ID: shared by every manager Meltano creates in the run.
+_held: dict[str, HeldRun] = {}
+
+
+def _in_pipeline_run() -> bool:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.command.name in PIPELINE_COMMANDS and ctx.parent is not None:
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def _wrapper_lease(state_id: str) -> leases.Lease | None:
+    """The lease of `state-service run STATE_ID -- meltano ...`, passed in the environment."""
+    env = os.environ
+    if env.get("STATE_SERVICE_PIPELINE") != state_id or "STATE_SERVICE_TOKEN" not in env:
+        return None
+    return leases.Lease(
+        pipeline=state_id,
+        run_id=int(env["STATE_SERVICE_RUN_ID"]),
+        token=int(env["STATE_SERVICE_TOKEN"]),
+        lease_seconds=float(env["STATE_SERVICE_LEASE_SECONDS"]),
+        started_at=datetime.now(timezone.utc),  # informational only, never used for expiry
+    )
+
+
+def _finish_held_runs() -> None:
+    """At exit: finish every lease this process took, with Meltano's own exit code."""
+    from meltano import cli
+
+    code = cli.exit_code if cli.exit_code is not None else 1
+    for state_id, held in list(_held.items()):
+        if held.beat is not None:
+            held.beat.stop()
+        try:
+            error = None if code == 0 else f"meltano exited with {code}"
+            leases.finish(held.store, held.lease, exit_code=code, error=error)
+        except leases.StateServiceError as exc:
+            print(f"state-service: finish refused for {state_id}: {exc}", file=sys.stderr)
+        del _held[state_id]
+
+
+class StateServiceStoreManager(StateStoreManager):
+    """Meltano state in the state-service tables, every write fenced by a lease's token."""
+
+    label = "state-service"
+
+    def __init__(
+        self,
+        uri: str = f"{SCHEME}://",
+        database_url: str | None = None,
+        lease_seconds: int | None = None,
+        heartbeat_seconds: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.url = _url_from(uri, database_url)
+        self.lease_seconds = float(lease_seconds or 60)
+        self.heartbeat_seconds = float(heartbeat_seconds or 10)
+        self.store = Store(self.url)
+
+    def close(self) -> None:
+        self.store.dispose()
+
+    def _run_lease(self, state_id: str) -> leases.Lease | None:
+        """The lease this process writes state_id under, taking it if this is a pipeline run."""
+        if (wrapped := _wrapper_lease(state_id)) is not None:
+            return wrapped
+        if state_id in _held:
+            return _held[state_id].lease
+        if not _in_pipeline_run():
+            return None
+        store = Store(self.url)
+        try:
+            held = leases.start(store, state_id, lease_seconds=self.lease_seconds, kind="meltano")
+        except leases.LeaseHeld as exc:
+            store.dispose()
+            raise StateIDLockedError(str(exc)) from None
+        beat = Heartbeat(store, held, self.heartbeat_seconds, _stop_this_process)
+        if not _held:
+            atexit.register(_finish_held_runs)
+        _held[state_id] = HeldRun(store, held, beat)
+        beat.start()
+        return held
+
+    def get(self, state_id: str) -> MeltanoState | None:
+        self._run_lease(state_id)
+        stored = read_bookmark(self.store, state_id)
+        return None if stored is None else MeltanoState.from_json(state_id, stored)
+
+    def set(self, state: MeltanoState) -> None:
+        self._write(state.state_id, state.json())
+
+    def delete(self, state_id: str) -> None:
+        self._write(state_id, None)
+
+    def _write(self, state_id: str, value: str | None) -> None:
+        run_lease = self._run_lease(state_id)
+        if run_lease is not None:
+            leases.write_bookmark(self.store, run_lease, value)
+            return
+        edit = leases.start(self.store, state_id, lease_seconds=self.lease_seconds, kind="edit")
+        leases.finish(self.store, edit, exit_code=0, final_state=value, clear_state=value is None)
+
+    def get_state_ids(self, pattern: str | None = None) -> Iterator[str]:
+        like = pattern.replace("*", "%") if pattern else None
+        return iter(pipelines_with_bookmarks(self.store, like))
+
+    @contextmanager
+    def acquire_lock(self, state_id: str, *, retry_seconds: float) -> Iterator[None]:
+        """No separate lock: every write is one transaction, fenced by the lease's token."""
+        yield
+
+
+def _url_from(uri: str, setting: str | None) -> str:
+    rest = uri.split("://", 1)[1] if "://" in uri else ""
+    return rest or database_url(setting)
+
+
+def _stop_this_process(message: str) -> None:
+    """A run that lost its lease stops: Meltano turns SIGTERM into a failed, stopped run."""
+    print(f"state-service: {message}", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)

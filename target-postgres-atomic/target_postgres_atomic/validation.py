@@ -1,0 +1,81 @@
+"""Per-record checks at C speed: msgspec decodes each record against a type built from its schema.
+
+The check runs while PostgreSQL is busy parsing the previous chunk of COPY data, so it costs
+little wall time. Nested objects and arrays are checked for kind only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from target_postgres_atomic.columns import json_types
+from target_postgres_atomic.errors import BadRecordError, missing_key
+from target_postgres_atomic.spec import TableSpec
+
+_PYTHON_TYPES: dict[str, Any] = {
+    "integer": int,
+    "number": float,
+    "string": str,
+    "boolean": bool,
+    "object": dict,
+    "array": list,
+}
+# msgspec cannot name a field with these; such (rare) properties are not checked here.
+_UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
+_MISSING = re.compile(r"missing required field `(?P<field>.*)`")
+_AT = re.compile(r" - at `\$\.(?P<field>.*)`$")
+
+
+def _python_type(prop: Any, *, check_types: bool) -> Any:
+    kinds = json_types(prop) if check_types and isinstance(prop, dict) else []
+    options = [_PYTHON_TYPES[k] for k in dict.fromkeys(kinds) if k in _PYTHON_TYPES]
+    if not options:
+        return Any
+    union = options[0]
+    for option in options[1:]:
+        union = union | option
+    return union
+
+
+def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, bytes], None]:
+    """A function that raises a BadRecordError naming the field when a record breaks `spec`."""
+    fields: list[Any] = []
+    rename: dict[str, str] = {}
+    for index, (name, prop) in enumerate(spec.properties.items()):
+        if _UNNAMEABLE.search(name):
+            continue
+        attribute = f"f{index}"
+        rename[attribute] = name
+        python_type = _python_type(prop, check_types=check_types)
+        if name in spec.keys:
+            key_type = (
+                python_type if python_type is not Any else int | float | str | bool | dict | list
+            )
+            fields.append((attribute, key_type))
+        elif python_type is Any:
+            fields.append((attribute, Any, None))
+        else:
+            fields.append((attribute, python_type | None, None))
+    record_type = msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=False)
+    decode = msgspec.json.Decoder(record_type).decode
+    stream, keys = spec.stream, set(spec.keys)
+
+    def check(seq: int, raw: bytes) -> None:
+        try:
+            decode(raw)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            if found := _MISSING.search(message):
+                raise missing_key(stream, seq, found.group("field")) from None
+            at = _AT.search(message)
+            field = at.group("field") if at else None
+            if field in keys and "got `null`" in message:
+                raise missing_key(stream, seq, field) from None
+            problem = message[: at.start()] if at else message
+            raise BadRecordError(stream, seq, field, problem) from None
+
+    return check

@@ -1,0 +1,169 @@
+"""`meltano run` with the state-service backend: bookmarks stored, a second run refused, a
+fenced-out run stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from state_service import lease as leases
+from state_service.report import read_bookmark, run_history
+from state_service.store import Store
+
+from tests.support.cli import script
+
+FIXTURES = Path(__file__).resolve().parents[1] / "state-service" / "tests" / "fixtures"
+STATE_ID = "dev:tap-counter-to-target-echo"
+MELTANO_YML = """\
+default_environment: dev
+project_id: {project_id}
+send_anonymous_usage_stats: false
+environments:
+- name: dev
+state_backend:
+  uri: statesvc://
+  statesvc:
+    lease_seconds: 30
+    heartbeat_seconds: 1
+plugins:
+  extractors:
+  - name: tap-counter
+    namespace: tap_counter
+    executable: {fixtures}/counter_tap.py
+    capabilities: [state]
+  loaders:
+  - name: target-echo
+    namespace: target_echo
+    executable: {fixtures}/echo_target.py
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A throwaway Meltano project whose state backend points at a fresh state database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        url = request.getfixturevalue("pg_db").url("postgresql+psycopg")
+    (tmp_path / "meltano.yml").write_text(
+        MELTANO_YML.format(project_id=uuid.uuid4(), fixtures=FIXTURES)
+    )
+    yield tmp_path, url
+
+
+def meltano_env(url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STATE_SERVICE_", "MELTANO_"))}
+    env.update(MELTANO_STATE_BACKEND_STATESVC_DATABASE_URL=url, **extra)
+    return env
+
+
+def meltano_run(
+    project: Path, url: str, *flags: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script("meltano"), "run", *flags, "tap-counter", "target-echo"],
+        cwd=project,
+        env=meltano_env(url, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def counter(n: int) -> dict[str, object]:
+    return {"bookmarks": {"counter": {"n": n, "label": "tap"}}}
+
+
+def singer_state(store: Store) -> object:
+    stored = read_bookmark(store, STATE_ID)
+    return None if stored is None else json.loads(stored)["completed"]["singer_state"]
+
+
+def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Path, str]) -> None:
+    workdir, url = project
+    store = Store(url)
+    try:
+        seeded = leases.start(store, STATE_ID, lease_seconds=60, kind="edit")
+        earlier = {"completed": {"singer_state": counter(10)}, "partial": {}}
+        leases.finish(store, seeded, exit_code=0, final_state=json.dumps(earlier))
+        go_on = workdir / "go-on"
+        slow = subprocess.Popen(
+            [script("meltano"), "run", "tap-counter", "target-echo"],
+            cwd=workdir,
+            env=meltano_env(url, COUNTER_TAP_WAIT=str(go_on)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            for _ in range(600):  # a guard against hanging, not a timing assertion
+                if singer_state(store) == counter(11):
+                    break
+                assert slow.poll() is None, "the slow run ended before its first bookmark"
+                time.sleep(0.2)
+            # Meltano's own check only sees this project's local system database (a second
+            # machine would not see it at all): --force skips it, so the lease must refuse.
+            second = meltano_run(workdir, url, "--force")
+            output = second.stdout + second.stderr
+            assert second.returncode != 0, output[-3000:]
+            assert f"host {socket.gethostname()}, pid {slow.pid}" in output, output[-3000:]
+            go_on.touch()
+            out, _ = slow.communicate(timeout=120)
+            assert slow.returncode == 0, out[-3000:]
+        finally:
+            if slow.poll() is None:
+                slow.kill()
+                slow.communicate()
+        assert singer_state(store) == counter(13)
+        runs = [(r["kind"], r["status"]) for r in reversed(run_history(store, STATE_ID, 10))]
+        assert runs == [("edit", "SUCCESS"), ("meltano", "SUCCESS")]  # the refused left none
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("project", ["sqlite"], indirect=True)  # the fencing is DB-neutral
+def test_meltano_run_that_loses_its_lease_stops_and_writes_nothing(
+    project: tuple[Path, str],
+) -> None:
+    workdir, url = project
+    store = Store(url)
+    go_on = workdir / "go-on"
+    slow = subprocess.Popen(
+        [script("meltano"), "run", "tap-counter", "target-echo"],
+        cwd=workdir,
+        env=meltano_env(url, COUNTER_TAP_WAIT=str(go_on)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(600):  # a guard against hanging, not a timing assertion
+            if singer_state(store) == counter(1):
+                break
+            assert slow.poll() is None, "the slow run ended before its first bookmark"
+            time.sleep(0.2)
+        forced = subprocess.run(
+            [script("state-service"), "--db", url, "reclaim", STATE_ID, "--force"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert forced.returncode == 0, forced.stderr
+        go_on.touch()  # the tap goes on to emit n=2 and n=3: every write must be refused
+        out, _ = slow.communicate(timeout=120)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.communicate()
+    assert slow.returncode != 0, out[-3000:]
+    assert "lost its lease" in out, out[-3000:]
+    assert singer_state(store) == counter(1)
+    assert [r["status"] for r in run_history(store, STATE_ID, 10)] == ["RECLAIMED"]
+    store.dispose()
