@@ -34,8 +34,14 @@ class Query:
 
     @property
     def bounded(self) -> bool:
-        bounds = (self.projects, self.ids, self.id_above, self.id_at_most, self.lower_ms,
-                  self.upper_ms)
+        bounds = (
+            self.projects,
+            self.ids,
+            self.id_above,
+            self.id_at_most,
+            self.lower_ms,
+            self.upper_ms,
+        )
         return any(v is not None for v in bounds)
 
     def matches_time(self, updated_ms: int) -> bool:
