@@ -97,7 +97,6 @@ def assert_matches_truth(emulator: JiraEmulator, runs: list[TapRun], deletes: bo
 ALONE = {
     "rate_limit_every_6": {"rate_limit_every": 6},
     "rate_limit_storm": {"rate_limit_storm": (3, 4)},
-    "quota_headers_near_limit": {"rate_limit_budget": 4},
     "server_errors_500_502_503": {"error_every": 3},
     "dropped_connections": {"drop_every": 4},
     "slow_beyond_timeout": {"slow_every": 5, "slow_s": 1.5},
@@ -363,3 +362,13 @@ def test_failure_mid_window_leaves_the_bookmark_where_it_was(
     assert run.returncode != 0
     assert run.records("issues"), "some pages were emitted before the failure"
     assert run.bookmark() in (None, old)
+
+
+def test_paces_on_quota_headers_instead_of_hitting_429(
+    jira: Factory, issues_only: dict[str, Any]
+) -> None:
+    emulator = jira(rate_limit_budget=4)  # 4 requests a second, then 429
+    run = sync(emulator, issues_only)
+    assert_matches_truth(emulator, [run])
+    assert emulator.stats.requests > 8
+    assert emulator.stats.rate_limited == 0
