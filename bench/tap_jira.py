@@ -54,13 +54,29 @@ def ensure_peer() -> Path:
     tap = PEER_VENV / "bin" / "tap-jira"
     if not tap.exists():
         subprocess.run([str(BIN / "uv"), "venv", "-q", str(PEER_VENV)], check=True)
-        subprocess.run([str(BIN / "uv"), "pip", "install", "-q", "--python",
-                        str(PEER_VENV / "bin" / "python"), PEER], check=True)
+        subprocess.run(
+            [
+                str(BIN / "uv"),
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                str(PEER_VENV / "bin" / "python"),
+                PEER,
+            ],
+            check=True,
+        )
     return tap
 
 
-def run(name: str, args: list[str], jira: JiraEmulator, env: dict[str, str], tmp: Path,
-        waited: re.Pattern[str] | None) -> Result:
+def run(
+    name: str,
+    args: list[str],
+    jira: JiraEmulator,
+    env: dict[str, str],
+    tmp: Path,
+    waited: re.Pattern[str] | None,
+) -> Result:
     """One run; with churn on, a second incremental run (churn off) from the first's state."""
     before = (jira.stats.requests, jira.stats.rate_limited, jira.stats.retry_after_total_s)
     start = time.monotonic()
@@ -78,8 +94,11 @@ def run(name: str, args: list[str], jira: JiraEmulator, env: dict[str, str], tmp
     wall = time.monotonic() - start
     truth = jira.live_issues()
     return Result(
-        name=name, wall_s=wall, requests=jira.stats.requests - before[0],
-        emitted=len(versions), missed=len(set(truth) - set(versions)),
+        name=name,
+        wall_s=wall,
+        requests=jira.stats.requests - before[0],
+        emitted=len(versions),
+        missed=len(set(truth) - set(versions)),
         stale=sum(1 for i, ms in truth.items() if i in versions and versions[i] < ms),
         rate_limited=jira.stats.rate_limited - before[1],
         retry_after_served_s=jira.stats.retry_after_total_s - before[2],
@@ -88,8 +107,9 @@ def run(name: str, args: list[str], jira: JiraEmulator, env: dict[str, str], tmp
     )
 
 
-def run_once(name: str, args: list[str], env: dict[str, str], tmp: Path
-             ) -> tuple[dict[str, int], str, int, dict[str, Any]]:
+def run_once(
+    name: str, args: list[str], env: dict[str, str], tmp: Path
+) -> tuple[dict[str, int], str, int, dict[str, Any]]:
     """Newest `updated` (ms) per issue id emitted, the log, the exit code, the last state."""
     out, err = tmp / f"{name}.out", tmp / f"{name}.err"
     with out.open("w") as stdout, err.open("w") as stderr:
@@ -133,8 +153,13 @@ def peer_env(env: dict[str, str], tmp: Path) -> dict[str, str]:
 
 
 def peer_catalog(tap: Path, config: Path, env: dict[str, str]) -> dict[str, Any]:
-    found = subprocess.run([str(tap), "--config", str(config), "--discover"], env=env,
-                           capture_output=True, text=True, check=False)
+    found = subprocess.run(
+        [str(tap), "--config", str(config), "--discover"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if found.returncode:
         raise SystemExit(f"peer discovery failed:\n{found.stderr[-3000:]}")
     catalog: dict[str, Any] = json.loads(found.stdout)
@@ -146,23 +171,35 @@ def peer_catalog(tap: Path, config: Path, env: dict[str, str]) -> dict[str, Any]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--issues", type=int, default=20_000)
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--rate-limit-every", type=int, default=100)
     parser.add_argument("--retry-after", type=int, default=1)
-    parser.add_argument("--churn-every", type=int, default=0,
-                        help="other users edit 2 issues every N search pages (default: off)")
+    parser.add_argument(
+        "--churn-every",
+        type=int,
+        default=0,
+        help="other users edit 2 issues every N search pages (default: off)",
+    )
     parser.add_argument("--skip-peer", action="store_true")
     opts = parser.parse_args()
 
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="bench-jira-") as name, JiraEmulator(
-        issue_count=opts.issues, tls=True, latency_ms=opts.latency_ms,
-        rate_limit_every=opts.rate_limit_every, retry_after_s=opts.retry_after,
-        churn_every_searches=opts.churn_every, churn_edits=2,
-    ) as jira:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-jira-") as name,
+        JiraEmulator(
+            issue_count=opts.issues,
+            tls=True,
+            latency_ms=opts.latency_ms,
+            rate_limit_every=opts.rate_limit_every,
+            retry_after_s=opts.retry_after,
+            churn_every_searches=opts.churn_every,
+            churn_edits=2,
+        ) as jira,
+    ):
         tmp = Path(name)
         assert jira.ca_path is not None
         env = {**os.environ, "REQUESTS_CA_BUNDLE": jira.ca_path}
@@ -171,29 +208,51 @@ def main() -> int:
         ours_config.write_text(json.dumps(jira.tap_config(page_size=100, search_lag_seconds=0)))
         catalog = tmp / "ours-catalog.json"
         catalog.write_text(json.dumps(issues_only_catalog()))
-        results.append(run(
-            "tap-jira-safe",
-            [str(BIN / "tap-jira-safe"), "--config", str(ours_config), "--catalog", str(catalog)],
-            jira, env, tmp, re.compile(r"\(429\), waiting ([0-9.]+) s"),
-        ))
+        results.append(
+            run(
+                "tap-jira-safe",
+                [
+                    str(BIN / "tap-jira-safe"),
+                    "--config",
+                    str(ours_config),
+                    "--catalog",
+                    str(catalog),
+                ],
+                jira,
+                env,
+                tmp,
+                re.compile(r"\(429\), waiting ([0-9.]+) s"),
+            )
+        )
         if not opts.skip_peer:
             peer = ensure_peer()
             env = peer_env(env, tmp)
             cfg = jira.tap_config()
             peer_config = tmp / "peer.json"
-            peer_config.write_text(json.dumps({
-                "base_url": jira.url, "username": cfg["email"], "password": cfg["api_token"],
-                "start_date": cfg["start_date"], "request_timeout": 60,
-                "user_agent": "bench",
-            }))
+            peer_config.write_text(
+                json.dumps(
+                    {
+                        "base_url": jira.url,
+                        "username": cfg["email"],
+                        "password": cfg["api_token"],
+                        "start_date": cfg["start_date"],
+                        "request_timeout": 60,
+                        "user_agent": "bench",
+                    }
+                )
+            )
             peer_cat = tmp / "peer-catalog.json"
             peer_cat.write_text(json.dumps(peer_catalog(peer, peer_config, env)))
-            results.append(run(
-                "tap-jira (singer-io 2.6.0)",
-                [str(peer), "--config", str(peer_config), "--properties", str(peer_cat)],
-                jira, env, tmp,
-                re.compile(r"Backing off request\(\.\.\.\) for ([0-9.]+)s \([^)]*RateLimit"),
-            ))
+            results.append(
+                run(
+                    "tap-jira (singer-io 2.6.0)",
+                    [str(peer), "--config", str(peer_config), "--properties", str(peer_cat)],
+                    jira,
+                    env,
+                    tmp,
+                    re.compile(r"Backing off request\(\.\.\.\) for ([0-9.]+)s \([^)]*RateLimit"),
+                )
+            )
     report(opts, results)
     return 0 if all(r.returncode == 0 for r in results) else 1
 
@@ -201,26 +260,36 @@ def main() -> int:
 def report(opts: argparse.Namespace, results: list[Result]) -> None:
     load = os.getloadavg()
     churn = f", 2 edits every {opts.churn_every} search pages" if opts.churn_every else ""
-    print(f"\nJira emulator: {opts.issues} issues, {opts.latency_ms} ms latency, 429 "
-          f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests{churn}, TLS. "
-          f"Load average at the end: {load[0]:.2f} {load[1]:.2f} (2 cores, shared).\n")
-    print("| tap | wall s | requests | issues emitted | missed | stale | 429s "
-          "| Retry-After served s | waited on 429 s | exit |")
+    print(
+        f"\nJira emulator: {opts.issues} issues, {opts.latency_ms} ms latency, 429 "
+        f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests{churn}, TLS. "
+        f"Load average at the end: {load[0]:.2f} {load[1]:.2f} (2 cores, shared).\n"
+    )
+    print(
+        "| tap | wall s | requests | issues emitted | missed | stale | 429s "
+        "| Retry-After served s | waited on 429 s | exit |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         waited = "n/a" if r.waited_429_s is None else f"{r.waited_429_s:.1f}"
-        print(f"| {r.name} | {r.wall_s:.1f} | {r.requests} | {r.emitted} | {r.missed} | "
-              f"{r.stale} | "
-              f"{r.rate_limited} | {r.retry_after_served_s:.0f} | {waited} | {r.returncode} |")
+        print(
+            f"| {r.name} | {r.wall_s:.1f} | {r.requests} | {r.emitted} | {r.missed} | "
+            f"{r.stale} | "
+            f"{r.rate_limited} | {r.retry_after_served_s:.0f} | {waited} | {r.returncode} |"
+        )
     if len(results) == 2 and results[1].wall_s:
         ours, peer = results
-        print(f"\nwall time ours/peer: {ours.wall_s / peer.wall_s:.2f}; "
-              f"requests ours/peer: {ours.requests / max(peer.requests, 1):.2f}")
+        print(
+            f"\nwall time ours/peer: {ours.wall_s / peer.wall_s:.2f}; "
+            f"requests ours/peer: {ours.requests / max(peer.requests, 1):.2f}"
+        )
     ours = results[0]
     if ours.retry_after_served_s:
         assert ours.waited_429_s is not None
-        print(f"our 429 wait / Retry-After served: "
-              f"{ours.waited_429_s / ours.retry_after_served_s:.3f}")
+        print(
+            f"our 429 wait / Retry-After served: "
+            f"{ours.waited_429_s / ours.retry_after_served_s:.3f}"
+        )
 
 
 if __name__ == "__main__":

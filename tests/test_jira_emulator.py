@@ -24,22 +24,27 @@ def call(jira: JiraEmulator, method: str, path: str, **kwargs: Any) -> requests.
 
 
 def test_search_jql_pages_like_cloud(jira: JiraEmulator) -> None:
-    body = {"jql": "project in (ALPHA, BETA, GAMMA) ORDER BY updated ASC, id ASC",
-            "fields": ["*all"], "maxResults": 50}
+    body = {
+        "jql": "project in (ALPHA, BETA, GAMMA) ORDER BY updated ASC, id ASC",
+        "fields": ["*all"],
+        "maxResults": 50,
+    }
     first = call(jira, "POST", "/rest/api/3/search/jql", json=body).json()
     assert len(first["issues"]) == 7, "maxResults is capped below what was asked"
     assert "total" not in first and first["isLast"] is False and first["nextPageToken"]
     seen = [i["id"] for i in first["issues"]]
     token = first["nextPageToken"]
     while token:
-        page = call(jira, "POST", "/rest/api/3/search/jql",
-                    json={**body, "nextPageToken": token}).json()
+        page = call(
+            jira, "POST", "/rest/api/3/search/jql", json={**body, "nextPageToken": token}
+        ).json()
         seen += [i["id"] for i in page["issues"]]
         token = page.get("nextPageToken")
     assert page["isLast"] is True
     assert len(seen) == len(set(seen)) == 40
-    ids_only = call(jira, "GET", "/rest/api/3/search/jql",
-                    params={"jql": body["jql"], "maxResults": 5000}).json()
+    ids_only = call(
+        jira, "GET", "/rest/api/3/search/jql", params={"jql": body["jql"], "maxResults": 5000}
+    ).json()
     assert ids_only["issues"][0] == {"id": seen[0]} and len(ids_only["issues"]) == 40
 
 
@@ -70,7 +75,9 @@ def test_rate_limit_answers_carry_jira_headers(jira: JiraEmulator) -> None:
         assert answer.headers["RateLimit-Reason"]
         assert answer.headers["X-RateLimit-Remaining"] == "0"
     assert {a.headers["Content-Type"].split(";")[0] for a in answers} == {
-        "text/html", "application/json"}
+        "text/html",
+        "application/json",
+    }
     assert jira.stats.rate_limited == 2 and jira.stats.retry_after_total_s == 2
 
 
@@ -78,11 +85,15 @@ def test_search_lags_writes_unless_reconciled(jira: JiraEmulator) -> None:
     issue_id = sorted(jira.dataset.issues)[0]
     jira.dataset.edit_issue(issue_id)
     jql = f"id in ({issue_id})"
-    stale = call(jira, "POST", "/rest/api/3/search/jql",
-                 json={"jql": jql, "fields": ["updated"]}).json()["issues"][0]
-    fresh = call(jira, "POST", "/rest/api/3/search/jql",
-                 json={"jql": jql, "fields": ["updated"], "reconcileIssues": [issue_id]}
-                 ).json()["issues"][0]
+    stale = call(
+        jira, "POST", "/rest/api/3/search/jql", json={"jql": jql, "fields": ["updated"]}
+    ).json()["issues"][0]
+    fresh = call(
+        jira,
+        "POST",
+        "/rest/api/3/search/jql",
+        json={"jql": jql, "fields": ["updated"], "reconcileIssues": [issue_id]},
+    ).json()["issues"][0]
     assert stale["fields"]["updated"] < fresh["fields"]["updated"]
 
 

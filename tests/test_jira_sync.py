@@ -50,13 +50,22 @@ def issues_only() -> dict[str, Any]:
 
 
 def config(emulator: JiraEmulator, **extra: Any) -> dict[str, Any]:
-    base = {"search_lag_seconds": 0, "lookback_minutes": LOOKBACK_MIN, "page_size": 10,
-            "max_retries": 6, "request_timeout": 5}
+    base = {
+        "search_lag_seconds": 0,
+        "lookback_minutes": LOOKBACK_MIN,
+        "page_size": 10,
+        "max_retries": 6,
+        "request_timeout": 5,
+    }
     return emulator.tap_config(**{**base, **extra})
 
 
-def sync(emulator: JiraEmulator, catalog: dict[str, Any], state: dict[str, Any] | None = None,
-         **extra: Any) -> TapRun:
+def sync(
+    emulator: JiraEmulator,
+    catalog: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    **extra: Any,
+) -> TapRun:
     """One tap run that must succeed, leak no secret, and bookmark safely."""
     cfg = config(emulator, **extra)
     run = run_tap(cfg, state=state, catalog=catalog)
@@ -74,18 +83,20 @@ def sync(emulator: JiraEmulator, catalog: dict[str, Any], state: dict[str, Any] 
     return run
 
 
-def assert_matches_truth(emulator: JiraEmulator, runs: list[TapRun], deletes: bool = False
-                         ) -> None:
+def assert_matches_truth(emulator: JiraEmulator, runs: list[TapRun], deletes: bool = False) -> None:
     records = [r for run in runs for r in run.records("issues")]
-    result = compare(emulator.live_issues(), emulator.deleted_issue_ids(),
-                     newest_by_key(records), check_deletes=deletes)
+    result = compare(
+        emulator.live_issues(),
+        emulator.deleted_issue_ids(),
+        newest_by_key(records),
+        check_deletes=deletes,
+    )
     assert result.clean, result
 
 
 ALONE = {
     "rate_limit_every_6": {"rate_limit_every": 6},
     "rate_limit_storm": {"rate_limit_storm": (3, 4)},
-    "quota_headers_near_limit": {"rate_limit_budget": 4},
     "server_errors_500_502_503": {"error_every": 3},
     "dropped_connections": {"drop_every": 4},
     "slow_beyond_timeout": {"slow_every": 5, "slow_s": 1.5},
@@ -97,16 +108,22 @@ ALONE = {
 
 
 @pytest.mark.parametrize("settings", ALONE.values(), ids=ALONE.keys())
-def test_each_transport_adversity_alone(jira: Factory, issues_only: dict[str, Any],
-                                        settings: dict[str, Any]) -> None:
+def test_each_transport_adversity_alone(
+    jira: Factory, issues_only: dict[str, Any], settings: dict[str, Any]
+) -> None:
     emulator = jira(**settings)
     extra = {"request_timeout": 1} if "slow_s" in settings else {}
     run = sync(emulator, issues_only, **extra)
     assert_matches_truth(emulator, [run])
 
 
-CHURN = {"churn_every_searches": 1, "churn_edits": 2, "churn_deletes": 1, "churn_moves": 1,
-         "churn_creates": 1}
+CHURN = {
+    "churn_every_searches": 1,
+    "churn_edits": 2,
+    "churn_deletes": 1,
+    "churn_moves": 1,
+    "churn_creates": 1,
+}
 
 
 def settle(emulator: JiraEmulator) -> None:
@@ -115,13 +132,17 @@ def settle(emulator: JiraEmulator) -> None:
     time.sleep(emulator.settings.index_lag_ms / 1000 + 0.2)
 
 
-@pytest.mark.parametrize("settings", [
-    pytest.param(CHURN, id="edits_deletes_moves_creates_while_paging"),
-    pytest.param({**CHURN, "index_lag_ms": 1500}, id="search_index_lags_writes"),
-    pytest.param({**CHURN, "deployment": "Server"}, id="server_offset_pages_drift"),
-])
-def test_data_changing_during_sync(jira: Factory, issues_only: dict[str, Any],
-                                   settings: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param(CHURN, id="edits_deletes_moves_creates_while_paging"),
+        pytest.param({**CHURN, "index_lag_ms": 1500}, id="search_index_lags_writes"),
+        pytest.param({**CHURN, "deployment": "Server"}, id="server_offset_pages_drift"),
+    ],
+)
+def test_data_changing_during_sync(
+    jira: Factory, issues_only: dict[str, Any], settings: dict[str, Any]
+) -> None:
     emulator = jira(**settings)
     lag = {"search_lag_seconds": 2} if settings.get("index_lag_ms") else {}
     first = sync(emulator, issues_only, reconcile_deletes=True, **lag)
@@ -131,8 +152,9 @@ def test_data_changing_during_sync(jira: Factory, issues_only: dict[str, Any],
     assert_matches_truth(emulator, [first, second], deletes=True)
 
 
-def test_offset_drift_is_caught_by_window_verification(jira: Factory,
-                                                       issues_only: dict[str, Any]) -> None:
+def test_offset_drift_is_caught_by_window_verification(
+    jira: Factory, issues_only: dict[str, Any]
+) -> None:
     """After page 1, the window's first issue is edited: every later one shifts back by one
     and, without the re-listing of the window, the issue first on page 2 would be skipped."""
     emulator = jira(page_cap_fields=10)
@@ -154,14 +176,24 @@ def test_offset_drift_is_caught_by_window_verification(jira: Factory,
 
 def test_all_adversities_combined(jira: Factory, issues_only: dict[str, Any]) -> None:
     emulator = jira(
-        issue_count=80, rate_limit_every=9, error_every=7, drop_every=11, slow_every=13,
-        slow_s=0.2, page_cap_fields=7, omit_is_last_every=2, repeat_token_once=True,
-        expire_token_once=True, index_lag_ms=1000, **CHURN,
+        issue_count=80,
+        rate_limit_every=9,
+        error_every=7,
+        drop_every=11,
+        slow_every=13,
+        slow_s=0.2,
+        page_cap_fields=7,
+        omit_is_last_every=2,
+        repeat_token_once=True,
+        expire_token_once=True,
+        index_lag_ms=1000,
+        **CHURN,
     )
     first = sync(emulator, issues_only, search_lag_seconds=2, reconcile_deletes=True)
     settle(emulator)
-    second = sync(emulator, issues_only, state=first.final_state, search_lag_seconds=2,
-                  reconcile_deletes=True)
+    second = sync(
+        emulator, issues_only, state=first.final_state, search_lag_seconds=2, reconcile_deletes=True
+    )
     assert_matches_truth(emulator, [first, second], deletes=True)
     assert emulator.stats.rate_limited and emulator.stats.server_errors
     assert emulator.stats.dropped
@@ -200,8 +232,7 @@ def test_retry_after_is_waited_exactly(jira: Factory, issues_only: dict[str, Any
     assert sum(waits) == emulator.stats.retry_after_total_s
 
 
-def test_bearer_token_auth_and_no_token_in_logs(jira: Factory,
-                                                issues_only: dict[str, Any]) -> None:
+def test_bearer_token_auth_and_no_token_in_logs(jira: Factory, issues_only: dict[str, Any]) -> None:
     emulator = jira(error_every=4)
     cfg = config(emulator, access_token=emulator.settings.access_token)
     del cfg["email"], cfg["api_token"]
@@ -242,25 +273,102 @@ def test_tls_trusts_requests_ca_bundle(jira: Factory, issues_only: dict[str, Any
     emulator = jira(tls=True, issue_count=20)
     assert emulator.ca_path is not None
     cfg = config(emulator, max_retries=2)
-    untrusted = run_tap(cfg, catalog=issues_only,
-                        env={**os.environ, "REQUESTS_CA_BUNDLE": ""})
+    untrusted = run_tap(cfg, catalog=issues_only, env={**os.environ, "REQUESTS_CA_BUNDLE": ""})
     assert untrusted.returncode != 0
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
-    trusted = run_tap(cfg, catalog=issues_only,
-                      env={**os.environ, "REQUESTS_CA_BUNDLE": emulator.ca_path})
+    trusted = run_tap(
+        cfg, catalog=issues_only, env={**os.environ, "REQUESTS_CA_BUNDLE": emulator.ca_path}
+    )
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert_matches_truth(emulator, [trusted])
 
 
-def test_overlap_never_moves_the_bookmark_back(jira: Factory,
-                                               issues_only: dict[str, Any]) -> None:
+def test_overlap_never_moves_the_bookmark_back(jira: Factory, issues_only: dict[str, Any]) -> None:
     """The lookback re-reads issues older than the bookmark: the bookmark must stay put."""
     emulator = jira(issue_count=20)
     newest_ms = max(emulator.live_issues().values())
     bookmark = datetime.fromtimestamp((newest_ms + 30_000) / 1000, UTC).isoformat(
-        timespec="microseconds")
-    state = {"bookmarks": {"issues": {"replication_key": "updated",
-                                      "replication_key_value": bookmark}}}
+        timespec="microseconds"
+    )
+    state = {
+        "bookmarks": {"issues": {"replication_key": "updated", "replication_key_value": bookmark}}
+    }
     run = sync(emulator, issues_only, state=state)
     assert run.records("issues"), "the lookback should re-read the newest issue"
     assert run.bookmark() == bookmark
+
+
+@pytest.mark.soak
+def test_soak_large_site_with_everything_going_wrong(
+    jira: Factory, issues_only: dict[str, Any]
+) -> None:
+    emulator = jira(
+        issue_count=3000,
+        rate_limit_every=25,
+        error_every=19,
+        drop_every=31,
+        slow_every=41,
+        slow_s=0.3,
+        page_cap_fields=37,
+        omit_is_last_every=3,
+        index_lag_ms=1500,
+        churn_every_searches=3,
+        churn_edits=3,
+        churn_deletes=1,
+        churn_moves=1,
+        churn_creates=1,
+    )
+    runs, state = [], None
+    for _ in range(3):
+        run = sync(
+            emulator,
+            issues_only,
+            state=state,
+            page_size=100,
+            search_lag_seconds=2,
+            reconcile_deletes=True,
+        )
+        runs.append(run)
+        state = run.final_state
+    settle(emulator)
+    runs.append(
+        sync(
+            emulator,
+            issues_only,
+            state=state,
+            page_size=100,
+            search_lag_seconds=2,
+            reconcile_deletes=True,
+        )
+    )
+    assert_matches_truth(emulator, runs, deletes=True)
+
+
+def test_failure_mid_window_leaves_the_bookmark_where_it_was(
+    jira: Factory, issues_only: dict[str, Any]
+) -> None:
+    emulator = jira()
+    old = datetime.fromtimestamp(min(emulator.live_issues().values()) / 1000, UTC).isoformat(
+        timespec="microseconds"
+    )
+    state = {"bookmarks": {"issues": {"replication_key": "updated", "replication_key_value": old}}}
+
+    def break_after_first_page(search_number: int) -> None:
+        if search_number == 2:
+            emulator.settings.error_every = 1
+
+    emulator.on_search = break_after_first_page
+    run = run_tap(config(emulator, max_retries=2), state=state, catalog=issues_only)
+    assert run.returncode != 0
+    assert run.records("issues"), "some pages were emitted before the failure"
+    assert run.bookmark() in (None, old)
+
+
+def test_paces_on_quota_headers_instead_of_hitting_429(
+    jira: Factory, issues_only: dict[str, Any]
+) -> None:
+    emulator = jira(rate_limit_budget=4)  # 4 requests a second, then 429
+    run = sync(emulator, issues_only)
+    assert_matches_truth(emulator, [run])
+    assert emulator.stats.requests > 8
+    assert emulator.stats.rate_limited == 0

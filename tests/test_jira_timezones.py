@@ -56,15 +56,17 @@ def test_emulator_reads_ambiguous_local_time_as_the_earlier_offset(emulator: Jir
 def test_emulator_moves_a_time_in_the_dst_gap_forward(emulator: JiraEmulator) -> None:
     # 01:30 does not exist in London that night; java.time moves it forward to 02:30 BST
     assert search_count(emulator, 'updated >= "2024/03/31 01:30"') == truth_count(
-        emulator, ms("2024-03-31T01:30:00+00:00"))
+        emulator, ms("2024-03-31T01:30:00+00:00")
+    )
 
 
 @pytest.mark.parametrize("emulator", [("America/Los_Angeles", LA_FALL_BACK)], indirect=True)
 def test_emulator_renders_times_with_the_offset_of_the_moment(emulator: JiraEmulator) -> None:
     auth = (emulator.settings.email, emulator.settings.api_token)
     body = {"jql": "project in (ALPHA, BETA, GAMMA)", "fields": ["updated"], "maxResults": 100}
-    issues = requests.post(f"{emulator.url}/rest/api/3/search/jql", json=body, auth=auth,
-                           timeout=10).json()["issues"]
+    issues = requests.post(
+        f"{emulator.url}/rest/api/3/search/jql", json=body, auth=auth, timeout=10
+    ).json()["issues"]
     offsets = {i["fields"]["updated"][-5:] for i in issues}
     assert offsets == {"-0700", "-0800"}
     truth = emulator.live_issues()
@@ -95,8 +97,9 @@ def test_tap_misses_nothing_in_any_user_zone(emulator: JiraEmulator) -> None:
     first_ms = min(emulator.live_issues().values())
     bookmark_ms = first_ms + 75 * emulator.settings.spacing_ms
     bookmark = datetime.fromtimestamp(bookmark_ms / 1000, UTC).isoformat(timespec="microseconds")
-    state = {"bookmarks": {"issues": {"replication_key": "updated",
-                                      "replication_key_value": bookmark}}}
+    state = {
+        "bookmarks": {"issues": {"replication_key": "updated", "replication_key_value": bookmark}}
+    }
     config = emulator.tap_config(search_lag_seconds=0, lookback_minutes=1, page_size=50)
     run = run_tap(config, state=state, catalog=issues_only_catalog())
     assert run.returncode == 0, run.stderr[-2000:]

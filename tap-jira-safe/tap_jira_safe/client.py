@@ -183,8 +183,11 @@ class JiraStream(RESTStream[Any]):
         response = getattr(exc, "response", None)
         status = response.status_code if response is not None else type(exc).__name__
         self.logger.warning(
-            "%s: try %d failed (%s), waiting %.2f s", self.endpoint_name(response, exc),
-            details.get("tries"), status, details.get("wait"),
+            "%s: try %d failed (%s), waiting %.2f s",
+            self.endpoint_name(response, exc),
+            details.get("tries"),
+            status,
+            details.get("wait"),
         )
 
     def endpoint_name(self, response: requests.Response | None, exc: object = None) -> str:
@@ -258,7 +261,11 @@ class JiraStream(RESTStream[Any]):
 
     # -- one-off requests outside request_records (bulkfetch, probes) --------------------
     def call(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
         """One request with the stream's auth and retry policy; returns the parsed JSON."""

@@ -92,7 +92,15 @@ class IssuesStream(JiraStream):
             return TokenPaginator()
         return StartAtPaginator(self.page_size, "issues")
 
-    def jql(self, lower_ms: int | None, upper_ms: int | None) -> str:
+    def jql(
+        self,
+        lower_ms: int | None,
+        upper_ms: int | None,
+        *,
+        id_above: int | None = None,
+        id_ceiling: int | None = None,
+        order: str = "updated ASC, id ASC",
+    ) -> str:
         clauses = []
         if self.config.get("projects"):
             keys = ", ".join(f'"{key}"' for key in self.config["projects"])
@@ -101,15 +109,23 @@ class IssuesStream(JiraStream):
             clauses.append(f"updated >= {lower_ms}")
         if upper_ms is not None:
             clauses.append(f"updated < {upper_ms}")
+        if id_above:
+            clauses.append(f"id > {id_above}")
+        if id_ceiling is not None:
+            clauses.append(f"id <= {id_ceiling}")
         if not clauses:
             clauses.append('updated >= "1970-01-02"')  # search/jql rejects unbounded JQL
-        return " AND ".join(clauses) + " ORDER BY updated ASC, id ASC"
+        return " AND ".join(clauses) + f" ORDER BY {order}"
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         if probe(self).cloud:
             return {}
-        return {"jql": self.jql(*self._window), "fields": "*all",
-                "maxResults": self.page_size, "startAt": next_page_token or 0}
+        return {
+            "jql": self.jql(*self._window),
+            "fields": "*all",
+            "maxResults": self.page_size,
+            "startAt": next_page_token or 0,
+        }
 
     def prepare_request_payload(
         self, context: Context | None, next_page_token: Any
@@ -117,7 +133,9 @@ class IssuesStream(JiraStream):
         if not probe(self).cloud:
             return None
         body: dict[str, Any] = {
-            "jql": self.jql(*self._window), "fields": ["*all"], "maxResults": self.page_size,
+            "jql": self.jql(*self._window),
+            "fields": ["*all"],
+            "maxResults": self.page_size,
         }
         if next_page_token:
             body["nextPageToken"] = next_page_token
@@ -131,7 +149,9 @@ class IssuesStream(JiraStream):
         comment = fields.pop("comment", None) or {}
         fields.pop("worklog", None)
         return {
-            "id": str(row["id"]), "key": row.get("key"), "self": row.get("self"),
+            "id": str(row["id"]),
+            "key": row.get("key"),
+            "self": row.get("self"),
             "project_key": (fields.get("project") or {}).get("key"),
             "created": jira_to_iso(fields.get("created")),
             "updated": jira_to_iso(fields.get("updated")),
@@ -141,8 +161,11 @@ class IssuesStream(JiraStream):
         }
 
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"issue_id": record["id"], "comment_count": record.get("comment_count") or 0,
-                "deleted": bool(record.get("_sdc_deleted_at"))}
+        return {
+            "issue_id": record["id"],
+            "comment_count": record.get("comment_count") or 0,
+            "deleted": bool(record.get("_sdc_deleted_at")),
+        }
 
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         """The bookmark's ceiling: sync start (Jira's clock) minus max(lookback, search lag)."""
@@ -179,7 +202,8 @@ class IssuesStream(JiraStream):
         if old:
             state["progress_markers"] = {
                 "Note": "Progress is not resumable if interrupted.",
-                "replication_key": self.replication_key, "replication_key_value": old,
+                "replication_key": self.replication_key,
+                "replication_key_value": old,
             }
 
     def _page_window(self) -> Iterator[dict[str, Any]]:
@@ -193,41 +217,44 @@ class IssuesStream(JiraStream):
                     raise
                 self.logger.warning("issues: %s; restarting the window (try %d)", exc, attempt)
 
-    def _list_ids(self, lower: int | None, upper: int | None) -> set[int]:
-        """Every issue id the search sees in a window, cheaply (ids only, big pages)."""
-        jql, ids = self.jql(lower, upper), set[int]()
-        if probe(self).cloud:
-            token = None
-            seen: set[str] = set()
-            while True:
-                body: dict[str, Any] = {"jql": jql, "maxResults": IDS_PAGE}
-                if token:
-                    body["nextPageToken"] = token
-                page = self.call("POST", "/rest/api/3/search/jql", json=body)
-                ids.update(int(i["id"]) for i in page.get("issues", []))
-                token = page.get("nextPageToken")
-                if not token or page.get("isLast") is True:
-                    return ids
-                if token in seen:
-                    raise RepeatedPageTokenError("issues: page token repeated while listing ids")
-                seen.add(token)
-        start = 0
+    def _list_ids(
+        self, lower: int | None, upper: int | None, id_ceiling: int | None = None
+    ) -> set[int]:
+        """Every issue id the search sees in a window, cheaply: ids only, big pages, keyset
+        paging on ``id > last`` so issues changing meanwhile cannot shift the pages. Without
+        a time bound, ``id_ceiling`` bounds it (issues keep being created while we list)."""
+        ids: set[int] = set()
+        last = 0
         while True:
-            page = self.call("GET", "/rest/api/2/search", params={
-                "jql": jql, "fields": "id", "maxResults": 1000, "startAt": start})
-            found = page.get("issues", [])
-            ids.update(int(i["id"]) for i in found)
-            start += len(found)
-            if not found or start >= int(page.get("total", 0)):
+            jql = self.jql(lower, upper, id_above=last, id_ceiling=id_ceiling, order="id ASC")
+            if probe(self).cloud:
+                page = self.call(
+                    "POST", "/rest/api/3/search/jql", json={"jql": jql, "maxResults": IDS_PAGE}
+                )
+            else:
+                page = self.call(
+                    "GET",
+                    "/rest/api/2/search",
+                    params={"jql": jql, "fields": "id", "maxResults": 1000, "startAt": 0},
+                )
+            found = [int(i["id"]) for i in page.get("issues", [])]
+            if not found:
                 return ids
+            if max(found) <= last:
+                raise RuntimeError(f"issues: id listing did not advance past id {last}")
+            ids.update(found)
+            last = max(found)
 
     def _fetch(self, ids: list[int]) -> Iterator[dict[str, Any]]:
         """Current versions of some issues (bulkfetch on Cloud; one by one on Server)."""
         if probe(self).cloud:
             for n in range(0, len(ids), BULK):
-                chunk = [str(i) for i in ids[n:n + BULK]]
-                page = self.call("POST", "/rest/api/3/issue/bulkfetch",
-                                 json={"issueIdsOrKeys": chunk, "fields": ["*all"]})
+                chunk = [str(i) for i in ids[n : n + BULK]]
+                page = self.call(
+                    "POST",
+                    "/rest/api/3/issue/bulkfetch",
+                    json={"issueIdsOrKeys": chunk, "fields": ["*all"]},
+                )
                 yield from page.get("issues", [])
             return
         for issue_id in ids:
@@ -255,11 +282,11 @@ class IssuesStream(JiraStream):
     def _reconcile_deletes(self, context: Context | None, emitted: set[int]) -> Iterator[Any]:
         state = self.get_context_state(context)
         known = decode_ids(state.get("live_issue_ids") or []) | emitted
-        live = self._list_ids(None, None)
+        # ids above every id handed downstream cannot need a delete: list up to there only
+        live = self._list_ids(None, None, id_ceiling=max(known, default=0))
         now = iso_utc(datetime.now(UTC))
         gone = sorted(known - live)
         self.logger.info("issues: %d live, %d deleted since last run", len(live), len(gone))
         for issue_id in gone:
             yield {"id": str(issue_id), "updated": now, "_sdc_deleted_at": now}
         state["live_issue_ids"] = encode_ids(live)
-

@@ -37,7 +37,9 @@ def probe(stream: JiraStream) -> Site:
     )
     stream.logger.info(
         "Jira %s, server time %s, API user's time zone %s (JQL uses epoch ms, not text)",
-        site.deployment, site.server_time.isoformat(), site.time_zone,
+        site.deployment,
+        site.server_time.isoformat(),
+        site.time_zone,
     )
     stream._tap._jira_site = site  # type: ignore[attr-defined]
     return site

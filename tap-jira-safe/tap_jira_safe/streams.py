@@ -184,8 +184,7 @@ class IssueChangelogsStream(JiraStream):
     def prepare_request_payload(
         self, context: Context | None, next_page_token: Any
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"issueIdsOrKeys": [(context or {})["issue_id"]],
-                                "maxResults": 1000}
+        body: dict[str, Any] = {"issueIdsOrKeys": [(context or {})["issue_id"]], "maxResults": 1000}
         if next_page_token:
             body["nextPageToken"] = next_page_token
         return body
@@ -229,8 +228,10 @@ class IssueWorklogsStream(JiraStream):
                 return
             next_since = int(page["until"]) - 1
             if next_since <= since:
-                raise RuntimeError(f"issue_worklogs: /worklog/{endpoint} is not advancing "
-                                   f"past since={since}; more than a page share one time.")
+                raise RuntimeError(
+                    f"issue_worklogs: /worklog/{endpoint} is not advancing "
+                    f"past since={since}; more than a page share one time."
+                )
             since = next_since
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
@@ -240,11 +241,16 @@ class IssueWorklogsStream(JiraStream):
         for values in self._changes("updated", since):
             ids = [v["worklogId"] for v in values]
             for n in range(0, len(ids), 1000):
-                for row in self.call("POST", "/rest/api/3/worklog/list",
-                                     json={"ids": ids[n:n + 1000]}):
-                    yield {**row, "started": jira_to_iso(row.get("started")),
-                           "created": jira_to_iso(row.get("created")),
-                           "updated": jira_to_iso(row.get("updated")), "_sdc_deleted_at": None}
+                for row in self.call(
+                    "POST", "/rest/api/3/worklog/list", json={"ids": ids[n : n + 1000]}
+                ):
+                    yield {
+                        **row,
+                        "started": jira_to_iso(row.get("started")),
+                        "created": jira_to_iso(row.get("created")),
+                        "updated": jira_to_iso(row.get("updated")),
+                        "_sdc_deleted_at": None,
+                    }
         for values in self._changes("deleted", since):
             for value in values:
                 when = iso_utc(from_ms(int(value["updatedTime"])))

@@ -275,6 +275,10 @@ class Dataset:
             return False
         if query.ids is not None and str(issue.id) not in query.ids and issue.key not in query.ids:
             return False
+        if query.id_above is not None and issue.id <= query.id_above:
+            return False
+        if query.id_at_most is not None and issue.id > query.id_at_most:
+            return False
         return query.matches_time(issue.updated_ms)
 
     # -- lookups ------------------------------------------------------------------------

@@ -26,8 +26,9 @@ class TapRun:
     stderr: str
 
     def records(self, stream: str) -> list[dict[str, Any]]:
-        return [m["record"] for m in self.messages
-                if m["type"] == "RECORD" and m["stream"] == stream]
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
 
     @property
     def states(self) -> list[dict[str, Any]]:
@@ -38,8 +39,9 @@ class TapRun:
         return self.states[-1] if self.states else {}
 
     def bookmark(self, stream: str = "issues") -> str | None:
-        value: str | None = self.final_state.get("bookmarks", {}).get(stream, {}).get(
-            "replication_key_value")
+        value: str | None = (
+            self.final_state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+        )
         return value
 
 
@@ -49,7 +51,7 @@ def run_tap(
     state: dict[str, Any] | None = None,
     catalog: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 240,
+    timeout: float = 120,
 ) -> TapRun:
     with tempfile.TemporaryDirectory(prefix="tap-jira-") as tmp:
         args = [script("tap-jira-safe"), "--config", _write(Path(tmp, "config.json"), config)]
@@ -71,8 +73,16 @@ def catalog_selecting(config: dict[str, Any], streams: set[str]) -> dict[str, An
     """The tap's discovered catalog with only ``streams`` selected."""
     with tempfile.TemporaryDirectory(prefix="tap-jira-") as tmp:
         done = subprocess.run(
-            [script("tap-jira-safe"), "--config", _write(Path(tmp, "c.json"), config),
-             "--discover"], capture_output=True, text=True, check=True, timeout=120,
+            [
+                script("tap-jira-safe"),
+                "--config",
+                _write(Path(tmp, "c.json"), config),
+                "--discover",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
     catalog: dict[str, Any] = json.loads(done.stdout)
     for entry in catalog["streams"]:
@@ -117,8 +127,11 @@ class Comparison:
 
 
 def compare(
-    truth: dict[str, int], deleted: set[str], reduced: dict[str, dict[str, Any]],
-    *, check_deletes: bool = False,
+    truth: dict[str, int],
+    deleted: set[str],
+    reduced: dict[str, dict[str, Any]],
+    *,
+    check_deletes: bool = False,
 ) -> Comparison:
     """Ground truth (``{id: updated ms}``, deleted ids) against the reduced records."""
     result = Comparison()
@@ -162,15 +175,24 @@ def run_pipeline(
             tap += ["--state", _write(Path(tmp, "state.json"), state)]
         if catalog is not None:
             tap += ["--catalog", _write(Path(tmp, "catalog.json"), catalog)]
-        target = [script("target-postgres-atomic"), "--config",
-                  _write(Path(tmp, "target.json"), target_config)]
+        target = [
+            script("target-postgres-atomic"),
+            "--config",
+            _write(Path(tmp, "target.json"), target_config),
+        ]
         tap_log, target_log = Path(tmp, "tap.log"), Path(tmp, "target.log")
         with tap_log.open("w") as tap_err, target_log.open("w") as target_err:
             producer = subprocess.Popen(tap, stdout=subprocess.PIPE, stderr=tap_err)
             assert producer.stdout is not None
             try:
-                consumer = subprocess.run(target, stdin=producer.stdout, stdout=subprocess.PIPE,
-                                          stderr=target_err, timeout=timeout, text=True)
+                consumer = subprocess.run(
+                    target,
+                    stdin=producer.stdout,
+                    stdout=subprocess.PIPE,
+                    stderr=target_err,
+                    timeout=timeout,
+                    text=True,
+                )
             finally:
                 producer.stdout.close()
                 try:
@@ -179,8 +201,9 @@ def run_pipeline(
                     producer.kill()
                     producer.wait()
         stderr = tap_log.read_text() + target_log.read_text()
-    states = [_state_value(json.loads(line)) for line in consumer.stdout.splitlines()
-              if line.strip()]
+    states = [
+        _state_value(json.loads(line)) for line in consumer.stdout.splitlines() if line.strip()
+    ]
     return PipelineRun(producer.returncode, consumer.returncode, states, stderr)
 
 

@@ -12,6 +12,7 @@ _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
 _PROJECT_IN = re.compile(r"^project\s+in\s*\(([^)]*)\)$", re.IGNORECASE)
 _PROJECT_EQ = re.compile(r"^project\s*=\s*(.+)$", re.IGNORECASE)
 _ID_IN = re.compile(r"^(id|key|issuekey)\s+in\s*\(([^)]*)\)$", re.IGNORECASE)
+_ID_CMP = re.compile(r"^id\s*(>=|>|<=|<)\s*(\d+)$", re.IGNORECASE)
 _UPDATED = re.compile(r"^updated\s*(>=|<=|>|<)\s*(.+)$", re.IGNORECASE)
 
 
@@ -23,6 +24,8 @@ class JqlError(ValueError):
 class Query:
     projects: set[str] | None = None
     ids: set[str] | None = None
+    id_above: int | None = None  # `id > N` (keyset paging)
+    id_at_most: int | None = None  # `id <= N`
     lower_ms: int | None = None
     lower_inclusive: bool = True
     upper_ms: int | None = None
@@ -31,7 +34,15 @@ class Query:
 
     @property
     def bounded(self) -> bool:
-        return any(v is not None for v in (self.projects, self.ids, self.lower_ms, self.upper_ms))
+        bounds = (
+            self.projects,
+            self.ids,
+            self.id_above,
+            self.id_at_most,
+            self.lower_ms,
+            self.upper_ms,
+        )
+        return any(v is not None for v in bounds)
 
     def matches_time(self, updated_ms: int) -> bool:
         if self.lower_ms is not None and (
@@ -79,6 +90,12 @@ def _apply_clause(query: Query, clause: str, zone: str, now_ms: int) -> None:
         query.projects = {_unquote(match.group(1))}
     elif match := _ID_IN.match(clause):
         query.ids = _names(match.group(2))
+    elif match := _ID_CMP.match(clause):
+        operator, number = match.group(1), int(match.group(2))
+        if operator.startswith(">"):
+            query.id_above = number - (1 if operator == ">=" else 0)
+        else:
+            query.id_at_most = number - (1 if operator == "<" else 0)
     elif match := _UPDATED.match(clause):
         operator, literal = match.group(1), _unquote(match.group(2))
         try:

@@ -188,7 +188,8 @@ class Renderer:
         if "transitions" in expand:
             body["transitions"] = [
                 {"id": str(11 * (n + 1)), "name": name, "to": {"name": name, "id": str(n + 1)}}
-                for n, name in enumerate(STATUSES) if name != issue.status
+                for n, name in enumerate(STATUSES)
+                if name != issue.status
             ]
         return body
 
