@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
@@ -102,7 +103,11 @@ def run_singer(
         _supervision(store, lease, heartbeat_seconds) as (children, beat),
         tempfile.TemporaryDirectory(prefix="state-service-") as tmp,
     ):
-        outcome = _pipe(store, lease, url, tap, target, Path(tmp), children)
+        try:
+            outcome = _pipe(store, lease, url, tap, target, Path(tmp), children)
+        except Exception as exc:  # any failure while piping is the run's outcome, recorded
+            children.stop()
+            outcome = Outcome(1, f"state-service failed while piping: {type(exc).__name__}: {exc}")
     return _finish(store, lease, beat, outcome)
 
 
@@ -130,24 +135,62 @@ def _pipe(
 
 def _store_states(store: Store, lease: Lease, lines: IO[bytes], children: Children) -> str | None:
     """Store each STATE line the target emits, fenced. The first refusal stops the run."""
-    for raw in lines:
-        line = raw.decode().strip()
-        if not line:
+    for number, raw in enumerate(lines, 1):
+        try:
+            state = _state_of(raw)
+        except ValueError as exc:
+            children.stop()
+            return f"target stdout line {number}: {exc}: {raw[:200]!r}"
+        if state is None:
             continue
         try:
-            state = json.loads(line)
-        except ValueError:
-            children.stop()
-            return f"the target wrote a line that is not JSON state: {line[:200]!r}"
-        if isinstance(state, dict) and state.get("type") == "STATE" and "value" in state:
-            line = json.dumps(state["value"])  # a full STATE message: keep what taps read back
-        try:
-            write_bookmark(store, lease, line)
+            write_bookmark(store, lease, state)
         except LeaseLost as exc:
             children.stop()
             print(f"state-service: bookmark refused: {exc}", file=sys.stderr)
             return str(exc)
     return None
+
+
+SINGER_MESSAGES = {"RECORD", "SCHEMA", "ACTIVATE_VERSION", "BATCH"}
+
+
+def _state_of(raw: bytes) -> str | None:
+    """The bookmark a target's stdout line carries (None for a blank line), as exact JSON text.
+
+    Only a JSON object, or a Singer STATE message whose value is an object, is a state: anything
+    else raises ValueError. Numbers keep every digit (the line's own text, or Decimals).
+    """
+    try:
+        line = raw.decode().strip()
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    if not line:
+        return None
+    try:
+        state = json.loads(line, parse_float=Decimal)
+    except ValueError:
+        raise ValueError("not JSON state") from None
+    if not isinstance(state, dict):
+        raise ValueError("JSON state must be an object")
+    if state.get("type") == "STATE":
+        if not isinstance(state.get("value"), dict):
+            raise ValueError("a STATE message's value must be an object")
+        return _exact_json(state["value"])  # a full STATE message: keep what taps read back
+    if state.get("type") in SINGER_MESSAGES:
+        raise ValueError(f"a {state['type']} message is not state")
+    return line
+
+
+def _exact_json(value: object) -> str:
+    """JSON text of a value parsed with Decimal floats, every digit kept."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_exact_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_exact_json(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value)
 
 
 def _finish(store: Store, lease: Lease, beat: Heartbeat, outcome: Outcome) -> int:
