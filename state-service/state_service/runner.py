@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shlex
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,11 +46,39 @@ def lease_env(lease: Lease, url: str) -> dict[str, str]:
     return env
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: a preexec_fn that has the kernel SIGKILL the child when this process dies.
+
+    A killed state-service (kill -9) cannot stop its children itself; with this, the tap and
+    the target die with it instead of running on (a target that could still commit). Only the
+    direct children are covered: processes they start are not. The function only calls a libc
+    function looked up beforehand, so it is safe in the forked child despite our threads.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # we died before the prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 class Children:
     """The processes of one run, each in its own session so a stop reaches their children too."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.preexec = _die_with_parent()
 
     def spawn(
         self,
@@ -58,7 +87,14 @@ class Children:
         stdin: IO[bytes] | None = None,
         stdout: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(args, env=env, stdin=stdin, stdout=stdout, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            start_new_session=True,
+            preexec_fn=self.preexec,
+        )
         self.procs.append(proc)
         return proc
 
