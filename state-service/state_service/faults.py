@@ -2,7 +2,8 @@
 
 ``STATE_SERVICE_FAULT=ACTION@POINT`` where ACTION is ``kill`` (SIGKILL to this process, so
 nothing after the point runs, exactly as an outside ``kill -9`` landing there), ``pause``
-(sleep until killed) or ``delay:SECONDS`` (widen a race window). POINTs: ``start:locked``
+(sleep until killed), ``delay:SECONDS`` (widen a race window) or ``error`` (raise, as a
+database error would). POINTs: ``start:locked``
 (the lease row read, inside the start transaction), ``start:before-commit``,
 ``start:after-commit``, ``bookmark:after-commit``, ``finish:before-commit``. Unset in normal use.
 """
@@ -27,5 +28,7 @@ def fault_point(point: str) -> None:
         time.sleep(float(action.removeprefix("delay:")))
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if action == "error":
+        raise RuntimeError(f"injected error at {point}")
     while action == "pause":
         time.sleep(3600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shlex
@@ -9,9 +10,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
@@ -44,11 +46,39 @@ def lease_env(lease: Lease, url: str) -> dict[str, str]:
     return env
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: a preexec_fn that has the kernel SIGKILL the child when this process dies.
+
+    A killed state-service (kill -9) cannot stop its children itself; with this, the tap and
+    the target die with it instead of running on (a target that could still commit). Only the
+    direct children are covered: processes they start are not. The function only calls a libc
+    function looked up beforehand, so it is safe in the forked child despite our threads.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # we died before the prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 class Children:
     """The processes of one run, each in its own session so a stop reaches their children too."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.preexec = _die_with_parent()
 
     def spawn(
         self,
@@ -57,7 +87,14 @@ class Children:
         stdin: IO[bytes] | None = None,
         stdout: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(args, env=env, stdin=stdin, stdout=stdout, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            start_new_session=True,
+            preexec_fn=self.preexec,
+        )
         self.procs.append(proc)
         return proc
 
@@ -102,7 +139,11 @@ def run_singer(
         _supervision(store, lease, heartbeat_seconds) as (children, beat),
         tempfile.TemporaryDirectory(prefix="state-service-") as tmp,
     ):
-        outcome = _pipe(store, lease, url, tap, target, Path(tmp), children)
+        try:
+            outcome = _pipe(store, lease, url, tap, target, Path(tmp), children)
+        except Exception as exc:  # any failure while piping is the run's outcome, recorded
+            children.stop()
+            outcome = Outcome(1, f"state-service failed while piping: {type(exc).__name__}: {exc}")
     return _finish(store, lease, beat, outcome)
 
 
@@ -130,24 +171,62 @@ def _pipe(
 
 def _store_states(store: Store, lease: Lease, lines: IO[bytes], children: Children) -> str | None:
     """Store each STATE line the target emits, fenced. The first refusal stops the run."""
-    for raw in lines:
-        line = raw.decode().strip()
-        if not line:
+    for number, raw in enumerate(lines, 1):
+        try:
+            state = _state_of(raw)
+        except ValueError as exc:
+            children.stop()
+            return f"target stdout line {number}: {exc}: {raw[:200]!r}"
+        if state is None:
             continue
         try:
-            state = json.loads(line)
-        except ValueError:
-            children.stop()
-            return f"the target wrote a line that is not JSON state: {line[:200]!r}"
-        if isinstance(state, dict) and state.get("type") == "STATE" and "value" in state:
-            line = json.dumps(state["value"])  # a full STATE message: keep what taps read back
-        try:
-            write_bookmark(store, lease, line)
+            write_bookmark(store, lease, state)
         except LeaseLost as exc:
             children.stop()
             print(f"state-service: bookmark refused: {exc}", file=sys.stderr)
             return str(exc)
     return None
+
+
+SINGER_MESSAGES = {"RECORD", "SCHEMA", "ACTIVATE_VERSION", "BATCH"}
+
+
+def _state_of(raw: bytes) -> str | None:
+    """The bookmark a target's stdout line carries (None for a blank line), as exact JSON text.
+
+    Only a JSON object, or a Singer STATE message whose value is an object, is a state: anything
+    else raises ValueError. Numbers keep every digit (the line's own text, or Decimals).
+    """
+    try:
+        line = raw.decode().strip()
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    if not line:
+        return None
+    try:
+        state = json.loads(line, parse_float=Decimal)
+    except ValueError:
+        raise ValueError("not JSON state") from None
+    if not isinstance(state, dict):
+        raise ValueError("JSON state must be an object")
+    if state.get("type") == "STATE":
+        if not isinstance(state.get("value"), dict):
+            raise ValueError("a STATE message's value must be an object")
+        return _exact_json(state["value"])  # a full STATE message: keep what taps read back
+    if state.get("type") in SINGER_MESSAGES:
+        raise ValueError(f"a {state['type']} message is not state")
+    return line
+
+
+def _exact_json(value: object) -> str:
+    """JSON text of a value parsed with Decimal floats, every digit kept."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_exact_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_exact_json(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value)
 
 
 def _finish(store: Store, lease: Lease, beat: Heartbeat, outcome: Outcome) -> int:

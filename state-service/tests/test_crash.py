@@ -6,6 +6,10 @@ what an outside `kill -9` landing exactly there does: nothing after the point ru
 
 from __future__ import annotations
 
+import contextlib
+
+import psutil
+
 
 def counter(n: int) -> dict[str, object]:
     return {"bookmarks": {"counter": {"n": n, "label": "tap"}}}
@@ -73,3 +77,25 @@ def test_kill_of_a_state_edit(svc) -> None:
     assert proc.returncode == -9, proc.stderr
     assert svc.bookmark("p") is None
     assert [r["status"] for r in svc.runs("p")] == ["RUNNING"]
+
+
+def test_kill_of_run_kills_its_tap_and_target(svc) -> None:
+    """kill -9 of `run` leaves no tap or target running on (a target could still commit)."""
+    proc = svc.spawn("run", "p", *svc.FAST, "--tap", "sleep 300", "--target", "sleep 301")
+    parent = psutil.Process(proc.pid)
+    svc.wait_until("tap and target", lambda: len(parent.children()) == 2)
+    children = parent.children()
+    parent.kill()
+    try:
+        svc.wait_until("tap and target to die", lambda: not any(map(_running, children)))
+    finally:
+        for child in filter(_running, children):  # only when the test failed: no orphans
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
