@@ -126,10 +126,14 @@ CHURN = {
 }
 
 
-def settle(emulator: JiraEmulator) -> None:
-    """Stop the writers and let the search index catch up before the final run."""
+def settle(emulator: JiraEmulator, search_lag_seconds: float = 0) -> None:
+    """Stop the writers and wait until the final run's closed window covers every edit.
+
+    A run only reads `updated < now - search_lag`, so edits younger than the lag are left to
+    the next run by design; the final run must start after both the index lag and that lag.
+    """
     emulator.settings.churn_every_searches = 0
-    time.sleep(emulator.settings.index_lag_ms / 1000 + 0.2)
+    time.sleep(max(emulator.settings.index_lag_ms / 1000, search_lag_seconds) + 0.5)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +151,7 @@ def test_data_changing_during_sync(
     lag = {"search_lag_seconds": 2} if settings.get("index_lag_ms") else {}
     first = sync(emulator, issues_only, reconcile_deletes=True, **lag)
     assert emulator.deleted_issue_ids(), "the churn should have deleted issues mid-sync"
-    settle(emulator)
+    settle(emulator, **lag)
     second = sync(emulator, issues_only, state=first.final_state, reconcile_deletes=True, **lag)
     assert_matches_truth(emulator, [first, second], deletes=True)
 
@@ -190,7 +194,7 @@ def test_all_adversities_combined(jira: Factory, issues_only: dict[str, Any]) ->
         **CHURN,
     )
     first = sync(emulator, issues_only, search_lag_seconds=2, reconcile_deletes=True)
-    settle(emulator)
+    settle(emulator, search_lag_seconds=2)
     second = sync(
         emulator, issues_only, state=first.final_state, search_lag_seconds=2, reconcile_deletes=True
     )
@@ -330,7 +334,7 @@ def test_soak_large_site_with_everything_going_wrong(
         )
         runs.append(run)
         state = run.final_state
-    settle(emulator)
+    settle(emulator, search_lag_seconds=2)
     runs.append(
         sync(
             emulator,
