@@ -257,6 +257,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read stats instead."""
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header on Jira's clock (``clock_ahead_ms`` included)."""
+        if timestamp is None:
+            timestamp = self.emulator.now_ms() / 1000
+        return super().date_time_string(timestamp)
+
     def do_GET(self) -> None:
         self._serve("GET")
 
