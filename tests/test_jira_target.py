@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from psycopg import sql
 
 from tests.emulators.jira import JiraEmulator
@@ -63,3 +64,32 @@ def test_pipeline_into_postgres_matches_jira(pg_db: PgServer) -> None:
     one = first.final_state["bookmarks"]["issues"]["replication_key_value"]
     two = second.final_state["bookmarks"]["issues"]["replication_key_value"]
     assert two >= one
+
+
+@pytest.mark.parametrize("jira_ahead_minutes", [0, 10])
+def test_reconciled_delete_lands_when_jira_clock_is_ahead_of_the_tap(
+    pg_db: PgServer, jira_ahead_minutes: int
+) -> None:
+    """A delete found by reconciliation is versioned on Jira's clock, not the tap host's: with
+    the host 10 minutes behind Jira, a host-clock version is older than the stored row, the
+    target's version guard refuses the delete, and the issue stays live in PostgreSQL."""
+    with JiraEmulator(issue_count=5, clock_ahead_ms=jira_ahead_minutes * 60_000) as jira:
+        tap = jira.tap_config(search_lag_seconds=0, lookback_minutes=1, reconcile_deletes=True)
+        target = {**pg_db.target_config(), "default_target_schema": SCHEMA}
+        state = None
+        for change in ("edit", "delete"):
+            run = run_pipeline(tap, target, state=state, catalog=issues_only_catalog())
+            assert (run.tap_returncode, run.target_returncode) == (0, 0), run.stderr[-2000:]
+            state = run.final_state
+            victim = int(min(jira.live_issues(), key=int))
+            if change == "edit":
+                jira.dataset.edit_issue(victim)  # `updated` = now, on Jira's clock
+            else:
+                jira.dataset.delete_issue(victim)
+            time.sleep(0.2)
+        last = run_pipeline(tap, target, state=state, catalog=issues_only_catalog())
+        assert (last.tap_returncode, last.target_returncode) == (0, 0), last.stderr[-2000:]
+        truth = jira.live_issues()
+    stored = table_versions(pg_db)
+    assert stored[str(victim)][1], "deleted in Jira, still live in PostgreSQL"
+    assert {i for i, (_, gone) in stored.items() if not gone} == set(truth)

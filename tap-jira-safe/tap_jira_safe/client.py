@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -55,7 +57,11 @@ def retry_wait(response: requests.Response | None, attempt: int) -> float:
 
 
 def reset_delay(response: requests.Response) -> float | None:
-    """Seconds until ``X-RateLimit-Reset`` (an ISO 8601 time), if the header is there."""
+    """Seconds until ``X-RateLimit-Reset`` (an ISO 8601 time), if the header is there.
+
+    Measured from the response's ``Date`` (Jira's clock, like the reset time), not the tap
+    host's clock, which may be minutes off; the host clock only when ``Date`` is missing.
+    """
     reset = response.headers.get("X-RateLimit-Reset")
     if not reset:
         return None
@@ -63,7 +69,13 @@ def reset_delay(response: requests.Response) -> float | None:
         moment = datetime.fromisoformat(reset.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    with contextlib.suppress(TypeError, ValueError):
+        date = parsedate_to_datetime(response.headers.get("Date") or "")
+        now = date if date.tzinfo else date.replace(tzinfo=UTC)
+    return max((moment - now).total_seconds(), 0.0)
 
 
 class TokenPaginator(BaseAPIPaginator[str | None]):

@@ -10,7 +10,7 @@ emitted, never older than before and never past ``server time - max(lookback, la
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from singer_sdk import typing as th
@@ -25,12 +25,13 @@ from tap_jira_safe.client import (
 )
 from tap_jira_safe.fields import fields_schema, normalise_fields
 from tap_jira_safe.site import probe
-from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
+from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, parse_jira_time, to_ms
 
 WINDOW_TRIES = 3
 VERIFY_ROUNDS = 3
 IDS_PAGE = 5000
 BULK = 100
+ONE_MS = timedelta(milliseconds=1)
 
 
 def encode_ids(ids: Iterable[int]) -> list[list[int]]:
@@ -46,6 +47,14 @@ def encode_ids(ids: Iterable[int]) -> list[list[int]]:
 
 def decode_ids(runs: list[list[int]]) -> set[int]:
     return {value for first, last in runs for value in range(first, last + 1)}
+
+
+def delete_version(server_time: datetime, newest_updated: datetime | None) -> str:
+    """A reconciled delete's ``updated``: the sync's Jira server time, or 1 ms past the
+    newest ``updated`` emitted for the issue if that is later; never the tap host's clock."""
+    if newest_updated is None:
+        return iso_utc(server_time)
+    return iso_utc(max(server_time, newest_updated + ONE_MS))
 
 
 class IssuesStream(JiraStream):
@@ -188,12 +197,16 @@ class IssuesStream(JiraStream):
         self.http_method = "POST" if probe(self).cloud else "GET"
         self.logger.info("issues window [%s, %s)", lower and from_ms(lower), from_ms(upper))
         emitted: set[str] = set()
+        newest: dict[int, datetime] = {}  # the newest `updated` emitted per issue this run
         for row in self._page_window():
             emitted.add(str(row["id"]))
+            _note_updated(newest, row)
             yield row
-        yield from self._verify_window(emitted)
+        for row in self._verify_window(emitted):
+            _note_updated(newest, row)
+            yield row
         if self.config.get("reconcile_deletes"):
-            yield from self._reconcile_deletes(context, {int(i) for i in emitted})
+            yield from self._reconcile_deletes(context, {int(i) for i in emitted}, newest)
 
     def _keep_bookmark_from_going_back(self, context: Context | None) -> None:
         """Seed the run's progress with the old bookmark: overlap can never lower it."""
@@ -279,14 +292,34 @@ class IssuesStream(JiraStream):
             f"{VERIFY_ROUNDS} verification rounds; run again (state was not advanced)."
         )
 
-    def _reconcile_deletes(self, context: Context | None, emitted: set[int]) -> Iterator[Any]:
+    def _reconcile_deletes(
+        self, context: Context | None, emitted: set[int], newest: dict[int, datetime]
+    ) -> Iterator[Any]:
+        """Delete records for known ids the search no longer lists.
+
+        A delete is versioned on Jira's clock, never the tap host's: the sync's server time
+        (every version emitted by earlier runs is older than it), or 1 ms past the newest
+        ``updated`` this run emitted for the issue if that is later (a verification fetch
+        can see an edit made after the sync started). So the target's version guard
+        always lets the delete replace the row.
+        """
         state = self.get_context_state(context)
         known = decode_ids(state.get("live_issue_ids") or []) | emitted
         # ids above every id handed downstream cannot need a delete: list up to there only
         live = self._list_ids(None, None, id_ceiling=max(known, default=0))
-        now = iso_utc(datetime.now(UTC))
+        server_time = probe(self).server_time
         gone = sorted(known - live)
         self.logger.info("issues: %d live, %d deleted since last run", len(live), len(gone))
         for issue_id in gone:
-            yield {"id": str(issue_id), "updated": now, "_sdc_deleted_at": now}
+            when = delete_version(server_time, newest.get(issue_id))
+            yield {"id": str(issue_id), "updated": when, "_sdc_deleted_at": when}
         state["live_issue_ids"] = encode_ids(live)
+
+
+def _note_updated(newest: dict[int, datetime], row: dict[str, Any]) -> None:
+    text = (row.get("fields") or {}).get("updated")
+    if text:
+        moment = parse_jira_time(text)
+        issue_id = int(row["id"])
+        if issue_id not in newest or moment > newest[issue_id]:
+            newest[issue_id] = moment

@@ -1,6 +1,10 @@
 """Jira time parsing and the compact id runs kept in state (package API)."""
 
-from tap_jira_safe.issues import decode_ids, encode_ids
+from datetime import timedelta
+
+import requests
+from tap_jira_safe.client import reset_delay
+from tap_jira_safe.issues import decode_ids, delete_version, encode_ids
 from tap_jira_safe.timeutil import iso_utc, parse_jira_time
 
 
@@ -15,3 +19,18 @@ def test_live_ids_round_trip_as_runs() -> None:
     runs = encode_ids(ids)
     assert runs == [[10001, 10003], [10007, 10007], [10009, 10010]]
     assert decode_ids(runs) == ids
+
+
+def test_delete_version_is_jira_time_and_never_older_than_the_issue() -> None:
+    server = parse_jira_time("2024-11-03T01:30:00.250-0800")
+    assert delete_version(server, None) == iso_utc(server)
+    assert delete_version(server, server - timedelta(minutes=10)) == iso_utc(server)
+    later = server + timedelta(seconds=3)  # an edit a verification fetch saw after the start
+    assert delete_version(server, later) == iso_utc(later + timedelta(milliseconds=1))
+
+
+def test_rate_limit_reset_is_measured_on_jiras_clock_not_the_hosts() -> None:
+    response = requests.Response()
+    response.headers["Date"] = "Mon, 03 Nov 2031 09:30:00 GMT"  # Jira's clock, far from ours
+    response.headers["X-RateLimit-Reset"] = "2031-11-03T09:30:02Z"
+    assert reset_delay(response) == 2.0

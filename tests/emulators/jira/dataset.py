@@ -104,8 +104,10 @@ class Dataset:
         spacing_ms: int,
         index_lag_ms: int,
         seed: int,
+        clock: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.lock = threading.RLock()
+        self.now_ms = clock  # Jira's clock, epoch ms
         self.projects = projects
         self.index_lag_ms = index_lag_ms
         self.rng = random.Random(seed)
@@ -147,7 +149,7 @@ class Dataset:
 
     def write_ms(self) -> int:
         """The time of a write now: wall clock ms, strictly increasing."""
-        self._last_write_ms = max(int(time.time() * 1000), self._last_write_ms + 1)
+        self._last_write_ms = max(self.now_ms(), self._last_write_ms + 1)
         return self._last_write_ms
 
     # -- seeding ------------------------------------------------------------------------
@@ -221,7 +223,7 @@ class Dataset:
         self._pending.append((visible_at, key, issue.snapshot() if issue else None))
 
     def _refresh_index(self) -> None:
-        now = int(time.time() * 1000)
+        now = self.now_ms()
         while self._pending and self._pending[0][0] <= now:
             _, key, snap = self._pending.popleft()
             self._visible[key] = snap

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +85,7 @@ def server_info(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any
         "deploymentType": em.settings.deployment,
         "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.2",
         "buildNumber": 100_280,
-        "serverTime": r.time(int(time.time() * 1000)),
+        "serverTime": r.time(em.now_ms()),
         "serverTitle": "Jira emulator",
     }
 
@@ -137,7 +136,7 @@ def _fields_param(value: Any) -> list[str] | None:
 
 def _query(em: JiraEmulator, text: str) -> jql.Query:
     try:
-        return jql.parse(text, em.settings.time_zone, int(time.time() * 1000))
+        return jql.parse(text, em.settings.time_zone, em.now_ms())
     except jql.JqlError as exc:
         raise ApiError(400, errors(str(exc))) from exc
 
@@ -304,7 +303,7 @@ def _worklog_changes(em: JiraEmulator, p: dict[str, str], items: list[tuple[int,
 
 @route("GET", r"/worklog/updated")
 def worklogs_updated(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
-    recent = int(time.time() * 1000) - 60_000  # like Jira: the last minute is left out
+    recent = em.now_ms() - 60_000  # like Jira: the last minute is left out
     with em.dataset.lock:
         items = [
             (w.id, w.updated_ms) for w in em.dataset.worklogs.values() if w.updated_ms <= recent

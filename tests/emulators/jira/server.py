@@ -76,7 +76,7 @@ class JiraEmulator:
         s = self.settings
         first = s.first_updated_ms
         if first is None:
-            first = int(time.time() * 1000) - s.issue_count * s.spacing_ms - 7_200_000
+            first = self.now_ms() - s.issue_count * s.spacing_ms - 7_200_000
         self.dataset = Dataset(
             issue_count=s.issue_count,
             projects=s.projects,
@@ -84,6 +84,7 @@ class JiraEmulator:
             spacing_ms=s.spacing_ms,
             index_lag_ms=s.index_lag_ms,
             seed=s.seed,
+            clock=self.now_ms,
         )
         self.stats = Stats()
         self.tokens = PageTokens(s)
@@ -133,6 +134,10 @@ class JiraEmulator:
         scheme = "https" if self.settings.tls else "http"
         return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
 
+    def now_ms(self) -> int:
+        """Jira's clock (epoch ms): the host's, plus ``clock_ahead_ms``."""
+        return int(time.time() * 1000) + self.settings.clock_ahead_ms
+
     def tap_config(self, **extra: Any) -> dict[str, Any]:
         """Settings for tap-jira-safe against this emulator."""
         first = min(i.created_ms for i in self.dataset.issues.values()) - 3_600_000
@@ -172,7 +177,7 @@ class JiraEmulator:
         if not budget:
             return {}
         with self._lock:
-            second = int(time.time())
+            second = self.now_ms() // 1000
             start, used = self._window
             used = used + 1 if start == second else 1
             self._window = (second, used)
@@ -251,6 +256,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read stats instead."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header on Jira's clock (``clock_ahead_ms`` included)."""
+        if timestamp is None:
+            timestamp = self.emulator.now_ms() / 1000
+        return super().date_time_string(timestamp)
 
     def do_GET(self) -> None:
         self._serve("GET")

@@ -15,6 +15,7 @@ class JiraSettings:
     seed: int = 7
     # the site
     deployment: str = "Cloud"  # or "Server" (Data Center: /rest/api/2/search with startAt)
+    clock_ahead_ms: int = 0  # Jira's clock runs this far ahead of the host's (the tap's)
     time_zone: str = "America/Los_Angeles"  # the API user's zone: rendering and JQL literals
     email: str = "bot@example.com"
     api_token: str = "emulator-api-token"
