@@ -54,6 +54,7 @@ class ShardLedger:
         for shard_id, entry in self.entries.items():
             if not entry["ended"] and shard_id not in listing:
                 raise vanished(self.table, shard_id, entry["sequence_number"])
+        learned: dict[str, dict[str, Any]] = {}
         for shard_id, shard in listing.items():
             if shard_id in self.entries:
                 continue
@@ -61,7 +62,15 @@ class ShardLedger:
             unknown_parent = parent is None or (
                 parent not in listing and parent not in self.entries
             )
-            self.entries[shard_id] = {
+            if unknown_parent and parent is not None and not first_listing:
+                # We tracked this stream before, yet never saw this parent: a whole generation
+                # (e.g. a child of a shard we read to its end) aged out unread.
+                raise gap(
+                    self.table,
+                    f"shard {shard_id} appeared but its parent {parent} was never read "
+                    "(it aged out of the stream before this tap saw it)",
+                )
+            learned[shard_id] = {
                 "parent": parent,
                 "sequence_number": None,
                 "ended": False,
@@ -70,6 +79,7 @@ class ShardLedger:
                 # their StartingSequenceNumber, so trimmed data there fails loudly.
                 "root": first_listing and unknown_parent,
             }
+        self.entries.update(learned)  # only once nothing above failed: state not advanced
         for shard_id in [s for s, e in self.entries.items() if e["ended"] and s not in listing]:
             del self.entries[shard_id]  # aged out after we read it to its end
 

@@ -179,12 +179,26 @@ class TableStream(Stream):
             ) from err
         record.update(
             _sdc_event_name=event["eventName"],
-            _sdc_sequence_number=data["SequenceNumber"],
+            _sdc_sequence_number=self._version(data["SequenceNumber"]),
             _sdc_shard_id=shard_id,
             _sdc_event_time=when,
             _sdc_deleted_at=when if event["eventName"] == "REMOVE" else None,
         )
         return record
+
+    def _version(self, sequence_number: str) -> str:
+        """The record's version: its sequence number, unless a snapshot was versioned above it.
+
+        After a snapshot of version ``S`` (see ``_snapshot_version``), an event whose sequence
+        number is at or below ``S`` (a shard lineage whose numbers lag behind another's: they
+        are ordered within a lineage only) gets ``S.<sequence number as 40 digits>``: above the
+        snapshot, below every sequence number greater than ``S``, and ordered like the
+        sequence numbers themselves, so within the item's lineage the newer event still wins.
+        """
+        floor = self.stream_state.get("snapshot_version")
+        if floor is None or int(sequence_number) > int(floor):
+            return sequence_number
+        return f"{floor}.{int(sequence_number):040d}"
 
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         try:
@@ -229,7 +243,8 @@ class TableStream(Stream):
             if time.monotonic() > self._deadline:
                 return  # nothing committed to state: the next run starts over
         if snapshot:
-            yield from self._snapshot_records()
+            handoff["snapshot_version"] = self._snapshot_version(arn, ledger)
+            yield from self._snapshot_records(handoff["snapshot_version"])
         self.stream_state.update(handoff)
         self._flush_state()
         ledger = ShardLedger(self.table, self.stream_state)
@@ -245,19 +260,46 @@ class TableStream(Stream):
                 "it was disabled are in no stream. Enable a stream on the table",
             )
 
-    def _snapshot_records(self) -> Iterator[dict[str, Any]]:
+    def _snapshot_version(self, arn: str, ledger: ShardLedger) -> str:
+        """One more than the highest sequence number at or before the handoff positions.
+
+        Every version loaded before is below it: an event is at or before its shard's
+        position, or at or below the shard's ``EndingSequenceNumber``, or (shard aged out)
+        below its listed descendants' ``StartingSequenceNumber``; an event versioned by an
+        earlier snapshot is below that snapshot's version plus one. Events after the positions
+        are versioned above it by ``_version``. See the README ("Initial snapshot").
+        """
+        _, listing = self.aws.describe_stream(arn)
+        known = [int(e["sequence_number"]) for e in ledger.entries.values() if e["sequence_number"]]
+        for shard in listing.values():
+            bounds = shard.get("SequenceNumberRange", {})
+            known += [
+                int(bounds[k])
+                for k in ("StartingSequenceNumber", "EndingSequenceNumber")
+                if bounds.get(k)
+            ]
+        return str(max(known, default=0) + 1)
+
+    def _snapshot_records(self, version: str) -> Iterator[dict[str, Any]]:
+        """Every item, as one full-table version: the target drops rows the scan did not see."""
         started = datetime.now(timezone.utc).isoformat()
         segments = int(self.config.get("scan_segments") or 4)
+        table_version = int(time.time() * 1000)
+        self._stream_version = table_version
+        self._write_activate_version_message(table_version)
         for item in scan_table(self.aws, self.table, segments):
             record = self._full_image(item)
             record.update(
                 _sdc_event_name="SNAPSHOT",
-                _sdc_sequence_number="0",
+                _sdc_sequence_number=version,
                 _sdc_shard_id=None,
                 _sdc_event_time=started,
                 _sdc_deleted_at=None,
             )
             yield record
+        # Resumed: the SDK wrote every snapshot record; close the version.
+        self._write_activate_version_message(table_version)
+        self._stream_version = None
 
     def _drain_replaced_stream(
         self, saved: str, arns: list[str], latest: str

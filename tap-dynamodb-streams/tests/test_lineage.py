@@ -41,13 +41,27 @@ def test_children_wait_for_their_parent_and_start_at_their_first_sequence_number
     }
 
 
-def test_an_unknown_parent_after_the_first_listing_is_never_trim_horizon() -> None:
+def test_a_new_shard_whose_parent_was_never_seen_is_a_gap() -> None:
+    """Parent p read to its end; the run stopped before its child c was listed to us; by the
+    next run p and c aged out and only the grandchild g is listed. c's events were never read:
+    starting g (at any position) would silently skip them."""
+    ledger = ShardLedger("orders", {})
+    ledger.reconcile(listing(shard("p")), first_listing=True)
+    ledger.entry("p").update(sequence_number="250", ended=True)
+    later = listing(shard("g", "c", "900"))
+    with pytest.raises(StreamGapError, match=r"'orders'.*shard g.*parent c.*full resync"):
+        ledger.reconcile(later, first_listing=False)
+    assert "g" not in ledger.entries and "p" in ledger.entries  # state not advanced
+
+
+def test_a_child_of_a_parent_read_and_aged_out_is_learned_before_the_parent_is_forgotten() -> None:
     ledger = ShardLedger("t", {})
-    ledger.reconcile(listing(shard("a")), first_listing=True)
-    ledger.entry("a")["ended"] = True
-    later = listing(shard("a"), shard("x", "never-seen", "900"))
+    ledger.reconcile(listing(shard("p")), first_listing=True)
+    ledger.entry("p")["ended"] = True
+    later = listing(shard("c", "p", "900"))  # p already aged out: c is still known to follow it
     ledger.reconcile(later, first_listing=False)
-    assert ledger.start_position("x", later["x"])["ShardIteratorType"] == "AT_SEQUENCE_NUMBER"
+    assert ledger.ready(later) == ["c"]
+    assert ledger.start_position("c", later["c"])["ShardIteratorType"] == "AT_SEQUENCE_NUMBER"
 
 
 def test_a_shard_that_vanishes_before_its_end_is_a_gap_and_ended_ones_age_out() -> None:

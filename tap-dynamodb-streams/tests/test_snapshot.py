@@ -36,13 +36,29 @@ def test_snapshot_then_stream_from_positions_taken_before_the_scan(
         ("e", "1"),
         ("f", "1"),
     ]
-    assert {r["_sdc_sequence_number"] for r in first.records} == {"0"}
+    # One version for the whole snapshot: the highest sequence number at the positions taken
+    # before the scan (here: what the stream still holds), so it replaces rows loaded before.
+    assert {r["_sdc_sequence_number"] for r in first.records} == {
+        first.last_state["bookmarks"]["snap"]["snapshot_version"]
+    }
+    shards = first.last_state["bookmarks"]["snap"]["shards"].values()
+    assert int(first.records[0]["_sdc_sequence_number"]) >= max(
+        int(s["sequence_number"]) for s in shards if s["sequence_number"]
+    )
+    # A full-table version: ACTIVATE_VERSION before and after the snapshot records, all of them
+    # carrying that version, so the target drops rows the scan did not see.
+    kinds = [m["type"] for m in first.messages if m["type"] in ("RECORD", "ACTIVATE_VERSION")]
+    assert kinds == ["ACTIVATE_VERSION"] + ["RECORD"] * 6 + ["ACTIVATE_VERSION"]
+    versions = {m["version"] for m in first.messages if m["type"] == "ACTIVATE_VERSION"}
+    assert len(versions) == 1
+    assert {m.get("version") for m in first.messages if m["type"] == "RECORD"} == versions
 
     put(stack, "snap", "g", "1")
     stack.streams.sync()
     second = run_tap(tmp_path, config, state=first.last_state)
     assert second.returncode == 0, second.stderr
     assert [(r["_sdc_event_name"], r["pk"]) for r in second.records] == [("INSERT", "g")]
+    assert not [m for m in second.messages if m["type"] == "ACTIVATE_VERSION" or m.get("version")]
 
 
 def test_latest_skips_what_was_there_and_keeps_what_comes(stack: Stack, tmp_path: Path) -> None:
