@@ -161,6 +161,7 @@ class PostgresSink:
         where: sql.Composable = sql.SQL("")
         if shadow_version is not None:
             version = sql.Literal(shadow_version)
+            self._check_fit(conn, spec, sql.SQL("WHERE s._table_version = {}").format(version))
             conn.execute(
                 sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE _table_version = {}").format(
                     self.shadow, self.stage, version
@@ -169,6 +170,17 @@ class PostgresSink:
             where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
         self._merge(conn, spec, self.stage, where)
         conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
+
+    def _check_fit(self, conn: psycopg.Connection, spec: TableSpec, where: sql.Composable) -> None:
+        """Cast the rows bound for the shadow now: a bad value fails its batch, not the swap."""
+        check = sql.SQL("SELECT count(ROW(r.*)) FROM ({}) r").format(
+            merge.typed_rows(spec, self.stage, where)
+        )
+        try:
+            with conn.transaction():
+                conn.execute(check)
+        except psycopg.errors.DataError as exc:
+            raise _unfit_error(conn, spec, self.stage, exc) from None
 
     def _merge(
         self,

@@ -176,3 +176,26 @@ def test_empty_shadow_left_by_an_interrupted_start_is_cleaned_up(run_target, row
     assert run.returncode == 0, run.stderr
     assert rows("SELECT id, v FROM items ORDER BY id") == [(0, "new"), (1, "new")]
     assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(0,)]
+
+
+def test_bad_record_in_multi_batch_refresh_fails_its_batch_before_state(run_target, rows) -> None:
+    props = {"id": {"type": "integer"}, "ts": {"type": ["string", "null"], "format": "date-time"}}
+    head = schema("items", props)
+    first = [
+        head,
+        activate("items", 2),
+        record("items", {"id": 1, "ts": "not-a-timestamp"}, version=2),
+        state({"s": 1}),
+        record("items", {"id": 2, "ts": "2024-01-01T00:00:00Z"}, version=2),
+        activate("items", 2),
+    ]
+    run = run_target(first, batch_size_rows=1)
+    assert run.returncode != 0
+    assert run.states == []
+    assert "'items'" in run.stderr and "ts" in run.stderr
+    # The tap resumes from its last STATE (none), so the refresh can finish once fixed.
+    fixed = [head, activate("items", 3), record("items", {"id": 1, "ts": None}, version=3),
+             record("items", {"id": 2, "ts": "2024-01-01T00:00:00Z"}, version=3),
+             activate("items", 3)]
+    assert run_target(fixed, batch_size_rows=1).returncode == 0
+    assert rows("SELECT id FROM items ORDER BY id") == [(1,), (2,)]
