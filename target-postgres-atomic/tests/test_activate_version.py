@@ -194,8 +194,12 @@ def test_bad_record_in_multi_batch_refresh_fails_its_batch_before_state(run_targ
     assert run.states == []
     assert "'items'" in run.stderr and "ts" in run.stderr
     # The tap resumes from its last STATE (none), so the refresh can finish once fixed.
-    fixed = [head, activate("items", 3), record("items", {"id": 1, "ts": None}, version=3),
-             record("items", {"id": 2, "ts": "2024-01-01T00:00:00Z"}, version=3),
-             activate("items", 3)]
+    fixed = [
+        head,
+        activate("items", 3),
+        record("items", {"id": 1, "ts": None}, version=3),
+        record("items", {"id": 2, "ts": "2024-01-01T00:00:00Z"}, version=3),
+        activate("items", 3),
+    ]
     assert run_target(fixed, batch_size_rows=1).returncode == 0
     assert rows("SELECT id FROM items ORDER BY id") == [(1,), (2,)]
