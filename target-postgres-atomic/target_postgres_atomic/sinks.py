@@ -84,12 +84,23 @@ class PostgresSink:
         self.table_versions: set[int] = set()
         self.shadow_version: int | None = None
         """Records of this table version go to the shadow table until it is activated."""
+        self.opened: set[int] = set()
+        """Table versions whose opening ACTIVATE_VERSION this run has seen."""
         self.shadow = sql.Identifier(spec.schema, shadow_name(spec.table))
 
     def update_spec(self, spec: TableSpec) -> None:
         """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""
         self.spec = spec
         self.check = record_checker(spec, check_types=self.settings.validate_records)
+
+    @property
+    def refreshing(self) -> bool:
+        """Records of this run wait in the shadow table (not yet in the real table)."""
+        return self.shadow_version is not None and self.shadow_version in self.table_versions
+
+    def closes(self, version: int) -> bool:
+        """Whether an ACTIVATE_VERSION of `version` ends its refresh (else it opens one)."""
+        return version in self.table_versions or version in self.opened
 
     @property
     def full(self) -> bool:
@@ -214,7 +225,13 @@ class PostgresSink:
             conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
 
     def start_version(self, conn: psycopg.Connection, version: int) -> None:
-        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched."""
+        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched.
+
+        A re-sent opening of the version a killed run left in the shadow continues it.
+        """
+        self.opened.add(version)
+        if self.shadow_version == version:
+            return
         conn.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.shadow, merge.STAGE_COLUMNS)
         )

@@ -158,10 +158,8 @@ class TargetPostgresAtomic(Target):
         self._buffered_rows = 0
         self._buffered_since = 0.0
         self._overwrite = self.config.get("load_method") == "overwrite"
-        # overwrite: this run's rows are one table version, swapped in at the end; STATE is
-        # held until then, because only then are the rows in the real table.
+        # overwrite: this run's rows are one table version, swapped in at the end.
         self._run_version = time.time_ns() // 1_000_000
-        self._hold_state = self._overwrite
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
             batch_size_bytes=BATCH_SIZE_BYTES,
@@ -296,7 +294,7 @@ class TargetPostgresAtomic(Target):
             return
         self._commit()
         self._wait_for_commits()
-        if version in sink.table_versions or sink.shadow_version == version:
+        if sink.closes(version):
             # The full refresh of `version` is complete: swap it in, in one transaction.
             self._commit(activate=[(sink, version)])
             return
@@ -325,9 +323,27 @@ class TargetPostgresAtomic(Target):
                 self._after_add(sink)
 
     def process_endofpipe(self) -> None:
-        if self._overwrite:
-            self._hold_state = False
-            self._commit(activate=[(s, self._run_version) for s in self._sinks.values()])
+        """At a clean end of input, every refresh loaded in this run is swapped in.
+
+        singer-sdk taps (Stream.sync) send ACTIVATE_VERSION once, before the records: the end
+        of input is their only sign that the refresh is complete.
+        """
+        activate: list[tuple[PostgresSink, int]] = []
+        for sink in self._sinks.values():
+            if self._overwrite:
+                activate.append((sink, self._run_version))
+            elif sink.shadow_version is not None and sink.refreshing:
+                activate.append((sink, sink.shadow_version))
+            elif sink.shadow_version is not None:
+                self.logger.warning(
+                    "Stream '%s': the full refresh of version %s got no records in this run; "
+                    "its rows stay in %s until a run sends them or a new refresh starts.",
+                    sink.spec.stream,
+                    sink.shadow_version,
+                    sink.shadow.as_string(None),
+                )
+        if activate:
+            self._commit(activate=activate)
         self._commit()
         self._wait_for_commits()
         self._committer.shutdown()
@@ -347,7 +363,10 @@ class TargetPostgresAtomic(Target):
             key=lambda s: (s.spec.schema, s.spec.table),
         )
         state = self._pending_state
-        new_state = state is not None and state != self._emitted_state and not self._hold_state
+        # STATE waits while records of this run sit in a shadow table that is not swapped in.
+        swapped = {id(s) for s, _ in activate or []}
+        held = any(s.refreshing for s in self._sinks.values() if id(s) not in swapped)
+        new_state = state is not None and state != self._emitted_state and not held
         if not dirty and not new_state and not activate:
             return
         session = self.session
