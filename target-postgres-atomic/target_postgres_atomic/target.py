@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import typing as t
@@ -269,7 +268,10 @@ class TargetPostgresAtomic(Target):
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
-        self._pending_state = json.dumps(message_dict["value"])
+        value = message_dict["value"]
+        if not value:
+            raise InvalidInputLine(f"input line {message_dict['line']}: STATE needs a 'value'")
+        self._pending_state = bytes(value).decode().strip()
         if self._buffered_rows == 0 or self._buffered_too_long():
             self._commit()
 

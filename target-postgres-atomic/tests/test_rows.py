@@ -257,3 +257,15 @@ def test_state_is_emitted_once_in_order_and_stored_with_the_data(run_target, row
     assert run.returncode == 0, run.stderr
     assert run.states == [{"n": 1}, {"n": 2}]
     assert rows("SELECT stream, state FROM _sdc_target_state") == [("issues", {"n": 2})]
+
+
+def test_state_numbers_keep_every_digit_on_stdout_and_in_the_database(run_target, rows) -> None:
+    raw_state = (
+        '{"type":"STATE","value":{"bookmarks":{"t":{"replication_key_value":'
+        "12345678901234567890.123456789}}}}"
+    )
+    run = run_target([schema("t", {"id": {"type": "integer"}}), raw_state])
+    assert run.returncode == 0, run.stderr
+    assert "12345678901234567890.123456789" in run.stdout
+    stored = rows("SELECT state #>> '{bookmarks,t,replication_key_value}' FROM _sdc_target_state")
+    assert stored == [("12345678901234567890.123456789",)]
