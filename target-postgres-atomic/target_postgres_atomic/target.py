@@ -222,6 +222,7 @@ class TargetPostgresAtomic(Target):
             connector.lock_table(conn, spec.schema, spec.table)
             connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
+            spec.check_version_type(message_dict["line"])
         if stream in self._sinks:
             self._sinks[stream].update_spec(spec)
             return
