@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from target_postgres_atomic.columns import widened
+from target_postgres_atomic.columns import LossyTypeChange, widened
 from target_postgres_atomic.spec import TableSpec
 
 STATE_TABLE = "_sdc_target_state"
@@ -105,7 +105,7 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool
                     spec.qualified(), sql.Identifier(column.name), sql.SQL(column.pg_type)
                 )
             )
-        elif (wider := widened(have, column.pg_type)) is not None:
+        elif (wider := _widened(column.name, have, column.pg_type)) is not None:
             conn.execute(
                 sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
                     spec.qualified(), sql.Identifier(column.name), sql.SQL(wider)
@@ -120,6 +120,13 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool
                 sql.SQL(", ").join(map(sql.Identifier, spec.keys)),
             )
         )
+
+
+def _widened(name: str, current: str, wanted: str) -> str | None:
+    try:
+        return widened(current, wanted)
+    except LossyTypeChange as exc:
+        raise LossyTypeChange(f"column '{name}': {exc}") from None
 
 
 def ensure_state_table(conn: psycopg.Connection, schema: str) -> None:

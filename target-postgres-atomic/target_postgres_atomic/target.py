@@ -16,10 +16,12 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabiliti
 
 from target_postgres_atomic import connector
 from target_postgres_atomic.batch_files import read_batch_file
+from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.errors import (
     SEQ_SHIFT,
     InvalidInputLine,
     RecordsWithoutSchemaException,
+    SchemaError,
 )
 from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
@@ -220,7 +222,10 @@ class TargetPostgresAtomic(Target):
         conn = self.conn
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
-            connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
+            try:
+                connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
+            except LossyTypeChange as exc:
+                raise SchemaError(stream, message_dict["line"], str(exc)) from None
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
             spec.check_version_type(message_dict["line"])
         if stream in self._sinks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from tests.support.target_messages import record, schema, state
@@ -283,3 +284,19 @@ def test_version_column_that_would_compare_as_text_is_refused(run_target, rows) 
     assert "stream 'ev'" in run.stderr and "version column 'seq'" in run.stderr
     assert run.states == []
     assert rows("SELECT to_regclass('ev')") == [(None,)]
+
+
+def test_date_column_widens_to_timestamp_and_lossy_changes_are_refused(run_target, rows) -> None:
+    v1 = schema("t", {"id": {"type": "integer"}, "d": {"type": "string", "format": "date"}})
+    v2 = schema("t", {"id": {"type": "integer"}, "d": {"type": "string", "format": "date-time"}})
+    assert run_target([v1, record("t", {"id": 1, "d": "2024-01-01"})]).returncode == 0
+    run = run_target([v2, record("t", {"id": 2, "d": "2024-03-04T10:30:00Z"})])
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, d FROM t ORDER BY id") == [
+        (1, datetime(2024, 1, 1, tzinfo=timezone.utc)),
+        (2, datetime(2024, 3, 4, 10, 30, tzinfo=timezone.utc)),
+    ]
+    flag = schema("t", {"id": {"type": "integer"}, "d": {"type": "boolean"}})
+    run = run_target([flag, record("t", {"id": 3, "d": True})])
+    assert run.returncode != 0
+    assert "stream 't'" in run.stderr and "column 'd'" in run.stderr
