@@ -159,8 +159,6 @@ class TargetPostgresAtomic(Target):
         self._buffered_rows = 0
         self._buffered_since = 0.0
         self._overwrite = self.config.get("load_method") == "overwrite"
-        # overwrite: this run's rows are one table version, swapped in at the end.
-        self._run_version = time.time_ns() // 1_000_000
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
             batch_size_bytes=BATCH_SIZE_BYTES,
@@ -242,7 +240,8 @@ class TargetPostgresAtomic(Target):
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
             if self._overwrite:
-                sink.start_version(conn, self._run_version)
+                # overwrite: this run's rows are one new table version, swapped in at the end.
+                sink.start_version(conn, connector.next_table_version(conn, spec))
             else:
                 sink.resume_shadow(conn)
 
@@ -256,7 +255,7 @@ class TargetPostgresAtomic(Target):
         sink.add(
             message_dict["line"] << SEQ_SHIFT,
             message_dict["record"],
-            self._run_version if self._overwrite else message_dict["version"],
+            sink.shadow_version if self._overwrite else message_dict["version"],
             message_dict["time_extracted"],
         )
         self._after_add(sink)
@@ -322,7 +321,7 @@ class TargetPostgresAtomic(Target):
                 f"input line {line}: BATCH format '{encoding.get('format')}' is not supported "
                 "(jsonl only)"
             )
-        version = self._run_version if self._overwrite else None
+        version = sink.shadow_version if self._overwrite else None
         row = 0
         for url in message_dict["manifest"]:
             for raw in read_batch_file(url, encoding.get("compression"), line):
@@ -338,9 +337,7 @@ class TargetPostgresAtomic(Target):
         """
         activate: list[tuple[PostgresSink, int]] = []
         for sink in self._sinks.values():
-            if self._overwrite:
-                activate.append((sink, self._run_version))
-            elif sink.shadow_version is not None and sink.refreshing:
+            if sink.shadow_version is not None and (self._overwrite or sink.refreshing):
                 activate.append((sink, sink.shadow_version))
             elif sink.shadow_version is not None:
                 self.logger.warning(

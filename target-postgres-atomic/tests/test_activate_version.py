@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from pathlib import Path
 
 from tests.support.target_messages import activate, record, schema, state
@@ -241,3 +242,15 @@ def test_resent_opening_activate_of_a_resumed_refresh_publishes_nothing(run_targ
     assert rows("SELECT id, v FROM items WHERE _sdc_deleted_at IS NULL ORDER BY id") == [
         (i, "new") for i in range(5)
     ]
+
+
+def test_overwrite_takes_its_table_version_from_the_database_clock(
+    run_target, rows, monkeypatch
+) -> None:
+    old = [HEAD, *version_rows(0, range(3), "old")]
+    assert run_target(old, load_method="overwrite").returncode == 0
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() - 10 * 60 * 10**9)  # host 10 min behind
+    run = run_target([HEAD, record("items", {"id": 0, "v": "new"})], load_method="overwrite")
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, v FROM items WHERE _sdc_deleted_at IS NULL") == [(0, "new")]
