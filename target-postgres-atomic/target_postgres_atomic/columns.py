@@ -10,6 +10,15 @@ BIGINT_MAX = 2**63 - 1
 
 # Lossless widening order for scalar columns; anything else only widens to jsonb.
 WIDENING = ("smallint", "integer", "bigint", "numeric", "text")
+# Other changes that keep every value: (current, wanted) -> the type to ALTER to.
+WIDER = {
+    ("date", "timestamp with time zone"): "timestamp with time zone",
+    ("timestamp with time zone", "date"): None,
+}
+
+
+class LossyTypeChange(ValueError):
+    """The new schema's values would be cast into the column with loss (or not at all)."""
 
 
 def _types(prop: dict[str, Any]) -> list[str]:
@@ -63,14 +72,23 @@ def column_type(prop: dict[str, Any]) -> str:
 
 
 def widened(current: str, wanted: str) -> str | None:
-    """The type to ALTER to so `wanted` values fit without loss, or None to keep `current`."""
-    if current == wanted:
+    """The type to ALTER to so `wanted` values fit without loss, or None to keep `current`.
+
+    Raises LossyTypeChange where neither keeps every value (a date column would silently drop
+    a timestamp's time, a boolean column would read 1 as true).
+    """
+    if current == wanted or current in ("text", "jsonb"):
         return None
     if current in WIDENING and wanted in WIDENING:
         return wanted if WIDENING.index(wanted) > WIDENING.index(current) else None
-    if wanted == "text" and current not in ("jsonb",):
+    if wanted == "text":
         return "text"
-    return None
+    if (current, wanted) in WIDER:
+        return WIDER[(current, wanted)]
+    raise LossyTypeChange(
+        f"the column is {current} and cannot take {wanted} values without loss; "
+        "load the stream into a new table, or change the column type yourself"
+    )
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from target_postgres_atomic.columns import widened
-from target_postgres_atomic.spec import TableSpec
+from target_postgres_atomic.columns import LossyTypeChange, widened
+from target_postgres_atomic.spec import TABLE_VERSION, TableSpec
 
 STATE_TABLE = "_sdc_target_state"
 
@@ -52,6 +52,21 @@ def lock_table(conn: psycopg.Connection, schema: str, table: str) -> None:
         hashlib.blake2b(f"{schema}.{table}".encode(), digest_size=8).digest(), "big", signed=True
     )
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+def next_table_version(conn: psycopg.Connection, spec: TableSpec) -> int:
+    """A table version newer than every stored one, from the database clock (ms), not ours.
+
+    Call under the table's lock: a host clock running behind would retire nothing.
+    """
+    found = conn.execute(
+        sql.SQL(
+            "SELECT greatest(max({tv}) + 1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+            " FROM {table}"
+        ).format(tv=sql.Identifier(TABLE_VERSION), table=spec.qualified())
+    ).fetchone()
+    assert found is not None
+    return int(found[0])
 
 
 def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
@@ -105,7 +120,7 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool
                     spec.qualified(), sql.Identifier(column.name), sql.SQL(column.pg_type)
                 )
             )
-        elif (wider := widened(have, column.pg_type)) is not None:
+        elif (wider := _widened(column.name, have, column.pg_type)) is not None:
             conn.execute(
                 sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
                     spec.qualified(), sql.Identifier(column.name), sql.SQL(wider)
@@ -120,6 +135,13 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool
                 sql.SQL(", ").join(map(sql.Identifier, spec.keys)),
             )
         )
+
+
+def _widened(name: str, current: str, wanted: str) -> str | None:
+    try:
+        return widened(current, wanted)
+    except LossyTypeChange as exc:
+        raise LossyTypeChange(f"column '{name}': {exc}") from None
 
 
 def ensure_state_table(conn: psycopg.Connection, schema: str) -> None:

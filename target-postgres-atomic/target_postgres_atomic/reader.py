@@ -21,7 +21,8 @@ class Message(msgspec.Struct):
     schema: dict[str, t.Any] | None = None
     key_properties: list[str] | None = None
     bookmark_properties: list[str] | None = None
-    value: t.Any = None
+    value: msgspec.Raw = msgspec.Raw(b"")
+    """A STATE's value as the tap wrote it: passed on byte for byte, so numbers keep digits."""
     version: int | None = None
     time_extracted: str | None = None
     encoding: dict[str, t.Any] | None = None

@@ -84,12 +84,23 @@ class PostgresSink:
         self.table_versions: set[int] = set()
         self.shadow_version: int | None = None
         """Records of this table version go to the shadow table until it is activated."""
+        self.opened: set[int] = set()
+        """Table versions whose opening ACTIVATE_VERSION this run has seen."""
         self.shadow = sql.Identifier(spec.schema, shadow_name(spec.table))
 
     def update_spec(self, spec: TableSpec) -> None:
         """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""
         self.spec = spec
         self.check = record_checker(spec, check_types=self.settings.validate_records)
+
+    @property
+    def refreshing(self) -> bool:
+        """Records of this run wait in the shadow table (not yet in the real table)."""
+        return self.shadow_version is not None and self.shadow_version in self.table_versions
+
+    def closes(self, version: int) -> bool:
+        """Whether an ACTIVATE_VERSION of `version` ends its refresh (else it opens one)."""
+        return version in self.table_versions or version in self.opened
 
     @property
     def full(self) -> bool:
@@ -161,6 +172,7 @@ class PostgresSink:
         where: sql.Composable = sql.SQL("")
         if shadow_version is not None:
             version = sql.Literal(shadow_version)
+            self._check_fit(conn, spec, sql.SQL("WHERE s._table_version = {}").format(version))
             conn.execute(
                 sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE _table_version = {}").format(
                     self.shadow, self.stage, version
@@ -169,6 +181,17 @@ class PostgresSink:
             where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
         self._merge(conn, spec, self.stage, where)
         conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
+
+    def _check_fit(self, conn: psycopg.Connection, spec: TableSpec, where: sql.Composable) -> None:
+        """Cast the rows bound for the shadow now: a bad value fails its batch, not the swap."""
+        check = sql.SQL("SELECT count(ROW(r.*)) FROM ({}) r").format(
+            merge.typed_rows(spec, self.stage, where)
+        )
+        try:
+            with conn.transaction():
+                conn.execute(check)
+        except psycopg.errors.DataError as exc:
+            raise _unfit_error(conn, spec, self.stage, exc) from None
 
     def _merge(
         self,
@@ -202,7 +225,13 @@ class PostgresSink:
             conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
 
     def start_version(self, conn: psycopg.Connection, version: int) -> None:
-        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched."""
+        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched.
+
+        A re-sent opening of the version a killed run left in the shadow continues it.
+        """
+        self.opened.add(version)
+        if self.shadow_version == version:
+            return
         conn.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.shadow, merge.STAGE_COLUMNS)
         )

@@ -47,7 +47,22 @@ class TableSpec:
             columns=tuple(replace(c, pg_type=types.get(c.name, c.pg_type)) for c in self.columns),
         )
 
+    def check_version_type(self, line: int) -> None:
+        """The version guard compares with `>=`: only numbers and times order correctly."""
+        column = next((c for c in self.columns if c.name == self.version), None)
+        if column is not None and column.pg_type in UNORDERED_TYPES:
+            raise SchemaError(
+                self.stream,
+                line,
+                f"version column '{column.name}' is stored as {column.pg_type}, which does not "
+                "order versions correctly (as text '9' > '10'); declare it as an integer, a "
+                "number, a date-time or an x-singer.decimal string, or pick another column "
+                "with the version_columns setting",
+            )
 
+
+# Types whose `>=` does not order versions (text compares digit strings by character).
+UNORDERED_TYPES = ("text", "jsonb", "boolean")
 MAX_IDENTIFIER_BYTES = 63
 
 

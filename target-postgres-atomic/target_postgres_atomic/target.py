@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import typing as t
@@ -17,10 +16,12 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabiliti
 
 from target_postgres_atomic import connector
 from target_postgres_atomic.batch_files import read_batch_file
+from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.errors import (
     SEQ_SHIFT,
     InvalidInputLine,
     RecordsWithoutSchemaException,
+    SchemaError,
 )
 from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
@@ -158,10 +159,6 @@ class TargetPostgresAtomic(Target):
         self._buffered_rows = 0
         self._buffered_since = 0.0
         self._overwrite = self.config.get("load_method") == "overwrite"
-        # overwrite: this run's rows are one table version, swapped in at the end; STATE is
-        # held until then, because only then are the rows in the real table.
-        self._run_version = time.time_ns() // 1_000_000
-        self._hold_state = self._overwrite
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
             batch_size_bytes=BATCH_SIZE_BYTES,
@@ -223,8 +220,12 @@ class TargetPostgresAtomic(Target):
         conn = self.conn
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
-            connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
+            try:
+                connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
+            except LossyTypeChange as exc:
+                raise SchemaError(stream, message_dict["line"], str(exc)) from None
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
+            spec.check_version_type(message_dict["line"])
         if stream in self._sinks:
             self._sinks[stream].update_spec(spec)
             return
@@ -239,7 +240,8 @@ class TargetPostgresAtomic(Target):
         with conn.transaction():
             connector.lock_table(conn, spec.schema, spec.table)
             if self._overwrite:
-                sink.start_version(conn, self._run_version)
+                # overwrite: this run's rows are one new table version, swapped in at the end.
+                sink.start_version(conn, connector.next_table_version(conn, spec))
             else:
                 sink.resume_shadow(conn)
 
@@ -253,7 +255,7 @@ class TargetPostgresAtomic(Target):
         sink.add(
             message_dict["line"] << SEQ_SHIFT,
             message_dict["record"],
-            self._run_version if self._overwrite else message_dict["version"],
+            sink.shadow_version if self._overwrite else message_dict["version"],
             message_dict["time_extracted"],
         )
         self._after_add(sink)
@@ -271,7 +273,10 @@ class TargetPostgresAtomic(Target):
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
-        self._pending_state = json.dumps(message_dict["value"])
+        value = message_dict["value"]
+        if not value:
+            raise InvalidInputLine(f"input line {message_dict['line']}: STATE needs a 'value'")
+        self._pending_state = bytes(value).decode().strip()
         if self._buffered_rows == 0 or self._buffered_too_long():
             self._commit()
 
@@ -296,7 +301,7 @@ class TargetPostgresAtomic(Target):
             return
         self._commit()
         self._wait_for_commits()
-        if version in sink.table_versions or sink.shadow_version == version:
+        if sink.closes(version):
             # The full refresh of `version` is complete: swap it in, in one transaction.
             self._commit(activate=[(sink, version)])
             return
@@ -316,7 +321,7 @@ class TargetPostgresAtomic(Target):
                 f"input line {line}: BATCH format '{encoding.get('format')}' is not supported "
                 "(jsonl only)"
             )
-        version = self._run_version if self._overwrite else None
+        version = sink.shadow_version if self._overwrite else None
         row = 0
         for url in message_dict["manifest"]:
             for raw in read_batch_file(url, encoding.get("compression"), line):
@@ -325,9 +330,25 @@ class TargetPostgresAtomic(Target):
                 self._after_add(sink)
 
     def process_endofpipe(self) -> None:
-        if self._overwrite:
-            self._hold_state = False
-            self._commit(activate=[(s, self._run_version) for s in self._sinks.values()])
+        """At a clean end of input, every refresh loaded in this run is swapped in.
+
+        singer-sdk taps (Stream.sync) send ACTIVATE_VERSION once, before the records: the end
+        of input is their only sign that the refresh is complete.
+        """
+        activate: list[tuple[PostgresSink, int]] = []
+        for sink in self._sinks.values():
+            if sink.shadow_version is not None and (self._overwrite or sink.refreshing):
+                activate.append((sink, sink.shadow_version))
+            elif sink.shadow_version is not None:
+                self.logger.warning(
+                    "Stream '%s': the full refresh of version %s got no records in this run; "
+                    "its rows stay in %s until a run sends them or a new refresh starts.",
+                    sink.spec.stream,
+                    sink.shadow_version,
+                    sink.shadow.as_string(None),
+                )
+        if activate:
+            self._commit(activate=activate)
         self._commit()
         self._wait_for_commits()
         self._committer.shutdown()
@@ -347,7 +368,10 @@ class TargetPostgresAtomic(Target):
             key=lambda s: (s.spec.schema, s.spec.table),
         )
         state = self._pending_state
-        new_state = state is not None and state != self._emitted_state and not self._hold_state
+        # STATE waits while records of this run sit in a shadow table that is not swapped in.
+        swapped = {id(s) for s, _ in activate or []}
+        held = any(s.refreshing for s in self._sinks.values() if id(s) not in swapped)
+        new_state = state is not None and state != self._emitted_state and not held
         if not dirty and not new_state and not activate:
             return
         session = self.session

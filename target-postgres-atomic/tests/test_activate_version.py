@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from pathlib import Path
 
 from tests.support.target_messages import activate, record, schema, state
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": "string"}}
 HEAD = schema("items", PROPS)
+TORN_LINE = '{"type": "RECORD", "stream": "it'
 
 
 def version_rows(version: int, ids: range, tag: str) -> list[dict]:
@@ -38,23 +40,32 @@ def test_full_refresh_replaces_table_and_first_activate_deletes_nothing(run_targ
 def test_killed_after_first_activate_and_one_record_keeps_all_old_rows(run_target, rows) -> None:
     assert run_target([HEAD, *version_rows(1, range(10), "old")]).returncode == 0
     # The known failure: a target that deletes at the first ACTIVATE_VERSION leaves one row.
-    # Here the run ends (as a kill would) after the first ACTIVATE_VERSION and one record.
+    # Here the run fails (as a killed tap's torn last line does) after the first
+    # ACTIVATE_VERSION and two records.
     partial = [
         HEAD,
         activate("items", 2),
         *version_rows(2, range(1), "new"),
         state({"s": 1}),
         *version_rows(2, range(1, 2), "new"),
+        TORN_LINE,
     ]
     run = run_target(partial, hard_delete=True, batch_size_rows=1)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode != 0
+    assert run.states == []  # the rows are only in the shadow table
     assert rows("SELECT id, v FROM items ORDER BY id") == [(i, "old") for i in range(10)]
 
 
 def test_refresh_resumes_from_shadow_after_an_interrupted_run(run_target, rows) -> None:
     assert run_target([HEAD, *version_rows(1, range(6), "old")]).returncode == 0
-    head_part = [HEAD, activate("items", 2), *version_rows(2, range(3), "new"), state({"p": 3})]
-    assert run_target(head_part, hard_delete=True).returncode == 0
+    head_part = [
+        HEAD,
+        activate("items", 2),
+        *version_rows(2, range(3), "new"),
+        state({"p": 3}),
+        TORN_LINE,
+    ]
+    assert run_target(head_part, hard_delete=True, batch_size_rows=1).returncode != 0
     assert rows("SELECT count(*) FROM items WHERE v = 'old'") == [(6,)]
     # A resumable tap continues with the same version and sends only the closing message.
     tail_part = [HEAD, *version_rows(2, range(3, 4), "new"), activate("items", 2)]
@@ -176,3 +187,70 @@ def test_empty_shadow_left_by_an_interrupted_start_is_cleaned_up(run_target, row
     assert run.returncode == 0, run.stderr
     assert rows("SELECT id, v FROM items ORDER BY id") == [(0, "new"), (1, "new")]
     assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(0,)]
+
+
+def test_bad_record_in_multi_batch_refresh_fails_its_batch_before_state(run_target, rows) -> None:
+    props = {"id": {"type": "integer"}, "ts": {"type": ["string", "null"], "format": "date-time"}}
+    head = schema("items", props)
+    first = [
+        head,
+        activate("items", 2),
+        record("items", {"id": 1, "ts": "not-a-timestamp"}, version=2),
+        state({"s": 1}),
+        record("items", {"id": 2, "ts": "2024-01-01T00:00:00Z"}, version=2),
+        activate("items", 2),
+    ]
+    run = run_target(first, batch_size_rows=1)
+    assert run.returncode != 0
+    assert run.states == []
+    assert "'items'" in run.stderr and "ts" in run.stderr
+    # The tap resumes from its last STATE (none), so the refresh can finish once fixed.
+    fixed = [
+        head,
+        activate("items", 3),
+        record("items", {"id": 1, "ts": None}, version=3),
+        record("items", {"id": 2, "ts": "2024-01-01T00:00:00Z"}, version=3),
+        activate("items", 3),
+    ]
+    assert run_target(fixed, batch_size_rows=1).returncode == 0
+    assert rows("SELECT id FROM items ORDER BY id") == [(1,), (2,)]
+
+
+def test_refresh_with_only_an_opening_activate_is_swapped_in_at_end_of_input(
+    run_target, rows
+) -> None:
+    # singer-sdk taps (Stream.sync) send one ACTIVATE_VERSION, before the records.
+    assert run_target([HEAD, *version_rows(1, range(5), "old")]).returncode == 0
+    sdk_tap = [HEAD, activate("items", 7), *version_rows(7, range(3), "new"), state({"s": 1})]
+    run = run_target(sdk_tap, hard_delete=True, batch_size_rows=2)
+    assert run.returncode == 0, run.stderr
+    assert run.states == [{"s": 1}]
+    assert rows("SELECT id, v FROM items ORDER BY id") == [(i, "new") for i in range(3)]
+    assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(0,)]
+
+
+def test_resent_opening_activate_of_a_resumed_refresh_publishes_nothing(run_target, rows) -> None:
+    assert run_target([HEAD, *version_rows(1, range(10), "old")]).returncode == 0
+    head_part = [HEAD, activate("items", 2), *version_rows(2, range(3), "new"), TORN_LINE]
+    assert run_target(head_part, batch_size_rows=1).returncode != 0
+    # The next run opens the same refresh again and ends before any record of it.
+    assert run_target([HEAD, activate("items", 2)]).returncode == 0
+    assert rows("SELECT count(*) FROM items WHERE _sdc_deleted_at IS NULL AND v = 'old'") == [(10,)]
+    # ...and a later run that sends the rest finishes the refresh with every row.
+    tail = [HEAD, activate("items", 2), *version_rows(2, range(3, 5), "new"), activate("items", 2)]
+    assert run_target(tail).returncode == 0
+    assert rows("SELECT id, v FROM items WHERE _sdc_deleted_at IS NULL ORDER BY id") == [
+        (i, "new") for i in range(5)
+    ]
+
+
+def test_overwrite_takes_its_table_version_from_the_database_clock(
+    run_target, rows, monkeypatch
+) -> None:
+    old = [HEAD, *version_rows(0, range(3), "old")]
+    assert run_target(old, load_method="overwrite").returncode == 0
+    real = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real() - 10 * 60 * 10**9)  # host 10 min behind
+    run = run_target([HEAD, record("items", {"id": 0, "v": "new"})], load_method="overwrite")
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, v FROM items WHERE _sdc_deleted_at IS NULL") == [(0, "new")]

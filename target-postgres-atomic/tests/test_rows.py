@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from tests.support.target_messages import record, schema, state
@@ -257,3 +258,45 @@ def test_state_is_emitted_once_in_order_and_stored_with_the_data(run_target, row
     assert run.returncode == 0, run.stderr
     assert run.states == [{"n": 1}, {"n": 2}]
     assert rows("SELECT stream, state FROM _sdc_target_state") == [("issues", {"n": 2})]
+
+
+def test_state_numbers_keep_every_digit_on_stdout_and_in_the_database(run_target, rows) -> None:
+    raw_state = (
+        '{"type":"STATE","value":{"bookmarks":{"t":{"replication_key_value":'
+        "12345678901234567890.123456789}}}}"
+    )
+    run = run_target([schema("t", {"id": {"type": "integer"}}), raw_state])
+    assert run.returncode == 0, run.stderr
+    assert "12345678901234567890.123456789" in run.stdout
+    stored = rows("SELECT state #>> '{bookmarks,t,replication_key_value}' FROM _sdc_target_state")
+    assert stored == [("12345678901234567890.123456789",)]
+
+
+def test_version_column_that_would_compare_as_text_is_refused(run_target, rows) -> None:
+    props = {
+        "id": {"type": "string"},
+        "seq": {"type": ["integer", "string"]},
+        "v": {"type": "string"},
+    }
+    head = schema("ev", props, bookmark="seq")
+    run = run_target([head, record("ev", {"id": "k", "seq": 10, "v": "new"})])
+    assert run.returncode != 0
+    assert "stream 'ev'" in run.stderr and "version column 'seq'" in run.stderr
+    assert run.states == []
+    assert rows("SELECT to_regclass('ev')") == [(None,)]
+
+
+def test_date_column_widens_to_timestamp_and_lossy_changes_are_refused(run_target, rows) -> None:
+    v1 = schema("t", {"id": {"type": "integer"}, "d": {"type": "string", "format": "date"}})
+    v2 = schema("t", {"id": {"type": "integer"}, "d": {"type": "string", "format": "date-time"}})
+    assert run_target([v1, record("t", {"id": 1, "d": "2024-01-01"})]).returncode == 0
+    run = run_target([v2, record("t", {"id": 2, "d": "2024-03-04T10:30:00Z"})])
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, d FROM t ORDER BY id") == [
+        (1, datetime(2024, 1, 1, tzinfo=timezone.utc)),
+        (2, datetime(2024, 3, 4, 10, 30, tzinfo=timezone.utc)),
+    ]
+    flag = schema("t", {"id": {"type": "integer"}, "d": {"type": "boolean"}})
+    run = run_target([flag, record("t", {"id": 3, "d": True})])
+    assert run.returncode != 0
+    assert "stream 't'" in run.stderr and "column 'd'" in run.stderr
