@@ -86,6 +86,28 @@ def singer_state(store: Store) -> object:
     return None if stored is None else json.loads(stored)["completed"]["singer_state"]
 
 
+def paused_meltano_run(
+    workdir: Path, url: str, store: Store, go_on: Path, first_bookmark: dict[str, object]
+) -> subprocess.Popen[str]:
+    """A `meltano run` that stores its first bookmark, then waits until `go_on` exists."""
+    slow = subprocess.Popen(
+        [script("meltano"), "run", "tap-counter", "target-echo"],
+        cwd=workdir,
+        env=meltano_env(url, COUNTER_TAP_WAIT=str(go_on)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for _ in range(600):  # a guard against hanging, not a timing assertion
+        if singer_state(store) == first_bookmark:
+            return slow
+        if slow.poll() is not None:
+            raise AssertionError("the slow run ended before its first bookmark")
+        time.sleep(0.2)
+    slow.kill()
+    raise AssertionError("the slow run stored no bookmark within two minutes")
+
+
 def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Path, str]) -> None:
     workdir, url = project
     store = Store(url)
@@ -94,20 +116,8 @@ def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Pa
         earlier = {"completed": {"singer_state": counter(10)}, "partial": {}}
         leases.finish(store, seeded, exit_code=0, final_state=json.dumps(earlier))
         go_on = workdir / "go-on"
-        slow = subprocess.Popen(
-            [script("meltano"), "run", "tap-counter", "target-echo"],
-            cwd=workdir,
-            env=meltano_env(url, COUNTER_TAP_WAIT=str(go_on)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        slow = paused_meltano_run(workdir, url, store, go_on, first_bookmark=counter(11))
         try:
-            for _ in range(600):  # a guard against hanging, not a timing assertion
-                if singer_state(store) == counter(11):
-                    break
-                assert slow.poll() is None, "the slow run ended before its first bookmark"
-                time.sleep(0.2)
             # Meltano's own check only sees this project's local system database (a second
             # machine would not see it at all): --force skips it, so the lease must refuse.
             second = meltano_run(workdir, url, "--force")
@@ -135,20 +145,8 @@ def test_meltano_run_that_loses_its_lease_stops_and_writes_nothing(
     workdir, url = project
     store = Store(url)
     go_on = workdir / "go-on"
-    slow = subprocess.Popen(
-        [script("meltano"), "run", "tap-counter", "target-echo"],
-        cwd=workdir,
-        env=meltano_env(url, COUNTER_TAP_WAIT=str(go_on)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    slow = paused_meltano_run(workdir, url, store, go_on, first_bookmark=counter(1))
     try:
-        for _ in range(600):  # a guard against hanging, not a timing assertion
-            if singer_state(store) == counter(1):
-                break
-            assert slow.poll() is None, "the slow run ended before its first bookmark"
-            time.sleep(0.2)
         forced = subprocess.run(
             [script("state-service"), "--db", url, "reclaim", STATE_ID, "--force"],
             capture_output=True,
