@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from state_service import lease as leases
+from state_service.errors import StateServiceError
+from state_service.history import Retention, prune
 from state_service.report import read_bookmark, run_history, status
 from state_service.runner import run_command, run_singer
-from state_service.store import DEFAULT_URL, URL_ENV, Store
+from state_service.store import DEFAULT_URL, URL_ENV, Store, Timeouts
 
 EXIT_REFUSED = 3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,9 +32,11 @@ def db_option(func: F) -> F:
     )(func)
 
 
-def open_store(ctx: click.Context, sub_db: str | None) -> tuple[Store, str]:
+def open_store(
+    ctx: click.Context, sub_db: str | None, *, read_only: bool = False
+) -> tuple[Store, str]:
     url = sub_db or ctx.obj["db"]
-    return Store(url), url
+    return Store(url, ctx.obj["timeouts"], read_only=read_only), url
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -46,12 +51,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 class Cli(click.Group):
-    """Turns the service's own errors into one clear line and a non-zero exit."""
+    """Turns the service's own errors into one clear line and exit 3 (a traceback with --debug)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except leases.StateServiceError as exc:
+        except StateServiceError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
             click.echo(f"state-service: {exc}", err=True)
             sys.exit(EXIT_REFUSED)
 
@@ -64,10 +71,52 @@ class Cli(click.Group):
     show_default=True,
     help="SQLAlchemy URL of the state database.",
 )
+@click.option(
+    "--connect-timeout",
+    envvar="STATE_SERVICE_CONNECT_TIMEOUT",
+    default=Timeouts.connect,
+    show_default=True,
+    help="Seconds to wait for the database to accept a connection.",
+)
+@click.option(
+    "--statement-timeout",
+    envvar="STATE_SERVICE_STATEMENT_TIMEOUT",
+    default=Timeouts.statement,
+    show_default=True,
+    help="Seconds one statement may take (or wait for a lock) before it fails.",
+)
+@click.option(
+    "--history-keep",
+    envvar="STATE_SERVICE_HISTORY_KEEP",
+    default=Retention.keep,
+    show_default=True,
+    help="Bookmark history: newest writes kept per pipeline after each run (0: all).",
+)
+@click.option(
+    "--history-days",
+    envvar="STATE_SERVICE_HISTORY_DAYS",
+    default=Retention.days,
+    show_default=True,
+    help="Bookmark history: writes older than this go after each run (0: never).",
+)
+@click.option("--debug", is_flag=True, envvar="STATE_SERVICE_DEBUG", help="Tracebacks on errors.")
 @click.pass_context
-def main(ctx: click.Context, db: str) -> None:
+def main(
+    ctx: click.Context,
+    db: str,
+    connect_timeout: float,
+    statement_timeout: float,
+    history_keep: int,
+    history_days: float,
+    debug: bool,
+) -> None:
     """Run Singer pipelines under a fenced lease and keep their bookmarks."""
-    ctx.obj = {"db": db}
+    ctx.obj = {
+        "db": db,
+        "timeouts": Timeouts(connect_timeout, statement_timeout),
+        "retention": Retention(history_keep, history_days),
+        "debug": debug,
+    }
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -114,10 +163,11 @@ def run(
     click.echo(
         f"state-service: run {held.run_id} of {pipeline!r} holds token {held.token}", err=True
     )
+    retention = ctx.obj["retention"]
     if tap and target:
-        code = run_singer(store, held, url, tap, target, heartbeat_seconds)
+        code = run_singer(store, held, url, (tap, target), heartbeat_seconds, retention)
     else:
-        code = run_command(store, held, url, list(command), heartbeat_seconds)
+        code = run_command(store, held, url, list(command), heartbeat_seconds, retention)
     sys.exit(code)
 
 
@@ -126,7 +176,7 @@ def run(
 @click.pass_context
 def status_command(ctx: click.Context, sub_db: str | None) -> None:
     """Every pipeline: latest run, holder, heartbeat and bookmark ages (database clock)."""
-    print_table(status(open_store(ctx, sub_db)[0]))
+    print_table(status(open_store(ctx, sub_db, read_only=True)[0]))
 
 
 @main.command()
@@ -135,8 +185,8 @@ def status_command(ctx: click.Context, sub_db: str | None) -> None:
 @db_option
 @click.pass_context
 def runs(ctx: click.Context, pipeline: str, limit: int, sub_db: str | None) -> None:
-    """The latest runs of PIPELINE, newest first."""
-    print_table(run_history(open_store(ctx, sub_db)[0], pipeline, limit))
+    """The latest runs of PIPELINE, newest first, with records per stream (tap/target)."""
+    print_table(run_history(open_store(ctx, sub_db, read_only=True)[0], pipeline, limit))
 
 
 @main.group()
@@ -150,7 +200,7 @@ def state() -> None:
 @click.pass_context
 def state_get(ctx: click.Context, pipeline: str, sub_db: str | None) -> None:
     """Print PIPELINE's Singer state as JSON ({} when there is none)."""
-    click.echo(read_bookmark(open_store(ctx, sub_db)[0], pipeline) or "{}")
+    click.echo(read_bookmark(open_store(ctx, sub_db, read_only=True)[0], pipeline) or "{}")
 
 
 @state.command("set")
@@ -167,7 +217,7 @@ def state_set(ctx: click.Context, pipeline: str, file: Any, sub_db: str | None) 
         raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
     if not isinstance(parsed, dict):
         raise click.BadParameter("the state must be a JSON object", param_hint="FILE")
-    _edit(open_store(ctx, sub_db)[0], pipeline, json.dumps(parsed))
+    _edit(ctx, open_store(ctx, sub_db)[0], pipeline, json.dumps(parsed))
 
 
 @state.command("clear")
@@ -176,12 +226,13 @@ def state_set(ctx: click.Context, pipeline: str, file: Any, sub_db: str | None) 
 @click.pass_context
 def state_clear(ctx: click.Context, pipeline: str, sub_db: str | None) -> None:
     """Forget PIPELINE's state (kept in the history)."""
-    _edit(open_store(ctx, sub_db)[0], pipeline, None)
+    _edit(ctx, open_store(ctx, sub_db)[0], pipeline, None)
 
 
-def _edit(store: Store, pipeline: str, new_state: str | None) -> None:
+def _edit(ctx: click.Context, store: Store, pipeline: str, new_state: str | None) -> None:
     held = leases.start(store, pipeline, lease_seconds=60, kind="edit")
     leases.finish(store, held, exit_code=0, final_state=new_state, clear_state=new_state is None)
+    prune(store, ctx.obj["retention"], pipeline)
     click.echo(
         f"state-service: state of {pipeline!r} {'set' if new_state else 'cleared'}", err=True
     )
@@ -196,6 +247,28 @@ def reclaim(ctx: click.Context, pipeline: str, force: bool, sub_db: str | None) 
     """Take PIPELINE's lease from a stale run (any run with --force); it is marked RECLAIMED."""
     run_id = leases.reclaim(open_store(ctx, sub_db)[0], pipeline, force=force)
     click.echo(f"state-service: run {run_id} of {pipeline!r} reclaimed")
+
+
+@main.command("prune")
+@click.argument("pipeline", required=False)
+@click.option("--keep", type=int, help="Newest writes kept per pipeline (default --history-keep).")
+@click.option("--days", type=float, help="Writes older than this go (default --history-days).")
+@db_option
+@click.pass_context
+def prune_command(
+    ctx: click.Context,
+    pipeline: str | None,
+    keep: int | None,
+    days: float | None,
+    sub_db: str | None,
+) -> None:
+    """Prune the bookmark history of PIPELINE (or every pipeline); the newest write stays."""
+    default: Retention = ctx.obj["retention"]
+    retention = Retention(
+        default.keep if keep is None else keep, default.days if days is None else days
+    )
+    deleted = prune(open_store(ctx, sub_db)[0], retention, pipeline)
+    click.echo(f"state-service: {deleted} bookmark history rows pruned")
 
 
 if __name__ == "__main__":

@@ -7,16 +7,20 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from state_service.schema import bookmarks, leases, runs
+from state_service.schema import bookmarks, leases, run_streams, runs
 from state_service.store import Store
 
 
 def read_bookmark(store: Store, pipeline: str) -> str | None:
+    return read_bookmark_and_token(store, pipeline)[0]
+
+
+def read_bookmark_and_token(store: Store, pipeline: str) -> tuple[str | None, int | None]:
+    """The pipeline's state and the token of the run that wrote it, read together."""
+    query = select(bookmarks.c.state, bookmarks.c.token).where(bookmarks.c.pipeline == pipeline)
     with store.reading() as conn:
-        state = conn.execute(
-            select(bookmarks.c.state).where(bookmarks.c.pipeline == pipeline)
-        ).scalar()
-    return state if state is None else str(state)
+        row = conn.execute(query).one_or_none()
+    return (None, None) if row is None else (str(row.state), int(row.token))
 
 
 def pipelines_with_bookmarks(store: Store, like: str | None = None) -> list[str]:
@@ -69,12 +73,45 @@ def status(store: Store) -> list[dict[str, str]]:
     return table
 
 
+def stream_counts(store: Store, run_ids: list[int]) -> dict[int, list[tuple[str, Any, Any]]]:
+    """Per run: (stream, tap records, target rows), None where a side reported nothing."""
+    query = (
+        select(run_streams)
+        .where(run_streams.c.run_id.in_(run_ids))
+        .order_by(run_streams.c.run_id, run_streams.c.stream)
+    )
+    with store.reading() as conn:
+        rows = conn.execute(query).all()
+    counts: dict[int, list[tuple[str, Any, Any]]] = {}
+    for row in rows:
+        counts.setdefault(row.run_id, []).append((row.stream, row.tap_records, row.target_rows))
+    return counts
+
+
+def counts_disagree(counts: list[tuple[str, Any, Any]]) -> bool:
+    """A stream whose tap and target both reported counts that differ."""
+    return any(t is not None and r is not None and t != r for _, t, r in counts)
+
+
+def counts_text(counts: list[tuple[str, Any, Any]]) -> str:
+    """``stream tap/target`` per stream, ``?`` for a side that reported nothing."""
+    if not counts:
+        return "-"
+    text = ", ".join(f"{s} {_known(t)}/{_known(r)}" for s, t, r in counts)
+    return f"{text} MISMATCH" if counts_disagree(counts) else text
+
+
+def _known(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
 def run_history(store: Store, pipeline: str, limit: int) -> list[dict[str, Any]]:
     query = (
         select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.run_id.desc()).limit(limit)
     )
     with store.reading() as conn:
         rows = conn.execute(query).all()
+    counts = stream_counts(store, [row.run_id for row in rows])
     return [
         {
             "run_id": row.run_id,
@@ -88,6 +125,7 @@ def run_history(store: Store, pipeline: str, limit: int) -> list[dict[str, Any]]
             "holder": f"{row.host}:{row.pid}",
             "exit": "-" if row.exit_code is None else str(row.exit_code),
             "tap/target": f"{_code(row.tap_exit_code)}/{_code(row.target_exit_code)}",
+            "records tap/target": counts_text(counts.get(row.run_id, [])),
             "error": row.error or "",
         }
         for row in rows
