@@ -16,6 +16,7 @@ from state_service.history import Retention, prune
 from state_service.report import read_bookmark, run_history, status
 from state_service.runner import run_command, run_singer
 from state_service.store import DEFAULT_URL, URL_ENV, Store, Timeouts
+from state_service.web import is_loopback, make_server
 
 EXIT_REFUSED = 3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,7 +177,7 @@ def run(
 @click.pass_context
 def status_command(ctx: click.Context, sub_db: str | None) -> None:
     """Every pipeline: latest run, holder, heartbeat and bookmark ages (database clock)."""
-    print_table(status(open_store(ctx, sub_db, read_only=True)[0]))
+    print_table(status(open_store(ctx, sub_db)[0]))
 
 
 @main.command()
@@ -186,7 +187,7 @@ def status_command(ctx: click.Context, sub_db: str | None) -> None:
 @click.pass_context
 def runs(ctx: click.Context, pipeline: str, limit: int, sub_db: str | None) -> None:
     """The latest runs of PIPELINE, newest first, with records per stream (tap/target)."""
-    print_table(run_history(open_store(ctx, sub_db, read_only=True)[0], pipeline, limit))
+    print_table(run_history(open_store(ctx, sub_db)[0], pipeline, limit))
 
 
 @main.group()
@@ -200,7 +201,7 @@ def state() -> None:
 @click.pass_context
 def state_get(ctx: click.Context, pipeline: str, sub_db: str | None) -> None:
     """Print PIPELINE's Singer state as JSON ({} when there is none)."""
-    click.echo(read_bookmark(open_store(ctx, sub_db, read_only=True)[0], pipeline) or "{}")
+    click.echo(read_bookmark(open_store(ctx, sub_db)[0], pipeline) or "{}")
 
 
 @state.command("set")
@@ -269,6 +270,38 @@ def prune_command(
     )
     deleted = prune(open_store(ctx, sub_db)[0], retention, pipeline)
     click.echo(f"state-service: {deleted} bookmark history rows pruned")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8765, show_default=True, help="Port (0: any free port).")
+@click.option(
+    "--token",
+    envvar="STATE_SERVICE_SERVE_TOKEN",
+    help="Required from every request (?token= or Bearer); needed to bind beyond loopback.",
+)
+@click.option("--refresh", default=5, show_default=True, help="Seconds between page reloads.")
+@db_option
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str, port: int, token: str | None, refresh: int, sub_db: str | None
+) -> None:
+    """A read-only status page: pipelines, leases, recent runs, each pipeline's history."""
+    if not token and not is_loopback(host):
+        raise click.UsageError(f"--token (or STATE_SERVICE_SERVE_TOKEN) is required on {host}")
+    store = open_store(ctx, sub_db, read_only=True)[0]
+    server = make_server(store, host, port, token or None, refresh)
+    bound_port = server.server_address[1]
+    click.echo(
+        f"state-service: serving http://{host}:{bound_port}/ read-only from {store.display}",
+        err=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

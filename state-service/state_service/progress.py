@@ -52,15 +52,15 @@ def bookmark_text(value: object) -> str:
 
 @dataclass
 class StreamProgress:
+    started: float  # the run's start (monotonic): rates are records over time since then
     tap_records: int | None = None
     target_rows: int | None = None
     bookmark: str = "-"
-    first_seen: float = field(default_factory=time.monotonic)
+    counted_at: float = field(default_factory=time.monotonic)
 
     def line(self, stream: str) -> str:
-        seconds = max(time.monotonic() - self.first_seen, 1e-3)
         records = self.tap_records or 0
-        rate = records / seconds
+        rate = records / max(self.counted_at - self.started, 1e-3)
         committed = "-" if self.target_rows is None else str(self.target_rows)
         return (
             f"{stream}: {records} records ({rate:.0f}/s), target {committed}, "
@@ -77,6 +77,7 @@ class Progress:
         self._lock = threading.Lock()
         self._drawn = 0
         self._drawn_at = 0.0
+        self._started = time.monotonic()
 
     def relay(self, pipe: IO[bytes], side: str) -> threading.Thread:
         """A thread that passes ``pipe``'s lines on and counts its record_count metrics."""
@@ -90,14 +91,15 @@ class Progress:
             counted = record_count(line)
             if counted is not None:
                 self._count(side, *counted)
-            if counted is None or not self.live:
+            if not (self.live and METRIC_MARK in line):  # on a terminal the live lines say it
                 self._print(line)
 
     def _count(self, side: str, stream: str, records: int) -> None:
         with self._lock:
-            entry = self.streams.setdefault(stream, StreamProgress())
+            entry = self._stream(stream)
             if side == "tap":
                 entry.tap_records = (entry.tap_records or 0) + records
+                entry.counted_at = time.monotonic()
             else:
                 entry.target_rows = (entry.target_rows or 0) + records
             if not self.live:
@@ -114,8 +116,13 @@ class Progress:
             return
         with self._lock:
             for stream, value in marks.items():
-                self.streams.setdefault(stream, StreamProgress()).bookmark = bookmark_text(value)
+                self._stream(stream).bookmark = bookmark_text(value)
         self._redraw()
+
+    def _stream(self, name: str) -> StreamProgress:
+        if name not in self.streams:
+            self.streams[name] = StreamProgress(self._started)
+        return self.streams[name]
 
     def counts(self) -> StreamCounts:
         with self._lock:
