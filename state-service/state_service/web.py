@@ -32,13 +32,14 @@ HISTORY_COLUMNS = [
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.6em}
-table{border-collapse:collapse}td,th{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:left}
+table{border-collapse:collapse}td,th{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:left;
+white-space:nowrap}.error{display:inline-block;white-space:normal;max-width:28em}
 th{background:#f4f4f4}.num{text-align:right}.muted{color:#777}
 .SUCCESS{color:#1a7f37}.FAILED{color:#cf222e}.RECLAIMED{color:#9a6700}.RUNNING{color:#0969da}
 tr.stale td{background:#fff1e5}.badge{font-weight:bold;color:#fff;background:#cf222e;
 padding:0 .4em;border-radius:3px}.mismatch{color:#cf222e;font-weight:bold}
 .timeline{width:100%;max-width:1100px}.lane{position:relative;height:18px;background:#f6f8fa;
-margin:2px 0;flex:1}.row{display:flex;align-items:center;gap:.6em}.label{width:16em;
+margin:2px 0;flex:1}.row{display:flex;align-items:center;gap:.6em}.label{width:22em;
 white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.bar{position:absolute;top:3px;
 height:12px;border-radius:2px;min-width:3px}.bar.SUCCESS{background:#2da44e}
 .bar.FAILED{background:#cf222e}.bar.RECLAIMED{background:#bf8700}.bar.RUNNING{background:#0969da}
@@ -116,7 +117,7 @@ class Pages:
         runs = recent_runs(self.store, TIMELINE_RUNS)
         body = (
             f"<p class=muted>{escape(self.store.display)} · database time "
-            f"{now.isoformat(timespec='seconds')} · refreshes every {self.refresh}s</p>"
+            f"{when(now)} · refreshes every {self.refresh}s</p>"
             f"<h2>Pipelines</h2>{self.pipeline_table(views)}"
             f"<h2>Recent runs</h2>{timeline(runs, now)}"
         )
@@ -131,11 +132,11 @@ class Pages:
         for v in views:
             expiry = "-"
             if v.expires_in is not None:
-                expiry = (
-                    f'<span class="badge">STALE</span> expired {-v.expires_in:.0f}s ago'
-                    if v.stale
-                    else f"in {v.expires_in:.0f}s"
-                )
+                expiry = f"in {age_text(v.expires_in)}"
+                if v.stale:
+                    expiry = (
+                        f'<span class="badge">STALE</span> expired {age_text(-v.expires_in)} ago'
+                    )
             cells = [
                 f'<a href="{self.link("/pipeline/" + quote(v.pipeline, safe=""))}">'
                 f"{escape(v.pipeline)}</a>",
@@ -161,17 +162,23 @@ class Pages:
                 str(r.token),
                 escape(r.kind),
                 f'<span class="{r.status}">{r.status}</span>',
-                r.started.isoformat(timespec="seconds"),
-                "-" if r.ended is None else r.ended.isoformat(timespec="seconds"),
+                when(r.started),
+                "-" if r.ended is None else when(r.ended),
                 escape(r.holder),
                 f"{known(r.exit_code)} {known(r.tap_exit_code)}/{known(r.target_exit_code)}",
                 counts,
-                escape(r.error),
+                f'<span class="error">{escape(r.error)}</span>',
             ]
             rows.append(row_html("td", cells))
         table = f"<table id=runs>{head}{''.join(rows)}</table>" if runs else "<p>(no runs)</p>"
-        back = f'<p><a href="{self.link("/")}">All pipelines</a></p>'
-        return page(f"Pipeline {pipeline}", back + table, self.refresh)
+        now, views = pipelines(self.store)
+        lease = "".join(
+            f"<p>Lease: {lease_text(v)} · bookmark age {age_text(v.bookmark_age)}</p>"
+            for v in views
+            if v.pipeline == pipeline
+        )
+        back = f'<p><a href="{self.link("/")}">All pipelines</a> · database time {when(now)}</p>'
+        return page(f"Pipeline {pipeline}", back + lease + table, self.refresh)
 
 
 def timeline(runs: list[RunView], now: datetime) -> str:
@@ -208,7 +215,9 @@ def timeline(runs: list[RunView], now: datetime) -> str:
             f'<span class="label">{escape(label)} <span class="{r.status}">{state}</span></span>'
             f'<div class="lane">{"".join(parts)}</div></div>'
         )
-    axis = f"{start.isoformat(timespec='seconds')} → {now.isoformat(timespec='seconds')}"
+    axis = (
+        f"{when(start)} → {when(now)} (bars: start to end or last heartbeat; tick: last heartbeat)"
+    )
     return f'<div class="timeline" id=timeline><p class=muted>{axis}</p>{"".join(lanes)}</div>'
 
 
@@ -233,6 +242,18 @@ def age_text(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def lease_text(view: PipelineView) -> str:
+    if view.holder is None or view.expires_in is None:
+        return "free"
+    if view.stale:
+        return f"held by {escape(view.holder)}, STALE: expired {age_text(-view.expires_in)} ago"
+    return f"held by {escape(view.holder)}, expires in {age_text(view.expires_in)}"
 
 
 def known(value: int | None) -> str:
