@@ -26,6 +26,8 @@ from state_service.report import read_bookmark
 from state_service.store import Store
 
 EXIT_DATABASE = 3
+# A grandchild that keeps a plugin's stderr open must not hold the run's end up for long.
+RELAY_DRAIN_SECONDS = 5.0
 EXIT_LEASE_LOST = 4
 
 
@@ -197,7 +199,7 @@ def _pipe(
     error = _store_states(store, lease, target_proc.stdout, children, progress)
     tap_code, target_code = tap_proc.wait(), target_proc.wait()
     for relay in relays:
-        relay.join()
+        relay.join(RELAY_DRAIN_SECONDS)
     if error is None and (tap_code or target_code):
         error = f"tap exited with {tap_code}, target exited with {target_code}"
     return Outcome(target_code or tap_code or (1 if error else 0), error, tap_code, target_code)
@@ -291,7 +293,10 @@ def _finish(
         return EXIT_DATABASE
     if outcome.error:
         print(f"state-service: run {lease.run_id} failed: {outcome.error}", file=sys.stderr)
-    prune(store, retention, lease.pipeline)
+    try:
+        prune(store, retention, lease.pipeline)
+    except DatabaseUnavailable as exc:  # the run is recorded; the history waits for the next
+        print(f"state-service: bookmark history not pruned: {exc}", file=sys.stderr)
     return outcome.exit_code
 
 

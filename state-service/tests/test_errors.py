@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from state_service import lease as leases
 from state_service.errors import DatabaseUnavailable
@@ -104,3 +105,17 @@ def test_database_errors_carry_no_sql_or_parameters(svc) -> None:
     proc = svc.cli("run", name, "--", "true")
     assert proc.returncode == 3 and "INSERT" not in proc.stderr and name not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("svc", ["postgresql"], indirect=True)
+def test_a_run_failed_by_the_database_stores_no_sql(svc) -> None:
+    """The run's bookmark read times out behind a lock: the stored error is class + message."""
+    Store(svc.url).dispose()
+    with psycopg.connect(svc.url.replace("+psycopg", "")) as locker:
+        locker.execute("LOCK TABLE state_service_bookmarks IN ACCESS EXCLUSIVE MODE")
+        proc = svc.cli("--statement-timeout", "1", "run", "p", *svc.FAST, *svc.singer())
+    assert proc.returncode == 1, proc.stderr
+    [run] = svc.runs("p")
+    assert run["status"] == "FAILED"
+    assert "QueryCanceled: canceling statement due to statement timeout" in run["error"], run
+    assert "SELECT" not in run["error"] and "state_service_bookmarks" not in run["error"], run
