@@ -100,18 +100,22 @@ def singer_state(store: Store) -> object:
     return None if stored is None else json.loads(stored)["completed"]["singer_state"]
 
 
-def paused_meltano_run(
-    workdir: Path, url: str, store: Store, go_on: Path, first_bookmark: dict[str, object]
-) -> subprocess.Popen[str]:
-    """A `meltano run` that stores its first bookmark, then waits until `go_on` exists."""
-    slow = subprocess.Popen(
+def spawn_meltano_run(workdir: Path, url: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [script("meltano"), "run", "tap-counter", "target-echo"],
         cwd=workdir,
-        env=meltano_env(url, COUNTER_TAP_WAIT=str(go_on)),
+        env=meltano_env(url, **extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def paused_meltano_run(
+    workdir: Path, url: str, store: Store, go_on: Path, first_bookmark: dict[str, object]
+) -> subprocess.Popen[str]:
+    """A `meltano run` that stores its first bookmark, then waits until `go_on` exists."""
+    slow = spawn_meltano_run(workdir, url, COUNTER_TAP_WAIT=str(go_on))
     for _ in range(600):  # a guard against hanging, not a timing assertion
         if singer_state(store) == first_bookmark:
             return slow
@@ -193,14 +197,7 @@ def test_a_run_whose_bookmark_was_replaced_after_it_read_it_writes_nothing(
     workdir, url = project
     store = Store(url)
     hold = workdir / "hold"
-    late = subprocess.Popen(
-        [script("meltano"), "run", "tap-counter", "target-echo"],
-        cwd=workdir,
-        env=meltano_env(url, COUNTER_TAP_HOLD=str(hold)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    late = spawn_meltano_run(workdir, url, COUNTER_TAP_HOLD=str(hold))
     try:
         for _ in range(600):  # a guard against hanging: the tap starts once state was read
             if (workdir / "hold.ready").exists() or late.poll() is not None:

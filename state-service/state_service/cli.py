@@ -33,6 +33,12 @@ def db_option(func: F) -> F:
     )(func)
 
 
+def setting(name: str, default: float, help_text: str) -> Callable[[F], F]:
+    """A group option with its STATE_SERVICE_* environment variable (--a-b: STATE_SERVICE_A_B)."""
+    env = "STATE_SERVICE_" + name.removeprefix("--").replace("-", "_").upper()
+    return click.option(name, envvar=env, default=default, show_default=True, help=help_text)
+
+
 def open_store(
     ctx: click.Context, sub_db: str | None, *, read_only: bool = False
 ) -> tuple[Store, str]:
@@ -72,33 +78,21 @@ class Cli(click.Group):
     show_default=True,
     help="SQLAlchemy URL of the state database.",
 )
-@click.option(
-    "--connect-timeout",
-    envvar="STATE_SERVICE_CONNECT_TIMEOUT",
-    default=Timeouts.connect,
-    show_default=True,
-    help="Seconds to wait for the database to accept a connection.",
-)
-@click.option(
+@setting("--connect-timeout", Timeouts.connect, "Seconds to wait for the database to connect.")
+@setting(
     "--statement-timeout",
-    envvar="STATE_SERVICE_STATEMENT_TIMEOUT",
-    default=Timeouts.statement,
-    show_default=True,
-    help="Seconds one statement may take (or wait for a lock) before it fails.",
+    Timeouts.statement,
+    "Seconds one statement may take (or wait for a lock) before it fails.",
 )
-@click.option(
+@setting(
     "--history-keep",
-    envvar="STATE_SERVICE_HISTORY_KEEP",
-    default=Retention.keep,
-    show_default=True,
-    help="Bookmark history: newest writes kept per pipeline after each run (0: all).",
+    Retention.keep,
+    "Bookmark history: newest writes kept per pipeline after each run (0: all).",
 )
-@click.option(
+@setting(
     "--history-days",
-    envvar="STATE_SERVICE_HISTORY_DAYS",
-    default=Retention.days,
-    show_default=True,
-    help="Bookmark history: writes older than this go after each run (0: never).",
+    Retention.days,
+    "Bookmark history: writes older than this go after each run (0: never).",
 )
 @click.option("--debug", is_flag=True, envvar="STATE_SERVICE_DEBUG", help="Tracebacks on errors.")
 @click.pass_context
