@@ -3,6 +3,7 @@ fenced-out run stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from state_service import lease as leases
 from state_service.report import read_bookmark, run_history
@@ -100,6 +102,14 @@ def singer_state(store: Store) -> object:
     return None if stored is None else json.loads(stored)["completed"]["singer_state"]
 
 
+def kill_tree(proc: subprocess.Popen[str]) -> None:
+    """Meltano and the plugins it started (a paused tap would otherwise wait forever)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in [*psutil.Process(proc.pid).children(recursive=True), proc]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
 def spawn_meltano_run(workdir: Path, url: str, **extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [script("meltano"), "run", "tap-counter", "target-echo"],
@@ -122,7 +132,7 @@ def paused_meltano_run(
         if slow.poll() is not None:
             raise AssertionError("the slow run ended before its first bookmark")
         time.sleep(0.2)
-    slow.kill()
+    kill_tree(slow)
     raise AssertionError("the slow run stored no bookmark within two minutes")
 
 
@@ -150,7 +160,7 @@ def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Pa
             assert slow.returncode == 0, out[-3000:]
         finally:
             if slow.poll() is None:
-                slow.kill()
+                kill_tree(slow)
                 slow.communicate()
         assert singer_state(store) == counter(13)
         runs = [(r["kind"], r["status"]) for r in reversed(run_history(store, STATE_ID, 10))]
@@ -179,7 +189,7 @@ def test_meltano_run_that_loses_its_lease_stops_and_writes_nothing(
         out, _ = slow.communicate(timeout=120)
     finally:
         if slow.poll() is None:
-            slow.kill()
+            kill_tree(slow)
             slow.communicate()
     assert slow.returncode != 0, out[-3000:]
     assert "lost its lease" in out, out[-3000:]
@@ -210,7 +220,7 @@ def test_a_run_whose_bookmark_was_replaced_after_it_read_it_writes_nothing(
         out, _ = late.communicate(timeout=120)
     finally:
         if late.poll() is None:
-            late.kill()
+            kill_tree(late)
             late.communicate()
     assert late.returncode == 3, out[-3000:]
     assert "the bookmark this process started from was replaced" in out, out[-3000:]

@@ -198,9 +198,21 @@ def _url_from(uri: str, setting: str | None) -> str:
 
 def _refuse(exc: StateServiceError) -> t.NoReturn:
     """End Meltano with the one line that says why. Meltano wraps any exception a backend
-    raises in its own error and prints a traceback; SystemExit is the one way past that."""
+    raises in its own error and prints a traceback; SystemExit is the one way past that (inside
+    `meltano run` Meltano still stops its plugins on the way out)."""
     print(f"state-service: {exc}", file=sys.stderr, flush=True)
+    sys.unraisablehook = _quiet_closed_loop
     raise SystemExit(EXIT_REFUSED)
+
+
+def _quiet_closed_loop(unraisable: t.Any) -> None:
+    """After a refusal, asyncio subprocess transports that Meltano's run left to the garbage
+    collector complain that their event loop is closed; that is noise, anything else is not."""
+    if not (
+        isinstance(unraisable.exc_value, RuntimeError)
+        and str(unraisable.exc_value) == "Event loop is closed"
+    ):
+        sys.__unraisablehook__(unraisable)
 
 
 def _stop_this_process(message: str) -> None:
