@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from state_service import lease as leases
 from state_service.history import history_count
 
 
@@ -13,15 +14,18 @@ def counter(n: int) -> dict[str, object]:
     return {"bookmarks": {"counter": {"n": n, "label": "tap"}}}
 
 
-def set_state(svc, n: int, *options: str) -> None:
-    proc = svc.cli(*options, "state", "set", "p", "-", stdin=json.dumps(counter(n)))
-    assert proc.returncode == 0, proc.stderr
+def set_state(svc, n: int) -> None:
+    """An edit through the package API (quicker than the CLI; retention is the CLI's job)."""
+    edit = leases.start(svc.store, "p", lease_seconds=60, kind="edit")
+    leases.finish(svc.store, edit, exit_code=0, final_state=json.dumps(counter(n)))
 
 
 @pytest.mark.parametrize("svc", ["sqlite"], indirect=True)  # the pruning SQL runs on both below
 def test_each_run_keeps_the_newest_writes_only(svc) -> None:
-    for n in range(5):
-        set_state(svc, n, "--history-keep", "3")
+    for n in range(4):
+        set_state(svc, n)
+    edit = svc.cli("--history-keep", "3", "state", "set", "p", "-", stdin=json.dumps(counter(4)))
+    assert edit.returncode == 0, edit.stderr
     assert history_count(svc.store, "p") == 3
     assert svc.bookmark("p") == counter(4)
     run = svc.cli("--history-keep", "2", "run", "p", *svc.FAST, *svc.singer())
@@ -31,9 +35,8 @@ def test_each_run_keeps_the_newest_writes_only(svc) -> None:
 
 
 def test_prune_by_count_and_by_age_keeps_the_newest_write(svc) -> None:
-    for n in range(4):
+    for n in [*range(4), 9]:
         set_state(svc, n)
-    set_state(svc, 9, "--history-keep", "0", "--history-days", "0")  # no limits: all kept
     assert history_count(svc.store, "p") == 5
     pruned = svc.cli("prune", "p", "--keep", "3")
     assert pruned.returncode == 0 and "2 bookmark history rows pruned" in pruned.stdout
