@@ -226,3 +226,15 @@ def test_a_run_whose_bookmark_was_replaced_after_it_read_it_writes_nothing(
     assert "the bookmark this process started from was replaced" in out, out[-3000:]
     assert singer_state(store) == counter(20)
     store.dispose()
+
+
+@pytest.mark.parametrize("project", ["sqlite"], indirect=True)
+def test_an_unreachable_state_database_ends_meltano_in_one_line(project: tuple[Path, str]) -> None:
+    workdir, _ = project
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # nothing listens there once closed
+    proc = meltano(workdir, f"postgresql://bob:hunter2@127.0.0.1:{port}/st", "state", "list")
+    assert_refused_in_one_line(
+        proc, f"state database postgresql+psycopg://bob:***@127.0.0.1:{port}"
+    )
+    assert "hunter2" not in proc.stdout + proc.stderr

@@ -130,7 +130,10 @@ class StateServiceStoreManager(StateStoreManager):
         self.url = _url_from(uri, database_url)
         self.lease_seconds = float(lease_seconds or 60)
         self.heartbeat_seconds = float(heartbeat_seconds or 10)
-        self.store = Store(self.url)
+        try:
+            self.store = Store(self.url)
+        except StateServiceError as exc:  # e.g. an unreachable database: one line, exit 3
+            _refuse(exc)
 
     def close(self) -> None:
         self.store.dispose()
@@ -183,7 +186,10 @@ class StateServiceStoreManager(StateStoreManager):
 
     def get_state_ids(self, pattern: str | None = None) -> Iterator[str]:
         like = pattern.replace("*", "%") if pattern else None
-        return iter(pipelines_with_bookmarks(self.store, like))
+        try:
+            return iter(pipelines_with_bookmarks(self.store, like))
+        except StateServiceError as exc:
+            _refuse(exc)
 
     @contextmanager
     def acquire_lock(self, state_id: str, *, retry_seconds: float) -> Iterator[None]:
