@@ -59,13 +59,12 @@ class StreamProgress:
     counted_at: float = field(default_factory=time.monotonic)
 
     def line(self, stream: str) -> str:
-        records = self.tap_records or 0
-        rate = records / max(self.counted_at - self.started, 1e-3)
-        committed = "-" if self.target_rows is None else str(self.target_rows)
-        return (
-            f"{stream}: {records} records ({rate:.0f}/s), target {committed}, "
-            f"bookmark {self.bookmark}"
-        )
+        records = "? records"  # a tap that logs no record_count metrics
+        if self.tap_records is not None:
+            rate = self.tap_records / max(self.counted_at - self.started, 1e-3)
+            records = f"{self.tap_records} records ({rate:.0f}/s)"
+        committed = "?" if self.target_rows is None else str(self.target_rows)
+        return f"{stream}: {records}, target {committed}, bookmark {self.bookmark}"
 
 
 class Progress:
