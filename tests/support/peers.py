@@ -1,8 +1,8 @@
 """Third-party Singer plugins from PyPI, each in its own venv under `.peers/` (git-ignored).
 
-A venv is built once with the repo's `.venv/bin/uv` and reused by later runs; building it
-prints what it installed and how long it took, so the first run's cost shows in the test
-output. A failed install fails the test with the command to run by hand, never a skip.
+A venv is built once with the repo's `.venv/bin/uv` and reused by later runs; the end of the
+test output says, per peer, whether it was installed (and how long that took) or reused. A
+failed install fails the test with the command to run by hand, never a skip.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from tests.support.postgres import REPO_ROOT
 
 PEERS_DIR = REPO_ROOT / ".peers"
 UV = REPO_ROOT / ".venv" / "bin" / "uv"
+# What this session did per peer, printed at the end of the run (conftest.py).
+REPORT: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ def peer_script(peer: Peer, *, python: str = sys.executable) -> str:
     script = peer.venv / "bin" / peer.script
     stamp = peer.venv / ".installed"
     if stamp.exists() and script.exists():
+        REPORT.setdefault(peer.requirement, "cached venv reused")
         return str(script)
     if not UV.exists():
         pytest.fail(f"{UV} is missing: run `make install` first.", pytrace=False)
@@ -75,10 +78,7 @@ def peer_script(peer: Peer, *, python: str = sys.executable) -> str:
     if not script.exists():
         pytest.fail(f"{peer.requirement} installed no `{peer.script}` script", pytrace=False)
     stamp.touch()
-    # Visible with pytest's -ra/-s or in the captured output of a failing test.
-    print(
-        f"peers: installed {peer.requirement} into {peer.venv} in "
-        f"{time.monotonic() - began:.1f}s (cached for later runs)",
-        file=sys.stderr,
+    REPORT[peer.requirement] = (
+        f"installed from PyPI in {time.monotonic() - began:.1f}s (first run; cached in {peer.venv})"
     )
     return str(script)

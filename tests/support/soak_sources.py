@@ -68,11 +68,16 @@ class Sources:
 
     def truth(self, source: str) -> dict[str, Any]:
         if source == "jira":
-            return {k: v for k, v in self.jira.live_issues().items()}
-        out: dict[str, Any] = {}
-        for item in scan_items(self.stack.dynamodb(), TABLE):
-            out[item["pk"]["S"]] = tuple(_ddb_value(item.get(name)) for name in ("n", "i", "s"))
-        return out
+            return dict(self.jira.live_issues())
+        return dynamodb_rows(self.stack, TABLE)
+
+
+def dynamodb_rows(stack: Stack, table: str) -> dict[str, tuple[Any, ...]]:
+    """``{pk: (n, i, s)}`` of a DynamoDB table, read with a consistent scan."""
+    return {
+        item["pk"]["S"]: tuple(_ddb_value(item.get(name)) for name in ("n", "i", "s"))
+        for item in scan_items(stack.dynamodb(), table)
+    }
 
 
 def _ddb_value(attribute: dict[str, str] | None) -> Any:
