@@ -27,6 +27,7 @@ from tests.emulators.dynamodb_streams import Faults, Stack
 from tests.emulators.jira import JiraEmulator
 from tests.emulators.jira.harness import issues_only_catalog
 from tests.support.cli import BIN, script
+from tests.support.composition import write_json
 from tests.support.dynamodb import random_writes, running_stack, scan_items
 from tests.support.postgres import PgServer
 from tests.support.soak import HEARTBEAT_SECONDS, LEASE_SECONDS, Pipeline
@@ -141,11 +142,6 @@ def running_sources(seed: int, jira_issues: int) -> Iterator[Sources]:
             thread.join()
 
 
-def _write(path: Path, data: object) -> str:
-    path.write_text(json.dumps(data))
-    return str(path)
-
-
 def _target_config(db: PgServer, source: str, schema: str) -> dict[str, Any]:
     # Small batches: several commits (and STATE lines) per run, so kills land between them.
     return {
@@ -167,14 +163,14 @@ def state_service_pipeline(
     tap = [
         script(TAPS[source]),
         "--config",
-        _write(workdir / f"{schema}-tap.json", sources.tap_config(source)),
+        write_json(workdir / f"{schema}-tap.json", sources.tap_config(source)),
     ]
     if (catalog := _catalog(sources, source)) is not None:
-        tap += ["--catalog", _write(workdir / f"{schema}-catalog.json", catalog)]
+        tap += ["--catalog", write_json(workdir / f"{schema}-catalog.json", catalog)]
     target = [
         script(TARGET),
         "--config",
-        _write(workdir / f"{schema}-target.json", _target_config(db, source, schema)),
+        write_json(workdir / f"{schema}-target.json", _target_config(db, source, schema)),
     ]
     argv = [
         script("state-service"),
@@ -213,7 +209,7 @@ def meltano_pipelines(
             "config": sources.tap_config(source),
         }
         if (catalog := _catalog(sources, source)) is not None:
-            plugin["catalog"] = _write(project / f"{source}-catalog.json", catalog)
+            plugin["catalog"] = write_json(project / f"{source}-catalog.json", catalog)
         extractors.append(plugin)
     meltano_yml = {
         "default_environment": "dev",
@@ -251,7 +247,10 @@ def meltano_pipelines(
             env[f"TARGET_POSTGRES_ATOMIC_{key.upper()}"] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
             )
-        argv = [script("meltano"), "run", tap, TARGET]
+        # --force skips Meltano's own check of its local system database, which holds a
+        # killed `meltano run` as running for 5 minutes; the state-service lease still refuses
+        # a second live run (and lets one in as soon as a dead run's lease expires).
+        argv = [script("meltano"), "run", "--force", tap, TARGET]
         state_id = f"dev:{tap}-to-{TARGET}"
         pipelines.append(
             Pipeline(
