@@ -66,7 +66,7 @@ class Source:
         if self.jira is not None:
             self.jira.dataset.churn(edits=5, deletes=0, moves=1, creates=3)
         else:
-            random_writes(self.stack.dynamodb(), TABLE, 40, keys=30, rng=_rng())
+            random_writes(self.stack.dynamodb(), TABLE, 40, keys=30, rng=random.Random(12))
 
     def truth(self) -> dict[str, tuple[Any, ...]]:
         if self.jira is not None:
@@ -104,10 +104,6 @@ def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def _rng() -> random.Random:
-    return random.Random(11)
-
-
 @pytest.fixture(params=["jira", "dynamodb"])
 def source(request: pytest.FixtureRequest) -> Iterator[Source]:
     if request.param == "jira":
@@ -116,7 +112,7 @@ def source(request: pytest.FixtureRequest) -> Iterator[Source]:
         return
     with running_stack() as stack:
         stack.create_table(TABLE)
-        random_writes(stack.dynamodb(), TABLE, 80, keys=30, rng=_rng())
+        random_writes(stack.dynamodb(), TABLE, 80, keys=30, rng=random.Random(11))
         yield Source("dynamodb", TABLE, stack=stack)
 
 
