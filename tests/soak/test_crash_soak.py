@@ -41,6 +41,7 @@ def crash_soak(
     seed: int,
     kills: int,
     jira_issues: int,
+    delete_new_issues: bool,
     capsys: pytest.CaptureFixture[str],
 ) -> Figures:
     with capsys.disabled():
@@ -53,7 +54,7 @@ def crash_soak(
     store = Store(state_url)
     problems: list[str] = []
     try:
-        with running_sources(seed, jira_issues) as sources:
+        with running_sources(seed, jira_issues, delete_new_issues) as sources:
             pipelines: list[Pipeline] = [
                 state_service_pipeline(sources, source, db, state_url, workdir)
                 for source in ("jira", "dynamodb")
@@ -96,7 +97,11 @@ def test_short_crash_soak(
     pg_db: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed = int(os.environ.get("SOAK_SEED", "20261129"))
-    figures = crash_soak(pg_db, tmp_path, seed, kills=6, jira_issues=120, capsys=capsys)
+    # Only issues that existed before the soak are deleted here: deleting one created during
+    # it hits a known tap-jira-safe bug (tests/test_crash_findings.py) that the long run shows.
+    figures = crash_soak(
+        pg_db, tmp_path, seed, kills=6, jira_issues=120, delete_new_issues=False, capsys=capsys
+    )
     wrappers = {key.split("/")[0] for key in figures.kills}
     assert wrappers == {"state-service", "meltano"}
 
@@ -107,5 +112,7 @@ def test_long_crash_soak(
     pg_db: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed = int(os.environ.get("SOAK_SEED", str(time.time_ns() % 1_000_000)))
-    figures = crash_soak(pg_db, tmp_path, seed, kills=36, jira_issues=300, capsys=capsys)
+    figures = crash_soak(
+        pg_db, tmp_path, seed, kills=36, jira_issues=300, delete_new_issues=True, capsys=capsys
+    )
     assert len(figures.kills) == 6  # every victim under every wrapper
