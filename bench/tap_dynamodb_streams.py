@@ -239,14 +239,6 @@ def throughput(work: Path, peer_python: Path | None, events: int) -> list[str]:
         if len(rates) == 2:
             ours, theirs = rates.values()
             rows.append(f"\nThroughput ratio (ours / peer): **{ours / theirs:.2f}x**")
-            peer_name = list(rates)[1]
-            figure(
-                COMPONENT,
-                f"{events:,} events, events/s",
-                peer_name,
-                ours,
-                theirs,
-                higher_is_better=True,
             )
     finally:
         stack.stop()
