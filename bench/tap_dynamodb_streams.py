@@ -239,7 +239,6 @@ def throughput(work: Path, peer_python: Path | None, events: int) -> list[str]:
         if len(rates) == 2:
             ours, theirs = rates.values()
             rows.append(f"\nThroughput ratio (ours / peer): **{ours / theirs:.2f}x**")
-            )
     finally:
         stack.stop()
     return rows
