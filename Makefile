@@ -35,8 +35,9 @@ lint: install
 soak: install
 	RUN_SOAK=1 $(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
 
+BENCH_ARGS ?=
 bench: install
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .meltano .mypy_cache .ruff_cache .pytest_cache

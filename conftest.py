@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import peers
 from tests.support.postgres import PgServer, find_server, fresh_database
 
 
@@ -15,8 +16,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="soak test: run with `make soak`")
     for item in items:
-        if "soak" in item.keywords:
+        if item.get_closest_marker("soak"):  # not `keywords`: tests/soak/ itself is one
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The first run pays for the peers' venvs: say so, so the time is not a mystery."""
+    if peers.REPORT:
+        terminalreporter.write_sep("-", "third-party peers (.peers/)")
+        for requirement, what in sorted(peers.REPORT.items()):
+            terminalreporter.write_line(f"{requirement}: {what}")
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,7 @@ from state_service.meltano_backend import StateServiceStoreManager  # noqa: E402
 from state_service.runner import lease_env  # noqa: E402
 from state_service.store import Store  # noqa: E402
 
+from bench.figures import figure  # noqa: E402
 from tests.support.postgres import create_database, drop_database, find_server  # noqa: E402
 
 STATE = {
@@ -122,6 +123,14 @@ def report(name: str, lease: dict[str, float], updates: dict[str, list[float]]) 
     print(
         f"| state updates/s ({len(ours)} each) | {ours_rate:.0f} | {their_rate:.0f}"
         f" | {ours_rate / their_rate:.2f}x (ours / Meltano) |"
+    )
+    figure(
+        "state-service",
+        f"state updates/s via StateStoreManager.update, {name}",
+        "Meltano systemdb",
+        ours_rate,
+        their_rate,
+        higher_is_better=True,
     )
 
 

@@ -31,6 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.figures import figure  # noqa: E402
 from tests.emulators.dynamodb_streams import Faults, Stack, start_stack  # noqa: E402
 from tests.emulators.dynamodb_streams.feed import CREDENTIALS  # noqa: E402
 from tests.support.cli import BIN  # noqa: E402
@@ -39,6 +40,7 @@ PEER_VENV = REPO / "bench" / ".venvs" / "tap-dynamodb"
 PEER_PACKAGE = "tap-dynamodb"
 SHIM = REPO / "bench" / "peers" / "tap_dynamodb_shim.py"
 TABLE = "bench_events"
+COMPONENT = "tap-dynamodb-streams"
 MEASURE = (
     "import resource, subprocess, sys, time; t = time.perf_counter(); "
     "rc = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], 'w')).returncode; "
@@ -262,6 +264,7 @@ def completeness(work: Path, peer_python: Path | None, writes: int) -> list[str]
             if scenario != "open shards":
                 stack.streams.split(TABLE)
             append_writes(stack, half, writes - half)
+            missed_by: dict[str, int] = {}
             for tap in taps:
                 if scenario == "split + iterator expiry":
                     stack.streams.set_faults(Faults(stall_first_get_records=1))
@@ -269,9 +272,14 @@ def completeness(work: Path, peer_python: Path | None, writes: int) -> list[str]
                 stack.streams.set_faults(Faults())
                 seen = {int(r["w"]) for r in records if r.get("w") is not None}
                 missed = writes - len(seen & set(range(writes)))
+                missed_by[tap.name] = missed
                 rows.append(
                     f"| {scenario} | {tap.name} | {writes} | {len(records)} | {missed} | {rc} |"
                 )
+            if len(missed_by) == 2:
+                (_, ours), (peer_name, theirs) = missed_by.items()
+                measure = f"events missed of {writes}: {scenario}"
+                figure(COMPONENT, measure, peer_name, ours, theirs, higher_is_better=False)
         finally:
             stack.stop()
     return rows

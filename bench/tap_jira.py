@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from tap_jira_safe.timeutil import parse_jira_time  # noqa: E402
 
+from bench.figures import figure  # noqa: E402
 from tests.emulators.jira import JiraEmulator  # noqa: E402
 from tests.emulators.jira.harness import issues_only_catalog  # noqa: E402
 from tests.support.cli import BIN  # noqa: E402
@@ -283,6 +284,13 @@ def report(opts: argparse.Namespace, results: list[Result]) -> None:
             f"\nwall time ours/peer: {ours.wall_s / peer.wall_s:.2f}; "
             f"requests ours/peer: {ours.requests / max(peer.requests, 1):.2f}"
         )
+        size = f"{opts.issues:,} issues"
+        for measure, mine, theirs in (
+            (f"{size}, wall s", ours.wall_s, peer.wall_s),
+            (f"{size}, requests", ours.requests, peer.requests),
+            (f"{size}, issues missed", ours.missed, peer.missed),
+        ):
+            figure("tap-jira-safe", measure, peer.name, mine, theirs, higher_is_better=False)
     ours = results[0]
     if ours.retry_after_served_s:
         assert ours.waited_429_s is not None

@@ -29,6 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.figures import figure  # noqa: E402
 from tests.support.postgres import PgServer, create_database, drop_database, find_server  # noqa: E402
 
 OUT = REPO / "bench" / "out"
@@ -332,6 +333,15 @@ def main() -> int:
             f"| {r.name} | {r.seconds:.2f} | {r.rows / r.seconds:,.0f} | "
             f"{r.rss_kib / 1024:.0f} | {ratio} |"
         )
+        if ours and r is not ours:
+            figure(
+                "target-postgres-atomic",
+                f"load {args.rows:,} records, s",
+                r.name,
+                ours.seconds,
+                r.seconds,
+                higher_is_better=False,
+            )
     return 0
 
 

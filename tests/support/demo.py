@@ -18,7 +18,9 @@ from tests.support.cli import BIN, about
 from tests.support.postgres import REPO_ROOT, PgServer, find_server
 
 PLUGINS = ("tap-jira-safe", "tap-dynamodb-streams", "target-postgres-atomic")
-DEMO_DATABASE = "safe_singer_demo"
+NAME_ENV = "DEMO_DATABASE"
+DEMO_DATABASE = os.environ.get(NAME_ENV, "safe_singer_demo")
+DEMO_MARK = "created by `make demo` of safe-singer; dropped and re-created by each demo run"
 WORKDIR = REPO_ROOT / ".emulators" / "demo"
 
 
@@ -26,14 +28,42 @@ def step(title: str) -> None:
     print(f"\n==> {title}", flush=True)
 
 
-def demo_database(admin: PgServer) -> PgServer:
-    """A database of the demo's own, emptied at each run so the output shows this run."""
+class DemoDatabaseError(RuntimeError):
+    """The demo's database name is taken by a database the demo did not create."""
+
+
+def demo_database(admin: PgServer, name: str = DEMO_DATABASE) -> PgServer:
+    """A database of the demo's own, emptied at each run so the output shows this run.
+
+    The demo marks the database it creates with a comment and drops a database of that name
+    only when the mark is there; someone else's database is never touched (nor its sessions:
+    no FORCE, so a database still in use stops the demo with a message instead).
+    """
     with psycopg.connect(admin.conninfo(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (name,),
+        ).fetchone()
+        if row is not None:
+            if row[0] != DEMO_MARK:
+                raise DemoDatabaseError(
+                    f"database {name!r} exists and was not created by `make demo`: it is left "
+                    f"alone. Drop it yourself, or pick another name with {NAME_ENV}=..."
+                )
+            try:
+                conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+            except psycopg.errors.ObjectInUse as exc:
+                raise DemoDatabaseError(
+                    f"database {name!r} (the demo's own) is in use by another session; "
+                    "close it and run the demo again"
+                ) from exc
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DEMO_DATABASE))
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(DEMO_MARK)
+            )
         )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DATABASE)))
-    return admin.with_database(DEMO_DATABASE)
+    return admin.with_database(name)
 
 
 def meltano_env(server: PgServer) -> dict[str, str]:
@@ -93,7 +123,11 @@ def main() -> int:
     step("PostgreSQL")
     admin = find_server()
     print(f"using {admin.origin}: {admin.url()}")
-    server = demo_database(admin)
+    try:
+        server = demo_database(admin)
+    except DemoDatabaseError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
     print(f"demo database: {server.dbname}")
     WORKDIR.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,278 @@
+"""The soak's two sources and its pipelines: each source under `state-service run` and under
+`meltano run`, each pipeline into its own schema of one PostgreSQL database.
+
+Jira: the emulator, other users editing, moving, creating and deleting issues while a sync
+pages (`churn_every_searches`) and between runs. DynamoDB: moto + our Streams endpoint, random
+puts, updates and deletes between runs and from a writer thread during them, shard splits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from tests.emulators.dynamodb_streams import Faults, Stack
+from tests.emulators.jira import JiraEmulator
+from tests.emulators.jira.harness import issues_only_catalog
+from tests.support.cli import BIN, script
+from tests.support.composition import write_json
+from tests.support.dynamodb import random_writes, running_stack, scan_items
+from tests.support.postgres import PgServer
+from tests.support.soak import HEARTBEAT_SECONDS, LEASE_SECONDS, Pipeline
+
+TAPS = {"jira": "tap-jira-safe", "dynamodb": "tap-dynamodb-streams"}
+TARGET = "target-postgres-atomic"
+TABLE = "soak_orders"
+DDB_KEYS = 80
+_KINDS = {bool: "boolean", int: "integer"}
+
+
+@dataclass
+class Sources:
+    jira: JiraEmulator
+    stack: Stack
+    rng: random.Random
+    writer_on: threading.Event
+    seeded_issues: set[int]
+    delete_new_issues: bool
+
+    def change(self, source: str) -> None:
+        """What other users do between two runs."""
+        if source == "jira":
+            self.jira.dataset.churn(edits=4, deletes=0, moves=1, creates=2)
+            live = set(self.jira.dataset.issues)
+            pool = live if self.delete_new_issues else live & self.seeded_issues
+            if len(pool) > 1:
+                self.jira.dataset.delete_issue(self.rng.choice(sorted(pool)))
+        else:
+            random_writes(self.stack.dynamodb(), TABLE, 40, keys=DDB_KEYS, rng=self.rng)
+            if self.rng.random() < 0.2:
+                self.stack.streams.split(TABLE)
+
+    def quiesce(self) -> None:
+        """Stop changing the sources, so a last clean run can catch up with them."""
+        self.jira.settings.churn_every_searches = 0
+        self.writer_on.clear()
+
+    def tap_config(self, source: str) -> dict[str, Any]:
+        if source == "jira":
+            return self.jira.tap_config(
+                search_lag_seconds=0, lookback_minutes=1, page_size=10, reconcile_deletes=True
+            )
+        return self.stack.tap_config([TABLE], max_records_per_request=50)
+
+    def truth(self, source: str) -> dict[str, Any]:
+        if source == "jira":
+            return dict(self.jira.live_issues())
+        return dynamodb_rows(self.stack, TABLE)
+
+
+def dynamodb_rows(stack: Stack, table: str) -> dict[str, tuple[Any, ...]]:
+    """``{pk: (n, i, s)}`` of a DynamoDB table, read with a consistent scan."""
+    return {
+        item["pk"]["S"]: tuple(_ddb_value(item.get(name)) for name in ("n", "i", "s"))
+        for item in scan_items(stack.dynamodb(), table)
+    }
+
+
+def _ddb_value(attribute: dict[str, str] | None) -> Any:
+    if attribute is None:
+        return None
+    if "N" in attribute:
+        return Decimal(attribute["N"])
+    return attribute["S"]
+
+
+def loaded(db: PgServer, source: str, schema: str) -> dict[str, Any]:
+    """What a pipeline's table holds, in the shape of ``Sources.truth``."""
+    if source == "jira":
+        query = sql.SQL("SELECT id, updated FROM {}.issues WHERE _sdc_deleted_at IS NULL")
+    else:
+        query = sql.SQL("SELECT pk, n, i, s FROM {}." + TABLE)
+    with db.connect() as conn:
+        rows = conn.execute(query.format(sql.Identifier(schema))).fetchall()
+    if source == "jira":
+        return {str(i): round(u.timestamp() * 1000) for i, u in rows}
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def _writer(stack: Stack, rng: random.Random, on: threading.Event, stop: threading.Event) -> None:
+    client = stack.dynamodb()
+    while not stop.wait(0.3):
+        if on.is_set():
+            random_writes(client, TABLE, 3, keys=DDB_KEYS, rng=rng)
+
+
+@contextmanager
+def running_sources(seed: int, jira_issues: int, delete_new_issues: bool) -> Iterator[Sources]:
+    """The sources, changing; ``delete_new_issues`` lets Jira users delete issues created
+    during the soak too (tests/test_crash_findings.py: a known tap-jira-safe bug)."""
+    with ExitStack() as stack_of:
+        jira = stack_of.enter_context(
+            JiraEmulator(
+                issue_count=jira_issues,
+                seed=seed,
+                latency_ms=20,
+                churn_every_searches=3,
+                churn_edits=1,
+                churn_deletes=1 if delete_new_issues else 0,
+                churn_creates=1,
+            )
+        )
+        stack = stack_of.enter_context(
+            running_stack(Faults(empty_page_rate=0.1, throttle_rate=0.02, seed=seed))
+        )
+        stack.create_table(TABLE)
+        rng = random.Random(seed)
+        random_writes(stack.dynamodb(), TABLE, 150, keys=DDB_KEYS, rng=rng)
+        writer_on, stop = threading.Event(), threading.Event()
+        writer_on.set()
+        thread = threading.Thread(
+            target=_writer, args=(stack, random.Random(seed + 1), writer_on, stop), daemon=True
+        )
+        thread.start()
+        try:
+            seeded = set(jira.dataset.issues)
+            yield Sources(jira, stack, rng, writer_on, seeded, delete_new_issues)
+        finally:
+            stop.set()
+            thread.join()
+
+
+def _target_config(db: PgServer, source: str, schema: str) -> dict[str, Any]:
+    # Small batches: several commits (and STATE lines) per run, so kills land between them.
+    return {
+        **db.target_config(),
+        "default_target_schema": schema,
+        "batch_size_rows": 25,
+        "hard_delete": source == "dynamodb",
+    }
+
+
+def _catalog(sources: Sources, source: str) -> dict[str, Any] | None:
+    return issues_only_catalog() if source == "jira" else None
+
+
+def state_service_pipeline(
+    sources: Sources, source: str, db: PgServer, state_url: str, workdir: Path
+) -> Pipeline:
+    schema = f"{source}_statesvc"
+    tap = [
+        script(TAPS[source]),
+        "--config",
+        write_json(workdir / f"{schema}-tap.json", sources.tap_config(source)),
+    ]
+    if (catalog := _catalog(sources, source)) is not None:
+        tap += ["--catalog", write_json(workdir / f"{schema}-catalog.json", catalog)]
+    target = [
+        script(TARGET),
+        "--config",
+        write_json(workdir / f"{schema}-target.json", _target_config(db, source, schema)),
+    ]
+    argv = [
+        script("state-service"),
+        "--db",
+        state_url,
+        "run",
+        schema,
+        "--lease-seconds",
+        str(LEASE_SECONDS),
+        "--heartbeat-seconds",
+        str(HEARTBEAT_SECONDS),
+        "--tap",
+        shlex.join(tap),
+        "--target",
+        shlex.join(target),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATE_SERVICE_")}
+    return Pipeline(
+        source, "state-service", argv, env, workdir, schema, schema, TAPS[source], TARGET
+    )
+
+
+def meltano_pipelines(
+    sources: Sources, db: PgServer, state_url: str, workdir: Path
+) -> list[Pipeline]:
+    """Both sources as plugins of one throwaway Meltano project, state in state-service."""
+    project = workdir / "meltano-project"
+    project.mkdir()
+    extractors = []
+    for source, tap in TAPS.items():
+        plugin: dict[str, Any] = {
+            "name": tap,
+            "namespace": tap.replace("-", "_"),
+            "executable": script(tap),
+            "capabilities": ["catalog", "discover", "state", "about"],
+            "config": sources.tap_config(source),
+        }
+        if (catalog := _catalog(sources, source)) is not None:
+            plugin["catalog"] = write_json(project / f"{source}-catalog.json", catalog)
+        extractors.append(plugin)
+    meltano_yml = {
+        "default_environment": "dev",
+        "project_id": str(uuid.uuid4()),
+        "send_anonymous_usage_stats": False,
+        "environments": [{"name": "dev"}],
+        "state_backend": {
+            "uri": "statesvc://",
+            "statesvc": {"lease_seconds": LEASE_SECONDS, "heartbeat_seconds": HEARTBEAT_SECONDS},
+        },
+        "plugins": {
+            "extractors": extractors,
+            "loaders": [
+                {
+                    "name": TARGET,
+                    "namespace": "target_postgres_atomic",
+                    "executable": script(TARGET),
+                    "settings": [
+                        {"name": key, "kind": _KINDS.get(type(value), "string")}
+                        for key, value in _target_config(db, "jira", "x").items()
+                    ],
+                }
+            ],
+        },
+    }
+    (project / "meltano.yml").write_text(json.dumps(meltano_yml, indent=1))  # JSON is YAML
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("STATE_SERVICE_", "MELTANO_"))}
+    base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
+    base["MELTANO_STATE_BACKEND_STATESVC_DATABASE_URL"] = state_url
+    pipelines = []
+    for source, tap in TAPS.items():
+        schema = f"{source}_meltano"
+        env = dict(base)
+        for key, value in _target_config(db, source, schema).items():
+            env[f"TARGET_POSTGRES_ATOMIC_{key.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        # --force skips Meltano's own check of its local system database, which holds a
+        # killed `meltano run` as running for 5 minutes; the state-service lease still refuses
+        # a second live run (and lets one in as soon as a dead run's lease expires).
+        argv = [script("meltano"), "run", "--force", tap, TARGET]
+        state_id = f"dev:{tap}-to-{TARGET}"
+        pipelines.append(
+            Pipeline(
+                source,
+                "meltano",
+                argv,
+                env,
+                project,
+                state_id,
+                schema,
+                tap,
+                TARGET,
+                expected_seconds=10.0,
+            )
+        )
+    return pipelines
