@@ -11,12 +11,13 @@ from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
 
-from tap_jira_safe.client import JiraStream, StartAtPaginator, TokenPaginator
+from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, StartAtPaginator
 from tap_jira_safe.issues import IssuesStream
 from tap_jira_safe.site import probe
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 
 ANY_OBJECT = th.ObjectType(additional_properties=True)
+CHANGELOG_BULK = 1000  # issues per changelog/bulkfetch call (its documented maximum)
 
 
 class StartAtStream(JiraStream):
@@ -32,37 +33,64 @@ class StartAtStream(JiraStream):
 
 
 class ProjectsStream(StartAtStream):
+    """Cloud pages ``/project/search``; Server/DC lists every project at ``/project``."""
+
     name = "projects"
-    path = "/rest/api/3/project/search"
     primary_keys = ("id",)
-    records_jsonpath = "$.values[*]"
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("key", th.StringType),
         th.Property("name", th.StringType),
         th.Property("projectTypeKey", th.StringType),
         th.Property("style", th.StringType),
+        th.Property("simplified", th.BooleanType),
         th.Property("self", th.StringType),
     ).to_dict()
 
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self.api}/project/search" if self.cloud else f"{self.api}/project"
+
+    @property
+    def records_jsonpath(self) -> str:  # type: ignore[override]
+        return "$.values[*]" if self.cloud else "$[*]"
+
+    def get_new_paginator(self) -> StartAtPaginator:
+        return StartAtPaginator(self.page_size, "values" if self.cloud else None)
+
 
 class UsersStream(StartAtStream):
+    """Cloud: ``/users/search``; Server/DC: ``/user/search?username=.`` (``.`` is everyone)."""
+
     name = "users"
-    path = "/rest/api/3/users/search"
     primary_keys = ("accountId",)
     items_key = None
     schema = th.PropertiesList(
         th.Property("accountId", th.StringType, required=True),
+        th.Property("name", th.StringType),
+        th.Property("key", th.StringType),
         th.Property("displayName", th.StringType),
         th.Property("accountType", th.StringType),
         th.Property("active", th.BooleanType),
         th.Property("timeZone", th.StringType),
+        th.Property("self", th.StringType),
     ).to_dict()
+
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self.api}/users/search" if self.cloud else f"{self.api}/user/search"
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        params = super().get_url_params(context, next_page_token)
+        return params if self.cloud else {**params, "username": "."}
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        row.setdefault("accountId", row.get("key") or row.get("name"))  # DC has no accountId
+        return row
 
 
 class FieldsStream(JiraStream):
     name = "fields"
-    path = "/rest/api/3/field"
     primary_keys = ("id",)
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
@@ -73,6 +101,10 @@ class FieldsStream(JiraStream):
         th.Property("searchable", th.BooleanType),
         th.Property("schema", ANY_OBJECT),
     ).to_dict()
+
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self.api}/field"
 
 
 class BoardsStream(StartAtStream):
@@ -121,11 +153,11 @@ class SprintsStream(StartAtStream):
 
 
 class IssueCommentsStream(StartAtStream):
-    """Complete comments of each synced issue (search embeds only the first few)."""
+    """Complete comments of each synced issue: taken from the search response when it holds
+    all of them, paged from ``/issue/{id}/comment`` only when search truncated them."""
 
     name = "issue_comments"
     parent_stream_type = IssuesStream
-    path = "/rest/api/3/issue/{issue_id}/comment"
     primary_keys = ("id",)
     records_jsonpath = "$.comments[*]"
     items_key = "comments"
@@ -133,14 +165,26 @@ class IssueCommentsStream(StartAtStream):
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("issue_id", th.StringType),
+        th.Property("self", th.StringType),
         th.Property("author", ANY_OBJECT),
-        th.Property("body", ANY_OBJECT),
+        th.Property("updateAuthor", ANY_OBJECT),
+        th.Property("body", th.CustomType({"type": ["object", "string", "null"]})),
+        th.Property("visibility", ANY_OBJECT),
+        th.Property("jsdPublic", th.BooleanType),
         th.Property("created", th.DateTimeType),
         th.Property("updated", th.DateTimeType),
     ).to_dict()
 
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self.api}/issue/{{issue_id}}/comment"
+
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         if not context or context.get("deleted") or not context.get("comment_count"):
+            return
+        embedded = context.get("comments")
+        if embedded is not None:
+            yield from embedded
             return
         rows = list(super().get_records(context))
         if len(rows) < int(context["comment_count"]):
@@ -157,14 +201,13 @@ class IssueCommentsStream(StartAtStream):
 
 
 class IssueChangelogsStream(JiraStream):
-    """Complete changelogs through ``/changelog/bulkfetch`` (search embeds a truncated one)."""
+    """Complete changelogs: from the search response when complete; else Cloud's
+    ``changelog/bulkfetch`` for up to 1000 issues at once, or on Server/DC (which has no
+    bulk endpoint) the issue read with ``expand=changelog``."""
 
     name = "issue_changelogs"
     parent_stream_type = IssuesStream
-    path = "/rest/api/3/changelog/bulkfetch"
-    http_method = "POST"
     primary_keys = ("id",)
-    records_jsonpath = "$.issueChangeLogs[*].changeHistories[*]"
     state_partitioning_keys: list[str] = []
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
@@ -172,25 +215,56 @@ class IssueChangelogsStream(JiraStream):
         th.Property("author", ANY_OBJECT),
         th.Property("created", th.DateTimeType),
         th.Property("items", th.ArrayType(ANY_OBJECT)),
+        th.Property("historyMetadata", ANY_OBJECT),
     ).to_dict()
 
-    def get_new_paginator(self) -> TokenPaginator:
-        return TokenPaginator()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: list[str] = []
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
-        if context and not context.get("deleted"):
-            yield from super().get_records(context)
+        if not context or context.get("deleted"):
+            return
+        if context.get("flush"):
+            yield from self._drain()
+            return
+        issue_id = str(context["issue_id"])
+        embedded = context.get("histories")
+        if embedded is not None:
+            yield from ({**h, "issue_id": issue_id} for h in embedded)
+        elif self.cloud:
+            self._pending.append(issue_id)
+            if len(self._pending) >= CHANGELOG_BULK:
+                yield from self._drain()
+        else:
+            body = self.call(
+                "GET",
+                f"{self.api}/issue/{issue_id}",
+                params={"expand": "changelog", "fields": "id"},
+            )
+            yield from ({**h, "issue_id": issue_id} for h in body["changelog"]["histories"])
 
-    def prepare_request_payload(
-        self, context: Context | None, next_page_token: Any
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"issueIdsOrKeys": [(context or {})["issue_id"]], "maxResults": 1000}
-        if next_page_token:
-            body["nextPageToken"] = next_page_token
-        return body
+    def _drain(self) -> Iterator[dict[str, Any]]:
+        """Every history of the pending issues, token-paged."""
+        ids, self._pending = self._pending, []
+        token: str | None = None
+        while ids:
+            body: dict[str, Any] = {"issueIdsOrKeys": ids, "maxResults": 10_000}
+            if token:
+                body["nextPageToken"] = token
+            page = self.call("POST", "/rest/api/3/changelog/bulkfetch", json=body)
+            for group in page.get("issueChangeLogs", []):
+                yield from (
+                    {**h, "issue_id": str(group["issueId"])} for h in group["changeHistories"]
+                )
+            next_token = page.get("nextPageToken")
+            if not next_token:
+                return
+            if next_token == token:
+                raise RepeatedPageTokenError(f"page token repeated: {next_token[:12]}...")
+            token = next_token
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        row["issue_id"] = (context or {}).get("issue_id")
         row["created"] = jira_to_iso(row.get("created"))
         return row
 
@@ -202,11 +276,14 @@ class IssueWorklogsStream(JiraStream):
     primary_keys = ("id",)
     replication_key = "updated"
     is_sorted = False
-    path = "/rest/api/3/worklog/updated"
+    path = "/rest/api/3/worklog/updated"  # unused: get_records pages it itself
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("issueId", th.StringType),
+        th.Property("self", th.StringType),
         th.Property("author", ANY_OBJECT),
+        th.Property("updateAuthor", ANY_OBJECT),
+        th.Property("comment", th.CustomType({"type": ["object", "string", "null"]})),
         th.Property("started", th.DateTimeType),
         th.Property("created", th.DateTimeType),
         th.Property("updated", th.DateTimeType),
@@ -216,13 +293,13 @@ class IssueWorklogsStream(JiraStream):
 
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         # /worklog/updated leaves out the last minute: never bookmark into it
-        lookback = timedelta(minutes=int(self.config.get("lookback_minutes", 5)))
+        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
         return iso_utc(probe(self).server_time - timedelta(minutes=1) - lookback)
 
     def _changes(self, endpoint: str, since: int) -> Iterator[list[dict[str, Any]]]:
         """Pages of ``/worklog/updated`` or ``/deleted``; each next page overlaps by 1 ms."""
         while True:
-            page = self.call("GET", f"/rest/api/3/worklog/{endpoint}", params={"since": since})
+            page = self.call("GET", f"{self.api}/worklog/{endpoint}", params={"since": since})
             yield page.get("values", [])
             if page.get("lastPage", True):
                 return
@@ -236,13 +313,13 @@ class IssueWorklogsStream(JiraStream):
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         start = self.get_starting_timestamp(context)
-        lookback = timedelta(minutes=int(self.config.get("lookback_minutes", 5)))
+        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
         since = to_ms(start - lookback) if start else 0
         for values in self._changes("updated", since):
             ids = [v["worklogId"] for v in values]
             for n in range(0, len(ids), 1000):
                 for row in self.call(
-                    "POST", "/rest/api/3/worklog/list", json={"ids": ids[n : n + 1000]}
+                    "POST", f"{self.api}/worklog/list", json={"ids": ids[n : n + 1000]}
                 ):
                     yield {
                         **row,

@@ -44,10 +44,18 @@ class TapJiraSafe(Tap):
             description="Project keys to sync; all visible projects when empty.",
         ),
         th.Property(
+            "jql",
+            th.StringType,
+            description="JQL ANDed to every issue query (e.g. `issuetype != Epic`).",
+        ),
+        th.Property(
             "lookback_minutes",
-            th.IntegerType,
-            default=5,
-            description="Each incremental query starts this many minutes before the bookmark.",
+            th.NumberType,
+            default=10,
+            description=(
+                "Each incremental query starts this many minutes before the bookmark. Covers "
+                "a search-index lag up to this long; each run re-reads that much."
+            ),
         ),
         th.Property(
             "search_lag_seconds",
@@ -75,6 +83,25 @@ class TapJiraSafe(Tap):
             th.BooleanType,
             default=False,
             description="List live issue ids each run and emit deletes for issues gone from Jira.",
+        ),
+        th.Property(
+            "max_delete_fraction",
+            th.NumberType,
+            default=0.05,
+            description=(
+                "Stop the run (no deletes, state kept) when the live-issue listing lacks more "
+                "than this fraction of the issues known from earlier runs."
+            ),
+        ),
+        th.Property(
+            "issues_leaving_scope",
+            th.StringType,
+            default="update",
+            allowed_values=["update", "delete"],
+            description=(
+                "An issue moved out of `projects` (or no longer matching `jql`): emit its "
+                "current version (`update`) or a delete (`delete`)."
+            ),
         ),
     ).to_dict()
 

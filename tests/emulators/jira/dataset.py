@@ -2,6 +2,12 @@
 
 Writes go to the live data at once; the search index sees them ``index_lag_ms`` later, as
 Jira Cloud's eventually consistent search does. The live data is the ground truth.
+
+Archived issues leave the search index but stay readable by id or key ("archived issues ...
+are removed from the index and will no longer be part of search results ... can only be
+accessed through a direct link": Atlassian's Data Center archiving docs, and Cloud's
+``PUT /rest/api/3/issue/archive``). A moved issue keeps its id, gets a new key in the new
+project, and its old keys still resolve to it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from tests.emulators.jira.jql import Query
+from tests.emulators.jira.jql import JqlError, Query
 
 STATUSES = ("To Do", "In Progress", "In Review", "Done")
 USERS = tuple(f"user-{n:03d}" for n in range(1, 13))
@@ -65,6 +71,12 @@ class Issue:
     review_ms: int | None
     comments: list[Comment] = field(default_factory=list)
     histories: list[History] = field(default_factory=list)
+    archived_ms: int | None = None
+    old_keys: list[str] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        return int(self.key.rsplit("-", 1)[1])
 
     def snapshot(self) -> Issue:
         return replace(
@@ -72,6 +84,7 @@ class Issue:
             labels=list(self.labels),
             comments=list(self.comments),
             histories=list(self.histories),
+            old_keys=list(self.old_keys),
         )
 
 
@@ -237,17 +250,37 @@ class Dataset:
             self._cache.clear()
 
     def search(self, query: Query, reconcile: set[int], cache_key: str) -> list[Issue]:
-        """Issues matching ``query`` as the search index sees them now, in query order."""
+        """Issues matching ``query`` as the search index sees them now, in query order.
+
+        Raises :class:`JqlError` (a 400) when an issue named in an ``id``/``key`` clause does
+        not exist, as Jira does: "An issue with key 'X' does not exist for field 'key'."
+        """
         with self.lock:
             self._refresh_index()
-            key = (cache_key, tuple(sorted(reconcile)), self._generation)
+            resolved = self._resolve_named(query)
+            key = (cache_key, tuple(sorted(reconcile)), self._generation, resolved)
             if key not in self._cache:
                 if len(self._cache) > 64:
                     self._cache.clear()
-                self._cache[key] = self._search(query, reconcile)
+                self._cache[key] = self._search(query, reconcile, resolved)
             return self._cache[key]
 
-    def _search(self, query: Query, reconcile: set[int]) -> list[Issue]:
+    def _resolve_named(self, query: Query) -> tuple[tuple[str, str, int], ...]:
+        """``(operator, project, key number)`` for each comparison; every named issue exists."""
+        for ident in query.ids or ():
+            if self.find(ident) is None:
+                raise JqlError(f"An issue with key '{ident}' does not exist for field 'key'.")
+        resolved = []
+        for operator, ident in query.key_compare:
+            issue = self.find(ident)
+            if issue is None:
+                raise JqlError(f"An issue with key '{ident}' does not exist for field 'key'.")
+            resolved.append((operator, issue.project, issue.number))
+        return tuple(resolved)
+
+    def _search(
+        self, query: Query, reconcile: set[int], resolved: tuple[tuple[str, str, int], ...]
+    ) -> list[Issue]:
         rows = self._sorted
         lo = 0 if query.lower_ms is None else bisect.bisect_left(rows, (query.lower_ms, -1))
         candidates: list[Issue] = []
@@ -255,40 +288,49 @@ class Dataset:
             if query.upper_ms is not None and updated_ms > query.upper_ms:
                 break
             snap = self.issues.get(key) if key in reconcile else self._visible.get(key)
-            if snap is not None and self._matches(snap, query):
+            if snap is not None and self._matches(snap, query, resolved):
                 candidates.append(snap)
         seen = {c.id for c in candidates}
         for key in reconcile - seen:
             live = self.issues.get(key)
-            if live is not None and self._matches(live, query):
+            if (
+                live is not None
+                and live.archived_ms is None
+                and self._matches(live, query, resolved)
+            ):
                 candidates.append(live)
-        default_order: tuple[list[tuple[str, bool]], ...] = (
-            [],
-            [("updated", False)],
-            [("updated", False), ("id", False)],
-        )
-        if query.order in default_order and not reconcile:
+        if query.order in ([], [("updated", False)]) and not reconcile:
             return candidates  # the index is kept in (updated, id) order already
         return sorted(candidates, key=_order_key(query))
 
     @staticmethod
-    def _matches(issue: Issue, query: Query) -> bool:
+    def _matches(
+        issue: Issue, query: Query, resolved: tuple[tuple[str, str, int], ...] = ()
+    ) -> bool:
         if query.projects is not None and issue.project not in query.projects:
             return False
-        if query.ids is not None and str(issue.id) not in query.ids and issue.key not in query.ids:
+        if query.ids is not None and not ({str(issue.id), issue.key, *issue.old_keys} & query.ids):
             return False
-        if query.id_above is not None and issue.id <= query.id_above:
-            return False
-        if query.id_at_most is not None and issue.id > query.id_at_most:
+        for operator, project, number in resolved:
+            if issue.project != project or not _COMPARE[operator](issue.number, number):
+                return False
+        if query.status is not None:
+            operator, name = query.status
+            if (issue.status == name) != (operator == "="):
+                return False
+        if query.label is not None and query.label not in issue.labels:
             return False
         return query.matches_time(issue.updated_ms)
 
     # -- lookups ------------------------------------------------------------------------
     def find(self, id_or_key: str) -> Issue | None:
+        """An issue by id, key or a key it had before a move; archived ones too."""
         with self.lock:
             if id_or_key.isdigit():
                 return self.issues.get(int(id_or_key))
-            return next((i for i in self.issues.values() if i.key == id_or_key), None)
+            return next(
+                (i for i in self.issues.values() if id_or_key in (i.key, *i.old_keys)), None
+            )
 
     # -- writes (tests and adversity switches) --------------------------------------------
     def _touch(self, issue: Issue, field_name: str, old: str | None, new: str | None) -> int:
@@ -322,6 +364,7 @@ class Dataset:
             issue = self.issues[issue_id]
             self._counters[project] += 1
             old_key = issue.key
+            issue.old_keys.append(old_key)
             issue.project, issue.key = project, f"{project}-{self._counters[project]}"
             self._touch(issue, "Key", old_key, issue.key)
             return issue.key
@@ -334,6 +377,14 @@ class Dataset:
             for worklog in [w for w in self.worklogs.values() if w.issue_id == issue_id]:
                 self.worklogs.pop(worklog.id)
                 self.deleted_worklogs[worklog.id] = now
+            self._index(None, issue_id=issue_id, visible_at=now + self.index_lag_ms)
+
+    def archive_issue(self, issue_id: int) -> None:
+        """Archive: out of search (after the index lag), still readable by id; ``updated`` kept."""
+        with self.lock:
+            issue = self.issues[issue_id]
+            now = self.write_ms()
+            issue.archived_ms = now
             self._index(None, issue_id=issue_id, visible_at=now + self.index_lag_ms)
 
     def create_issue(self, project: str) -> int:
@@ -383,27 +434,46 @@ class Dataset:
 
     # -- ground truth -------------------------------------------------------------------
     def live_issues(self, projects: set[str] | None = None) -> dict[str, int]:
-        """``{issue id: updated ms}`` of every live issue (optionally of some projects)."""
+        """``{issue id: updated ms}`` of every live, unarchived issue (optionally of some
+        projects)."""
         with self.lock:
             return {
                 str(i.id): i.updated_ms
                 for i in self.issues.values()
-                if projects is None or i.project in projects
+                if i.archived_ms is None and (projects is None or i.project in projects)
             }
+
+    def archived_issue_ids(self) -> set[str]:
+        with self.lock:
+            return {str(i.id) for i in self.issues.values() if i.archived_ms is not None}
 
     def deleted_issue_ids(self) -> set[str]:
         with self.lock:
             return {str(i) for i in self.deleted}
 
 
-def _order_key(query: Query) -> Callable[[Issue], tuple[int, ...]]:
-    order = query.order or [("updated", False), ("id", False)]
+_COMPARE: dict[str, Callable[[int, int], bool]] = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
 
-    def key(issue: Issue) -> tuple[int, ...]:
-        parts: list[int] = []
+
+def _order_key(query: Query) -> Callable[[Issue], tuple[object, ...]]:
+    """``ORDER BY id`` / ``key`` is project key, then key number (never the id)."""
+    order = query.order or [("updated", False), ("key", False)]
+
+    def key(issue: Issue) -> tuple[object, ...]:
+        parts: list[object] = []
         for name, descending in order:
-            value = {"updated": issue.updated_ms, "created": issue.created_ms}.get(name, issue.id)
-            parts.append(-value if descending else value)
+            if name == "key":
+                # descending text: invert each character so one tuple sorts both ways
+                project = "".join(chr(0x10FFFF - ord(c)) for c in issue.project)
+                parts += [project, -issue.number] if descending else [issue.project, issue.number]
+            else:
+                value = issue.updated_ms if name == "updated" else issue.created_ms
+                parts.append(-value if descending else value)
         parts.append(issue.id)
         return tuple(parts)
 
