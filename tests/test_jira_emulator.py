@@ -14,7 +14,9 @@ from tests.emulators.jira import JiraEmulator
 
 @pytest.fixture
 def jira() -> Iterator[JiraEmulator]:
-    with JiraEmulator(issue_count=40, page_cap_fields=7, index_lag_ms=60_000) as emulator:
+    with JiraEmulator(
+        issue_count=40, page_cap_fields=7, index_lag_ms=60_000, instant_index_share=0
+    ) as emulator:
         yield emulator
 
 

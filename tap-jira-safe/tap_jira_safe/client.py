@@ -125,6 +125,13 @@ class JiraStream(RESTStream[Any]):
     def url_base(self) -> str:
         return base_url(self.config["domain"])
 
+    def _write_schema_message(self) -> None:
+        """Once per stream and run: the SDK writes one per child sync (per issue), and each
+        SCHEMA makes a downstream target flush its batch."""
+        if not getattr(self, "_schema_written", False):
+            self._schema_written = True
+            super()._write_schema_message()
+
     @property
     def cloud(self) -> bool:
         return probe(self).cloud

@@ -1,7 +1,9 @@
 """The emulator's data: a seeded, deterministic Jira site that can change while it is read.
 
-Writes go to the live data at once; the search index sees them ``index_lag_ms`` later, as
-Jira Cloud's eventually consistent search does. The live data is the ground truth.
+Writes go to the live data at once; the search index sees them later, as Jira Cloud's
+eventually consistent search does: a share of the writes at once, the others
+``index_lag_ms`` later (so a lagging index and result sets that change while they are
+paged both happen in one run). The live data is the ground truth.
 
 Archived issues leave the search index but stay readable by id or key ("archived issues ...
 are removed from the index and will no longer be part of search results ... can only be
@@ -13,10 +15,10 @@ project, and its old keys still resolve to it.
 from __future__ import annotations
 
 import bisect
+import heapq
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -117,12 +119,14 @@ class Dataset:
         spacing_ms: int,
         index_lag_ms: int,
         seed: int,
+        instant_index_share: float = 0.5,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.lock = threading.RLock()
         self.now_ms = clock  # Jira's clock, epoch ms
         self.projects = projects
         self.index_lag_ms = index_lag_ms
+        self.instant_index_share = instant_index_share
         self.rng = random.Random(seed)
         self.issues: dict[int, Issue] = {}
         self.deleted: dict[int, int] = {}
@@ -132,7 +136,10 @@ class Dataset:
         self._next_id = {"issue": 10_000, "comment": 50_000, "history": 70_000, "worklog": 90_000}
         self._last_write_ms = 0
         self._visible: dict[int, Issue | None] = {}
-        self._pending: deque[tuple[int, int, Issue | None]] = deque()
+        self._pending: list[tuple[int, int, int, Issue | None]] = []  # heap by visible_at
+        self._writes = 0
+        self._sequence = 0
+        self._applied: dict[int, int] = {}
         self._sorted: list[tuple[int, int]] = []
         self._dirty = True
         self._generation = 0
@@ -230,15 +237,26 @@ class Dataset:
         return issue
 
     # -- the search index ---------------------------------------------------------------
+    def _lag(self) -> int:
+        """A fixed pseudo-random share of the writes is searchable at once."""
+        self._writes += 1
+        instant = (self._writes * 2_654_435_761) % 1000 < 1000 * self.instant_index_share
+        return 0 if instant else self.index_lag_ms
+
     def _index(self, issue: Issue | None, *, issue_id: int | None = None, visible_at: int) -> None:
         key = issue.id if issue else issue_id
         assert key is not None
-        self._pending.append((visible_at, key, issue.snapshot() if issue else None))
+        self._sequence += 1
+        entry = (visible_at, self._sequence, key, issue.snapshot() if issue else None)
+        heapq.heappush(self._pending, entry)
 
     def _refresh_index(self) -> None:
         now = self.now_ms()
         while self._pending and self._pending[0][0] <= now:
-            _, key, snap = self._pending.popleft()
+            _, sequence, key, snap = heapq.heappop(self._pending)
+            if sequence < self._applied.get(key, 0):
+                continue  # the index keeps the newest version: a late older write is dropped
+            self._applied[key] = sequence
             self._visible[key] = snap
             self._dirty = True
         if self._dirty:
@@ -346,7 +364,7 @@ class Dataset:
                 to_string=new,
             )
         )
-        self._index(issue, visible_at=now + self.index_lag_ms)
+        self._index(issue, visible_at=now + self._lag())
         return now
 
     def edit_issue(self, issue_id: int) -> int:
@@ -377,7 +395,7 @@ class Dataset:
             for worklog in [w for w in self.worklogs.values() if w.issue_id == issue_id]:
                 self.worklogs.pop(worklog.id)
                 self.deleted_worklogs[worklog.id] = now
-            self._index(None, issue_id=issue_id, visible_at=now + self.index_lag_ms)
+            self._index(None, issue_id=issue_id, visible_at=now + self._lag())
 
     def archive_issue(self, issue_id: int) -> None:
         """Archive: out of search (after the index lag), still readable by id; ``updated`` kept."""
@@ -385,13 +403,13 @@ class Dataset:
             issue = self.issues[issue_id]
             now = self.write_ms()
             issue.archived_ms = now
-            self._index(None, issue_id=issue_id, visible_at=now + self.index_lag_ms)
+            self._index(None, issue_id=issue_id, visible_at=now + self._lag())
 
     def create_issue(self, project: str) -> int:
         with self.lock:
             now = self.write_ms()
             issue = self._new_issue(project, created_ms=now, updated_ms=now)
-            self._index(issue, visible_at=now + self.index_lag_ms)
+            self._index(issue, visible_at=now + self._lag())
             return issue.id
 
     def add_comment(self, issue_id: int, body: str) -> int:
@@ -401,7 +419,7 @@ class Dataset:
             cid = self._new_id("comment")
             issue.comments.append(Comment(cid, self.rng.choice(USERS), body, now, now))
             issue.updated_ms = now
-            self._index(issue, visible_at=now + self.index_lag_ms)
+            self._index(issue, visible_at=now + self._lag())
             return cid
 
     def add_worklog(self, issue_id: int, seconds: int) -> int:

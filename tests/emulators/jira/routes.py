@@ -193,6 +193,11 @@ def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
         )
     wanted = _fields_param(args.get("fields"))
     expand = str(args.get("expand") or "")
+    fault = em.settings.listing_fault
+    if fault and not wanted:
+        if fault == "error":
+            raise ApiError(500, errors("Internal server error."))
+        return {"issues": [], "isLast": True} if fault == "empty" else {}
     # "The greatest number of items returned per page is achieved when requesting id or key
     # only. It returns max 5000 issues." (search/jql, Jira Cloud REST v3)
     cap = em.settings.page_cap_fields if wanted else em.settings.page_cap_ids

@@ -88,6 +88,7 @@ class JiraEmulator:
             first_updated_ms=first,
             spacing_ms=s.spacing_ms,
             index_lag_ms=s.index_lag_ms,
+            instant_index_share=s.instant_index_share,
             seed=s.seed,
             clock=self.now_ms,
         )

@@ -34,7 +34,8 @@ class JiraSettings:
     token_ttl_s: float = 600.0  # on Jira's clock: `advance()` expires tokens too
     # adversity
     latency_ms: int = 0
-    index_lag_ms: int = 0  # search sees writes this much later (Jira's clock)
+    index_lag_ms: int = 0  # search sees writes this much later (Jira's clock)...
+    instant_index_share: float = 0.5  # ...except this share of them, searchable at once
     bulkfetch_error_every: int = 0  # every Nth id asked of issue/bulkfetch is an `issueErrors`
     rate_limit_every: int = 0  # every Nth request answers 429
     retry_after_s: int = 1
@@ -50,6 +51,9 @@ class JiraSettings:
     # the first page with fields leaves out one issue it should hold: search is eventually
     # consistent across index shards (the next query sees it)
     omit_issue_once: bool = False
+    # id-only search pages answer wrongly: "empty" ({"issues": []}), "malformed" ({}) or
+    # "error" (500): what a proxy, a permission change or an outage can make of them
+    listing_fault: str | None = None
     churn_every_searches: int = 0  # other users write every N search pages
     churn_edits: int = 1
     churn_deletes: int = 0
