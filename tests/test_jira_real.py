@@ -180,6 +180,13 @@ def test_every_stream_on_data_center_with_a_personal_access_token() -> None:
     streams = {m["stream"] for m in first.messages if m["type"] == "RECORD"}
     assert streams == {
         "projects",
+        "versions",
+        "components",
+        "statuses",
+        "priorities",
+        "resolutions",
+        "issue_types",
+        "sprint_issues",
         "users",
         "fields",
         "boards",
@@ -193,7 +200,28 @@ def test_every_stream_on_data_center_with_a_personal_access_token() -> None:
     assert truth <= {r["id"] for r in first.records("issue_comments")}
     histories = {str(h.id) for i in jira.dataset.issues.values() for h in i.histories}
     assert histories <= {r["id"] for r in first.records("issue_changelogs")}
+    members = first.records("sprint_issues")
+    assert members and {r["issue_id"] for r in members} <= {
+        r["id"] for r in first.records("issues")
+    }
     schemas = Counter(m["stream"] for m in first.messages if m["type"] == "SCHEMA")
     assert set(schemas.values()) == {1}, f"one SCHEMA per stream: {json.dumps(schemas)}"
     deletes = [r["id"] for r in second.records("issues") if r["_sdc_deleted_at"]]
     assert deletes == [str(sorted(jira.dataset.deleted)[0])]
+
+
+def test_jql_setting_narrows_every_issue_query_and_leavers_are_updated_not_deleted() -> None:
+    with JiraEmulator(issue_count=30) as jira:
+        data = jira.dataset
+        config = real_config(jira, jql='status != "Done"', max_delete_fraction=0.5)
+        first = ok(run_tap(config, catalog=issues_only_catalog()))
+        wanted = {str(i.id) for i in data.issues.values() if i.project in SCOPE}
+        wanted -= {str(i.id) for i in data.issues.values() if i.status == "Done"}
+        assert {r["id"] for r in first.records("issues")} == wanted
+        leaver = int(sorted(wanted)[0])
+        data.set_status(leaver, "Done")  # no longer matches the jql: leaves the scope
+        jira.advance(minutes=1)
+        second = ok(run_tap(config, state=first.final_state, catalog=issues_only_catalog()))
+    rows = [r for r in second.records("issues") if r["id"] == str(leaver)]
+    assert rows and not rows[-1]["_sdc_deleted_at"], "left the jql: updated, not deleted"
+    assert rows[-1]["fields"]["status"]["name"] == "Done"

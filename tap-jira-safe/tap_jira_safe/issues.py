@@ -133,8 +133,8 @@ class IssuesStream(JiraStream):
             clauses.append(f"({self.config['jql']})")
         return clauses
 
-    def jql(self, lower_ms: int | None, upper_ms: int | None, order: str) -> str:
-        clauses = self.scope()
+    def jql(self, lower_ms: int | None, upper_ms: int | None, order: str, *extra: str) -> str:
+        clauses = [*self.scope(), *extra]
         if lower_ms is not None:
             clauses.append(f"updated >= {lower_ms}")
         if upper_ms is not None:
@@ -351,9 +351,7 @@ class IssuesStream(JiraStream):
         if not self.config.get("jql"):
             return True
         try:
-            return bool(
-                self.list_ids(self.jql(None, None, "created ASC") + f" AND id = {raw['id']}")
-            )
+            return bool(self.list_ids(self.jql(None, None, "created ASC", f"issue = {raw['id']}")))
         except FatalAPIError:
             return True  # deleted meanwhile, or not checkable: keep, decide next run
 

@@ -13,6 +13,13 @@ from singer_sdk.helpers.types import Context
 
 from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, StartAtPaginator
 from tap_jira_safe.issues import IssuesStream
+from tap_jira_safe.reference import (
+    IssueTypesStream,
+    PrioritiesStream,
+    ProjectPartStream,
+    ResolutionsStream,
+    StatusesStream,
+)
 from tap_jira_safe.site import probe
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 
@@ -57,6 +64,19 @@ class ProjectsStream(StartAtStream):
 
     def get_new_paginator(self) -> StartAtPaginator:
         return StartAtPaginator(self.page_size, "values" if self.cloud else None)
+
+    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
+        return {"project_id": record["id"]}
+
+
+class VersionsStream(ProjectPartStream):
+    name, resource = "versions", "versions"
+    parent_stream_type = ProjectsStream
+
+
+class ComponentsStream(ProjectPartStream):
+    name, resource = "components", "components"
+    parent_stream_type = ProjectsStream
 
 
 class UsersStream(StartAtStream):
@@ -150,6 +170,40 @@ class SprintsStream(StartAtStream):
         row["board_id"] = (context or {}).get("board_id")
         row["startDate"] = jira_to_iso(row.get("startDate"))
         return row
+
+    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
+        return {"sprint_id": record["id"], "board_id": record.get("board_id")}
+
+
+class SprintIssuesStream(JiraStream):
+    """Sprint membership: one row per (sprint, issue), from Agile ``/sprint/{id}/issue``."""
+
+    name = "sprint_issues"
+    parent_stream_type = SprintsStream
+    path = "/rest/agile/1.0/sprint/{sprint_id}/issue"
+    primary_keys = ("sprint_id", "issue_id")
+    records_jsonpath = "$.issues[*]"
+    state_partitioning_keys: list[str] = []
+    schema = th.PropertiesList(
+        th.Property("sprint_id", th.IntegerType, required=True),
+        th.Property("issue_id", th.StringType, required=True),
+        th.Property("issue_key", th.StringType),
+        th.Property("board_id", th.IntegerType),
+    ).to_dict()
+
+    def get_new_paginator(self) -> StartAtPaginator:
+        return StartAtPaginator(self.page_size, "issues")
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        return {"startAt": next_page_token or 0, "maxResults": self.page_size, "fields": "id"}
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        return {
+            "sprint_id": (context or {})["sprint_id"],
+            "issue_id": str(row["id"]),
+            "issue_key": row.get("key"),
+            "board_id": (context or {}).get("board_id"),
+        }
 
 
 class IssueCommentsStream(StartAtStream):
@@ -336,10 +390,17 @@ class IssueWorklogsStream(JiraStream):
 
 STREAM_TYPES: list[type[Stream]] = [
     ProjectsStream,
+    VersionsStream,
+    ComponentsStream,
+    StatusesStream,
+    PrioritiesStream,
+    ResolutionsStream,
+    IssueTypesStream,
     UsersStream,
     FieldsStream,
     BoardsStream,
     SprintsStream,
+    SprintIssuesStream,
     IssuesStream,
     IssueCommentsStream,
     IssueChangelogsStream,

@@ -376,6 +376,12 @@ class Dataset:
             issue.status = self.rng.choice(STATUSES)
             return self._touch(issue, "summary", old, issue.summary)
 
+    def set_status(self, issue_id: int, status: str) -> int:
+        with self.lock:
+            issue = self.issues[issue_id]
+            old, issue.status = issue.status, status
+            return self._touch(issue, "status", old, status)
+
     def move_issue(self, issue_id: int, project: str) -> str:
         """Move an issue to another project: the key changes, the id stays."""
         with self.lock:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.emulators.jira import routes
+from tests.emulators.jira import reference, routes  # noqa: F401 (reference: its routes)
 from tests.emulators.jira.dataset import Dataset
 from tests.emulators.jira.routes import ApiError, errors
 from tests.emulators.jira.settings import JiraSettings
