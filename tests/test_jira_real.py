@@ -137,6 +137,7 @@ def test_safety_rail_stops_without_deletes_or_state_movement() -> None:
             jira.settings.listing_fault = fault
             refused = run_tap(config, state=seeded, catalog=catalog)
             assert refused.returncode != 0, fault
+            assert "Traceback" not in refused.stderr, "one clear line, no traceback"
             assert not refused.records("issues"), f"{fault}: nothing may be emitted"
             assert _issues_state(refused) in (None, seeded["bookmarks"]["issues"]), fault
         jira.settings.listing_fault = None

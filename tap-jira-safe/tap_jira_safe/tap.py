@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.exceptions import FatalAPIError
+
+from tap_jira_safe.client import JiraRequestError
 
 
 class TapJiraSafe(Tap):
@@ -111,5 +117,18 @@ class TapJiraSafe(Tap):
         return [stream_class(tap=self) for stream_class in STREAM_TYPES]
 
 
+def main() -> None:
+    """The console script: errors this tap raises on purpose (a request that failed for
+    good, a refused reconciliation, a window that would not verify) end the run with one
+    line and exit code 1; the traceback only with ``TAP_JIRA_SAFE_DEBUG=1``."""
+    try:
+        TapJiraSafe.cli()
+    except (FatalAPIError, JiraRequestError, RuntimeError) as exc:
+        if os.environ.get("TAP_JIRA_SAFE_DEBUG"):
+            raise
+        print(f"tap-jira-safe: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    TapJiraSafe.cli()
+    main()
