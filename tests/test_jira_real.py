@@ -49,6 +49,7 @@ def test_incremental_runs_miss_nothing_and_delete_only_what_is_gone() -> None:
         index_lag_ms=3 * 60_000,  # minutes: the virtual clock moves 4 minutes between runs
         page_cap_ids=7,
         page_cap_fields=10,
+        bulkfetch_errors_once=True,  # `issueErrors`: those ids stay known, proven next run
     ) as jira:
         data, rng = jira.dataset, jira.dataset.rng
         catalog = issues_only_catalog()

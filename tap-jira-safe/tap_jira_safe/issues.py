@@ -37,6 +37,7 @@ WINDOW_TRIES = 3
 VERIFY_ROUNDS = 3
 IDS_PAGE = 5000
 ONE_MS = timedelta(milliseconds=1)
+CHILD_BATCH = 100
 Cursor = tuple[int | None, str | int | None]  # (anchor ms, page token or startAt)
 
 
@@ -93,7 +94,11 @@ class IssuesStream(JiraStream):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._window: tuple[int | None, int] = (None, 0)
-        self._embedded: dict[str, dict[str, Any]] = {}  # complete sub-lists, for children
+        # complete sub-lists from the search response, until the child stream takes them (not
+        # in the child context: the SDK logs contexts with every metric)
+        self._embedded: dict[tuple[str, str], list[dict[str, Any]] | None] = {}
+        self._child_batch: list[str] = []
+        self._comment_counts: dict[str, int] = {}
 
     # -- schema: typed from /field ------------------------------------------------------
     @property
@@ -186,10 +191,12 @@ class IssuesStream(JiraStream):
         fields = dict(row.get("fields") or {})
         comment = fields.pop("comment", None) or {}
         fields.pop("worklog", None)
-        self._embedded[str(row["id"])] = {
-            "comments": _complete(comment, "comments"),
-            "histories": _complete(row.get("changelog") or {}, "histories"),
-        }
+        for child, items, embedded in (
+            ("issue_comments", "comments", comment),
+            ("issue_changelogs", "histories", row.get("changelog") or {}),
+        ):
+            if self._child_selected(child):
+                self._embedded[(str(row["id"]), items)] = _complete(embedded, items)
         archived = fields.pop("archiveddate", None)
         fields.pop("archivedby", None)
         return {
@@ -205,13 +212,25 @@ class IssuesStream(JiraStream):
             "_sdc_deleted_at": None,
         }
 
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {
-            "issue_id": record["id"],
-            "comment_count": record.get("comment_count") or 0,
-            "deleted": bool(record.get("_sdc_deleted_at")),
-            **self._embedded.pop(record["id"], {}),
-        }
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Context | None
+    ) -> Iterator[Context | None]:
+        """Children run once per CHILD_BATCH issues, not once per issue: the SDK's per-sync
+        work (state, metrics, logs) dominated a big site's run. The rest go at the end."""
+        if record.get("_sdc_deleted_at"):
+            return
+        self._child_batch.append(str(record["id"]))
+        self._comment_counts[str(record["id"])] = int(record.get("comment_count") or 0)
+        if len(self._child_batch) >= CHILD_BATCH:
+            batch, self._child_batch = self._child_batch, []
+            yield {"issue_ids": batch}
+
+    def comment_count(self, issue_id: str) -> int:
+        return self._comment_counts.pop(issue_id, 0)
+
+    def take_embedded(self, issue_id: str, items: str) -> list[dict[str, Any]] | None:
+        """An issue's ``comments`` or ``histories`` from the search response, if complete."""
+        return self._embedded.pop((issue_id, items), None)
 
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         """The bookmark's ceiling: sync start (Jira's clock) minus max(lookback, search lag)."""
@@ -253,8 +272,9 @@ class IssuesStream(JiraStream):
             yield row
         if reconciling:
             yield from self._apply_verdicts(state, listed | set(emitted), missing, newest)
-        # children may hold issues back to fetch them in bulk: before this stream's STATE
-        self._sync_children({"flush": True})
+        # the last issues' children, and those held back for bulk calls: before our STATE
+        batch, self._child_batch = self._child_batch, []
+        self._sync_children({"issue_ids": batch, "last": True})
 
     def _keep_bookmark_from_going_back(self, context: Context | None) -> None:
         """Seed the run's progress with the old bookmark: overlap can never lower it."""
@@ -307,16 +327,17 @@ class IssuesStream(JiraStream):
                 if not found or start_at >= int(page.get("total", 0)):
                     return ids
 
+    def bulkfetch(self, ids: list[int]) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """Cloud's ``issue/bulkfetch``, 100 ids a call: ``(ids asked, answer)`` per call."""
+        for n in range(0, len(ids), reconcile.BULK):
+            chunk = ids[n : n + reconcile.BULK]
+            body = {"issueIdsOrKeys": [str(i) for i in chunk], "fields": ["*all"]}
+            yield chunk, self.call("POST", "/rest/api/3/issue/bulkfetch", json=body)
+
     def fetch(self, ids: list[int]) -> Iterator[dict[str, Any]]:
         """Current versions of some issues (bulkfetch on Cloud; one by one on Server)."""
         if self.cloud:
-            for n in range(0, len(ids), reconcile.BULK):
-                chunk = [str(i) for i in ids[n : n + reconcile.BULK]]
-                page = self.call(
-                    "POST",
-                    "/rest/api/3/issue/bulkfetch",
-                    json={"issueIdsOrKeys": chunk, "fields": ["*all"]},
-                )
+            for _, page in self.bulkfetch(ids):
                 yield from page.get("issues", [])
             return
         for issue_id in ids:

@@ -106,13 +106,7 @@ def prove(stream: IssuesStream, missing: set[int]) -> Verdicts:
 def _bulkfetch(stream: IssuesStream, ids: list[int], verdicts: Verdicts) -> list[int]:
     """Bulk-read ``ids``; returns those bulkfetch did not return (deleted, archived or hidden)."""
     absent: list[int] = []
-    for n in range(0, len(ids), BULK):
-        chunk = ids[n : n + BULK]
-        body = stream.call(
-            "POST",
-            "/rest/api/3/issue/bulkfetch",
-            json={"issueIdsOrKeys": [str(i) for i in chunk], "fields": ["*all"]},
-        )
+    for chunk, body in stream.bulkfetch(ids):
         returned = {int(raw["id"]): raw for raw in body.get("issues") or []}
         retry = {int(err["id"]) for err in body.get("issueErrors") or [] if "id" in err}
         verdicts.kept |= retry  # "a retriable error": not provable this run

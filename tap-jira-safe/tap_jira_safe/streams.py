@@ -27,6 +27,19 @@ ANY_OBJECT = th.ObjectType(additional_properties=True)
 CHANGELOG_BULK = 1000  # issues per changelog/bulkfetch call (its documented maximum)
 
 
+class IssueChildStream(JiraStream):
+    """A stream synced once per issue the ``issues`` stream emits."""
+
+    parent_stream_type = IssuesStream
+    state_partitioning_keys: list[str] = []
+
+    @property
+    def issues(self) -> IssuesStream:
+        parent = self._tap.streams["issues"]
+        assert isinstance(parent, IssuesStream)
+        return parent
+
+
 class StartAtStream(JiraStream):
     """A list endpoint paged with ``startAt`` / ``maxResults``."""
 
@@ -206,16 +219,14 @@ class SprintIssuesStream(JiraStream):
         }
 
 
-class IssueCommentsStream(StartAtStream):
+class IssueCommentsStream(IssueChildStream, StartAtStream):
     """Complete comments of each synced issue: taken from the search response when it holds
     all of them, paged from ``/issue/{id}/comment`` only when search truncated them."""
 
     name = "issue_comments"
-    parent_stream_type = IssuesStream
     primary_keys = ("id",)
     records_jsonpath = "$.comments[*]"
     items_key = "comments"
-    state_partitioning_keys: list[str] = []
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("issue_id", th.StringType),
@@ -234,35 +245,34 @@ class IssueCommentsStream(StartAtStream):
         return f"{self.api}/issue/{{issue_id}}/comment"
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
-        if not context or context.get("deleted") or not context.get("comment_count"):
-            return
-        embedded = context.get("comments")
-        if embedded is not None:
-            yield from embedded
-            return
-        rows = list(super().get_records(context))
-        if len(rows) < int(context["comment_count"]):
-            raise RuntimeError(
-                f"issue_comments: issue {context['issue_id']} has {context['comment_count']} "
-                f"comments but paging returned {len(rows)}; run again."
-            )
-        yield from rows
+        for issue_id in (context or {}).get("issue_ids", []):
+            count = self.issues.comment_count(issue_id)
+            embedded = self.issues.take_embedded(issue_id, "comments")
+            if not count:
+                continue
+            rows = embedded if embedded is not None else self._page(issue_id)
+            if len(rows) < count:
+                raise RuntimeError(
+                    f"issue_comments: issue {issue_id} has {count} comments but paging "
+                    f"returned {len(rows)}; run again."
+                )
+            yield from ({**row, "issue_id": issue_id} for row in rows)
+
+    def _page(self, issue_id: str) -> list[dict[str, Any]]:
+        return list(super().get_records({"issue_id": issue_id}))
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        row["issue_id"] = (context or {}).get("issue_id")
         row["created"], row["updated"] = jira_to_iso(row["created"]), jira_to_iso(row["updated"])
         return row
 
 
-class IssueChangelogsStream(JiraStream):
+class IssueChangelogsStream(IssueChildStream):
     """Complete changelogs: from the search response when complete; else Cloud's
     ``changelog/bulkfetch`` for up to 1000 issues at once, or on Server/DC (which has no
     bulk endpoint) the issue read with ``expand=changelog``."""
 
     name = "issue_changelogs"
-    parent_stream_type = IssuesStream
     primary_keys = ("id",)
-    state_partitioning_keys: list[str] = []
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("issue_id", th.StringType),
@@ -277,26 +287,23 @@ class IssueChangelogsStream(JiraStream):
         self._pending: list[str] = []
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
-        if not context or context.get("deleted"):
-            return
-        if context.get("flush"):
+        for issue_id in (context or {}).get("issue_ids", []):
+            embedded = self.issues.take_embedded(issue_id, "histories")
+            if embedded is not None:
+                yield from ({**h, "issue_id": issue_id} for h in embedded)
+            elif self.cloud:
+                self._pending.append(issue_id)
+                if len(self._pending) >= CHANGELOG_BULK:
+                    yield from self._drain()
+            else:
+                body = self.call(
+                    "GET",
+                    f"{self.api}/issue/{issue_id}",
+                    params={"expand": "changelog", "fields": "id"},
+                )
+                yield from ({**h, "issue_id": issue_id} for h in body["changelog"]["histories"])
+        if (context or {}).get("last"):
             yield from self._drain()
-            return
-        issue_id = str(context["issue_id"])
-        embedded = context.get("histories")
-        if embedded is not None:
-            yield from ({**h, "issue_id": issue_id} for h in embedded)
-        elif self.cloud:
-            self._pending.append(issue_id)
-            if len(self._pending) >= CHANGELOG_BULK:
-                yield from self._drain()
-        else:
-            body = self.call(
-                "GET",
-                f"{self.api}/issue/{issue_id}",
-                params={"expand": "changelog", "fields": "id"},
-            )
-            yield from ({**h, "issue_id": issue_id} for h in body["changelog"]["histories"])
 
     def _drain(self) -> Iterator[dict[str, Any]]:
         """Every history of the pending issues, token-paged."""

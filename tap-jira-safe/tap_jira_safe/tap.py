@@ -7,6 +7,7 @@ import sys
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import FatalAPIError
 
 from tap_jira_safe.client import JiraRequestError
@@ -16,6 +17,7 @@ class TapJiraSafe(Tap):
     """Singer tap for Jira Cloud (REST v3) and Jira Server/Data Center (REST v2)."""
 
     name = "tap-jira-safe"
+    message_writer_class = MsgSpecWriter  # singer-sdk[msgspec]: the fast message writer
 
     config_jsonschema = th.PropertiesList(
         th.Property(

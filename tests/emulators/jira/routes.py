@@ -269,9 +269,10 @@ def bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) 
     names = _fields_param(b.get("fields")) or ["*navigable"]
     found, issue_errors = [], []
     every = em.settings.bulkfetch_error_every
+    all_fail = em.settings.bulkfetch_errors_once and em.once("bulkfetch-errors")
     for n, ident in enumerate(wanted, start=1):
         issue = em.dataset.find(str(ident))
-        if every and n % every == 0:
+        if all_fail or (every and n % every == 0):
             issue_errors.append({"id": str(ident), "errorMessage": "Retry the request."})
         elif issue is not None and issue.archived_ms is None:
             found.append(r.issue(issue, em.settings.projects, names, str(b.get("expand") or "")))

@@ -37,6 +37,7 @@ class JiraSettings:
     index_lag_ms: int = 0  # search sees writes this much later (Jira's clock)...
     instant_index_share: float = 0.5  # ...except this share of them, searchable at once
     bulkfetch_error_every: int = 0  # every Nth id asked of issue/bulkfetch is an `issueErrors`
+    bulkfetch_errors_once: bool = False  # the first bulkfetch call answers only issueErrors
     rate_limit_every: int = 0  # every Nth request answers 429
     retry_after_s: int = 1
     rate_limit_storm: tuple[int, int] | None = None  # (first request number, how many 429s)
