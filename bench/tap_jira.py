@@ -1,9 +1,10 @@
 """Benchmark: tap-jira-safe vs singer-io tap-jira (PyPI) on the same Jira emulator settings.
 
-Both read the `issues` stream from one emulator run in TLS mode (the peer speaks https only)
-with added latency per request and a 429 (`Retry-After`) every N requests. Prints wall time,
-requests made, issues emitted and missed against ground truth, and the time each spent waiting
-on 429s against the sum of `Retry-After` values the emulator served to it.
+Both read issues with their comments, changelogs and worklogs from one emulator run in TLS
+mode (the peer speaks https only) with added latency per request and a 429 (`Retry-After`)
+every N requests. Prints wall time, requests made (in all, and by the child streams per
+issue), issues emitted and missed against ground truth, child records emitted against the
+truth, and the time each spent waiting on 429s against the `Retry-After` served to it.
 
     .venv/bin/python bench/tap_jira.py                   # 20,000 issues (the issue's settings)
     .venv/bin/python bench/tap_jira.py --issues 2000     # quicker
@@ -30,11 +31,20 @@ from tap_jira_safe.timeutil import parse_jira_time  # noqa: E402
 
 from bench.figures import figure  # noqa: E402
 from tests.emulators.jira import JiraEmulator  # noqa: E402
-from tests.emulators.jira.harness import issues_only_catalog  # noqa: E402
+from tests.emulators.jira.harness import catalog_selecting  # noqa: E402
 from tests.support.cli import BIN  # noqa: E402
 
 PEER = "tap-jira==2.6.0"
 PEER_VENV = ROOT / "bench" / ".venvs" / "tap-jira"
+# child streams: ours -> kind, the peer's -> kind
+CHILDREN = {
+    "issue_comments": "comments",
+    "issue_changelogs": "changelogs",
+    "changelogs": "changelogs",
+    "issue_worklogs": "worklogs",
+    "worklogs": "worklogs",
+}
+CHILD_PATH = re.compile(r"/comment|changelog|/worklog")
 
 
 @dataclass
@@ -49,6 +59,9 @@ class Result:
     retry_after_served_s: float
     waited_429_s: float | None
     returncode: int
+    child_requests: int
+    children: dict[str, int]  # kind -> distinct records emitted
+    load_1min: float  # at the end of the run: the machine is shared
 
 
 def ensure_peer() -> Path:
@@ -80,14 +93,17 @@ def run(
 ) -> Result:
     """One run; with churn on, a second incremental run (churn off) from the first's state."""
     before = (jira.stats.requests, jira.stats.rate_limited, jira.stats.retry_after_total_s)
+    child_before = _child_requests(jira)
     start = time.monotonic()
-    versions, log, code, state = run_once(name, args, env, tmp)
+    versions, log, code, state, children = run_once(name, args, env, tmp)
     churn = jira.settings.churn_every_searches
     if churn and code == 0:
         jira.settings.churn_every_searches = 0
         state_path = tmp / f"{name}.state.json"
         state_path.write_text(json.dumps(state))
-        again, log2, code, _ = run_once(name, [*args, "--state", str(state_path)], env, tmp)
+        again, log2, code, _, more = run_once(name, [*args, "--state", str(state_path)], env, tmp)
+        for kind, ids in more.items():
+            children.setdefault(kind, set()).update(ids)
         for issue_id, ms in again.items():
             versions[issue_id] = max(ms, versions.get(issue_id, ms))
         log += log2
@@ -105,22 +121,43 @@ def run(
         retry_after_served_s=jira.stats.retry_after_total_s - before[2],
         waited_429_s=sum(float(w) for w in waited.findall(log)) if waited else None,
         returncode=code,
+        child_requests=_child_requests(jira) - child_before,
+        children={kind: len(ids) for kind, ids in children.items()},
+        load_1min=os.getloadavg()[0],
     )
+
+
+def _child_requests(jira: JiraEmulator) -> int:
+    return sum(n for path, n in jira.stats.by_path.items() if CHILD_PATH.search(path))
+
+
+def child_truth(jira: JiraEmulator) -> dict[str, int]:
+    issues = list(jira.dataset.issues.values())
+    return {
+        "comments": sum(len(i.comments) for i in issues),
+        "changelogs": sum(len(i.histories) for i in issues),
+        "worklogs": len(jira.dataset.worklogs),
+    }
 
 
 def run_once(
     name: str, args: list[str], env: dict[str, str], tmp: Path
-) -> tuple[dict[str, int], str, int, dict[str, Any]]:
-    """Newest `updated` (ms) per issue id emitted, the log, the exit code, the last state."""
+) -> tuple[dict[str, int], str, int, dict[str, Any], dict[str, set[str]]]:
+    """Newest `updated` (ms) per issue id emitted, the log, the exit code, the last state,
+    the child records' ids by kind."""
     out, err = tmp / f"{name}.out", tmp / f"{name}.err"
     with out.open("w") as stdout, err.open("w") as stderr:
         done = subprocess.run(args, stdout=stdout, stderr=stderr, env=env, check=False)
     versions: dict[str, int] = {}
     state: dict[str, Any] = {}
+    children: dict[str, set[str]] = {}
     for line in out.read_text().splitlines():
         message = json.loads(line)
         if message.get("type") == "STATE":
             state = message["value"]
+        if message.get("type") == "RECORD" and message.get("stream") in CHILDREN:
+            kind = CHILDREN[message["stream"]]
+            children.setdefault(kind, set()).add(str(message["record"]["id"]))
         if message.get("type") == "RECORD" and message.get("stream") == "issues":
             record = message["record"]
             updated = record.get("updated") or record["fields"]["updated"]
@@ -129,7 +166,7 @@ def run_once(
     log = err.read_text()
     if done.returncode or os.environ.get("BENCH_VERBOSE"):
         print(f"{name} exited {done.returncode}:\n{log[-2500:]}", file=sys.stderr)
-    return versions, log, done.returncode, state
+    return versions, log, done.returncode, state, children
 
 
 # singer-io tap-jira sends prepared requests with `Session.send`, which ignores
@@ -167,7 +204,12 @@ def peer_catalog(tap: Path, config: Path, env: dict[str, str]) -> dict[str, Any]
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = entry["tap_stream_id"] == "issues"
+                item["metadata"]["selected"] = entry["tap_stream_id"] in {
+                    "issues",
+                    "issue_comments",
+                    "changelogs",
+                    "worklogs",
+                }
     return catalog
 
 
@@ -185,6 +227,12 @@ def main() -> int:
         default=0,
         help="other users edit 2 issues every N search pages (default: off)",
     )
+    parser.add_argument(
+        "--embedded-limit",
+        type=int,
+        default=5,
+        help="comments/changelog entries search embeds per issue (Jira's is undocumented)",
+    )
     parser.add_argument("--skip-peer", action="store_true")
     opts = parser.parse_args()
 
@@ -199,6 +247,7 @@ def main() -> int:
             retry_after_s=opts.retry_after,
             churn_every_searches=opts.churn_every,
             churn_edits=2,
+            embedded_limit=opts.embedded_limit,
         ) as jira,
     ):
         tmp = Path(name)
@@ -208,7 +257,9 @@ def main() -> int:
         # the emulator runs with no search-index lag here, so ours is told so (default: 30 s)
         ours_config.write_text(json.dumps(jira.tap_config(page_size=100, search_lag_seconds=0)))
         catalog = tmp / "ours-catalog.json"
-        catalog.write_text(json.dumps(issues_only_catalog()))
+        selected = {"issues", "issue_comments", "issue_changelogs", "issue_worklogs"}
+        with JiraEmulator(issue_count=1) as plain:  # discovery without the TLS trust setup
+            catalog.write_text(json.dumps(catalog_selecting(plain.tap_config(), selected)))
         results.append(
             run(
                 "tap-jira-safe",
@@ -254,29 +305,36 @@ def main() -> int:
                     re.compile(r"Backing off request\(\.\.\.\) for ([0-9.]+)s \([^)]*RateLimit"),
                 )
             )
-    report(opts, results)
+        truth = child_truth(jira)
+    report(opts, results, truth)
     return 0 if all(r.returncode == 0 for r in results) else 1
 
 
-def report(opts: argparse.Namespace, results: list[Result]) -> None:
+def report(opts: argparse.Namespace, results: list[Result], truth: dict[str, int]) -> None:
     load = os.getloadavg()
     churn = f", 2 edits every {opts.churn_every} search pages" if opts.churn_every else ""
     print(
         f"\nJira emulator: {opts.issues} issues, {opts.latency_ms} ms latency, 429 "
-        f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests{churn}, TLS. "
+        f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests{churn}, TLS, "
+        f"search embeds {opts.embedded_limit} comments/changelog entries per issue. "
         f"Load average at the end: {load[0]:.2f} {load[1]:.2f} (2 cores, shared).\n"
     )
     print(
-        "| tap | wall s | requests | issues emitted | missed | stale | 429s "
-        "| Retry-After served s | waited on 429 s | exit |"
+        "| tap | wall s | requests | per issue | child req. per issue | issues emitted | missed "
+        "| stale | comments | changelogs | worklogs | 429s | Retry-After served s "
+        "| waited on 429 s | exit | load 1 min |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         waited = "n/a" if r.waited_429_s is None else f"{r.waited_429_s:.1f}"
+        kids = " | ".join(
+            f"{r.children.get(k, 0)}/{truth[k]}" for k in ("comments", "changelogs", "worklogs")
+        )
         print(
-            f"| {r.name} | {r.wall_s:.1f} | {r.requests} | {r.emitted} | {r.missed} | "
-            f"{r.stale} | "
-            f"{r.rate_limited} | {r.retry_after_served_s:.0f} | {waited} | {r.returncode} |"
+            f"| {r.name} | {r.wall_s:.1f} | {r.requests} | {r.requests / opts.issues:.3f} | "
+            f"{r.child_requests / opts.issues:.3f} | {r.emitted} | {r.missed} | {r.stale} | "
+            f"{kids} | {r.rate_limited} | {r.retry_after_served_s:.0f} | {waited} | "
+            f"{r.returncode} | {r.load_1min:.2f} |"
         )
     if len(results) == 2 and results[1].wall_s:
         ours, peer = results

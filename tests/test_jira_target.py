@@ -43,7 +43,11 @@ def test_pipeline_into_postgres_matches_jira(pg_db: PgServer) -> None:
         churn_creates=1,
     ) as jira:
         tap: dict[str, Any] = jira.tap_config(
-            search_lag_seconds=0, lookback_minutes=1, page_size=10, reconcile_deletes=True
+            search_lag_seconds=0,
+            lookback_minutes=1,
+            page_size=10,
+            reconcile_deletes=True,
+            max_delete_fraction=0.5,
         )
         target = {**pg_db.target_config(), "default_target_schema": SCHEMA}
         first = run_pipeline(tap, target, catalog=issues_only_catalog())
@@ -74,7 +78,12 @@ def test_reconciled_delete_lands_when_jira_clock_is_ahead_of_the_tap(
     the host 10 minutes behind Jira, a host-clock version is older than the stored row, the
     target's version guard refuses the delete, and the issue stays live in PostgreSQL."""
     with JiraEmulator(issue_count=5, clock_ahead_ms=jira_ahead_minutes * 60_000) as jira:
-        tap = jira.tap_config(search_lag_seconds=0, lookback_minutes=1, reconcile_deletes=True)
+        tap = jira.tap_config(
+            search_lag_seconds=0,
+            lookback_minutes=1,
+            reconcile_deletes=True,
+            max_delete_fraction=0.5,
+        )
         target = {**pg_db.target_config(), "default_target_schema": SCHEMA}
         state = None
         for change in ("edit", "delete"):

@@ -64,9 +64,15 @@ def test_emulator_moves_a_time_in_the_dst_gap_forward(emulator: JiraEmulator) ->
 def test_emulator_renders_times_with_the_offset_of_the_moment(emulator: JiraEmulator) -> None:
     auth = (emulator.settings.email, emulator.settings.api_token)
     body = {"jql": "project in (ALPHA, BETA, GAMMA)", "fields": ["updated"], "maxResults": 100}
-    issues = requests.post(
-        f"{emulator.url}/rest/api/3/search/jql", json=body, auth=auth, timeout=10
-    ).json()["issues"]
+    issues: list[dict[str, Any]] = []
+    while True:
+        page = requests.post(
+            f"{emulator.url}/rest/api/3/search/jql", json=body, auth=auth, timeout=10
+        ).json()
+        issues += page["issues"]
+        if not page.get("nextPageToken"):
+            break
+        body["nextPageToken"] = page["nextPageToken"]
     offsets = {i["fields"]["updated"][-5:] for i in issues}
     assert offsets == {"-0700", "-0800"}
     truth = emulator.live_issues()

@@ -11,12 +11,33 @@ from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
 
-from tap_jira_safe.client import JiraStream, StartAtPaginator, TokenPaginator
+from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, StartAtPaginator
 from tap_jira_safe.issues import IssuesStream
+from tap_jira_safe.reference import (
+    IssueTypesStream,
+    PrioritiesStream,
+    ProjectPartStream,
+    ResolutionsStream,
+    StatusesStream,
+)
 from tap_jira_safe.site import probe
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 
 ANY_OBJECT = th.ObjectType(additional_properties=True)
+CHANGELOG_BULK = 1000  # issues per changelog/bulkfetch call (its documented maximum)
+
+
+class IssueChildStream(JiraStream):
+    """A stream synced once per issue the ``issues`` stream emits."""
+
+    parent_stream_type = IssuesStream
+    state_partitioning_keys: list[str] = []
+
+    @property
+    def issues(self) -> IssuesStream:
+        parent = self._tap.streams["issues"]
+        assert isinstance(parent, IssuesStream)
+        return parent
 
 
 class StartAtStream(JiraStream):
@@ -32,37 +53,77 @@ class StartAtStream(JiraStream):
 
 
 class ProjectsStream(StartAtStream):
+    """Cloud pages ``/project/search``; Server/DC lists every project at ``/project``."""
+
     name = "projects"
-    path = "/rest/api/3/project/search"
     primary_keys = ("id",)
-    records_jsonpath = "$.values[*]"
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("key", th.StringType),
         th.Property("name", th.StringType),
         th.Property("projectTypeKey", th.StringType),
         th.Property("style", th.StringType),
+        th.Property("simplified", th.BooleanType),
         th.Property("self", th.StringType),
     ).to_dict()
 
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self.api}/project/search" if self.cloud else f"{self.api}/project"
+
+    @property
+    def records_jsonpath(self) -> str:  # type: ignore[override]
+        return "$.values[*]" if self.cloud else "$[*]"
+
+    def get_new_paginator(self) -> StartAtPaginator:
+        return StartAtPaginator(self.page_size, "values" if self.cloud else None)
+
+    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
+        return {"project_id": record["id"]}
+
+
+class VersionsStream(ProjectPartStream):
+    name, resource = "versions", "versions"
+    parent_stream_type = ProjectsStream
+
+
+class ComponentsStream(ProjectPartStream):
+    name, resource = "components", "components"
+    parent_stream_type = ProjectsStream
+
 
 class UsersStream(StartAtStream):
+    """Cloud: ``/users/search``; Server/DC: ``/user/search?username=.`` (``.`` is everyone)."""
+
     name = "users"
-    path = "/rest/api/3/users/search"
     primary_keys = ("accountId",)
     items_key = None
     schema = th.PropertiesList(
         th.Property("accountId", th.StringType, required=True),
+        th.Property("name", th.StringType),
+        th.Property("key", th.StringType),
         th.Property("displayName", th.StringType),
         th.Property("accountType", th.StringType),
         th.Property("active", th.BooleanType),
         th.Property("timeZone", th.StringType),
+        th.Property("self", th.StringType),
     ).to_dict()
+
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self.api}/users/search" if self.cloud else f"{self.api}/user/search"
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        params = super().get_url_params(context, next_page_token)
+        return params if self.cloud else {**params, "username": "."}
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        row.setdefault("accountId", row.get("key") or row.get("name"))  # DC has no accountId
+        return row
 
 
 class FieldsStream(JiraStream):
     name = "fields"
-    path = "/rest/api/3/field"
     primary_keys = ("id",)
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
@@ -73,6 +134,10 @@ class FieldsStream(JiraStream):
         th.Property("searchable", th.BooleanType),
         th.Property("schema", ANY_OBJECT),
     ).to_dict()
+
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self.api}/field"
 
 
 class BoardsStream(StartAtStream):
@@ -119,78 +184,148 @@ class SprintsStream(StartAtStream):
         row["startDate"] = jira_to_iso(row.get("startDate"))
         return row
 
+    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
+        return {"sprint_id": record["id"], "board_id": record.get("board_id")}
 
-class IssueCommentsStream(StartAtStream):
-    """Complete comments of each synced issue (search embeds only the first few)."""
+
+class SprintIssuesStream(JiraStream):
+    """Sprint membership: one row per (sprint, issue), from Agile ``/sprint/{id}/issue``."""
+
+    name = "sprint_issues"
+    parent_stream_type = SprintsStream
+    path = "/rest/agile/1.0/sprint/{sprint_id}/issue"
+    primary_keys = ("sprint_id", "issue_id")
+    records_jsonpath = "$.issues[*]"
+    state_partitioning_keys: list[str] = []
+    schema = th.PropertiesList(
+        th.Property("sprint_id", th.IntegerType, required=True),
+        th.Property("issue_id", th.StringType, required=True),
+        th.Property("issue_key", th.StringType),
+        th.Property("board_id", th.IntegerType),
+    ).to_dict()
+
+    def get_new_paginator(self) -> StartAtPaginator:
+        return StartAtPaginator(self.page_size, "issues")
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        return {"startAt": next_page_token or 0, "maxResults": self.page_size, "fields": "id"}
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        return {
+            "sprint_id": (context or {})["sprint_id"],
+            "issue_id": str(row["id"]),
+            "issue_key": row.get("key"),
+            "board_id": (context or {}).get("board_id"),
+        }
+
+
+class IssueCommentsStream(IssueChildStream, StartAtStream):
+    """Complete comments of each synced issue: taken from the search response when it holds
+    all of them, paged from ``/issue/{id}/comment`` only when search truncated them."""
 
     name = "issue_comments"
-    parent_stream_type = IssuesStream
-    path = "/rest/api/3/issue/{issue_id}/comment"
     primary_keys = ("id",)
     records_jsonpath = "$.comments[*]"
     items_key = "comments"
-    state_partitioning_keys: list[str] = []
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("issue_id", th.StringType),
+        th.Property("self", th.StringType),
         th.Property("author", ANY_OBJECT),
-        th.Property("body", ANY_OBJECT),
+        th.Property("updateAuthor", ANY_OBJECT),
+        th.Property("body", th.CustomType({"type": ["object", "string", "null"]})),
+        th.Property("visibility", ANY_OBJECT),
+        th.Property("jsdPublic", th.BooleanType),
         th.Property("created", th.DateTimeType),
         th.Property("updated", th.DateTimeType),
     ).to_dict()
 
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self.api}/issue/{{issue_id}}/comment"
+
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
-        if not context or context.get("deleted") or not context.get("comment_count"):
-            return
-        rows = list(super().get_records(context))
-        if len(rows) < int(context["comment_count"]):
-            raise RuntimeError(
-                f"issue_comments: issue {context['issue_id']} has {context['comment_count']} "
-                f"comments but paging returned {len(rows)}; run again."
-            )
-        yield from rows
+        for issue_id in (context or {}).get("issue_ids", []):
+            count = self.issues.comment_count(issue_id)
+            embedded = self.issues.take_embedded(issue_id, "comments")
+            if not count:
+                continue
+            rows = embedded if embedded is not None else self._page(issue_id)
+            if len(rows) < count:
+                raise RuntimeError(
+                    f"issue_comments: issue {issue_id} has {count} comments but paging "
+                    f"returned {len(rows)}; run again."
+                )
+            yield from ({**row, "issue_id": issue_id} for row in rows)
+
+    def _page(self, issue_id: str) -> list[dict[str, Any]]:
+        return list(super().get_records({"issue_id": issue_id}))
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        row["issue_id"] = (context or {}).get("issue_id")
         row["created"], row["updated"] = jira_to_iso(row["created"]), jira_to_iso(row["updated"])
         return row
 
 
-class IssueChangelogsStream(JiraStream):
-    """Complete changelogs through ``/changelog/bulkfetch`` (search embeds a truncated one)."""
+class IssueChangelogsStream(IssueChildStream):
+    """Complete changelogs: from the search response when complete; else Cloud's
+    ``changelog/bulkfetch`` for up to 1000 issues at once, or on Server/DC (which has no
+    bulk endpoint) the issue read with ``expand=changelog``."""
 
     name = "issue_changelogs"
-    parent_stream_type = IssuesStream
-    path = "/rest/api/3/changelog/bulkfetch"
-    http_method = "POST"
     primary_keys = ("id",)
-    records_jsonpath = "$.issueChangeLogs[*].changeHistories[*]"
-    state_partitioning_keys: list[str] = []
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("issue_id", th.StringType),
         th.Property("author", ANY_OBJECT),
         th.Property("created", th.DateTimeType),
         th.Property("items", th.ArrayType(ANY_OBJECT)),
+        th.Property("historyMetadata", ANY_OBJECT),
     ).to_dict()
 
-    def get_new_paginator(self) -> TokenPaginator:
-        return TokenPaginator()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: list[str] = []
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
-        if context and not context.get("deleted"):
-            yield from super().get_records(context)
+        for issue_id in (context or {}).get("issue_ids", []):
+            embedded = self.issues.take_embedded(issue_id, "histories")
+            if embedded is not None:
+                yield from ({**h, "issue_id": issue_id} for h in embedded)
+            elif self.cloud:
+                self._pending.append(issue_id)
+                if len(self._pending) >= CHANGELOG_BULK:
+                    yield from self._drain()
+            else:
+                body = self.call(
+                    "GET",
+                    f"{self.api}/issue/{issue_id}",
+                    params={"expand": "changelog", "fields": "id"},
+                )
+                yield from ({**h, "issue_id": issue_id} for h in body["changelog"]["histories"])
+        if (context or {}).get("last"):
+            yield from self._drain()
 
-    def prepare_request_payload(
-        self, context: Context | None, next_page_token: Any
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"issueIdsOrKeys": [(context or {})["issue_id"]], "maxResults": 1000}
-        if next_page_token:
-            body["nextPageToken"] = next_page_token
-        return body
+    def _drain(self) -> Iterator[dict[str, Any]]:
+        """Every history of the pending issues, token-paged."""
+        ids, self._pending = self._pending, []
+        token: str | None = None
+        while ids:
+            body: dict[str, Any] = {"issueIdsOrKeys": ids, "maxResults": 10_000}
+            if token:
+                body["nextPageToken"] = token
+            page = self.call("POST", "/rest/api/3/changelog/bulkfetch", json=body)
+            for group in page.get("issueChangeLogs", []):
+                yield from (
+                    {**h, "issue_id": str(group["issueId"])} for h in group["changeHistories"]
+                )
+            next_token = page.get("nextPageToken")
+            if not next_token:
+                return
+            if next_token == token:
+                raise RepeatedPageTokenError(f"page token repeated: {next_token[:12]}...")
+            token = next_token
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        row["issue_id"] = (context or {}).get("issue_id")
         row["created"] = jira_to_iso(row.get("created"))
         return row
 
@@ -202,11 +337,14 @@ class IssueWorklogsStream(JiraStream):
     primary_keys = ("id",)
     replication_key = "updated"
     is_sorted = False
-    path = "/rest/api/3/worklog/updated"
+    path = "/rest/api/3/worklog/updated"  # unused: get_records pages it itself
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("issueId", th.StringType),
+        th.Property("self", th.StringType),
         th.Property("author", ANY_OBJECT),
+        th.Property("updateAuthor", ANY_OBJECT),
+        th.Property("comment", th.CustomType({"type": ["object", "string", "null"]})),
         th.Property("started", th.DateTimeType),
         th.Property("created", th.DateTimeType),
         th.Property("updated", th.DateTimeType),
@@ -216,13 +354,13 @@ class IssueWorklogsStream(JiraStream):
 
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         # /worklog/updated leaves out the last minute: never bookmark into it
-        lookback = timedelta(minutes=int(self.config.get("lookback_minutes", 5)))
+        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
         return iso_utc(probe(self).server_time - timedelta(minutes=1) - lookback)
 
     def _changes(self, endpoint: str, since: int) -> Iterator[list[dict[str, Any]]]:
         """Pages of ``/worklog/updated`` or ``/deleted``; each next page overlaps by 1 ms."""
         while True:
-            page = self.call("GET", f"/rest/api/3/worklog/{endpoint}", params={"since": since})
+            page = self.call("GET", f"{self.api}/worklog/{endpoint}", params={"since": since})
             yield page.get("values", [])
             if page.get("lastPage", True):
                 return
@@ -236,13 +374,13 @@ class IssueWorklogsStream(JiraStream):
 
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         start = self.get_starting_timestamp(context)
-        lookback = timedelta(minutes=int(self.config.get("lookback_minutes", 5)))
+        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
         since = to_ms(start - lookback) if start else 0
         for values in self._changes("updated", since):
             ids = [v["worklogId"] for v in values]
             for n in range(0, len(ids), 1000):
                 for row in self.call(
-                    "POST", "/rest/api/3/worklog/list", json={"ids": ids[n : n + 1000]}
+                    "POST", f"{self.api}/worklog/list", json={"ids": ids[n : n + 1000]}
                 ):
                     yield {
                         **row,
@@ -259,10 +397,17 @@ class IssueWorklogsStream(JiraStream):
 
 STREAM_TYPES: list[type[Stream]] = [
     ProjectsStream,
+    VersionsStream,
+    ComponentsStream,
+    StatusesStream,
+    PrioritiesStream,
+    ResolutionsStream,
+    IssueTypesStream,
     UsersStream,
     FieldsStream,
     BoardsStream,
     SprintsStream,
+    SprintIssuesStream,
     IssuesStream,
     IssueCommentsStream,
     IssueChangelogsStream,

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import FatalAPIError
+
+from tap_jira_safe.client import JiraRequestError
 
 
 class TapJiraSafe(Tap):
     """Singer tap for Jira Cloud (REST v3) and Jira Server/Data Center (REST v2)."""
 
     name = "tap-jira-safe"
+    message_writer_class = MsgSpecWriter  # singer-sdk[msgspec]: the fast message writer
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -44,10 +52,18 @@ class TapJiraSafe(Tap):
             description="Project keys to sync; all visible projects when empty.",
         ),
         th.Property(
+            "jql",
+            th.StringType,
+            description="JQL ANDed to every issue query (e.g. `issuetype != Epic`).",
+        ),
+        th.Property(
             "lookback_minutes",
-            th.IntegerType,
-            default=5,
-            description="Each incremental query starts this many minutes before the bookmark.",
+            th.NumberType,
+            default=10,
+            description=(
+                "Each incremental query starts this many minutes before the bookmark. Covers "
+                "a search-index lag up to this long; each run re-reads that much."
+            ),
         ),
         th.Property(
             "search_lag_seconds",
@@ -76,6 +92,25 @@ class TapJiraSafe(Tap):
             default=False,
             description="List live issue ids each run and emit deletes for issues gone from Jira.",
         ),
+        th.Property(
+            "max_delete_fraction",
+            th.NumberType,
+            default=0.05,
+            description=(
+                "Stop the run (no deletes, state kept) when the live-issue listing lacks more "
+                "than this fraction of the issues known from earlier runs."
+            ),
+        ),
+        th.Property(
+            "issues_leaving_scope",
+            th.StringType,
+            default="update",
+            allowed_values=["update", "delete"],
+            description=(
+                "An issue moved out of `projects` (or no longer matching `jql`): emit its "
+                "current version (`update`) or a delete (`delete`)."
+            ),
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[Stream]:
@@ -84,5 +119,18 @@ class TapJiraSafe(Tap):
         return [stream_class(tap=self) for stream_class in STREAM_TYPES]
 
 
+def main() -> None:
+    """The console script: errors this tap raises on purpose (a request that failed for
+    good, a refused reconciliation, a window that would not verify) end the run with one
+    line and exit code 1; the traceback only with ``TAP_JIRA_SAFE_DEBUG=1``."""
+    try:
+        TapJiraSafe.cli()
+    except (FatalAPIError, JiraRequestError, RuntimeError) as exc:
+        if os.environ.get("TAP_JIRA_SAFE_DEBUG"):
+            raise
+        print(f"tap-jira-safe: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    TapJiraSafe.cli()
+    main()

@@ -32,7 +32,11 @@ def run(server: PgServer, workdir: Path) -> None:
         churn_creates=1,
     ) as jira:
         tap = jira.tap_config(
-            search_lag_seconds=0, lookback_minutes=1, page_size=50, reconcile_deletes=True
+            search_lag_seconds=0,
+            lookback_minutes=1,
+            page_size=50,
+            reconcile_deletes=True,
+            max_delete_fraction=0.2,
         )
         first = run_pipeline(tap, target)
         _check(first.tap_returncode, first.target_returncode, first.stderr)

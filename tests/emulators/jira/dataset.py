@@ -1,20 +1,28 @@
 """The emulator's data: a seeded, deterministic Jira site that can change while it is read.
 
-Writes go to the live data at once; the search index sees them ``index_lag_ms`` later, as
-Jira Cloud's eventually consistent search does. The live data is the ground truth.
+Writes go to the live data at once; the search index sees them later, as Jira Cloud's
+eventually consistent search does: a share of the writes at once, the others
+``index_lag_ms`` later (so a lagging index and result sets that change while they are
+paged both happen in one run). The live data is the ground truth.
+
+Archived issues leave the search index but stay readable by id or key ("archived issues ...
+are removed from the index and will no longer be part of search results ... can only be
+accessed through a direct link": Atlassian's Data Center archiving docs, and Cloud's
+``PUT /rest/api/3/issue/archive``). A moved issue keeps its id, gets a new key in the new
+project, and its old keys still resolve to it.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from tests.emulators.jira.jql import Query
+from tests.emulators.jira.jql import JqlError, Query
 
 STATUSES = ("To Do", "In Progress", "In Review", "Done")
 USERS = tuple(f"user-{n:03d}" for n in range(1, 13))
@@ -65,6 +73,12 @@ class Issue:
     review_ms: int | None
     comments: list[Comment] = field(default_factory=list)
     histories: list[History] = field(default_factory=list)
+    archived_ms: int | None = None
+    old_keys: list[str] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        return int(self.key.rsplit("-", 1)[1])
 
     def snapshot(self) -> Issue:
         return replace(
@@ -72,6 +86,7 @@ class Issue:
             labels=list(self.labels),
             comments=list(self.comments),
             histories=list(self.histories),
+            old_keys=list(self.old_keys),
         )
 
 
@@ -104,12 +119,14 @@ class Dataset:
         spacing_ms: int,
         index_lag_ms: int,
         seed: int,
+        instant_index_share: float = 0.5,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.lock = threading.RLock()
         self.now_ms = clock  # Jira's clock, epoch ms
         self.projects = projects
         self.index_lag_ms = index_lag_ms
+        self.instant_index_share = instant_index_share
         self.rng = random.Random(seed)
         self.issues: dict[int, Issue] = {}
         self.deleted: dict[int, int] = {}
@@ -119,7 +136,10 @@ class Dataset:
         self._next_id = {"issue": 10_000, "comment": 50_000, "history": 70_000, "worklog": 90_000}
         self._last_write_ms = 0
         self._visible: dict[int, Issue | None] = {}
-        self._pending: deque[tuple[int, int, Issue | None]] = deque()
+        self._pending: list[tuple[int, int, int, Issue | None]] = []  # heap by visible_at
+        self._writes = 0
+        self._sequence = 0
+        self._applied: dict[int, int] = {}
         self._sorted: list[tuple[int, int]] = []
         self._dirty = True
         self._generation = 0
@@ -217,15 +237,26 @@ class Dataset:
         return issue
 
     # -- the search index ---------------------------------------------------------------
+    def _lag(self) -> int:
+        """A fixed pseudo-random share of the writes is searchable at once."""
+        self._writes += 1
+        instant = (self._writes * 2_654_435_761) % 1000 < 1000 * self.instant_index_share
+        return 0 if instant else self.index_lag_ms
+
     def _index(self, issue: Issue | None, *, issue_id: int | None = None, visible_at: int) -> None:
         key = issue.id if issue else issue_id
         assert key is not None
-        self._pending.append((visible_at, key, issue.snapshot() if issue else None))
+        self._sequence += 1
+        entry = (visible_at, self._sequence, key, issue.snapshot() if issue else None)
+        heapq.heappush(self._pending, entry)
 
     def _refresh_index(self) -> None:
         now = self.now_ms()
         while self._pending and self._pending[0][0] <= now:
-            _, key, snap = self._pending.popleft()
+            _, sequence, key, snap = heapq.heappop(self._pending)
+            if sequence < self._applied.get(key, 0):
+                continue  # the index keeps the newest version: a late older write is dropped
+            self._applied[key] = sequence
             self._visible[key] = snap
             self._dirty = True
         if self._dirty:
@@ -237,17 +268,37 @@ class Dataset:
             self._cache.clear()
 
     def search(self, query: Query, reconcile: set[int], cache_key: str) -> list[Issue]:
-        """Issues matching ``query`` as the search index sees them now, in query order."""
+        """Issues matching ``query`` as the search index sees them now, in query order.
+
+        Raises :class:`JqlError` (a 400) when an issue named in an ``id``/``key`` clause does
+        not exist, as Jira does: "An issue with key 'X' does not exist for field 'key'."
+        """
         with self.lock:
             self._refresh_index()
-            key = (cache_key, tuple(sorted(reconcile)), self._generation)
+            resolved = self._resolve_named(query)
+            key = (cache_key, tuple(sorted(reconcile)), self._generation, resolved)
             if key not in self._cache:
                 if len(self._cache) > 64:
                     self._cache.clear()
-                self._cache[key] = self._search(query, reconcile)
+                self._cache[key] = self._search(query, reconcile, resolved)
             return self._cache[key]
 
-    def _search(self, query: Query, reconcile: set[int]) -> list[Issue]:
+    def _resolve_named(self, query: Query) -> tuple[tuple[str, str, int], ...]:
+        """``(operator, project, key number)`` for each comparison; every named issue exists."""
+        for ident in query.ids or ():
+            if self.find(ident) is None:
+                raise JqlError(f"An issue with key '{ident}' does not exist for field 'key'.")
+        resolved = []
+        for operator, ident in query.key_compare:
+            issue = self.find(ident)
+            if issue is None:
+                raise JqlError(f"An issue with key '{ident}' does not exist for field 'key'.")
+            resolved.append((operator, issue.project, issue.number))
+        return tuple(resolved)
+
+    def _search(
+        self, query: Query, reconcile: set[int], resolved: tuple[tuple[str, str, int], ...]
+    ) -> list[Issue]:
         rows = self._sorted
         lo = 0 if query.lower_ms is None else bisect.bisect_left(rows, (query.lower_ms, -1))
         candidates: list[Issue] = []
@@ -255,40 +306,49 @@ class Dataset:
             if query.upper_ms is not None and updated_ms > query.upper_ms:
                 break
             snap = self.issues.get(key) if key in reconcile else self._visible.get(key)
-            if snap is not None and self._matches(snap, query):
+            if snap is not None and self._matches(snap, query, resolved):
                 candidates.append(snap)
         seen = {c.id for c in candidates}
         for key in reconcile - seen:
             live = self.issues.get(key)
-            if live is not None and self._matches(live, query):
+            if (
+                live is not None
+                and live.archived_ms is None
+                and self._matches(live, query, resolved)
+            ):
                 candidates.append(live)
-        default_order: tuple[list[tuple[str, bool]], ...] = (
-            [],
-            [("updated", False)],
-            [("updated", False), ("id", False)],
-        )
-        if query.order in default_order and not reconcile:
+        if query.order in ([], [("updated", False)]) and not reconcile:
             return candidates  # the index is kept in (updated, id) order already
         return sorted(candidates, key=_order_key(query))
 
     @staticmethod
-    def _matches(issue: Issue, query: Query) -> bool:
+    def _matches(
+        issue: Issue, query: Query, resolved: tuple[tuple[str, str, int], ...] = ()
+    ) -> bool:
         if query.projects is not None and issue.project not in query.projects:
             return False
-        if query.ids is not None and str(issue.id) not in query.ids and issue.key not in query.ids:
+        if query.ids is not None and not ({str(issue.id), issue.key, *issue.old_keys} & query.ids):
             return False
-        if query.id_above is not None and issue.id <= query.id_above:
-            return False
-        if query.id_at_most is not None and issue.id > query.id_at_most:
+        for operator, project, number in resolved:
+            if issue.project != project or not _COMPARE[operator](issue.number, number):
+                return False
+        if query.status is not None:
+            operator, name = query.status
+            if (issue.status == name) != (operator == "="):
+                return False
+        if query.label is not None and query.label not in issue.labels:
             return False
         return query.matches_time(issue.updated_ms)
 
     # -- lookups ------------------------------------------------------------------------
     def find(self, id_or_key: str) -> Issue | None:
+        """An issue by id, key or a key it had before a move; archived ones too."""
         with self.lock:
             if id_or_key.isdigit():
                 return self.issues.get(int(id_or_key))
-            return next((i for i in self.issues.values() if i.key == id_or_key), None)
+            return next(
+                (i for i in self.issues.values() if id_or_key in (i.key, *i.old_keys)), None
+            )
 
     # -- writes (tests and adversity switches) --------------------------------------------
     def _touch(self, issue: Issue, field_name: str, old: str | None, new: str | None) -> int:
@@ -304,7 +364,7 @@ class Dataset:
                 to_string=new,
             )
         )
-        self._index(issue, visible_at=now + self.index_lag_ms)
+        self._index(issue, visible_at=now + self._lag())
         return now
 
     def edit_issue(self, issue_id: int) -> int:
@@ -316,12 +376,19 @@ class Dataset:
             issue.status = self.rng.choice(STATUSES)
             return self._touch(issue, "summary", old, issue.summary)
 
+    def set_status(self, issue_id: int, status: str) -> int:
+        with self.lock:
+            issue = self.issues[issue_id]
+            old, issue.status = issue.status, status
+            return self._touch(issue, "status", old, status)
+
     def move_issue(self, issue_id: int, project: str) -> str:
         """Move an issue to another project: the key changes, the id stays."""
         with self.lock:
             issue = self.issues[issue_id]
             self._counters[project] += 1
             old_key = issue.key
+            issue.old_keys.append(old_key)
             issue.project, issue.key = project, f"{project}-{self._counters[project]}"
             self._touch(issue, "Key", old_key, issue.key)
             return issue.key
@@ -334,13 +401,21 @@ class Dataset:
             for worklog in [w for w in self.worklogs.values() if w.issue_id == issue_id]:
                 self.worklogs.pop(worklog.id)
                 self.deleted_worklogs[worklog.id] = now
-            self._index(None, issue_id=issue_id, visible_at=now + self.index_lag_ms)
+            self._index(None, issue_id=issue_id, visible_at=now + self._lag())
+
+    def archive_issue(self, issue_id: int) -> None:
+        """Archive: out of search (after the index lag), still readable by id; ``updated`` kept."""
+        with self.lock:
+            issue = self.issues[issue_id]
+            now = self.write_ms()
+            issue.archived_ms = now
+            self._index(None, issue_id=issue_id, visible_at=now + self._lag())
 
     def create_issue(self, project: str) -> int:
         with self.lock:
             now = self.write_ms()
             issue = self._new_issue(project, created_ms=now, updated_ms=now)
-            self._index(issue, visible_at=now + self.index_lag_ms)
+            self._index(issue, visible_at=now + self._lag())
             return issue.id
 
     def add_comment(self, issue_id: int, body: str) -> int:
@@ -350,7 +425,7 @@ class Dataset:
             cid = self._new_id("comment")
             issue.comments.append(Comment(cid, self.rng.choice(USERS), body, now, now))
             issue.updated_ms = now
-            self._index(issue, visible_at=now + self.index_lag_ms)
+            self._index(issue, visible_at=now + self._lag())
             return cid
 
     def add_worklog(self, issue_id: int, seconds: int) -> int:
@@ -383,27 +458,46 @@ class Dataset:
 
     # -- ground truth -------------------------------------------------------------------
     def live_issues(self, projects: set[str] | None = None) -> dict[str, int]:
-        """``{issue id: updated ms}`` of every live issue (optionally of some projects)."""
+        """``{issue id: updated ms}`` of every live, unarchived issue (optionally of some
+        projects)."""
         with self.lock:
             return {
                 str(i.id): i.updated_ms
                 for i in self.issues.values()
-                if projects is None or i.project in projects
+                if i.archived_ms is None and (projects is None or i.project in projects)
             }
+
+    def archived_issue_ids(self) -> set[str]:
+        with self.lock:
+            return {str(i.id) for i in self.issues.values() if i.archived_ms is not None}
 
     def deleted_issue_ids(self) -> set[str]:
         with self.lock:
             return {str(i) for i in self.deleted}
 
 
-def _order_key(query: Query) -> Callable[[Issue], tuple[int, ...]]:
-    order = query.order or [("updated", False), ("id", False)]
+_COMPARE: dict[str, Callable[[int, int], bool]] = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
 
-    def key(issue: Issue) -> tuple[int, ...]:
-        parts: list[int] = []
+
+def _order_key(query: Query) -> Callable[[Issue], tuple[object, ...]]:
+    """``ORDER BY id`` / ``key`` is project key, then key number (never the id)."""
+    order = query.order or [("updated", False), ("key", False)]
+
+    def key(issue: Issue) -> tuple[object, ...]:
+        parts: list[object] = []
         for name, descending in order:
-            value = {"updated": issue.updated_ms, "created": issue.created_ms}.get(name, issue.id)
-            parts.append(-value if descending else value)
+            if name == "key":
+                # descending text: invert each character so one tuple sorts both ways
+                project = "".join(chr(0x10FFFF - ord(c)) for c in issue.project)
+                parts += [project, -issue.number] if descending else [issue.project, issue.number]
+            else:
+                value = issue.updated_ms if name == "updated" else issue.created_ms
+                parts.append(-value if descending else value)
         parts.append(issue.id)
         return tuple(parts)
 

@@ -210,3 +210,53 @@ def run_pipeline(
 def _state_value(message: dict[str, Any]) -> dict[str, Any]:
     value: dict[str, Any] = message["value"] if message.get("type") == "STATE" else message
     return value
+
+
+@dataclass
+class Audit:
+    """A reduced table against Jira, for a tap that syncs some projects and reconciles."""
+
+    missed: list[str] = field(default_factory=list)  # in scope in Jira; absent/stale/deleted here
+    false_deletes: list[str] = field(default_factory=list)  # deleted here, in scope or archived
+    missed_deletes: list[str] = field(default_factory=list)  # gone from scope, live here
+    unflagged_archives: list[str] = field(default_factory=list)  # archived, no archived_at
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: len(ids) for name, ids in vars(self).items()}
+
+
+def audit(
+    dataset: Any, records: list[dict[str, Any]], projects: set[str], *, moved_out_deleted: bool
+) -> Audit:
+    """``dataset`` is the emulator's; moved-out issues must be deleted if
+    ``moved_out_deleted`` (``issues_leaving_scope: delete``), else just up to date."""
+    result = Audit()
+    reduced = newest_by_key(records)
+    with dataset.lock:
+        issues = {str(i.id): i for i in dataset.issues.values()}
+    for issue_id, issue in sorted(issues.items()):
+        row = reduced.get(issue_id)
+        in_scope = issue.project in projects
+        deleted_here = row is not None and bool(row.get("_sdc_deleted_at"))
+        if issue.archived_ms is not None:
+            if deleted_here:
+                result.false_deletes.append(issue_id)
+            elif row is not None and not row.get("archived_at"):
+                result.unflagged_archives.append(issue_id)
+        elif in_scope:
+            if deleted_here:
+                result.false_deletes.append(issue_id)
+            elif row is None or _version_ms(row) != issue.updated_ms:
+                result.missed.append(issue_id)
+        elif row is not None and moved_out_deleted and not deleted_here:
+            result.missed_deletes.append(issue_id)
+    for issue_id in dataset.deleted_issue_ids():
+        row = reduced.get(issue_id)
+        if row is not None and not row.get("_sdc_deleted_at"):
+            result.missed_deletes.append(issue_id)
+    return result
+
+
+def _version_ms(record: dict[str, Any]) -> int:
+    return round(_version(record).timestamp() * 1000)

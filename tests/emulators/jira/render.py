@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.emulators.jira.dataset import (
     STATUSES,
+    USERS,
     Board,
     Comment,
     History,
@@ -162,6 +163,11 @@ class Renderer:
             "customfield_10016": issue.points,
             "customfield_10030": {"value": issue.team, "id": "1" if issue.team == "red" else "2"},
             "customfield_10040": self.time(issue.review_ms),
+            **(
+                {"archiveddate": self.time(issue.archived_ms), "archivedby": self.user(USERS[0])}
+                if issue.archived_ms is not None
+                else {}
+            ),
         }
 
     def issue(

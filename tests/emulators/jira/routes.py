@@ -1,4 +1,11 @@
-"""The emulator's endpoints: one function per Jira REST resource."""
+"""The emulator's endpoints: one function per Jira REST resource.
+
+Cloud serves ``/rest/api/2`` and ``/rest/api/3``; Server/Data Center serves only
+``/rest/api/2`` (its REST reference, https://docs.atlassian.com/software/jira/docs/api/REST/
+latest/, has no v3), pages with ``startAt`` and has none of Cloud's newer endpoints
+(``search/jql``, ``issue/bulkfetch``, ``changelog/bulkfetch``, ``project/search``,
+``users/search``): those answer 404 there, the harsher reading of "not documented".
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tests.emulators.jira import jql
+from tests.emulators.jira.dataset import USERS
 from tests.emulators.jira.render import FIELDS, Renderer
 
 if TYPE_CHECKING:
@@ -46,6 +54,10 @@ def dispatch(
     api = "3" if not api_match or api_match.group(1) == "latest" else api_match.group(1)
     tail = path[api_match.end() - 1 :] if api_match else path
     s = emulator.settings
+    if s.deployment != "Cloud":
+        api = "2"
+        if api_match and api_match.group(1) == "3":
+            raise ApiError(404, errors(f"null for uri: {path}"))
     renderer = Renderer(
         base_url=emulator.url, zone=s.time_zone, api=api, embedded_limit=s.embedded_limit
     )
@@ -109,6 +121,7 @@ def fields(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> 
 
 @route("GET", r"/project/search")
 def project_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    _cloud_only(em, "/rest/api/2/project/search")
     projects = [r.project(k, n) for n, k in enumerate(em.settings.projects)]
     return _paged(projects, p, cap=50)
 
@@ -120,8 +133,17 @@ def project_list(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: An
 
 @route("GET", r"/users/search")
 def users(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
-    from tests.emulators.jira.dataset import USERS
+    _cloud_only(em, "/rest/api/2/users/search")
+    return _paged([r.user(u) for u in USERS], p, cap=100)["values"]
 
+
+@route("GET", r"/user/search")
+def users_server(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    """Server/DC: ``user/search?username=.`` (``.`` matches every user), startAt paging."""
+    if em.settings.deployment == "Cloud":
+        raise ApiError(400, errors("The query parameter 'query' is required."))
+    if not p.get("username"):
+        raise ApiError(400, errors("The username query parameter was not provided"))
     return _paged([r.user(u) for u in USERS], p, cap=100)["values"]
 
 
@@ -139,6 +161,18 @@ def _query(em: JiraEmulator, text: str) -> jql.Query:
         return jql.parse(text, em.settings.time_zone, em.now_ms())
     except jql.JqlError as exc:
         raise ApiError(400, errors(str(exc))) from exc
+
+
+def _search(em: JiraEmulator, query: jql.Query, reconcile: set[int], text: str) -> list[Any]:
+    try:
+        return em.dataset.search(query, reconcile, cache_key=text)
+    except jql.JqlError as exc:
+        raise ApiError(400, errors(str(exc))) from exc
+
+
+def _cloud_only(em: JiraEmulator, path: str) -> None:
+    if em.settings.deployment != "Cloud":
+        raise ApiError(404, errors(f"null for uri: {path}"))
 
 
 @route("GET", r"/search/jql")
@@ -159,16 +193,26 @@ def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
         )
     wanted = _fields_param(args.get("fields"))
     expand = str(args.get("expand") or "")
+    fault = em.settings.listing_fault
+    if fault and not wanted:
+        if fault == "error":
+            raise ApiError(500, errors("Internal server error."))
+        return {"issues": [], "isLast": True} if fault == "empty" else {}
+    # "The greatest number of items returned per page is achieved when requesting id or key
+    # only. It returns max 5000 issues." (search/jql, Jira Cloud REST v3)
     cap = em.settings.page_cap_fields if wanted else em.settings.page_cap_ids
-    size = min(_int(args, "maxResults", 50), cap)
+    asked = _int(args, "maxResults", 50)
     token = args.get("nextPageToken")
-    key = f"{text}|{wanted}|{size}"
+    key = f"{text}|{wanted}|{asked}"
     if token and em.settings.expire_token_once and em.once("expire"):
         raise ApiError(400, errors("The provided next page token is invalid or expired."))
     offset = em.tokens.read(str(token), key) if token else 0
+    size = em.page_size(asked, cap, key, offset)
     reconcile = {int(i) for i in args.get("reconcileIssues") or []}
-    found = em.dataset.search(query, reconcile, cache_key=text)
+    found = _search(em, query, reconcile, text)
     page = found[offset : offset + size]
+    if wanted and len(page) > 1 and em.settings.omit_issue_once and em.once("omit"):
+        page = page[:1] + page[2:]
     answer: dict[str, Any] = {
         "issues": [r.issue(i, em.settings.projects, wanted, expand) for i in page]
     }
@@ -197,7 +241,7 @@ def search_offset(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: A
     args = {**p, **b}
     query = _query(em, str(args.get("jql", "")))
     wanted = _fields_param(args.get("fields")) or ["*navigable"]
-    found = em.dataset.search(query, set(), cache_key=str(args.get("jql", "")))
+    found = _search(em, query, set(), str(args.get("jql", "")))
     paged = _paged(found, args, cap=em.settings.page_cap_fields)
     issues = [
         r.issue(i, em.settings.projects, wanted, str(args.get("expand") or ""))
@@ -210,18 +254,28 @@ def search_offset(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: A
 
 @route("POST", r"/issue/bulkfetch")
 def bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    """Cloud's ``POST /rest/api/3/issue/bulkfetch`` (at most 100 issues).
+
+    Per its schema (BulkIssueResults): ``issueErrors`` lists issues Jira could not return
+    "due to a retriable error or payload constraint"; issues "which aren't found or that the
+    user doesn't have permission to view won't be returned in this list" - they are simply
+    absent. Whether archived issues come back is not documented: here they are absent too
+    (harsher: they look deleted unless read one by one).
+    """
+    _cloud_only(em, "/rest/api/3/issue/bulkfetch")
     wanted = list(b.get("issueIdsOrKeys") or [])
     if not wanted or len(wanted) > 100:
         raise ApiError(400, errors("issueIdsOrKeys must hold between 1 and 100 issues."))
     names = _fields_param(b.get("fields")) or ["*navigable"]
-    found, missing = [], []
-    for ident in wanted:
+    found, issue_errors = [], []
+    every = em.settings.bulkfetch_error_every
+    all_fail = em.settings.bulkfetch_errors_once and em.once("bulkfetch-errors")
+    for n, ident in enumerate(wanted, start=1):
         issue = em.dataset.find(str(ident))
-        if issue is None:
-            missing.append(str(ident))
-        else:
+        if all_fail or (every and n % every == 0):
+            issue_errors.append({"id": str(ident), "errorMessage": "Retry the request."})
+        elif issue is not None and issue.archived_ms is None:
             found.append(r.issue(issue, em.settings.projects, names, str(b.get("expand") or "")))
-    issue_errors = [{"issueIdsOrKeys": missing, "errorMessages": [GONE]}] if missing else []
     return {"issues": found, "issueErrors": issue_errors}
 
 
@@ -234,8 +288,19 @@ def _issue_or_404(em: JiraEmulator, ident: str) -> Any:
 
 @route("GET", r"/issue/([^/]+)")
 def issue_get(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    """One issue, archived ones too (with ``archiveddate``/``archivedby``); the changelog
+    expanded here is complete (Server/DC has no paged changelog endpoint)."""
     issue = _issue_or_404(em, m.group(1))
-    return r.issue(issue, em.settings.projects, ["*all"], p.get("expand", ""))
+    body = r.issue(issue, em.settings.projects, ["*all"], p.get("expand", ""))
+    if "changelog" in p.get("expand", ""):
+        histories = [r.history(h) for h in issue.histories]
+        body["changelog"] = {
+            "startAt": 0,
+            "maxResults": len(histories),
+            "total": len(histories),
+            "histories": histories,
+        }
+    return body
 
 
 @route("GET", r"/issue/([^/]+)/comment")
@@ -250,6 +315,7 @@ def comments(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -
 
 @route("GET", r"/issue/([^/]+)/changelog")
 def changelog(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    _cloud_only(em, "/rest/api/2/issue/{id}/changelog")
     issue = _issue_or_404(em, m.group(1))
     return _paged(
         [r.history(h) for h in issue.histories], p, cap=em.settings.changelog_page_cap, default=100
@@ -258,6 +324,7 @@ def changelog(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) 
 
 @route("POST", r"/changelog/bulkfetch")
 def changelog_bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    _cloud_only(em, "/rest/api/3/changelog/bulkfetch")
     wanted = [str(i) for i in b.get("issueIdsOrKeys") or []]
     if not wanted or len(wanted) > 1000:
         raise ApiError(400, errors("issueIdsOrKeys must hold between 1 and 1000 issues."))

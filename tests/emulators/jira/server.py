@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.emulators.jira import routes
+from tests.emulators.jira import reference, routes  # noqa: F401 (reference: its routes)
 from tests.emulators.jira.dataset import Dataset
 from tests.emulators.jira.routes import ApiError, errors
 from tests.emulators.jira.settings import JiraSettings
@@ -40,17 +40,22 @@ class Stats:
 
 
 class PageTokens:
-    """Opaque search tokens: an offset bound to a query, with an age."""
+    """Opaque search tokens: an offset bound to a query, with an age on Jira's clock.
 
-    def __init__(self, settings: JiraSettings) -> None:
+    Offsets, not positions in a snapshot: whether Jira's tokens are stable under writes is
+    not documented, so the harsher thing (pages drift when issues leave the result set).
+    """
+
+    def __init__(self, settings: JiraSettings, clock: Callable[[], int]) -> None:
         self.settings = settings
+        self.clock = clock
 
     @staticmethod
     def _digest(query_text: str) -> str:
         return hashlib.sha1(query_text.encode()).hexdigest()[:10]
 
     def issue(self, query_text: str, offset: int) -> str:
-        raw = json.dumps({"q": self._digest(query_text), "o": offset, "t": time.time()})
+        raw = json.dumps({"q": self._digest(query_text), "o": offset, "t": self.clock() / 1000})
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     def read(self, token: str, query_text: str) -> int:
@@ -59,7 +64,7 @@ class PageTokens:
             valid = raw["q"] == self._digest(query_text)
         except (ValueError, KeyError):
             valid = False
-        if not valid or time.time() - raw["t"] > self.settings.token_ttl_s:
+        if not valid or self.clock() / 1000 - raw["t"] > self.settings.token_ttl_s:
             raise ApiError(400, errors("The provided next page token is invalid or expired."))
         return int(raw["o"])
 
@@ -83,11 +88,12 @@ class JiraEmulator:
             first_updated_ms=first,
             spacing_ms=s.spacing_ms,
             index_lag_ms=s.index_lag_ms,
+            instant_index_share=s.instant_index_share,
             seed=s.seed,
             clock=self.now_ms,
         )
         self.stats = Stats()
-        self.tokens = PageTokens(s)
+        self.tokens = PageTokens(s, self.now_ms)
         self.on_search: Callable[[int], None] | None = None
         self.ca_path: str | None = None
         self._lock = threading.Lock()
@@ -138,6 +144,18 @@ class JiraEmulator:
         """Jira's clock (epoch ms): the host's, plus ``clock_ahead_ms``."""
         return int(time.time() * 1000) + self.settings.clock_ahead_ms
 
+    def advance(self, minutes: float) -> None:
+        """Move Jira's clock forward: minutes of index lag and token age without waiting."""
+        self.settings.clock_ahead_ms += round(minutes * 60_000)
+
+    def page_size(self, asked: int, cap: int, query_key: str, offset: int) -> int:
+        """The server's choice: at most ``min(asked, cap)``, often fewer (never 0)."""
+        size = max(1, min(asked, cap))
+        if not self.settings.server_chosen_page_size or size < 3:
+            return size
+        digest = int(hashlib.sha1(f"{query_key}|{offset}".encode()).hexdigest()[:8], 16)
+        return size - digest % (size // 2)
+
     def tap_config(self, **extra: Any) -> dict[str, Any]:
         """Settings for tap-jira-safe against this emulator."""
         first = min(i.created_ms for i in self.dataset.issues.values()) - 3_600_000
@@ -156,6 +174,9 @@ class JiraEmulator:
 
     def deleted_issue_ids(self) -> set[str]:
         return self.dataset.deleted_issue_ids()
+
+    def archived_issue_ids(self) -> set[str]:
+        return self.dataset.archived_issue_ids()
 
     # -- adversity ----------------------------------------------------------------------
     def count_request(self, path: str) -> int:
@@ -183,10 +204,15 @@ class JiraEmulator:
             self._window = (second, used)
         reset = datetime.fromtimestamp(second + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         remaining = max(budget - used, 0)
+        # X-RateLimit-* (burst limits) and the points-based Beta-RateLimit-* pair
+        # (https://developer.atlassian.com/cloud/jira/platform/rate-limiting/): the policy
+        # `q` points per `w` seconds, the state `r` points left and `t` seconds to reset
         headers = {
             "X-RateLimit-Limit": str(budget),
             "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": reset,
+            "Beta-RateLimit-Policy": f'"global-app-quota";q={budget};w=1',
+            "Beta-RateLimit": f'"global-app-quota";r={remaining};t=1',
         }
         if remaining < budget / 5:
             headers["X-RateLimit-NearLimit"] = "true"

@@ -24,14 +24,20 @@ class JiraSettings:
     # paging, as Jira caps it
     page_cap_fields: int = 100
     page_cap_ids: int = 5000
+    # search/jql "may return fewer items per page" than maxResults (Cloud REST v3 docs):
+    # pages shrink by a server-chosen amount even when more issues remain
+    server_chosen_page_size: bool = True
     embedded_limit: int = 5  # comments / changelog histories embedded in an issue
     comment_page_cap: int = 100
     changelog_page_cap: int = 100
     worklog_page_cap: int = 1000
-    token_ttl_s: float = 600.0
+    token_ttl_s: float = 600.0  # on Jira's clock: `advance()` expires tokens too
     # adversity
     latency_ms: int = 0
-    index_lag_ms: int = 0  # search sees writes this much later
+    index_lag_ms: int = 0  # search sees writes this much later (Jira's clock)...
+    instant_index_share: float = 0.5  # ...except this share of them, searchable at once
+    bulkfetch_error_every: int = 0  # every Nth id asked of issue/bulkfetch is an `issueErrors`
+    bulkfetch_errors_once: bool = False  # the first bulkfetch call answers only issueErrors
     rate_limit_every: int = 0  # every Nth request answers 429
     retry_after_s: int = 1
     rate_limit_storm: tuple[int, int] | None = None  # (first request number, how many 429s)
@@ -43,6 +49,12 @@ class JiraSettings:
     omit_is_last_every: int = 0  # every Nth last search page has no `isLast`
     repeat_token_once: bool = False  # one search page hands back the token it was given
     expire_token_once: bool = False  # the first page token presented is "expired"
+    # the first page with fields leaves out one issue it should hold: search is eventually
+    # consistent across index shards (the next query sees it)
+    omit_issue_once: bool = False
+    # id-only search pages answer wrongly: "empty" ({"issues": []}), "malformed" ({}) or
+    # "error" (500): what a proxy, a permission change or an outage can make of them
+    listing_fault: str | None = None
     churn_every_searches: int = 0  # other users write every N search pages
     churn_edits: int = 1
     churn_deletes: int = 0
