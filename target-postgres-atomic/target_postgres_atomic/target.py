@@ -9,9 +9,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import msgspec
 import psycopg
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.exceptions import SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
 from target_postgres_atomic import connector
@@ -28,6 +30,8 @@ from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import build_spec
 from target_postgres_atomic.staging import Stager
 
+# Errors that mean "this input or setting cannot be loaded as it is", as opposed to bugs.
+REFUSALS = (SingerSDKError, InvalidInputLine, psycopg.OperationalError)
 DEFAULT_BATCH_SIZE_ROWS = 100_000
 SESSIONS = 2
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
@@ -273,10 +277,21 @@ class TargetPostgresAtomic(Target):
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
-        value = message_dict["value"]
+        value = bytes(message_dict["value"])
+        line = message_dict["line"]
         if not value:
-            raise InvalidInputLine(f"input line {message_dict['line']}: STATE needs a 'value'")
-        self._pending_state = bytes(value).decode().strip()
+            raise InvalidInputLine(f"input line {line}: STATE needs a 'value'")
+        if not isinstance(msgspec.json.decode(value), dict):
+            raise InvalidInputLine(
+                f"input line {line}: STATE value must be a JSON object (Singer state is "
+                f"{{...}}), got {value[:40].decode(errors='replace')}"
+            )
+        if b"\\u0000" in value:
+            raise InvalidInputLine(
+                f"input line {line}: STATE contains a NUL character (\\u0000), which "
+                "PostgreSQL cannot store; fix the tap's bookmark values"
+            )
+        self._pending_state = value.decode().strip()
         if self._buffered_rows == 0 or self._buffered_too_long():
             self._commit()
 
@@ -328,6 +343,16 @@ class TargetPostgresAtomic(Target):
                 row += 1
                 sink.add((line << SEQ_SHIFT) | row, raw, version, None)
                 self._after_add(sink)
+
+    @classmethod
+    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
+        """A refusal is one clear line and exit code 1; its traceback only at debug level."""
+        try:
+            super().invoke(**kwargs)
+        except REFUSALS as exc:
+            cls.logger.debug("Traceback of the refusal below", exc_info=True)
+            cls.logger.error("%s", exc)
+            sys.exit(1)
 
     def process_endofpipe(self) -> None:
         """At a clean end of input, every refresh loaded in this run is swapped in.
