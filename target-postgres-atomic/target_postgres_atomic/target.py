@@ -345,7 +345,7 @@ class TargetPostgresAtomic(Target):
                 self._after_add(sink)
 
     @classmethod
-    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
+    def invoke(cls, **kwargs: t.Any) -> None:
         """A refusal is one clear line and exit code 1; its traceback only at debug level."""
         try:
             super().invoke(**kwargs)
