@@ -13,7 +13,7 @@ import msgspec
 import psycopg
 from singer_sdk import Target
 from singer_sdk import typing as th
-from singer_sdk.exceptions import SingerSDKError
+from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
 from target_postgres_atomic import connector
@@ -26,6 +26,7 @@ from target_postgres_atomic.errors import (
     SchemaError,
 )
 from target_postgres_atomic.reader import LineReader
+from target_postgres_atomic.redact import redacted, redacted_error
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import build_spec
 from target_postgres_atomic.staging import Stager
@@ -163,6 +164,7 @@ class TargetPostgresAtomic(Target):
         self._buffered_rows = 0
         self._buffered_since = 0.0
         self._overwrite = self.config.get("load_method") == "overwrite"
+        connector.conninfo(self.config)  # a bad URL is refused before any input is read
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
             batch_size_bytes=BATCH_SIZE_BYTES,
@@ -171,6 +173,14 @@ class TargetPostgresAtomic(Target):
             upsert=self.config.get("load_method", "upsert") != "append-only",
             sanitize_null_text_characters=bool(self.config.get("sanitize_null_text_characters")),
         )
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise redacted_error(exc, self._config) from None
+        return redacted(errors, self._config, self.config_jsonschema)
 
     @property
     def state_schema(self) -> str:
@@ -349,6 +359,8 @@ class TargetPostgresAtomic(Target):
         """A refusal is one clear line and exit code 1; its traceback only at debug level."""
         try:
             super().invoke(**kwargs)
+        except ConfigValidationError:
+            raise  # singer-sdk's CLI lists each error itself
         except REFUSALS as exc:
             cls.logger.debug("Traceback of the refusal below", exc_info=True)
             cls.logger.error("%s", exc)
