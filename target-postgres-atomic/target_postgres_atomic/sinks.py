@@ -7,7 +7,6 @@ PostgreSQL validate, cast, dedupe and merge a whole batch at once.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from psycopg import sql
 
 from target_postgres_atomic import merge
 from target_postgres_atomic.errors import BadRecordError
-from target_postgres_atomic.spec import TableSpec
+from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.validation import record_checker
 
@@ -34,12 +33,6 @@ class SinkSettings:
     validate_records: bool
     upsert: bool
     sanitize_null_text_characters: bool
-
-
-def shadow_name(table: str) -> str:
-    """The persistent table a multi-batch full refresh loads into before the swap."""
-    digest = hashlib.blake2b(table.encode(), digest_size=4).hexdigest()
-    return f"_sdc_shadow_{table[:40]}_{digest}"
 
 
 def _nul_field(value: Any) -> bool:
@@ -86,7 +79,9 @@ class PostgresSink:
         """Records of this table version go to the shadow table until it is activated."""
         self.opened: set[int] = set()
         """Table versions whose opening ACTIVATE_VERSION this run has seen."""
-        self.shadow = sql.Identifier(spec.schema, shadow_name(spec.table))
+        self.shadow = sql.Identifier(
+            spec.schema, generated_name(f"_sdc_shadow_{spec.table}", spec.schema, spec.table)
+        )
 
     def update_spec(self, spec: TableSpec) -> None:
         """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""

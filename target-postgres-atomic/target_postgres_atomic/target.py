@@ -25,7 +25,7 @@ from target_postgres_atomic.errors import (
 )
 from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
-from target_postgres_atomic.spec import build_spec
+from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.staging import Stager
 
 DEFAULT_BATCH_SIZE_ROWS = 100_000
@@ -137,9 +137,10 @@ class TargetPostgresAtomic(Target):
         ),
         th.Property(
             "version_columns",
-            th.ObjectType(additional_properties=th.StringType),
+            th.ObjectType(additional_properties=th.CustomType({"type": ["string", "null"]})),
             description="Per-stream version column for the older-never-over-newer guard "
-            "(stream name -> column); default is the stream's replication key.",
+            "(stream name -> column); default is the stream's replication key; null turns "
+            "the guard off for the stream (the last record to arrive wins).",
         ),
     ).to_dict()
 
@@ -154,6 +155,12 @@ class TargetPostgresAtomic(Target):
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._finish_commits_after_error
         self._sinks: dict[str, PostgresSink] = {}
+        self._unguarded: set[str] = set()
+        self._tables: dict[tuple[str, str], str] = {}
+        """The stream that loads each (schema, table) in this run."""
+        self._early_openings: dict[str, int] = {}
+        """ACTIVATE_VERSION that came before its stream's SCHEMA."""
+        """Streams whose bookmark cannot be compared, warned about once."""
         self._pending_state: str | None = None
         self._emitted_state: str | None = None
         self._buffered_rows = 0
@@ -207,11 +214,12 @@ class TargetPostgresAtomic(Target):
             version_columns=self.config.get("version_columns") or {},
         )
         stream = spec.stream
+        self._claim_table(spec, message_dict["line"])
         if (
             stream in self._sinks
             and self._sinks[stream].spec.properties == spec.properties
             and self._sinks[stream].spec.keys == spec.keys
-            and self._sinks[stream].spec.version == spec.version
+            and self._sinks[stream].spec.declared_version == spec.declared_version
         ):
             return
         # Rows buffered under the old schema land first, so arrival order is kept.
@@ -222,10 +230,13 @@ class TargetPostgresAtomic(Target):
             connector.lock_table(conn, spec.schema, spec.table)
             try:
                 connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
-            except LossyTypeChange as exc:
+            except (LossyTypeChange, connector.KeyChangeRefused) as exc:
                 raise SchemaError(stream, message_dict["line"], str(exc)) from None
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
-            spec.check_version_type(message_dict["line"])
+            spec, warning = spec.with_comparable_version(message_dict["line"])
+        if warning and stream not in self._unguarded:
+            self._unguarded.add(stream)
+            self.logger.warning(warning)
         if stream in self._sinks:
             self._sinks[stream].update_spec(spec)
             return
@@ -244,6 +255,22 @@ class TargetPostgresAtomic(Target):
                 sink.start_version(conn, connector.next_table_version(conn, spec))
             else:
                 sink.resume_shadow(conn)
+        if (version := self._early_openings.pop(stream, None)) is not None:
+            self._process_activate_version_message(
+                {"stream": stream, "version": version, "line": message_dict["line"]}
+            )
+
+    def _claim_table(self, spec: TableSpec, line: int) -> None:
+        """Two streams must not silently share one table (their keys and refreshes collide)."""
+        owner = self._tables.setdefault((spec.schema, spec.table), spec.stream)
+        if owner != spec.stream:
+            raise SchemaError(
+                spec.stream,
+                line,
+                f"streams '{owner}' and '{spec.stream}' would both load into table "
+                f"{spec.qualified_text()}; give one of them another name with a stream map "
+                "(or load them with separate runs and schemas)",
+            )
 
     def _process_record_message(self, message_dict: dict) -> None:
         sink = self._sinks.get(message_dict["stream"])
@@ -294,10 +321,15 @@ class TargetPostgresAtomic(Target):
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "version"})
-        sink = self._sink_for(message_dict)
-        version = int(message_dict["version"])
+        stream, version = message_dict["stream"], int(message_dict["version"])
         if not self.config.get("activate_version", True) or self._overwrite:
-            self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", sink.spec.stream)
+            self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", stream)
+            return
+        sink = self._sinks.get(stream)
+        if sink is None:
+            # Some taps announce every stream's refresh before the first SCHEMA: it opens
+            # when the stream's SCHEMA arrives (no record of it can come before).
+            self._early_openings[stream] = version
             return
         self._commit()
         self._wait_for_commits()
