@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -213,4 +214,21 @@ def save_state(conn: psycopg.Connection, schema: str, streams: list[str], state:
                 "committed_at = EXCLUDED.committed_at"
             ).format(sql.Identifier(schema, STATE_TABLE)),
             [(stream, state) for stream in streams],
+        )
+
+
+def drop_tables(
+    config: Mapping[str, Any], tables: list[sql.Identifier], logger: logging.Logger
+) -> None:
+    """Best effort on a fresh session (the run's own may be mid-COPY): the next run retries."""
+    try:
+        with connect(config) as conn:
+            conn.execute("SET lock_timeout = '10s'")
+            for table in tables:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+    except psycopg.Error as exc:
+        logger.warning(
+            "Could not drop %s (%s); the next run of the stream drops it.",
+            ", ".join(t.as_string(None) for t in tables),
+            exc.diag.message_primary or type(exc).__name__,
         )

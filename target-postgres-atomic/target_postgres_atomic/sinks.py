@@ -206,47 +206,49 @@ class PostgresSink:
         except psycopg.errors.DataError as exc:
             raise _unfit_error(conn, spec, source, exc) from None
 
-    def resume_shadow(self, conn: psycopg.Connection) -> None:
-        """A full refresh a killed run left in the shadow table continues where it stood."""
-        if conn.execute("SELECT to_regclass(%s)", (self.shadow.as_string(None),)).fetchone() == (
-            None,
-        ):
-            return
-        found = conn.execute(
-            sql.SQL("SELECT max(_table_version) FROM {}").format(self.shadow)
-        ).fetchone()
-        self.shadow_version = found[0] if found else None
-        if self.shadow_version is None:
-            conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
+    def shadow_exists(self, conn: psycopg.Connection) -> bool:
+        found = conn.execute("SELECT to_regclass(%s)", (self.shadow.as_string(None),)).fetchone()
+        return found is not None and found[0] is not None
+
+    def drop_orphan_shadow(self, conn: psycopg.Connection) -> None:
+        """Drop the shadow a killed run left (call with its lock held).
+
+        Its rows were never covered by an emitted STATE (STATE waits for the swap), so the
+        tap sends them again: dropping them loses nothing and the table stays as it was.
+        """
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.shadow))
 
     def start_version(self, conn: psycopg.Connection, version: int) -> None:
-        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched.
-
-        A re-sent opening of the version a killed run left in the shadow continues it.
-        """
+        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched."""
         self.opened.add(version)
         if self.shadow_version == version:
-            return
+            return  # a re-sent opening
         conn.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.shadow, merge.STAGE_COLUMNS)
         )
         conn.execute(sql.SQL("DELETE FROM {}").format(self.shadow))
         self.shadow_version = version
 
-    def activate_version(self, conn: psycopg.Connection, version: int) -> None:
-        """Make `version` the table's content: insert it, then retire older rows (one tx)."""
-        if self.shadow_version == version:
+    def activate_version(self, conn: psycopg.Connection, version: int | None) -> None:
+        """Make `version` the table's content: insert it, then retire older rows (one tx).
+
+        With `version` None the open refresh's rows are only merged (upserts), nothing is
+        retired: its end was not proven, and deleting what it did not reach could lose rows.
+        """
+        shadow_version = self.shadow_version
+        if shadow_version is not None and version in (None, shadow_version):
             self._merge(
                 conn,
                 self.spec,
                 self.shadow,
-                sql.SQL("WHERE s._table_version = {}").format(sql.Literal(version)),
+                sql.SQL("WHERE s._table_version = {}").format(sql.Literal(shadow_version)),
             )
             conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
             self.shadow_version = None
-        conn.execute(
-            merge.retire_versions(self.spec, version, hard_delete=self.settings.hard_delete)
-        )
+        if version is not None:
+            conn.execute(
+                merge.retire_versions(self.spec, version, hard_delete=self.settings.hard_delete)
+            )
 
 
 def _unfit_error(
