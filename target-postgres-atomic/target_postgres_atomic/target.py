@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import typing as t
@@ -11,12 +12,13 @@ from dataclasses import dataclass
 
 import msgspec
 import psycopg
+from psycopg import sql
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
-from target_postgres_atomic import connector
+from target_postgres_atomic import connector, shadows
 from target_postgres_atomic.batch_files import read_batch_file
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.errors import (
@@ -28,11 +30,15 @@ from target_postgres_atomic.errors import (
 from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.redact import redacted, redacted_error
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
-from target_postgres_atomic.spec import build_spec
+from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.staging import Stager
 
 # Errors that mean "this input or setting cannot be loaded as it is", as opposed to bugs.
 REFUSALS = (SingerSDKError, InvalidInputLine, psycopg.OperationalError)
+# Set to 1 by a runner that ends the target's input only after the tap exited 0 (and stops
+# the target otherwise), as `state-service run` does: the end of input then proves every open
+# full refresh complete.
+END_OF_INPUT_PROOF = "SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED"
 DEFAULT_BATCH_SIZE_ROWS = 100_000
 SESSIONS = 2
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
@@ -142,9 +148,10 @@ class TargetPostgresAtomic(Target):
         ),
         th.Property(
             "version_columns",
-            th.ObjectType(additional_properties=th.StringType),
+            th.ObjectType(additional_properties=th.CustomType({"type": ["string", "null"]})),
             description="Per-stream version column for the older-never-over-newer guard "
-            "(stream name -> column); default is the stream's replication key.",
+            "(stream name -> column); default is the stream's replication key; null turns "
+            "the guard off for the stream (the last record to arrive wins).",
         ),
     ).to_dict()
 
@@ -159,6 +166,14 @@ class TargetPostgresAtomic(Target):
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._finish_commits_after_error
         self._sinks: dict[str, PostgresSink] = {}
+        self._unguarded: set[str] = set()
+        self._tables: dict[tuple[str, str], str] = {}
+        """The stream that loads each (schema, table) in this run."""
+        self._early_openings: dict[str, int] = {}
+        self._held_shadows: dict[str, sql.Identifier] = {}
+        """Shadow tables this run fills (their locks held by the first session)."""
+        """ACTIVATE_VERSION that came before its stream's SCHEMA."""
+        """Streams whose bookmark cannot be compared, warned about once."""
         self._pending_state: str | None = None
         self._emitted_state: str | None = None
         self._buffered_rows = 0
@@ -221,11 +236,12 @@ class TargetPostgresAtomic(Target):
             version_columns=self.config.get("version_columns") or {},
         )
         stream = spec.stream
+        self._claim_table(spec, message_dict["line"])
         if (
             stream in self._sinks
             and self._sinks[stream].spec.properties == spec.properties
             and self._sinks[stream].spec.keys == spec.keys
-            and self._sinks[stream].spec.version == spec.version
+            and self._sinks[stream].spec.declared_version == spec.declared_version
         ):
             return
         # Rows buffered under the old schema land first, so arrival order is kept.
@@ -236,10 +252,13 @@ class TargetPostgresAtomic(Target):
             connector.lock_table(conn, spec.schema, spec.table)
             try:
                 connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
-            except LossyTypeChange as exc:
+            except (LossyTypeChange, connector.KeyChangeRefused) as exc:
                 raise SchemaError(stream, message_dict["line"], str(exc)) from None
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
-            spec.check_version_type(message_dict["line"])
+            spec, warning = spec.with_comparable_version(message_dict["line"])
+        if warning and stream not in self._unguarded:
+            self._unguarded.add(stream)
+            self.logger.warning(warning)
         if stream in self._sinks:
             self._sinks[stream].update_spec(spec)
             return
@@ -255,9 +274,34 @@ class TargetPostgresAtomic(Target):
             connector.lock_table(conn, spec.schema, spec.table)
             if self._overwrite:
                 # overwrite: this run's rows are one new table version, swapped in at the end.
+                self._hold_shadow(sink)
+                sink.drop_orphan_shadow(conn)
                 sink.start_version(conn, connector.next_table_version(conn, spec))
-            else:
-                sink.resume_shadow(conn)
+            elif sink.shadow_exists(conn):
+                self._hold_shadow(sink)
+                sink.drop_orphan_shadow(conn)
+                self.logger.warning(
+                    "Stream '%s': dropped shadow table %s, left by a run that did not finish; "
+                    "its rows were never acknowledged by a STATE, so the tap sends them again.",
+                    stream,
+                    sink.shadow.as_string(None),
+                )
+        if (version := self._early_openings.pop(stream, None)) is not None:
+            self._process_activate_version_message(
+                {"stream": stream, "version": version, "line": message_dict["line"]}
+            )
+
+    def _claim_table(self, spec: TableSpec, line: int) -> None:
+        """Two streams must not silently share one table (their keys and refreshes collide)."""
+        owner = self._tables.setdefault((spec.schema, spec.table), spec.stream)
+        if owner != spec.stream:
+            raise SchemaError(
+                spec.stream,
+                line,
+                f"streams '{owner}' and '{spec.stream}' would both load into table "
+                f"{spec.qualified_text()}; give one of them another name with a stream map "
+                "(or load them with separate runs and schemas)",
+            )
 
     def _process_record_message(self, message_dict: dict) -> None:
         sink = self._sinks.get(message_dict["stream"])
@@ -319,10 +363,15 @@ class TargetPostgresAtomic(Target):
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "version"})
-        sink = self._sink_for(message_dict)
-        version = int(message_dict["version"])
+        stream, version = message_dict["stream"], int(message_dict["version"])
         if not self.config.get("activate_version", True) or self._overwrite:
-            self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", sink.spec.stream)
+            self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", stream)
+            return
+        sink = self._sinks.get(stream)
+        if sink is None:
+            # Some taps announce every stream's refresh before the first SCHEMA: it opens
+            # when the stream's SCHEMA arrives (no record of it can come before).
+            self._early_openings[stream] = version
             return
         self._commit()
         self._wait_for_commits()
@@ -331,6 +380,7 @@ class TargetPostgresAtomic(Target):
             self._commit(activate=[(sink, version)])
             return
         # The start of a full refresh: nothing is deleted; rows load into the shadow table.
+        self._hold_shadow(sink)
         with self.conn.transaction():
             connector.lock_table(self.conn, sink.spec.schema, sink.spec.table)
             sink.start_version(self.conn, version)
@@ -366,34 +416,50 @@ class TargetPostgresAtomic(Target):
             cls.logger.error("%s", exc)
             sys.exit(1)
 
-    def process_endofpipe(self) -> None:
-        """At a clean end of input, every refresh loaded in this run is swapped in.
+    def _hold_shadow(self, sink: PostgresSink) -> None:
+        """This run fills the sink's shadow: its first session holds the shadow's lock."""
+        if sink.spec.stream not in self._held_shadows:
+            shadows.hold(self._sessions[0].conn, sink.shadow, self.logger)
+            self._held_shadows[sink.spec.stream] = sink.shadow
 
-        singer-sdk taps (Stream.sync) send ACTIVATE_VERSION once, before the records: the end
-        of input is their only sign that the refresh is complete.
+    def process_endofpipe(self) -> None:
+        """At a clean end of input, every open refresh ends: swapped in if proven complete.
+
+        singer-sdk taps (Stream.sync) send ACTIVATE_VERSION once, before the records, and a
+        tap that dies mid-refresh ends the input too: without a closing ACTIVATE_VERSION the
+        end of input proves nothing, unless the runner vouches for the tap's success (see
+        END_OF_INPUT_PROOF). Unproven, the refresh's rows are merged and nothing is deleted.
         """
-        activate: list[tuple[PostgresSink, int]] = []
+        vouched = os.environ.get(END_OF_INPUT_PROOF) == "1"
+        ended: list[tuple[PostgresSink, int | None]] = []
         for sink in self._sinks.values():
-            if sink.shadow_version is not None and (self._overwrite or sink.refreshing):
-                activate.append((sink, sink.shadow_version))
-            elif sink.shadow_version is not None:
-                self.logger.warning(
-                    "Stream '%s': the full refresh of version %s got no records in this run; "
-                    "its rows stay in %s until a run sends them or a new refresh starts.",
-                    sink.spec.stream,
-                    sink.shadow_version,
-                    sink.shadow.as_string(None),
-                )
-        if activate:
-            self._commit(activate=activate)
+            if sink.shadow_version is None:
+                continue
+            if self._overwrite or vouched:
+                ended.append((sink, sink.shadow_version))
+                continue
+            ended.append((sink, None))
+            self.logger.warning(
+                "Stream '%s': the input ended without proof that the full refresh of version "
+                "%s is complete (no closing ACTIVATE_VERSION: singer-sdk taps send none, and a "
+                "failed tap ends the input too). Its rows were merged as upserts and no row "
+                "was deleted. To have rows the source no longer has removed, run the pipeline "
+                "with `state-service run`, or wrap the tap in `refresh-seal` (meltano run, "
+                "shell pipes).",
+                sink.spec.stream,
+                sink.shadow_version,
+            )
+        if ended:
+            self._commit(activate=ended)
         self._commit()
         self._wait_for_commits()
         self._committer.shutdown()
         for session in self._sessions:
             session.conn.close()
         self._sessions = []
+        self._held_shadows = {}
 
-    def _commit(self, activate: list[tuple[PostgresSink, int]] | None = None) -> None:
+    def _commit(self, activate: list[tuple[PostgresSink, int | None]] | None = None) -> None:
         """Land every buffered record, and the latest STATE with them, in ONE transaction.
 
         The transaction runs on the commit thread (or here, with `activate`, which makes those
@@ -437,11 +503,16 @@ class TargetPostgresAtomic(Target):
         self._switch_session()
 
     def _finish_commits_after_error(self) -> None:
-        """Batches taken before a bad line still commit (and report their STATE)."""
+        """Batches taken before a bad line still commit (and report their STATE).
+
+        The shadow tables of open refreshes go: nothing in them was acknowledged.
+        """
         for session in self._sessions:
             if session.job is not None:
                 session.job.exception()
         self._committer.shutdown()
+        if self._held_shadows:
+            connector.drop_tables(self.config, list(self._held_shadows.values()), self.logger)
 
     def _switch_session(self) -> None:
         """Stream the next batch into the other session once its last commit is done."""
@@ -460,7 +531,7 @@ class TargetPostgresAtomic(Target):
         batches: list[Callable[[psycopg.Connection], None]],
         streams: list[str],
         state: str | None,
-        activate: list[tuple[PostgresSink, int]] | None,
+        activate: list[tuple[PostgresSink, int | None]] | None,
     ) -> None:
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported

@@ -103,7 +103,10 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
             fields.append((attribute, Any, None))
         else:
             fields.append((attribute, python_type | None, None))
-    record_type = msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=False)
+    # kw_only: a required key may follow optional properties (schemas list columns in any order).
+    record_type = msgspec.defstruct(
+        "Record", fields, rename=rename, forbid_unknown_fields=False, kw_only=True
+    )
     decode = msgspec.json.Decoder(record_type).decode
     stream, keys = spec.stream, set(spec.keys)
 
