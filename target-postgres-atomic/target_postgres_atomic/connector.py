@@ -253,3 +253,13 @@ def drop_tables(
             ", ".join(t.as_string(None) for t in tables),
             exc.diag.message_primary or type(exc).__name__,
         )
+
+
+def ensure_tombstone_table(conn: psycopg.Connection, table: sql.Identifier) -> None:
+    """Hard-deleted keys with their delete version, per table of the schema (caller locks)."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (table_name text, key text[], version text NOT NULL, "
+            "PRIMARY KEY (table_name, key))"
+        ).format(table)
+    )

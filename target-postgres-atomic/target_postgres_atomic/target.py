@@ -18,7 +18,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
-from target_postgres_atomic import connector, shadows
+from target_postgres_atomic import connector, merge, shadows
 from target_postgres_atomic.batch_files import read_batch_file
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.errors import (
@@ -256,6 +256,10 @@ class TargetPostgresAtomic(Target):
                 raise SchemaError(stream, message_dict["line"], str(exc)) from None
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
             spec, warning = spec.with_comparable_version(message_dict["line"])
+            tombstones = merge.tombstone_table(spec) if self._sink_settings.hard_delete else None
+            if tombstones is not None:
+                connector.lock_table(conn, spec.schema, merge.TOMBSTONES)
+                connector.ensure_tombstone_table(conn, tombstones)
         if warning and stream not in self._unguarded:
             self._unguarded.add(stream)
             self.logger.warning(warning)
