@@ -25,7 +25,10 @@ class KeyChangeRefused(ValueError):
 
 def conninfo(config: Mapping[str, Any]) -> str:
     """libpq connection string from MeltanoLabs-style settings (never logged: has secrets)."""
-    params: dict[str, Any] = {"application_name": "target-postgres-atomic"}
+    params: dict[str, Any] = {
+        "application_name": "target-postgres-atomic",
+        "connect_timeout": config.get("connect_timeout", 10),
+    }
     if url := config.get("sqlalchemy_url"):
         return _url_conninfo(url, params)
     params.update(
@@ -69,6 +72,10 @@ def connect(config: Mapping[str, Any]) -> psycopg.Connection:
     conn.execute("SET TIME ZONE 'UTC'")
     # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
     conn.execute("SET work_mem = '64MB'")
+    # The sessions idle between batches while the tap works; their stages hold staged rows.
+    conn.execute("SET idle_session_timeout = 0")
+    if (seconds := config.get("statement_timeout")) is not None:
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(seconds * 1000))))
     return conn
 
 
