@@ -99,3 +99,5 @@ class Column:
     pg_type: str
     source: str | None
     """Record property the value comes from; None for envelope metadata columns."""
+    encoding: str | None = None
+    """How a bytea column's JSON string encodes its bytes (PostgreSQL `decode` format)."""

@@ -10,11 +10,13 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from singer_sdk.exceptions import ConfigurationError
 
 from target_postgres_atomic.columns import LossyTypeChange, widened
 from target_postgres_atomic.spec import TABLE_VERSION, TableSpec, generated_name
 
 STATE_TABLE = "_sdc_target_state"
+_POSTGRES_URL = re.compile(r"^postgres(ql)?(\+\w+)?://")
 
 
 class KeyChangeRefused(ValueError):
@@ -25,9 +27,7 @@ def conninfo(config: Mapping[str, Any]) -> str:
     """libpq connection string from MeltanoLabs-style settings (never logged: has secrets)."""
     params: dict[str, Any] = {"application_name": "target-postgres-atomic"}
     if url := config.get("sqlalchemy_url"):
-        # libpq reads the URL itself once the SQLAlchemy driver suffix is gone.
-        libpq_url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
-        return psycopg.conninfo.make_conninfo(libpq_url, **params)
+        return _url_conninfo(url, params)
     params.update(
         host=config.get("host"),
         port=config.get("port"),
@@ -41,6 +41,27 @@ def conninfo(config: Mapping[str, Any]) -> str:
         params["sslcert"] = config.get("ssl_client_certificate")
         params["sslkey"] = config.get("ssl_client_private_key")
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+def _url_conninfo(url: str, params: dict[str, Any]) -> str:
+    """libpq reads the URL itself once the SQLAlchemy driver suffix is gone.
+
+    Neither error quotes the URL: it holds the password.
+    """
+    if not _POSTGRES_URL.match(url):
+        scheme = url.split("://")[0] if "://" in url else ""
+        shown = f"'{scheme}'" if re.fullmatch(r"[\w+.-]{1,30}", scheme) else "no scheme"
+        raise ConfigurationError(
+            f"sqlalchemy_url must be a PostgreSQL URL (postgresql://user:password@host/db, "
+            f"optionally postgresql+psycopg://); it has {shown}"
+        )
+    try:
+        return psycopg.conninfo.make_conninfo(_POSTGRES_URL.sub("postgresql://", url), **params)
+    except psycopg.ProgrammingError:
+        raise ConfigurationError(
+            "sqlalchemy_url is not a valid PostgreSQL URL (check its percent escapes: a '%' "
+            "in the password is written %25); the URL is not shown as it holds the password"
+        ) from None
 
 
 def connect(config: Mapping[str, Any]) -> psycopg.Connection:

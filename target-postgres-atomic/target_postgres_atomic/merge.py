@@ -20,6 +20,34 @@ _ENVELOPE = {
 }
 
 
+# PostgreSQL also reads 'now', 'epoch', 'infinity', 'NaN'... as times and numbers; Singer means
+# RFC 3339 and finite JSON numbers only. A text matching none of these is cast with a prefix
+# that makes the cast fail, so the usual unfit-value error names the record and field.
+_TIME = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}(:?\d{2})?)?"
+_LITERAL_FORMS = {
+    "timestamp with time zone": rf"^\d{{4}}-\d{{2}}-\d{{2}}([Tt ]{_TIME})?$",
+    "date": r"^\d{4}-\d{2}-\d{2}$",
+    "time without time zone": rf"^{_TIME}$",
+    "numeric": r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$",
+}
+CAST_FAILS = "not RFC 3339 or a finite number: "
+
+
+def cast_text(column: Column, text: sql.Composable) -> sql.Composable:
+    """`text` (a JSON value as text) cast to the column's type, in PostgreSQL."""
+    pg_type = column.pg_type
+    if pg_type == "text":
+        return text
+    if pg_type == "bytea" and column.encoding is not None:
+        return sql.SQL("decode({}, {})").format(text, sql.Literal(column.encoding))
+    form = _LITERAL_FORMS.get(pg_type.split("(")[0])
+    if form is not None:
+        text = sql.SQL("CASE WHEN {t} ~ {f} THEN {t} ELSE {fails} || {t} END").format(
+            t=text, f=sql.Literal(form), fails=sql.Literal(CAST_FAILS)
+        )
+    return sql.SQL("({})::{}").format(text, sql.SQL(pg_type))
+
+
 def value_expr(column: Column) -> sql.Composable:
     """The column's value from a staged row `s`, cast in PostgreSQL (no per-row Python)."""
     if column.source is None:
@@ -27,9 +55,7 @@ def value_expr(column: Column) -> sql.Composable:
     key = sql.Literal(column.source)
     if column.pg_type == "jsonb":
         return sql.SQL("NULLIF(s.data -> {}, 'null'::jsonb)").format(key)
-    if column.pg_type == "text":
-        return sql.SQL("(s.data ->> {})").format(key)
-    return sql.SQL("(s.data ->> {})::{}").format(key, sql.SQL(column.pg_type))
+    return cast_text(column, sql.SQL("(s.data ->> {})").format(key))
 
 
 def _names(columns: list[str], prefix: str = "") -> sql.Composable:
@@ -137,8 +163,8 @@ def retire_versions(spec: TableSpec, version: int, *, hard_delete: bool) -> sql.
 
 
 FITS_FUNCTION = sql.SQL(
-    "CREATE OR REPLACE FUNCTION pg_temp.sdc_fits(v text, t text) RETURNS boolean "
-    "LANGUAGE plpgsql AS $$ BEGIN EXECUTE format('SELECT %L::%s', v, t); RETURN true; "
+    "CREATE OR REPLACE FUNCTION pg_temp.sdc_fits(v text, cast_sql text) RETURNS boolean "
+    "LANGUAGE plpgsql AS $$ BEGIN EXECUTE format(cast_sql, v); RETURN true; "
     "EXCEPTION WHEN others THEN RETURN false; END $$"
 )
 
@@ -151,8 +177,27 @@ def first_unfit(spec: TableSpec, stage: sql.Composable) -> sql.Composed | None:
     probes = sql.SQL(" UNION ALL ").join(
         sql.SQL(
             "(SELECT s._seq, {f}, {t} FROM {stage} s "
-            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {t}) ORDER BY s._seq LIMIT 1)"
-        ).format(f=sql.Literal(c.source), t=sql.Literal(c.pg_type), stage=stage)
+            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {cast}) ORDER BY s._seq LIMIT 1)"
+        ).format(
+            f=sql.Literal(c.source),
+            t=sql.Literal(c.pg_type),
+            stage=stage,
+            cast=sql.Literal(
+                sql.SQL("SELECT {}").format(cast_text(c, sql.SQL("%1$L"))).as_string(None)
+            ),
+        )
         for c in typed
+    )
+    return sql.SQL("SELECT * FROM ({}) p ORDER BY 1 LIMIT 1").format(probes)
+
+
+def first_null_key(spec: TableSpec, source: sql.Composable) -> sql.Composed:
+    """The first staged row with no value for a key property: (line, key)."""
+    probes = sql.SQL(" UNION ALL ").join(
+        sql.SQL(
+            "(SELECT s._seq, {k} FROM {source} s WHERE s.data ->> {k} IS NULL "
+            "ORDER BY s._seq LIMIT 1)"
+        ).format(k=sql.Literal(key), source=source)
+        for key in spec.keys
     )
     return sql.SQL("SELECT * FROM ({}) p ORDER BY 1 LIMIT 1").format(probes)

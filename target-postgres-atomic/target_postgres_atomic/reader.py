@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import typing as t
 from collections import Counter
@@ -10,7 +11,12 @@ import msgspec
 from singer_sdk.exceptions import FatalSyncError
 from singer_sdk.io_base import GenericSingerReader, SingerMessageType
 
-from target_postgres_atomic.errors import InvalidInputLine
+from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError, InvalidInputLine
+
+MAX_DEPTH = 500
+"""Past this depth the field being read is the one too deep for msgspec (Python's limit)."""
+_COLON = re.compile(rb"\s*:")
+_STREAM = re.compile(rb'"stream"\s*:\s*"([^"\\]*)"')
 
 
 class Message(msgspec.Struct):
@@ -80,6 +86,8 @@ class LineReader(GenericSingerReader[t.Any]):
                 raise InvalidInputLine(
                     f"input line {number}: not a valid Singer message ({exc})"
                 ) from None
+            except RecursionError:
+                raise _too_deep(number, line) from None
             if message.type == SingerMessageType.RECORD:
                 if message.stream is None or not message.record:
                     raise InvalidInputLine(
@@ -108,3 +116,33 @@ class LineReader(GenericSingerReader[t.Any]):
                 )
             stats[message.type] += 1
         return stats
+
+
+def _too_deep(number: int, line: bytes) -> BadRecordError | InvalidInputLine:
+    """Name the stream and the record field whose value nests too deep to decode."""
+    stream = _STREAM.search(line)
+    depth, key, in_string, escaped, start = 0, None, False, False, 0
+    for index, byte in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+                if depth == 2 and _COLON.match(line, index + 1):
+                    key = line[start + 1 : index].decode(errors="replace")
+        elif byte == 0x22:
+            in_string, start = True, index
+        elif byte in b"[{":
+            depth += 1
+        elif byte in b"]}":
+            depth -= 1
+        if depth > MAX_DEPTH:
+            break
+    problem = (
+        "the value nests too deeply to decode; flatten it in the tap or drop it with a stream map"
+    )
+    if stream is None:
+        return InvalidInputLine(f"input line {number}: {problem}")
+    return BadRecordError(stream[1].decode(errors="replace"), number << SEQ_SHIFT, key, problem)

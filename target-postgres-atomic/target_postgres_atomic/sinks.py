@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from target_postgres_atomic import merge
-from target_postgres_atomic.errors import BadRecordError
+from target_postgres_atomic.errors import BadRecordError, missing_key
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.validation import record_checker
@@ -139,7 +139,7 @@ class PostgresSink:
         if not isinstance(record, dict):
             return raw
         for field, value in record.items():
-            if _nul_field(value):
+            if _nul_field(field) or _nul_field(value):
                 if self.settings.sanitize_null_text_characters:
                     return msgspec.json.encode(_without_nul(record))
                 raise BadRecordError(
@@ -205,6 +205,12 @@ class PostgresSink:
                 conn.execute(statement)
         except psycopg.errors.DataError as exc:
             raise _unfit_error(conn, spec, source, exc) from None
+        except psycopg.errors.NotNullViolation:
+            # Keys the record checker cannot name (quotes, control characters) end up here.
+            found = conn.execute(merge.first_null_key(spec, source)).fetchone()
+            if found is None:
+                raise
+            raise missing_key(spec.stream, found[0], found[1]) from None
 
     def shadow_exists(self, conn: psycopg.Connection) -> bool:
         found = conn.execute("SELECT to_regclass(%s)", (self.shadow.as_string(None),)).fetchone()

@@ -90,6 +90,8 @@ class TableSpec:
 # Types whose `>=` does not order versions (text compares digit strings by character).
 UNORDERED_TYPES = ("text", "jsonb", "boolean")
 MAX_IDENTIFIER_BYTES = 63
+# Names the merge statement gives its own columns (arrival order), next to the record's.
+RESERVED = ("_sdc_seq",)
 
 
 def generated_name(readable: str, *identity: str) -> str:
@@ -143,6 +145,14 @@ def build_spec(
     columns: list[Column] = []
     for name, prop in properties.items():
         _check_name(stream, line, "property", name)
+        if name in RESERVED:
+            raise SchemaError(
+                stream,
+                line,
+                "the target uses this column name for its own bookkeeping; rename the "
+                "property with a stream map (stream_maps setting)",
+                field=name,
+            )
         pg_type = "timestamp with time zone" if name == DELETED_AT else column_type(prop)
         columns.append(Column(name, pg_type, name))
     if DELETED_AT not in properties:

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import msgspec
 import psycopg
 from psycopg import sql
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
 from target_postgres_atomic import connector, shadows
@@ -26,6 +28,7 @@ from target_postgres_atomic.errors import (
     SchemaError,
 )
 from target_postgres_atomic.reader import LineReader
+from target_postgres_atomic.redact import redacted, redacted_error
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.staging import Stager
@@ -34,6 +37,8 @@ from target_postgres_atomic.staging import Stager
 # the target otherwise), as `state-service run` does: the end of input then proves every open
 # full refresh complete.
 END_OF_INPUT_PROOF = "SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED"
+# Errors that mean "this input or setting cannot be loaded as it is", as opposed to bugs.
+REFUSALS = (SingerSDKError, InvalidInputLine, psycopg.OperationalError)
 DEFAULT_BATCH_SIZE_ROWS = 100_000
 SESSIONS = 2
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
@@ -174,6 +179,7 @@ class TargetPostgresAtomic(Target):
         self._buffered_rows = 0
         self._buffered_since = 0.0
         self._overwrite = self.config.get("load_method") == "overwrite"
+        connector.conninfo(self.config)  # a bad URL is refused before any input is read
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
             batch_size_bytes=BATCH_SIZE_BYTES,
@@ -182,6 +188,14 @@ class TargetPostgresAtomic(Target):
             upsert=self.config.get("load_method", "upsert") != "append-only",
             sanitize_null_text_characters=bool(self.config.get("sanitize_null_text_characters")),
         )
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise redacted_error(exc, self._config) from None
+        return redacted(errors, self._config, self.config_jsonschema)
 
     @property
     def state_schema(self) -> str:
@@ -317,10 +331,21 @@ class TargetPostgresAtomic(Target):
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
-        value = message_dict["value"]
+        value = bytes(message_dict["value"])
+        line = message_dict["line"]
         if not value:
-            raise InvalidInputLine(f"input line {message_dict['line']}: STATE needs a 'value'")
-        self._pending_state = bytes(value).decode().strip()
+            raise InvalidInputLine(f"input line {line}: STATE needs a 'value'")
+        if not isinstance(msgspec.json.decode(value), dict):
+            raise InvalidInputLine(
+                f"input line {line}: STATE value must be a JSON object (Singer state is "
+                f"{{...}}), got {value[:40].decode(errors='replace')}"
+            )
+        if b"\\u0000" in value:
+            raise InvalidInputLine(
+                f"input line {line}: STATE contains a NUL character (\\u0000), which "
+                "PostgreSQL cannot store; fix the tap's bookmark values"
+            )
+        self._pending_state = value.decode().strip()
         if self._buffered_rows == 0 or self._buffered_too_long():
             self._commit()
 
@@ -384,6 +409,18 @@ class TargetPostgresAtomic(Target):
         if sink.spec.stream not in self._held_shadows:
             shadows.hold(self._sessions[0].conn, sink.shadow, self.logger)
             self._held_shadows[sink.spec.stream] = sink.shadow
+
+    @classmethod
+    def invoke(cls, **kwargs: t.Any) -> None:
+        """A refusal is one clear line and exit code 1; its traceback only at debug level."""
+        try:
+            super().invoke(**kwargs)
+        except ConfigValidationError:
+            raise  # singer-sdk's CLI lists each error itself
+        except REFUSALS as exc:
+            cls.logger.debug("Traceback of the refusal below", exc_info=True)
+            cls.logger.error("%s", exc)
+            sys.exit(1)
 
     def process_endofpipe(self) -> None:
         """At a clean end of input, every open refresh ends: swapped in if proven complete.

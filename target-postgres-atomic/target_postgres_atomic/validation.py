@@ -6,6 +6,7 @@ little wall time. Nested objects and arrays are checked for kind only.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,48 @@ _PYTHON_TYPES: dict[str, Any] = {
 _UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
 _MISSING = re.compile(r"missing required field `(?P<field>.*)`")
 _AT = re.compile(r" - at `\$\.(?P<field>.*)`$")
+_MSGSPEC_TYPE = re.compile(r"`([a-z| ]+)`")
+_JSON_NAMES = {
+    "int": "integer",
+    "float": "number",
+    "str": "string",
+    "bool": "boolean",
+    "dict": "object",
+    "object": "object",
+    "array": "array",
+    "null": "null",
+}
+
+
+def _json_names(problem: str) -> str:
+    """msgspec's "Expected `int | null`, got `str`" in JSON Schema words."""
+
+    def name(match: re.Match[str]) -> str:
+        return " or ".join(_JSON_NAMES.get(p.strip(), p.strip()) for p in match[1].split("|"))
+
+    return _MSGSPEC_TYPE.sub(name, problem[:1].lower() + problem[1:])
+
+
+def _undecodable(stream: str, seq: int, raw: bytes, exc: Exception) -> BadRecordError:
+    """Invalid UTF-8 inside a record: name the top-level field that holds it."""
+    field = None
+    try:
+        record = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        field = next((k for k, v in record.items() if _has_bad_bytes(k) or _has_bad_bytes(v)), None)
+    return BadRecordError(stream, seq, field, f"not valid JSON in UTF-8 ({exc})")
+
+
+def _has_bad_bytes(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\udc80" <= c <= "\udcff" for c in value)
+    if isinstance(value, dict):
+        return any(_has_bad_bytes(k) or _has_bad_bytes(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_bad_bytes(v) for v in value)
+    return False
 
 
 def _python_type(prop: Any, *, check_types: bool) -> Any:
@@ -70,7 +113,9 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
     def check(seq: int, raw: bytes) -> None:
         try:
             decode(raw)
-        except msgspec.ValidationError as exc:
+        except msgspec.DecodeError as exc:
+            if not isinstance(exc, msgspec.ValidationError):
+                raise _undecodable(stream, seq, raw, exc) from None
             message = str(exc)
             if found := _MISSING.search(message):
                 raise missing_key(stream, seq, found.group("field")) from None
@@ -79,6 +124,6 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
             if field in keys and "got `null`" in message:
                 raise missing_key(stream, seq, field) from None
             problem = message[: at.start()] if at else message
-            raise BadRecordError(stream, seq, field, problem) from None
+            raise BadRecordError(stream, seq, field, _json_names(problem)) from None
 
     return check
