@@ -24,6 +24,7 @@ import sys
 from typing import IO
 
 TAP_COMMAND_ENV = "REFRESH_SEAL_TAP"
+PASS_THROUGH = {"--discover", "--about", "--help", "--version", "--test"}
 
 
 def _tap_command(argv: list[str]) -> list[str]:
@@ -56,12 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         print(f"usage: refresh-seal TAP [TAP ARGS...] (or set {TAP_COMMAND_ENV})", file=sys.stderr)
         return 2
+    if PASS_THROUGH.intersection(command):
+        os.execvp(command[0], command)  # not a sync: nothing to seal
     tap = subprocess.Popen(command, stdout=subprocess.PIPE)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: tap.send_signal(signum))
     out = sys.stdout.buffer
     assert tap.stdout is not None
-    opened, torn = _pass_through(tap.stdout, out)
+    with tap.stdout:
+        opened, torn = _pass_through(tap.stdout, out)
     code = tap.wait()
     if torn:
         out.write(b"\n")
