@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from state_service.report import read_bookmark
 from state_service.store import Store
 
 EXIT_LEASE_LOST = 4
+# Told to the target: its input ends only after the tap exited 0 (target-postgres-atomic then
+# swaps in full refreshes that got no closing ACTIVATE_VERSION, as singer-sdk taps send none).
+END_OF_INPUT_PROOF = "SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED"
 
 
 @dataclass
@@ -84,7 +88,7 @@ class Children:
         self,
         args: list[str],
         env: dict[str, str],
-        stdin: IO[bytes] | None = None,
+        stdin: int | None = None,
         stdout: int | None = None,
     ) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
@@ -156,17 +160,38 @@ def _pipe(
         state_file = tmp / "state.json"
         state_file.write_text(state)
         tap_args += ["--state", str(state_file)]
-    tap_proc = children.spawn(tap_args, env, stdout=subprocess.PIPE)
+    read_end, write_end = os.pipe()
+    tap_proc = children.spawn(tap_args, env, stdout=write_end)
     target_proc = children.spawn(
-        shlex.split(target), env, stdin=tap_proc.stdout, stdout=subprocess.PIPE
+        shlex.split(target),
+        {**env, END_OF_INPUT_PROOF: "1"},
+        stdin=read_end,
+        stdout=subprocess.PIPE,
     )
-    assert tap_proc.stdout is not None and target_proc.stdout is not None
-    tap_proc.stdout.close()  # the target owns the pipe now: a dead target stops the tap
+    os.close(read_end)  # the target owns the pipe's read end: a dead target stops the tap
+    ender = threading.Thread(target=_end_input, args=(tap_proc, target_proc, write_end))
+    ender.start()
+    assert target_proc.stdout is not None
     error = _store_states(store, lease, target_proc.stdout, children)
+    ender.join()
     tap_code, target_code = tap_proc.wait(), target_proc.wait()
     if error is None and (tap_code or target_code):
         error = f"tap exited with {tap_code}, target exited with {target_code}"
     return Outcome(target_code or tap_code or (1 if error else 0), error, tap_code, target_code)
+
+
+def _end_input(
+    tap: subprocess.Popen[bytes], target: subprocess.Popen[bytes], write_end: int
+) -> None:
+    """End the target's input only once the tap has exited; a failed tap's target is stopped
+    first, so it never takes a dead tap's output for a complete one (a full refresh that
+    stops early would otherwise replace the table). Our copy of the pipe's write end is what
+    holds the input open until then."""
+    if tap.wait() != 0 and target.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(target.pid, signal.SIGTERM)
+        target.wait()
+    os.close(write_end)
 
 
 def _store_states(store: Store, lease: Lease, lines: IO[bytes], children: Children) -> str | None:

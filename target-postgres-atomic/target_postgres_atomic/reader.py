@@ -10,6 +10,7 @@ import typing as t
 from collections import Counter
 
 import msgspec
+from singer_sdk.exceptions import FatalSyncError
 from singer_sdk.io_base import GenericSingerReader, SingerMessageType
 
 from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError, InvalidInputLine
@@ -37,9 +38,16 @@ class Message(msgspec.Struct):
     time_extracted: str | None = None
     encoding: dict[str, t.Any] | None = None
     manifest: list[str] | None = None
+    exit_code: int | None = None
+    """Of a TAP_FAILED line (refresh-seal): the tap's exit code."""
 
 
 _decode = msgspec.json.Decoder(Message).decode
+TAP_FAILED = "TAP_FAILED"
+
+
+class TapFailed(FatalSyncError):
+    """The tap's wrapper reported a failed tap: the input is incomplete."""
 
 
 class LineReader(GenericSingerReader[t.Any]):
@@ -124,6 +132,12 @@ class LineReader(GenericSingerReader[t.Any]):
                         "time_extracted": message.time_extracted,
                         "line": number,
                     }
+                )
+            elif message.type == TAP_FAILED:
+                raise TapFailed(
+                    f"input line {number}: the tap failed (exit code {message.exit_code}, "
+                    "reported by refresh-seal): nothing more is committed and no open full "
+                    "refresh is published. Fix the tap and run again."
                 )
             elif (callback := callbacks.get(message.type)) is not None:
                 callback({**msgspec.structs.asdict(message), "line": number})

@@ -1,0 +1,157 @@
+"""When a full refresh ends (issue 9 points 5 and 6): only a proven end publishes it.
+
+Proof is a closing ACTIVATE_VERSION, or a runner that ends the input only after the tap exited
+0 (SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED, set by `state-service run`). Without proof the
+refresh's rows are merged and nothing is deleted; no shadow table outlives its run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from target_postgres_atomic.target import END_OF_INPUT_PROOF
+
+from tests.support.cli import script
+from tests.support.postgres import PgServer
+from tests.support.target_messages import activate, record, schema, state
+
+HEAD = schema("items", {"id": {"type": "integer"}, "v": {"type": "string"}})
+SHADOWS = "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_sdc\\_shadow%'"
+LIVE = "SELECT id, v FROM items WHERE _sdc_deleted_at IS NULL ORDER BY id"
+
+
+def rows_of(version: int, ids: range, tag: str) -> list[dict]:
+    return [record("items", {"id": i, "v": tag}, version=version) for i in ids]
+
+
+@pytest.fixture
+def old_table(run_target) -> None:
+    assert run_target([HEAD, *rows_of(1, range(5), "old")]).returncode == 0
+
+
+def test_unproven_refresh_is_merged_and_deletes_nothing(old_table, run_target, rows) -> None:
+    # singer-sdk taps: one ACTIVATE_VERSION, the records, end of input (maybe a dead tap's).
+    sdk_tap = [HEAD, activate("items", 7), *rows_of(7, range(3), "new"), state({"s": 1})]
+    run = run_target(sdk_tap, hard_delete=True, batch_size_rows=2)
+    assert run.returncode == 0, run.stderr
+    assert rows(LIVE) == [(0, "new"), (1, "new"), (2, "new"), (3, "old"), (4, "old")]
+    assert run.states == [{"s": 1}]
+    assert "without proof that the full refresh of version 7 is complete" in run.stderr
+    assert "state-service run" in run.stderr and "refresh-seal" in run.stderr
+    assert rows(SHADOWS) == [(0,)]
+
+
+def test_refresh_vouched_for_by_the_runner_swaps_in(
+    old_table, run_target, rows, monkeypatch
+) -> None:
+    monkeypatch.setenv(END_OF_INPUT_PROOF, "1")
+    sdk_tap = [HEAD, activate("items", 7), *rows_of(7, range(3), "new"), state({"s": 1})]
+    run = run_target(sdk_tap, hard_delete=True, batch_size_rows=2)
+    assert run.returncode == 0, run.stderr
+    assert rows(LIVE) == [(0, "new"), (1, "new"), (2, "new")]
+    assert run.states == [{"s": 1}]
+    assert rows(SHADOWS) == [(0,)]
+
+
+def test_refresh_with_no_records_empties_the_table_only_when_complete(
+    old_table, run_target, rows, monkeypatch
+) -> None:
+    # Point 5: the source table became empty.
+    unproven = run_target([HEAD, activate("items", 7)], hard_delete=True)
+    assert unproven.returncode == 0, unproven.stderr
+    assert len(rows(LIVE)) == 5
+    assert rows(SHADOWS) == [(0,)]
+    closed = run_target([HEAD, activate("items", 8), activate("items", 8)])
+    assert closed.returncode == 0, closed.stderr
+    assert rows(LIVE) == []
+    assert rows("SELECT count(*) FROM items") == [(5,)]  # soft delete: marked
+    monkeypatch.setenv(END_OF_INPUT_PROOF, "1")
+    vouched = run_target([HEAD, activate("items", 9)], hard_delete=True)
+    assert vouched.returncode == 0, vouched.stderr
+    assert rows("SELECT count(*) FROM items") == [(0,)]
+    assert rows(SHADOWS) == [(0,)]
+
+
+def _fake_tap(tmp_path: Path, messages: list[dict], ending: str) -> Path:
+    """A tap that writes its messages, then exits 0, or dies by SIGKILL mid-refresh."""
+    tap = tmp_path / "tap.py"
+    lines = "".join(json.dumps(m) + "\n" for m in messages)
+    end = "os.kill(os.getpid(), signal.SIGKILL)" if ending == "killed" else "sys.exit(0)"
+    tap.write_text(
+        f"import os, signal, sys\nsys.stdout.write({lines!r})\nsys.stdout.flush()\n{end}\n"
+    )
+    return tap
+
+
+@pytest.mark.parametrize("ending", ["killed", "exit 0"])
+def test_refresh_seal_publishes_a_finished_refresh_and_stops_at_a_dead_tap(
+    ending: str, old_table, rows, pg_db: PgServer, tmp_path: Path
+) -> None:
+    messages = [HEAD, activate("items", 7), *rows_of(7, range(3), "new"), state({"s": 1})]
+    tap = _fake_tap(tmp_path, messages, ending)
+    config = tmp_path / "target.json"
+    config.write_text(json.dumps({**pg_db.target_config(), "batch_size_rows": 1}))
+    pipeline = subprocess.run(
+        [script("refresh-seal"), sys.executable, str(tap)],
+        stdout=subprocess.PIPE,
+        check=False,
+    )
+    target = subprocess.run(
+        [script("target-postgres-atomic"), "--config", str(config)],
+        input=pipeline.stdout,
+        capture_output=True,
+        check=False,
+    )
+    stderr = target.stderr.decode()
+    if ending == "killed":
+        assert pipeline.returncode == 128 + 9
+        assert target.returncode != 0
+        assert "the tap failed (exit code -9" in stderr
+        assert rows(LIVE) == [(i, "old") for i in range(5)]
+        assert target.stdout == b""
+    else:
+        assert pipeline.returncode == 0 and target.returncode == 0, stderr
+        assert rows(LIVE) == [(i, "new") for i in range(3)]
+        assert json.loads(target.stdout) == {"s": 1}
+    assert rows(SHADOWS) == [(0,)]
+
+
+def test_shadow_of_a_killed_target_is_dropped_at_the_next_start(
+    old_table, run_target, rows, pg_db: PgServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "target.json"
+    config.write_text(json.dumps({**pg_db.target_config(), "batch_size_rows": 1}))
+    target = subprocess.Popen(
+        [script("target-postgres-atomic"), "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert target.stdin is not None
+    for message in [HEAD, activate("items", 7), *rows_of(7, range(3), "new")]:
+        target.stdin.write(json.dumps(message).encode() + b"\n")
+    target.stdin.flush()
+    try:
+        for _ in range(600):  # a guard against hanging, not a timing assertion
+            if rows(SHADOWS) == [(1,)] and rows("SELECT count(*) FROM items") == [(5,)]:
+                shadow = rows("SELECT tablename FROM pg_tables WHERE tablename LIKE '%shadow%'")
+                if rows(f'SELECT count(*) FROM "{shadow[0][0]}"') >= [(2,)]:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the target never filled its shadow table")
+    finally:
+        target.kill()
+        target.wait()
+    assert rows(LIVE) == [(i, "old") for i in range(5)]
+    assert rows(SHADOWS) == [(1,)]
+    run = run_target([HEAD, record("items", {"id": 9, "v": "later"})])
+    assert run.returncode == 0, run.stderr
+    assert "dropped shadow table" in run.stderr
+    assert rows(SHADOWS) == [(0,)]
+    assert rows(LIVE) == [*((i, "old") for i in range(5)), (9, "later")]
