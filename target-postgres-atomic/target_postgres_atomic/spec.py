@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg import sql
 
-from target_postgres_atomic.columns import Column, column_type
+from target_postgres_atomic.columns import Column, column_type, content_encoding
 from target_postgres_atomic.errors import SchemaError
 
 DELETED_AT = "_sdc_deleted_at"
@@ -136,6 +136,7 @@ def build_spec(
     default_schema: str | None,
     add_record_metadata: bool,
     version_columns: Mapping[str, str | None],
+    interpret_content_encoding: bool = False,
 ) -> TableSpec:
     stream = str(message["stream"])
     schema = message["schema"]
@@ -153,6 +154,10 @@ def build_spec(
                 "property with a stream map (stream_maps setting)",
                 field=name,
             )
+        encoding = content_encoding(prop) if interpret_content_encoding else None
+        if encoding is not None:
+            columns.append(Column(name, "bytea", name, encoding))
+            continue
         pg_type = "timestamp with time zone" if name == DELETED_AT else column_type(prop)
         columns.append(Column(name, pg_type, name))
     if DELETED_AT not in properties:

@@ -30,8 +30,10 @@ from target_postgres_atomic.errors import (
     RecordsWithoutSchemaException,
     SchemaError,
 )
+from target_postgres_atomic.mapping import StreamMaps
 from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.redact import redacted, redacted_error
+from target_postgres_atomic.settings import unsupported_settings
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.staging import Stager
@@ -67,6 +69,8 @@ class TargetPostgresAtomic(Target):
     capabilities: t.ClassVar[list[t.Any]] = [
         PluginCapabilities.ABOUT,
         PluginCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
         TargetCapabilities.HARD_DELETE,
         TargetCapabilities.SOFT_DELETE,
         TargetCapabilities.TARGET_SCHEMA,
@@ -151,6 +155,13 @@ class TargetPostgresAtomic(Target):
             "ssl_client_private_key", th.StringType, secret=True, description="Client key file."
         ),
         th.Property(
+            "interpret_content_encoding",
+            th.BooleanType,
+            default=False,
+            description="Store string properties with contentEncoding base64 (or base16) as "
+            "bytea, decoded; invalid encodings are refused naming the record and field.",
+        ),
+        th.Property(
             "lock_timeout",
             th.NumberType,
             default=300,
@@ -185,6 +196,7 @@ class TargetPostgresAtomic(Target):
         # next batch streams into the other session's stages.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._failed = False
+        self._maps = StreamMaps(self.mapper, self.config)
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._finish_commits_after_error
             self.message_reader.on_idle = self._end_copy
@@ -217,11 +229,19 @@ class TargetPostgresAtomic(Target):
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        unsupported = unsupported_settings(self._config, schema)
         try:
             errors = super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as exc:
+            exc.errors += unsupported
             raise redacted_error(exc, self._config) from None
-        return redacted(errors, self._config, self.config_jsonschema)
+        if unsupported and raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed", errors=unsupported, schema=self.config_jsonschema
+            )
+        return redacted(errors, self._config, self.config_jsonschema) + unsupported
 
     @property
     def state_schema(self) -> str:
@@ -260,12 +280,26 @@ class TargetPostgresAtomic(Target):
 
     def _process_schema_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "schema"})
+        routes = self._maps.route_schema(message_dict)
+        if routes is None:
+            self._load_schema(message_dict)
+            return
+        stream = message_dict["stream"]
+        for mapped in routes:
+            if stream in self._early_openings:
+                self._early_openings[mapped["stream"]] = self._early_openings[stream]
+            self._load_schema(mapped)
+        self._early_openings.pop(stream, None)
+
+    def _load_schema(self, message_dict: dict) -> None:
+        """One SCHEMA (after stream maps): its table created or evolved, its sink ready."""
         spec = build_spec(
             message_dict,
             message_dict["line"],
             default_schema=self.config.get("default_target_schema"),
             add_record_metadata=bool(self.config.get("add_record_metadata")),
             version_columns=self.config.get("version_columns") or {},
+            interpret_content_encoding=bool(self.config.get("interpret_content_encoding")),
         )
         stream = spec.stream
         self._claim_table(spec, message_dict["line"])
@@ -340,6 +374,13 @@ class TargetPostgresAtomic(Target):
             )
 
     def _process_record_message(self, message_dict: dict) -> None:
+        if self._maps.maps_stream(message_dict["stream"]):
+            for mapped in self._maps.route_record(message_dict):
+                self._add_record(mapped)
+        else:
+            self._add_record(message_dict)
+
+    def _add_record(self, message_dict: dict) -> None:
         sink = self._sinks.get(message_dict["stream"])
         if sink is None:
             raise RecordsWithoutSchemaException(
@@ -399,6 +440,13 @@ class TargetPostgresAtomic(Target):
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "version"})
+        if self._maps.maps_stream(message_dict["stream"]):
+            for alias in self._maps.aliases(message_dict["stream"]):
+                self._activate_version({**message_dict, "stream": alias})
+        else:
+            self._activate_version(message_dict)
+
+    def _activate_version(self, message_dict: dict) -> None:
         stream, version = message_dict["stream"], int(message_dict["version"])
         if not self.config.get("activate_version", True) or self._overwrite:
             self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", stream)
@@ -424,6 +472,12 @@ class TargetPostgresAtomic(Target):
     def _process_batch_message(self, message_dict: dict) -> None:
         """Records from singer-sdk BATCH files (jsonl, optionally gzip) load like RECORDs."""
         self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        if self._maps.maps_stream(message_dict["stream"]):
+            raise InvalidInputLine(
+                f"input line {message_dict['line']}: BATCH messages of stream "
+                f"'{message_dict['stream']}' cannot go through stream maps or flattening "
+                "(not supported); send RECORD messages or drop the map for this stream"
+            )
         sink = self._sink_for(message_dict)
         line = message_dict["line"]
         encoding = message_dict["encoding"] or {}
