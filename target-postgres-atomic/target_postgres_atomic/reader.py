@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import select
 import sys
@@ -14,6 +15,7 @@ from singer_sdk.exceptions import FatalSyncError
 from singer_sdk.io_base import GenericSingerReader, SingerMessageType
 
 from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError, InvalidInputLine
+from target_postgres_atomic.validation import unencodable_field
 
 IDLE_SECONDS = 0.5
 READ_BYTES = 1 << 20
@@ -114,9 +116,7 @@ class LineReader(GenericSingerReader[t.Any]):
             try:
                 message = _decode(line)
             except msgspec.DecodeError as exc:
-                raise InvalidInputLine(
-                    f"input line {number}: not a valid Singer message ({exc})"
-                ) from None
+                raise _undecodable(number, line, exc) from None
             except RecursionError:
                 raise _too_deep(number, line) from None
             if message.type == SingerMessageType.RECORD:
@@ -177,3 +177,16 @@ def _too_deep(number: int, line: bytes) -> BadRecordError | InvalidInputLine:
     if stream is None:
         return InvalidInputLine(f"input line {number}: {problem}")
     return BadRecordError(stream[1].decode(errors="replace"), number << SEQ_SHIFT, key, problem)
+
+
+def _undecodable(number: int, line: bytes, exc: Exception) -> Exception:
+    """Name the stream and field of a line msgspec refuses, where a lenient parse finds them."""
+    problem = f"not a valid Singer message ({exc})"
+    try:
+        message = json.loads(bytes(line).decode("utf-8", "surrogateescape"))
+    except ValueError:
+        message = None
+    if not isinstance(message, dict) or not isinstance(message.get("stream"), str):
+        return InvalidInputLine(f"input line {number}: {problem}")
+    field = unencodable_field(message.get("record"))
+    return BadRecordError(message["stream"], number << SEQ_SHIFT, field, problem)

@@ -53,23 +53,28 @@ def _json_names(problem: str) -> str:
 
 def _undecodable(stream: str, seq: int, raw: bytes, exc: Exception) -> BadRecordError:
     """Invalid UTF-8 inside a record: name the top-level field that holds it."""
-    field = None
     try:
         record = json.loads(raw.decode("utf-8", "surrogateescape"))
     except ValueError:
         record = None
-    if isinstance(record, dict):
-        field = next((k for k, v in record.items() if _has_bad_bytes(k) or _has_bad_bytes(v)), None)
-    return BadRecordError(stream, seq, field, f"not valid JSON in UTF-8 ({exc})")
+    return BadRecordError(stream, seq, unencodable_field(record), f"not valid UTF-8 ({exc})")
 
 
-def _has_bad_bytes(value: Any) -> bool:
+def unencodable_field(record: Any) -> str | None:
+    """The top-level field of a record (parsed leniently) holding invalid UTF-8 or a lone
+    surrogate escape, which neither msgspec nor PostgreSQL accept."""
+    if not isinstance(record, dict):
+        return None
+    return next((k for k, v in record.items() if _has_surrogate(k) or _has_surrogate(v)), None)
+
+
+def _has_surrogate(value: Any) -> bool:
     if isinstance(value, str):
-        return any("\udc80" <= c <= "\udcff" for c in value)
+        return any("\ud800" <= c <= "\udfff" for c in value)
     if isinstance(value, dict):
-        return any(_has_bad_bytes(k) or _has_bad_bytes(v) for k, v in value.items())
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_bad_bytes(v) for v in value)
+        return any(_has_surrogate(v) for v in value)
     return False
 
 
