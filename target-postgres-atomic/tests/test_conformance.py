@@ -43,7 +43,8 @@ def columns_of(table: str) -> str:
 
 
 def primary_key(table: str) -> str:
-    return f"SELECT count(*) FROM pg_constraint WHERE conrelid = '\"{table}\"'::regclass AND contype = 'p'"
+    relation = f"'\"{table}\"'::regclass"
+    return f"SELECT count(*) FROM pg_constraint WHERE conrelid = {relation} AND contype = 'p'"
 
 
 STRINGS = [
