@@ -449,10 +449,14 @@ class TargetPostgresAtomic(Target):
                 sink.spec.stream,
                 sink.shadow_version,
             )
-        if ended:
-            self._commit(activate=ended)
-        self._commit()
-        self._wait_for_commits()
+        try:
+            if ended:
+                self._commit(activate=ended)
+            self._commit()
+            self._wait_for_commits()
+        except BaseException:
+            self._drop_held_shadows()
+            raise
         self._committer.shutdown()
         for session in self._sessions:
             session.conn.close()
@@ -511,6 +515,10 @@ class TargetPostgresAtomic(Target):
             if session.job is not None:
                 session.job.exception()
         self._committer.shutdown()
+        self._drop_held_shadows()
+
+    def _drop_held_shadows(self) -> None:
+        """A failed run's shadow tables go: nothing in them was acknowledged by a STATE."""
         if self._held_shadows:
             connector.drop_tables(self.config, list(self._held_shadows.values()), self.logger)
 

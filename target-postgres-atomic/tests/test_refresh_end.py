@@ -155,3 +155,21 @@ def test_shadow_of_a_killed_target_is_dropped_at_the_next_start(
     assert "dropped shadow table" in run.stderr
     assert rows(SHADOWS) == [(0,)]
     assert rows(LIVE) == [*((i, "old") for i in range(5)), (9, "later")]
+
+
+def test_refresh_that_fails_at_the_end_of_input_leaves_no_shadow(
+    old_table, run_target, rows, pg_db: PgServer
+) -> None:
+    # The shadow takes any row; the real table refuses one (a user's constraint) at the merge.
+    with pg_db.connect(autocommit=True) as conn:
+        conn.execute("ALTER TABLE items ADD CONSTRAINT no_bad CHECK (v <> 'bad')")
+    sdk_tap = [
+        HEAD,
+        activate("items", 7),
+        *rows_of(7, range(2), "new"),
+        *rows_of(7, range(2, 3), "bad"),
+    ]
+    run = run_target(sdk_tap, batch_size_rows=2)
+    assert run.returncode != 0
+    assert rows(LIVE) == [(i, "old") for i in range(5)]
+    assert rows(SHADOWS) == [(0,)]
