@@ -25,7 +25,10 @@ class KeyChangeRefused(ValueError):
 
 def conninfo(config: Mapping[str, Any]) -> str:
     """libpq connection string from MeltanoLabs-style settings (never logged: has secrets)."""
-    params: dict[str, Any] = {"application_name": "target-postgres-atomic"}
+    params: dict[str, Any] = {
+        "application_name": "target-postgres-atomic",
+        "connect_timeout": config.get("connect_timeout", 10),
+    }
     if url := config.get("sqlalchemy_url"):
         return _url_conninfo(url, params)
     params.update(
@@ -69,6 +72,10 @@ def connect(config: Mapping[str, Any]) -> psycopg.Connection:
     conn.execute("SET TIME ZONE 'UTC'")
     # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
     conn.execute("SET work_mem = '64MB'")
+    # The sessions idle between batches while the tap works; their stages hold staged rows.
+    conn.execute("SET idle_session_timeout = 0")
+    if (seconds := config.get("statement_timeout")) is not None:
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(seconds * 1000))))
     return conn
 
 
@@ -253,3 +260,13 @@ def drop_tables(
             ", ".join(t.as_string(None) for t in tables),
             exc.diag.message_primary or type(exc).__name__,
         )
+
+
+def ensure_tombstone_table(conn: psycopg.Connection, table: sql.Identifier) -> None:
+    """Hard-deleted keys with their delete version, per table of the schema (caller locks)."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (table_name text, key text[], version text NOT NULL, "
+            "PRIMARY KEY (table_name, key))"
+        ).format(table)
+    )

@@ -9,6 +9,7 @@ from target_postgres_atomic.spec import DELETED_AT, RECORD_METADATA, TABLE_VERSI
 
 STAGE_COLUMNS = sql.SQL("_seq bigint, _table_version bigint, _extracted_at text, data jsonb")
 COPY_COLUMNS = sql.SQL("_seq, _table_version, _extracted_at, data")
+TOMBSTONES = "_sdc_target_tombstones"
 METADATA_NAMES = {TABLE_VERSION, *(c.name for c in RECORD_METADATA)}
 
 _ENVELOPE = {
@@ -112,6 +113,9 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
         if hard_delete
         else sql.SQL("")
     )
+    tombstones = tombstone_table(spec) if hard_delete else None
+    if tombstones is not None:
+        keep += sql.SQL(" AND NOT EXISTS ({})").format(_newer_tombstone(spec, tombstones))
     statement = sql.SQL(
         "WITH src AS (SELECT DISTINCT ON ({keys}) * FROM ({rows}) r ORDER BY {order}), "
         "ins AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src {keep} "
@@ -133,6 +137,8 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
     match = sql.SQL(" AND ").join(
         sql.SQL("t.{k} = src.{k}").format(k=sql.Identifier(k)) for k in spec.keys
     )
+    if tombstones is not None:
+        statement += sql.SQL(", tomb AS ({}) ").format(_keep_tombstones(spec, tombstones))
     return statement + sql.SQL(
         "DELETE FROM {table} AS t USING src WHERE src.{deleted} IS NOT NULL AND {match} AND {guard}"
     ).format(
@@ -140,6 +146,59 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
         deleted=sql.Identifier(DELETED_AT),
         match=match,
         guard=version_guard(spec, "t", "src"),
+    )
+
+
+def tombstone_table(spec: TableSpec) -> sql.Identifier | None:
+    """Where hard-deleted keys keep their version, so older replays stay deleted.
+
+    Only streams with keys and a version guard need one: without a version, arrival order
+    rules and a replay is indistinguishable from a re-creation.
+    """
+    if not spec.keys or spec.version is None:
+        return None
+    return sql.Identifier(spec.schema, TOMBSTONES)
+
+
+def _key_array(spec: TableSpec) -> sql.Composable:
+    return sql.SQL("ARRAY[{}]").format(
+        sql.SQL(", ").join(sql.SQL("src.{}::text").format(sql.Identifier(k)) for k in spec.keys)
+    )
+
+
+def _version_type(spec: TableSpec) -> sql.Composable:
+    return sql.SQL(next(c.pg_type for c in spec.columns if c.name == spec.version))
+
+
+def _newer_tombstone(spec: TableSpec, tombstones: sql.Identifier) -> sql.Composed:
+    """The key was deleted at a version newer than the incoming row's."""
+    return sql.SQL(
+        "SELECT 1 FROM {tb} d WHERE d.table_name = {name} AND d.key = {key} "
+        "AND d.version::{type} > src.{v}"
+    ).format(
+        tb=tombstones,
+        name=sql.Literal(spec.table),
+        key=_key_array(spec),
+        type=_version_type(spec),
+        v=sql.Identifier(spec.version or ""),
+    )
+
+
+def _keep_tombstones(spec: TableSpec, tombstones: sql.Identifier) -> sql.Composed:
+    """Each deleted key's newest delete version (text of the typed value)."""
+    return sql.SQL(
+        "INSERT INTO {tb} AS d (table_name, key, version) "
+        "SELECT {name}, {key}, src.{v}::text FROM src "
+        "WHERE src.{deleted} IS NOT NULL AND src.{v} IS NOT NULL "
+        "ON CONFLICT (table_name, key) DO UPDATE SET version = excluded.version "
+        "WHERE excluded.version::{type} >= d.version::{type}"
+    ).format(
+        tb=tombstones,
+        name=sql.Literal(spec.table),
+        key=_key_array(spec),
+        v=sql.Identifier(spec.version or ""),
+        deleted=sql.Identifier(DELETED_AT),
+        type=_version_type(spec),
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import select
 import sys
 import typing as t
 from collections import Counter
@@ -13,6 +15,8 @@ from singer_sdk.io_base import GenericSingerReader, SingerMessageType
 
 from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError, InvalidInputLine
 
+IDLE_SECONDS = 0.5
+READ_BYTES = 1 << 20
 MAX_DEPTH = 500
 """Past this depth the field being read is the one too deep for msgspec (Python's limit)."""
 _COLON = re.compile(rb"\s*:")
@@ -51,6 +55,8 @@ class LineReader(GenericSingerReader[t.Any]):
 
     on_error: t.Callable[[], None] | None = None
     """Called when reading stops on an error, before the error propagates."""
+    on_idle: t.Callable[[], None] | None = None
+    """Called when no input arrived for IDLE_SECONDS (the tap is waiting on its source)."""
 
     @property
     def default_input(self) -> t.IO[t.Any]:
@@ -59,6 +65,31 @@ class LineReader(GenericSingerReader[t.Any]):
     def deserialize_json(self, line: t.Any) -> dict:
         """Required by the base class; process_lines below decodes into `Message` instead."""
         return msgspec.json.decode(line)
+
+    def _lines(self, stream: t.IO[t.Any]) -> t.Iterator[t.Any]:
+        """The input's lines; `on_idle` runs each time the next one is not there yet."""
+        if self.on_idle is None or not isinstance(stream, io.BufferedReader):
+            yield from stream
+            return
+        parts: list[bytes] = []
+        while True:
+            if not select.select([stream], [], [], IDLE_SECONDS)[0]:
+                self.on_idle()
+            # read1 returns what one read gets (its buffer stays empty, so select sees all).
+            chunk = stream.read1(READ_BYTES)
+            if not chunk:
+                break
+            lines = chunk.split(b"\n")
+            if len(lines) == 1:
+                parts.append(chunk)
+                continue
+            if parts:
+                lines[0] = b"".join([*parts, lines[0]])
+            tail = lines.pop()
+            parts = [tail] if tail else []
+            yield from lines
+        if parts:
+            yield b"".join(parts)
 
     def process_lines(
         self,
@@ -77,7 +108,7 @@ class LineReader(GenericSingerReader[t.Any]):
     ) -> t.Counter[str]:
         stats: Counter[str] = Counter()
         record_callback = callbacks[SingerMessageType.RECORD]
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(self._lines(lines), 1):
             if not line.strip():
                 continue
             try:

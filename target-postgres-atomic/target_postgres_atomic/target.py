@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import typing as t
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 import msgspec
 import psycopg
@@ -18,7 +21,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
-from target_postgres_atomic import connector, shadows
+from target_postgres_atomic import connector, merge, shadows
 from target_postgres_atomic.batch_files import read_batch_file
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.errors import (
@@ -32,6 +35,7 @@ from target_postgres_atomic.redact import redacted, redacted_error
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.staging import Stager
+from target_postgres_atomic.waits import LockWatcher
 
 # Set to 1 by a runner that ends the target's input only after the tap exited 0 (and stops
 # the target otherwise), as `state-service run` does: the end of input then proves every open
@@ -147,6 +151,24 @@ class TargetPostgresAtomic(Target):
             "ssl_client_private_key", th.StringType, secret=True, description="Client key file."
         ),
         th.Property(
+            "lock_timeout",
+            th.NumberType,
+            default=300,
+            description="Seconds to wait for a table lock another session holds (the holder "
+            "is logged) before giving up with an error naming it.",
+        ),
+        th.Property(
+            "connect_timeout",
+            th.IntegerType,
+            default=10,
+            description="Seconds to wait for the server to answer a new connection.",
+        ),
+        th.Property(
+            "statement_timeout",
+            th.NumberType,
+            description="Seconds one statement (a merge) may run; default: the server's.",
+        ),
+        th.Property(
             "version_columns",
             th.ObjectType(additional_properties=th.CustomType({"type": ["string", "null"]})),
             description="Per-stream version column for the older-never-over-newer guard "
@@ -165,6 +187,7 @@ class TargetPostgresAtomic(Target):
         self._failed = False
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._finish_commits_after_error
+            self.message_reader.on_idle = self._end_copy
         self._sinks: dict[str, PostgresSink] = {}
         self._unguarded: set[str] = set()
         self._tables: dict[tuple[str, str], str] = {}
@@ -179,7 +202,10 @@ class TargetPostgresAtomic(Target):
         self._buffered_rows = 0
         self._buffered_since = 0.0
         self._overwrite = self.config.get("load_method") == "overwrite"
-        connector.conninfo(self.config)  # a bad URL is refused before any input is read
+        # A bad URL is refused before any input is read.
+        self._locks = LockWatcher(
+            connector.conninfo(self.config), self.config.get("lock_timeout", 300), self.logger
+        )
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
             batch_size_bytes=BATCH_SIZE_BYTES,
@@ -209,10 +235,16 @@ class TargetPostgresAtomic(Target):
                 conn = connector.connect(self.config)
                 self._sessions.append(Session(conn, Stager(conn)))
             conn = self._sessions[0].conn
-            with conn.transaction():
+            with self._transaction(conn, f"{self.state_schema}.{connector.STATE_TABLE}"):
                 connector.lock_table(conn, self.state_schema, connector.STATE_TABLE)
                 connector.ensure_state_table(conn, self.state_schema)
         return self._sessions[self._current]
+
+    @contextmanager
+    def _transaction(self, conn: psycopg.Connection, tables: str) -> Iterator[None]:
+        """A transaction whose lock waits are logged and bounded (lock_timeout)."""
+        with self._locks.watch(conn, tables), conn.transaction():
+            yield
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -248,7 +280,7 @@ class TargetPostgresAtomic(Target):
         self._commit()
         self._wait_for_commits()
         conn = self.conn
-        with conn.transaction():
+        with self._transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
             try:
                 connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
@@ -256,6 +288,10 @@ class TargetPostgresAtomic(Target):
                 raise SchemaError(stream, message_dict["line"], str(exc)) from None
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
             spec, warning = spec.with_comparable_version(message_dict["line"])
+            tombstones = merge.tombstone_table(spec) if self._sink_settings.hard_delete else None
+            if tombstones is not None:
+                connector.lock_table(conn, spec.schema, merge.TOMBSTONES)
+                connector.ensure_tombstone_table(conn, tombstones)
         if warning and stream not in self._unguarded:
             self._unguarded.add(stream)
             self.logger.warning(warning)
@@ -270,7 +306,7 @@ class TargetPostgresAtomic(Target):
         )
         sink.stager = self.session.stager
         self._sinks[stream] = sink
-        with conn.transaction():
+        with self._transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
             if self._overwrite:
                 # overwrite: this run's rows are one new table version, swapped in at the end.
@@ -381,7 +417,7 @@ class TargetPostgresAtomic(Target):
             return
         # The start of a full refresh: nothing is deleted; rows load into the shadow table.
         self._hold_shadow(sink)
-        with self.conn.transaction():
+        with self._transaction(self.conn, sink.spec.qualified_text()):
             connector.lock_table(self.conn, sink.spec.schema, sink.spec.table)
             sink.start_version(self.conn, version)
 
@@ -458,6 +494,7 @@ class TargetPostgresAtomic(Target):
             self._drop_held_shadows()
             raise
         self._committer.shutdown()
+        self._locks.close()
         for session in self._sessions:
             session.conn.close()
         self._sessions = []
@@ -506,6 +543,23 @@ class TargetPostgresAtomic(Target):
         session.job = self._committer.submit(commit)
         self._switch_session()
 
+    def _end_copy(self) -> None:
+        """No statement stays open while the tap is idle (statement or idle timeouts)."""
+        if self._sessions:
+            self.session.stager.close()
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: stop now, exit non-zero; nothing not yet committing commits.
+
+        (singer-sdk's handler exits 0, which a runner would read as success.)
+        """
+        self._failed = True
+        name = signal.Signals(signum).name
+        self.logger.error(
+            "Stopped by %s: nothing after the last emitted STATE was committed.", name
+        )
+        raise SystemExit(128 + signum)
+
     def _finish_commits_after_error(self) -> None:
         """Batches taken before a bad line still commit (and report their STATE).
 
@@ -515,6 +569,7 @@ class TargetPostgresAtomic(Target):
             if session.job is not None:
                 session.job.exception()
         self._committer.shutdown()
+        self._locks.close()
         self._drop_held_shadows()
 
     def _drop_held_shadows(self) -> None:
@@ -544,7 +599,7 @@ class TargetPostgresAtomic(Target):
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported
         try:
-            with conn.transaction():
+            with self._transaction(conn, ", ".join(f"{s}.{t}" for s, t in tables)):
                 # One lock order for every process, so two targets never deadlock.
                 for table in tables:
                     connector.lock_table(conn, *table)
