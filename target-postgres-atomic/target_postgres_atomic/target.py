@@ -443,7 +443,8 @@ class TargetPostgresAtomic(Target):
     def _hold_shadow(self, sink: PostgresSink) -> None:
         """This run fills the sink's shadow: its first session holds the shadow's lock."""
         if sink.spec.stream not in self._held_shadows:
-            shadows.hold(self._sessions[0].conn, sink.shadow, self.logger)
+            wait = float(self.config.get("lock_timeout", 300))
+            shadows.hold(self._sessions[0].conn, sink.shadow, self.logger, wait)
             self._held_shadows[sink.spec.stream] = sink.shadow
 
     @classmethod

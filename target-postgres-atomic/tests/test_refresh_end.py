@@ -173,3 +173,39 @@ def test_refresh_that_fails_at_the_end_of_input_leaves_no_shadow(
     assert run.returncode != 0
     assert rows(LIVE) == [(i, "old") for i in range(5)]
     assert rows(SHADOWS) == [(0,)]
+
+
+def test_second_refresh_of_a_table_waits_for_the_live_one_then_stops_naming_it(
+    old_table, run_target, rows, pg_db: PgServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "target.json"
+    config.write_text(json.dumps({**pg_db.target_config(), "batch_size_rows": 1}))
+    first = subprocess.Popen(
+        [script("target-postgres-atomic"), "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert first.stdin is not None
+    try:
+        for message in [HEAD, activate("items", 7), *rows_of(7, range(2), "first")]:
+            first.stdin.write(json.dumps(message).encode() + b"\n")
+        first.stdin.flush()
+        for _ in range(600):  # a guard against hanging, not a timing assertion
+            if rows(SHADOWS) == [(1,)]:
+                break
+            time.sleep(0.1)
+        second = run_target(
+            [HEAD, activate("items", 8), *rows_of(8, range(1), "second")], lock_timeout=1
+        )
+        assert second.returncode != 0
+        assert "is being filled by another run (pid" in second.stderr, second.stderr[-2000:]
+        assert "target-postgres-atomic" in second.stderr
+        _, err = first.communicate(json.dumps(activate("items", 7)).encode() + b"\n", 120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err.decode()[-2000:]
+    assert rows(LIVE) == [(0, "first"), (1, "first")]
+    assert rows(SHADOWS) == [(0,)]
