@@ -7,6 +7,7 @@ deletes included (issue 9, point 6).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -174,7 +175,7 @@ def state_service_run(
 
 
 def meltano_run(db: PgServer, project: Path, tap: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MELTANO_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MELTANO_")}
     for name, value in tap_config(db).items():
         env[f"TAP_POSTGRES_{name.upper()}"] = (
             json.dumps(value) if not isinstance(value, str) else value

@@ -14,7 +14,6 @@ import psycopg
 from psycopg import sql
 from singer_sdk.exceptions import FatalSyncError
 
-WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.5
 
 
@@ -33,9 +32,9 @@ def _holder(conn: psycopg.Connection, key: int) -> str:
         "SELECT a.pid, a.application_name, coalesce(a.client_addr::text, 'local'), "
         "a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-        "AND l.classid = (%s::bigint >> 32)::bigint::oid "
-        "AND l.objid = (%s::bigint & 4294967295)::bigint::oid",
-        (key, key),
+        "AND l.classid::bigint = %s AND l.objid::bigint = %s",
+        # pg_locks shows a bigint key as its high and low 32 bits, unsigned.
+        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
     ).fetchone()
     if row is None:
         return "a session that just ended"
@@ -47,7 +46,7 @@ def hold(
     conn: psycopg.Connection,
     shadow: sql.Identifier,
     logger: logging.Logger,
-    wait_seconds: float = WAIT_SECONDS,
+    wait_seconds: float,
 ) -> None:
     """Take the shadow's lock for this session (until it closes), waiting a bounded time.
 

@@ -509,7 +509,8 @@ class TargetPostgresAtomic(Target):
     def _hold_shadow(self, sink: PostgresSink) -> None:
         """This run fills the sink's shadow: its first session holds the shadow's lock."""
         if sink.spec.stream not in self._held_shadows:
-            shadows.hold(self._sessions[0].conn, sink.shadow, self.logger)
+            wait = float(self.config.get("lock_timeout", 300))
+            shadows.hold(self._sessions[0].conn, sink.shadow, self.logger, wait)
             self._held_shadows[sink.spec.stream] = sink.shadow
 
     def process_endofpipe(self) -> None:
@@ -539,10 +540,14 @@ class TargetPostgresAtomic(Target):
                 sink.spec.stream,
                 sink.shadow_version,
             )
-        if ended:
-            self._commit(activate=ended)
-        self._commit()
-        self._wait_for_commits()
+        try:
+            if ended:
+                self._commit(activate=ended)
+            self._commit()
+            self._wait_for_commits()
+        except BaseException:
+            self._drop_held_shadows()
+            raise
         self._committer.shutdown()
         self._locks.close()
         for session in self._sessions:
@@ -620,6 +625,10 @@ class TargetPostgresAtomic(Target):
                 session.job.exception()
         self._committer.shutdown()
         self._locks.close()
+        self._drop_held_shadows()
+
+    def _drop_held_shadows(self) -> None:
+        """A failed run's shadow tables go: nothing in them was acknowledged by a STATE."""
         if self._held_shadows:
             connector.drop_tables(self.config, list(self._held_shadows.values()), self.logger)
 

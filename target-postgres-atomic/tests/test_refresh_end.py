@@ -121,30 +121,40 @@ def test_refresh_seal_publishes_a_finished_refresh_and_stops_at_a_dead_tap(
     assert rows(SHADOWS) == [(0,)]
 
 
-def test_shadow_of_a_killed_target_is_dropped_at_the_next_start(
-    old_table, run_target, rows, pg_db: PgServer, tmp_path: Path
-) -> None:
+def open_target(pg_db: PgServer, tmp_path: Path, messages: list[dict]) -> subprocess.Popen[bytes]:
+    """The target's console script, fed `messages` one batch each, its input left open."""
     config = tmp_path / "target.json"
     config.write_text(json.dumps({**pg_db.target_config(), "batch_size_rows": 1}))
     target = subprocess.Popen(
         [script("target-postgres-atomic"), "--config", str(config)],
         stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert target.stdin is not None
-    for message in [HEAD, activate("items", 7), *rows_of(7, range(3), "new")]:
-        target.stdin.write(json.dumps(message).encode() + b"\n")
+    target.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
     target.stdin.flush()
+    return target
+
+
+def wait_for_shadow_rows(rows, count: int) -> None:
+    """Until the (one) shadow table holds `count` rows: a live run is mid-refresh."""
+    for _ in range(600):  # a guard against hanging, not a timing assertion
+        found = rows("SELECT tablename FROM pg_tables WHERE tablename LIKE '\\_sdc\\_shadow%'")
+        if found and rows(f'SELECT count(*) FROM "{found[0][0]}"') >= [(count,)]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the target never filled its shadow table")
+
+
+def test_shadow_of_a_killed_target_is_dropped_at_the_next_start(
+    old_table, run_target, rows, pg_db: PgServer, tmp_path: Path
+) -> None:
+    target = open_target(
+        pg_db, tmp_path, [HEAD, activate("items", 7), *rows_of(7, range(3), "new")]
+    )
     try:
-        for _ in range(600):  # a guard against hanging, not a timing assertion
-            if rows(SHADOWS) == [(1,)] and rows("SELECT count(*) FROM items") == [(5,)]:
-                shadow = rows("SELECT tablename FROM pg_tables WHERE tablename LIKE '%shadow%'")
-                if rows(f'SELECT count(*) FROM "{shadow[0][0]}"') >= [(2,)]:
-                    break
-            time.sleep(0.1)
-        else:
-            raise AssertionError("the target never filled its shadow table")
+        wait_for_shadow_rows(rows, 2)
     finally:
         target.kill()
         target.wait()
@@ -155,3 +165,45 @@ def test_shadow_of_a_killed_target_is_dropped_at_the_next_start(
     assert "dropped shadow table" in run.stderr
     assert rows(SHADOWS) == [(0,)]
     assert rows(LIVE) == [*((i, "old") for i in range(5)), (9, "later")]
+
+
+def test_refresh_that_fails_at_the_end_of_input_leaves_no_shadow(
+    old_table, run_target, rows, pg_db: PgServer
+) -> None:
+    # The shadow takes any row; the real table refuses one (a user's constraint) at the merge.
+    with pg_db.connect(autocommit=True) as conn:
+        conn.execute("ALTER TABLE items ADD CONSTRAINT no_bad CHECK (v <> 'bad')")
+    sdk_tap = [
+        HEAD,
+        activate("items", 7),
+        *rows_of(7, range(2), "new"),
+        *rows_of(7, range(2, 3), "bad"),
+    ]
+    run = run_target(sdk_tap, batch_size_rows=2)
+    assert run.returncode != 0
+    assert rows(LIVE) == [(i, "old") for i in range(5)]
+    assert rows(SHADOWS) == [(0,)]
+
+
+def test_second_refresh_of_a_table_waits_for_the_live_one_then_stops_naming_it(
+    old_table, run_target, rows, pg_db: PgServer, tmp_path: Path
+) -> None:
+    first = open_target(
+        pg_db, tmp_path, [HEAD, activate("items", 7), *rows_of(7, range(2), "first")]
+    )
+    try:
+        wait_for_shadow_rows(rows, 2)
+        second = run_target(
+            [HEAD, activate("items", 8), *rows_of(8, range(1), "second")], lock_timeout=1
+        )
+        assert second.returncode != 0
+        assert "is being filled by another run (pid" in second.stderr, second.stderr[-2000:]
+        assert "target-postgres-atomic" in second.stderr
+        _, err = first.communicate(json.dumps(activate("items", 7)).encode() + b"\n", 120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err.decode()[-2000:]
+    assert rows(LIVE) == [(0, "first"), (1, "first")]
+    assert rows(SHADOWS) == [(0,)]
