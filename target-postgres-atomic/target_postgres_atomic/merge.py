@@ -115,7 +115,8 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
     )
     tombstones = tombstone_table(spec) if hard_delete else None
     if tombstones is not None:
-        keep += sql.SQL(" AND NOT EXISTS ({})").format(_newer_tombstone(spec, tombstones))
+        newer = _tombstone_sql(spec, tombstones, _NEWER_TOMBSTONE)
+        keep += sql.SQL(" AND NOT EXISTS ({})").format(newer)
     statement = sql.SQL(
         "WITH src AS (SELECT DISTINCT ON ({keys}) * FROM ({rows}) r ORDER BY {order}), "
         "ins AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src {keep} "
@@ -138,7 +139,9 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
         sql.SQL("t.{k} = src.{k}").format(k=sql.Identifier(k)) for k in spec.keys
     )
     if tombstones is not None:
-        statement += sql.SQL(", tomb AS ({}) ").format(_keep_tombstones(spec, tombstones))
+        statement += sql.SQL(", tomb AS ({}) ").format(
+            _tombstone_sql(spec, tombstones, _KEEP_TOMBSTONES)
+        )
     return statement + sql.SQL(
         "DELETE FROM {table} AS t USING src WHERE src.{deleted} IS NOT NULL AND {match} AND {guard}"
     ).format(
@@ -166,40 +169,32 @@ def _key_array(spec: TableSpec) -> sql.Composable:
     )
 
 
-def _version_type(spec: TableSpec) -> sql.Composable:
-    return sql.SQL(next(c.pg_type for c in spec.columns if c.name == spec.version))
-
-
-def _newer_tombstone(spec: TableSpec, tombstones: sql.Identifier) -> sql.Composed:
-    """The key was deleted at a version newer than the incoming row's."""
-    return sql.SQL(
-        "SELECT 1 FROM {tb} d WHERE d.table_name = {name} AND d.key = {key} "
-        "AND d.version::{type} > src.{v}"
-    ).format(
-        tb=tombstones,
-        name=sql.Literal(spec.table),
-        key=_key_array(spec),
-        type=_version_type(spec),
-        v=sql.Identifier(spec.version or ""),
-    )
-
-
-def _keep_tombstones(spec: TableSpec, tombstones: sql.Identifier) -> sql.Composed:
-    """Each deleted key's newest delete version (text of the typed value)."""
-    return sql.SQL(
-        "INSERT INTO {tb} AS d (table_name, key, version) "
-        "SELECT {name}, {key}, src.{v}::text FROM src "
-        "WHERE src.{deleted} IS NOT NULL AND src.{v} IS NOT NULL "
-        "ON CONFLICT (table_name, key) DO UPDATE SET version = excluded.version "
-        "WHERE excluded.version::{type} >= d.version::{type}"
-    ).format(
+def _tombstone_sql(spec: TableSpec, tombstones: sql.Identifier, template: str) -> sql.Composed:
+    """`template` with the tombstone table, this table's name, key array and version column."""
+    version_type = next(c.pg_type for c in spec.columns if c.name == spec.version)
+    return sql.SQL(template).format(
         tb=tombstones,
         name=sql.Literal(spec.table),
         key=_key_array(spec),
         v=sql.Identifier(spec.version or ""),
+        type=sql.SQL(version_type),
         deleted=sql.Identifier(DELETED_AT),
-        type=_version_type(spec),
     )
+
+
+# The key was deleted at a version newer than the incoming row's.
+_NEWER_TOMBSTONE = (
+    "SELECT 1 FROM {tb} d WHERE d.table_name = {name} AND d.key = {key} "
+    "AND d.version::{type} > src.{v}"
+)
+# Each deleted key's newest delete version (as text of the typed value).
+_KEEP_TOMBSTONES = (
+    "INSERT INTO {tb} AS d (table_name, key, version) "
+    "SELECT {name}, {key}, src.{v}::text FROM src "
+    "WHERE src.{deleted} IS NOT NULL AND src.{v} IS NOT NULL "
+    "ON CONFLICT (table_name, key) DO UPDATE SET version = excluded.version "
+    "WHERE excluded.version::{type} >= d.version::{type}"
+)
 
 
 def append(spec: TableSpec, rows: sql.Composable) -> sql.Composed:

@@ -609,6 +609,9 @@ class TargetPostgresAtomic(Target):
         (singer-sdk's handler exits 0, which a runner would read as success.)
         """
         self._failed = True
+        for session in self._sessions:
+            if session.job is not None and not session.job.done():
+                session.conn.cancel_safe()  # a merge still running rolls back
         name = signal.Signals(signum).name
         self.logger.error(
             "Stopped by %s: nothing after the last emitted STATE was committed.", name
