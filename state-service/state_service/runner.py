@@ -82,6 +82,7 @@ class Children:
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.stopped = False
         self.preexec = _die_with_parent()
 
     def spawn(
@@ -103,6 +104,7 @@ class Children:
         return proc
 
     def stop(self) -> None:
+        self.stopped = True
         for proc in self.procs:
             if proc.poll() is None:
                 with suppress(ProcessLookupError):
@@ -169,7 +171,7 @@ def _pipe(
         stdout=subprocess.PIPE,
     )
     os.close(read_end)  # the target owns the pipe's read end: a dead target stops the tap
-    ender = threading.Thread(target=_end_input, args=(tap_proc, target_proc, write_end))
+    ender = threading.Thread(target=_end_input, args=(tap_proc, target_proc, write_end, children))
     ender.start()
     assert target_proc.stdout is not None
     error = _store_states(store, lease, target_proc.stdout, children)
@@ -181,13 +183,17 @@ def _pipe(
 
 
 def _end_input(
-    tap: subprocess.Popen[bytes], target: subprocess.Popen[bytes], write_end: int
+    tap: subprocess.Popen[bytes],
+    target: subprocess.Popen[bytes],
+    write_end: int,
+    children: Children,
 ) -> None:
     """End the target's input only once the tap has exited; a failed tap's target is stopped
     first, so it never takes a dead tap's output for a complete one (a full refresh that
     stops early would otherwise replace the table). Our copy of the pipe's write end is what
-    holds the input open until then."""
-    if tap.wait() != 0 and target.poll() is None:
+    holds the input open until then. A tap we stopped failed too (singer-sdk taps exit 0 on
+    SIGTERM)."""
+    if (tap.wait() != 0 or children.stopped) and target.poll() is None:
         with suppress(ProcessLookupError):
             os.killpg(target.pid, signal.SIGTERM)
         target.wait()

@@ -6,8 +6,9 @@ send ACTIVATE_VERSION only before a full refresh. This wrapper passes the tap's 
 and, when the tap has exited:
 - with 0: sends the closing ACTIVATE_VERSION of every refresh the tap opened (a repeat of one
   the tap sent itself changes nothing), so the target swaps each refresh in;
-- otherwise: sends a `TAP_FAILED` line, which every Singer target refuses, so the target stops
-  without publishing a partial refresh; the wrapper exits with the tap's code.
+- otherwise, or when it was stopped by SIGTERM/SIGINT (singer-sdk taps then exit 0): sends a
+  `TAP_FAILED` line, which every Singer target refuses, so the target stops without publishing
+  a partial refresh; the wrapper exits with the tap's code (128 + signal when stopped).
 
     refresh-seal tap-postgres --config tap.json | target-postgres-atomic --config target.json
     REFRESH_SEAL_TAP=/path/to/tap-postgres refresh-seal --config tap.json ...   # meltano
@@ -60,13 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     if PASS_THROUGH.intersection(command):
         os.execvp(command[0], command)  # not a sync: nothing to seal
     tap = subprocess.Popen(command, stdout=subprocess.PIPE)
+    stopped: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+        tap.send_signal(signum)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: tap.send_signal(signum))
+        signal.signal(sig, stop)
     out = sys.stdout.buffer
     assert tap.stdout is not None
     with tap.stdout:
         opened, torn = _pass_through(tap.stdout, out)
     code = tap.wait()
+    if stopped and code == 0:
+        # singer-sdk taps exit 0 on SIGTERM/SIGINT ("gracefully shutting down"): a stopped
+        # tap did not finish its refreshes.
+        code = -stopped[0]
     if torn:
         out.write(b"\n")
     if code == 0:

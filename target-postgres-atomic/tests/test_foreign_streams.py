@@ -131,6 +131,20 @@ def test_two_streams_bound_for_one_table_are_refused(run_target, rows) -> None:
         [schema("a-b-c-orders", props), schema("x-b-c-orders", props)],
     )
     assert run.returncode != 0 and '"public"."orders"' in run.stderr
+    # Mapped apart, both load.
+    apart = run_target(
+        [
+            schema("crm-orders", props),
+            record("crm-orders", {"id": 1}),
+            schema("shop-orders", props),
+            record("shop-orders", {"id": 2}),
+        ],
+        default_target_schema="raw",
+        stream_maps={"shop-orders": {"__alias__": "shop_orders"}},
+    )
+    assert apart.returncode == 0, apart.stderr
+    assert rows("SELECT id FROM raw.orders") == [(1,)]
+    assert rows("SELECT id FROM raw.shop_orders") == [(2,)]
 
 
 def test_long_multibyte_names_get_their_own_shadow_tables(run_target, rows) -> None:

@@ -147,6 +147,28 @@ def wait_for_shadow_rows(rows, count: int) -> None:
     raise AssertionError("the target never filled its shadow table")
 
 
+def test_refresh_seal_takes_a_tap_stopped_by_sigterm_for_failed(tmp_path: Path) -> None:
+    # singer-sdk taps exit 0 on SIGTERM ("gracefully shutting down") mid-refresh.
+    tap = tmp_path / "tap.py"
+    opening = json.dumps(activate("items", 7))
+    tap.write_text(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+        f"print({json.dumps(HEAD)!r}, {opening!r}, sep='\\n', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    seal = subprocess.Popen(
+        [script("refresh-seal"), sys.executable, str(tap)], stdout=subprocess.PIPE
+    )
+    assert seal.stdout is not None
+    seal.stdout.readline()
+    assert json.loads(seal.stdout.readline())["type"] == "ACTIVATE_VERSION"
+    seal.terminate()
+    rest, _ = seal.communicate(timeout=60)
+    assert seal.returncode == 128 + 15
+    assert [json.loads(line)["type"] for line in rest.splitlines()] == ["TAP_FAILED"]
+
+
 def test_shadow_of_a_killed_target_is_dropped_at_the_next_start(
     old_table, run_target, rows, pg_db: PgServer, tmp_path: Path
 ) -> None:
