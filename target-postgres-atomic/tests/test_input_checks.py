@@ -20,9 +20,18 @@ PROPS = {
     "n": {"type": ["number", "null"]},
 }
 SPECIAL_LITERALS = {
-    "ts": ["yesterday", "now", "infinity", "-infinity", "epoch", "today", "allballs"],
+    "ts": [
+        "yesterday",
+        "now",
+        "infinity",
+        "-infinity",
+        "epoch",
+        "today",
+        "2024-01-01 epoch",
+        "2024-01-01 infinity",
+    ],
     "d": ["tomorrow", "infinity", "epoch"],
-    "amount": ["NaN", "Infinity", "-Infinity", "inf"],
+    "amount": ["NaN", "Infinity", "-Infinity", "inf", "INF"],
 }
 
 
