@@ -16,6 +16,7 @@ from target_postgres_atomic.columns import LossyTypeChange, widened
 from target_postgres_atomic.spec import TABLE_VERSION, TableSpec, generated_name
 
 STATE_TABLE = "_sdc_target_state"
+LOCK_BACKSTOP_SECONDS = 10
 _POSTGRES_URL = re.compile(r"^postgres(ql)?(\+\w+)?://")
 
 
@@ -74,6 +75,9 @@ def connect(config: Mapping[str, Any]) -> psycopg.Connection:
     conn.execute("SET work_mem = '64MB'")
     # The sessions idle between batches while the tap works; their stages hold staged rows.
     conn.execute("SET idle_session_timeout = 0")
+    # A backstop for the lock watcher (waits.py), which gives up first and names the holder.
+    backstop = int((config.get("lock_timeout", 300) + LOCK_BACKSTOP_SECONDS) * 1000)
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(backstop)))
     if (seconds := config.get("statement_timeout")) is not None:
         conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(seconds * 1000))))
     return conn

@@ -357,7 +357,8 @@ class TargetPostgresAtomic(Target):
                     sink.shadow.as_string(None),
                 )
         if (version := self._early_openings.pop(stream, None)) is not None:
-            self._process_activate_version_message(
+            # `stream` is already the mapped name (stream maps applied before this point).
+            self._activate_version(
                 {"stream": stream, "version": version, "line": message_dict["line"]}
             )
 

@@ -72,13 +72,15 @@ class LockWatcher:
                 self._thread.start()
         try:
             yield
-        except psycopg.errors.QueryCanceled:
-            if wait.gave_up:
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
+            # LockNotAvailable: the server's lock_timeout backstop, should this watcher fail.
+            if wait.gave_up or isinstance(exc, psycopg.errors.LockNotAvailable):
                 raise LockWaitTimeout(
                     f"gave up after {self._timeout:g} s (lock_timeout) waiting for a lock on "
-                    f"{what} held by {wait.holder}; nothing of this batch was committed. End "
-                    "that session's transaction (pg_terminate_backend(pid) if it is stuck) "
-                    "and run again, or raise lock_timeout"
+                    f"{what} held by {wait.holder or 'another session'}; nothing of this "
+                    "batch was committed. End that session's transaction "
+                    "(pg_terminate_backend(pid) if it is stuck) and run again, or raise "
+                    "lock_timeout"
                 ) from None
             raise
         finally:

@@ -54,9 +54,9 @@ def test_a_stream_map_filters_renames_and_removes_streams(run_target, rows) -> N
         "audit": None,
     }
     messages = [
+        activate("users", 7),  # before its SCHEMA, as pipelinewise's test input does
         schema("users", USERS),
         schema("audit", {"id": {"type": "integer"}}),
-        activate("users", 7),
         record("users", ALICE, version=7),
         record("users", {"id": 2, "name": "Bob"}, version=7),
         record("audit", {"id": 1}),
