@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := tap-jira-safe tap-dynamodb-streams target-postgres-atomic state-service
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint soak bench clean
+.PHONY: install browser test demo lint soak bench clean
 
 install: $(STAMP)
 
@@ -16,7 +16,13 @@ $(STAMP): Makefile requirements-dev.txt $(wildcard */pyproject.toml)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.txt $(addprefix -e ./,$(PACKAGES))
 	@touch $@
 
-test: install
+# The status-page test drives the system Chromium; as root, install it when it is missing.
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@command -v chromium >/dev/null || echo "chromium missing: sudo apt-get install -y chromium"
+
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install

@@ -3,6 +3,7 @@ fenced-out run stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from state_service import lease as leases
 from state_service.report import read_bookmark, run_history
@@ -64,17 +66,31 @@ def meltano_env(url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def meltano_run(
-    project: Path, url: str, *flags: str, **extra: str
-) -> subprocess.CompletedProcess[str]:
+def meltano(project: Path, url: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [script("meltano"), "run", *flags, "tap-counter", "target-echo"],
+        [script("meltano"), *args],
         cwd=project,
         env=meltano_env(url, **extra),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def meltano_run(
+    project: Path, url: str, *flags: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    return meltano(project, url, "run", *flags, "tap-counter", "target-echo", **extra)
+
+
+def assert_refused_in_one_line(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    """Exit 3 and the service's one line, once: no traceback, no Meltano error wrapped round."""
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 3, output[-3000:]
+    ours = [line for line in output.splitlines() if line.startswith("state-service: ")]
+    assert len(ours) == 1 and needle in ours[0], output[-3000:]
+    assert output.count(needle) == 1, output[-3000:]
+    assert "Traceback" not in output and "╭" not in output, output[-3000:]
 
 
 def counter(n: int) -> dict[str, object]:
@@ -86,25 +102,37 @@ def singer_state(store: Store) -> object:
     return None if stored is None else json.loads(stored)["completed"]["singer_state"]
 
 
-def paused_meltano_run(
-    workdir: Path, url: str, store: Store, go_on: Path, first_bookmark: dict[str, object]
-) -> subprocess.Popen[str]:
-    """A `meltano run` that stores its first bookmark, then waits until `go_on` exists."""
-    slow = subprocess.Popen(
+def kill_tree(proc: subprocess.Popen[str]) -> None:
+    """Meltano and the plugins it started (a paused tap would otherwise wait forever)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in [*psutil.Process(proc.pid).children(recursive=True), proc]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
+def spawn_meltano_run(workdir: Path, url: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [script("meltano"), "run", "tap-counter", "target-echo"],
         cwd=workdir,
-        env=meltano_env(url, COUNTER_TAP_WAIT=str(go_on)),
+        env=meltano_env(url, **extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def paused_meltano_run(
+    workdir: Path, url: str, store: Store, go_on: Path, first_bookmark: dict[str, object]
+) -> subprocess.Popen[str]:
+    """A `meltano run` that stores its first bookmark, then waits until `go_on` exists."""
+    slow = spawn_meltano_run(workdir, url, COUNTER_TAP_WAIT=str(go_on))
     for _ in range(600):  # a guard against hanging, not a timing assertion
         if singer_state(store) == first_bookmark:
             return slow
         if slow.poll() is not None:
             raise AssertionError("the slow run ended before its first bookmark")
         time.sleep(0.2)
-    slow.kill()
+    kill_tree(slow)
     raise AssertionError("the slow run stored no bookmark within two minutes")
 
 
@@ -121,15 +149,18 @@ def test_meltano_run_stores_bookmarks_and_refuses_a_second_run(project: tuple[Pa
             # Meltano's own check only sees this project's local system database (a second
             # machine would not see it at all): --force skips it, so the lease must refuse.
             second = meltano_run(workdir, url, "--force")
-            output = second.stdout + second.stderr
-            assert second.returncode != 0, output[-3000:]
-            assert f"host {socket.gethostname()}, pid {slow.pid}" in output, output[-3000:]
+            holder = f"host {socket.gethostname()}, pid {slow.pid}"
+            assert_refused_in_one_line(second, holder)
+            edit = meltano(
+                workdir, url, "state", "set", "--force", STATE_ID, '{"singer_state": {}}'
+            )
+            assert_refused_in_one_line(edit, holder)
             go_on.touch()
             out, _ = slow.communicate(timeout=120)
             assert slow.returncode == 0, out[-3000:]
         finally:
             if slow.poll() is None:
-                slow.kill()
+                kill_tree(slow)
                 slow.communicate()
         assert singer_state(store) == counter(13)
         runs = [(r["kind"], r["status"]) for r in reversed(run_history(store, STATE_ID, 10))]
@@ -158,10 +189,52 @@ def test_meltano_run_that_loses_its_lease_stops_and_writes_nothing(
         out, _ = slow.communicate(timeout=120)
     finally:
         if slow.poll() is None:
-            slow.kill()
+            kill_tree(slow)
             slow.communicate()
     assert slow.returncode != 0, out[-3000:]
     assert "lost its lease" in out, out[-3000:]
     assert singer_state(store) == counter(1)
     assert [r["status"] for r in run_history(store, STATE_ID, 10)] == ["RECLAIMED"]
     store.dispose()
+
+
+@pytest.mark.parametrize("project", ["sqlite"], indirect=True)  # the check is one SQL read
+def test_a_run_whose_bookmark_was_replaced_after_it_read_it_writes_nothing(
+    project: tuple[Path, str],
+) -> None:
+    """Reads take no lease (so `meltano state get/list` never block), but the first write of a
+    run checks that the bookmark it started from is still the stored one."""
+    workdir, url = project
+    store = Store(url)
+    hold = workdir / "hold"
+    late = spawn_meltano_run(workdir, url, COUNTER_TAP_HOLD=str(hold))
+    try:
+        for _ in range(600):  # a guard against hanging: the tap starts once state was read
+            if (workdir / "hold.ready").exists() or late.poll() is not None:
+                break
+            time.sleep(0.2)
+        newer = json.dumps({"singer_state": counter(20)})
+        edit = meltano(workdir, url, "state", "set", "--force", STATE_ID, newer)
+        assert edit.returncode == 0, edit.stderr[-3000:]
+        hold.touch()
+        out, _ = late.communicate(timeout=120)
+    finally:
+        if late.poll() is None:
+            kill_tree(late)
+            late.communicate()
+    assert late.returncode == 3, out[-3000:]
+    assert "the bookmark this process started from was replaced" in out, out[-3000:]
+    assert singer_state(store) == counter(20)
+    store.dispose()
+
+
+@pytest.mark.parametrize("project", ["sqlite"], indirect=True)
+def test_an_unreachable_state_database_ends_meltano_in_one_line(project: tuple[Path, str]) -> None:
+    workdir, _ = project
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # nothing listens there once closed
+    proc = meltano(workdir, f"postgresql://bob:hunter2@127.0.0.1:{port}/st", "state", "list")
+    assert_refused_in_one_line(
+        proc, f"state database postgresql+psycopg://bob:***@127.0.0.1:{port}"
+    )
+    assert "hunter2" not in proc.stdout + proc.stderr

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from state_service import lease as leases
+from state_service.errors import StateServiceError
+from state_service.history import Retention, prune
 from state_service.report import read_bookmark, run_history, status
 from state_service.runner import run_command, run_singer
-from state_service.store import DEFAULT_URL, URL_ENV, Store
+from state_service.store import DEFAULT_URL, URL_ENV, Store, Timeouts
+from state_service.web import is_loopback, make_server
 
 EXIT_REFUSED = 3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,9 +33,17 @@ def db_option(func: F) -> F:
     )(func)
 
 
-def open_store(ctx: click.Context, sub_db: str | None) -> tuple[Store, str]:
+def setting(name: str, default: float, help_text: str) -> Callable[[F], F]:
+    """A group option with its STATE_SERVICE_* environment variable (--a-b: STATE_SERVICE_A_B)."""
+    env = "STATE_SERVICE_" + name.removeprefix("--").replace("-", "_").upper()
+    return click.option(name, envvar=env, default=default, show_default=True, help=help_text)
+
+
+def open_store(
+    ctx: click.Context, sub_db: str | None, *, read_only: bool = False
+) -> tuple[Store, str]:
     url = sub_db or ctx.obj["db"]
-    return Store(url), url
+    return Store(url, ctx.obj["timeouts"], read_only=read_only), url
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -46,12 +58,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 class Cli(click.Group):
-    """Turns the service's own errors into one clear line and a non-zero exit."""
+    """Turns the service's own errors into one clear line and exit 3 (a traceback with --debug)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except leases.StateServiceError as exc:
+        except StateServiceError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
             click.echo(f"state-service: {exc}", err=True)
             sys.exit(EXIT_REFUSED)
 
@@ -64,10 +78,40 @@ class Cli(click.Group):
     show_default=True,
     help="SQLAlchemy URL of the state database.",
 )
+@setting("--connect-timeout", Timeouts.connect, "Seconds to wait for the database to connect.")
+@setting(
+    "--statement-timeout",
+    Timeouts.statement,
+    "Seconds one statement may take (or wait for a lock) before it fails.",
+)
+@setting(
+    "--history-keep",
+    Retention.keep,
+    "Bookmark history: newest writes kept per pipeline after each run (0: all).",
+)
+@setting(
+    "--history-days",
+    Retention.days,
+    "Bookmark history: writes older than this go after each run (0: never).",
+)
+@click.option("--debug", is_flag=True, envvar="STATE_SERVICE_DEBUG", help="Tracebacks on errors.")
 @click.pass_context
-def main(ctx: click.Context, db: str) -> None:
+def main(
+    ctx: click.Context,
+    db: str,
+    connect_timeout: float,
+    statement_timeout: float,
+    history_keep: int,
+    history_days: float,
+    debug: bool,
+) -> None:
     """Run Singer pipelines under a fenced lease and keep their bookmarks."""
-    ctx.obj = {"db": db}
+    ctx.obj = {
+        "db": db,
+        "timeouts": Timeouts(connect_timeout, statement_timeout),
+        "retention": Retention(history_keep, history_days),
+        "debug": debug,
+    }
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -114,10 +158,11 @@ def run(
     click.echo(
         f"state-service: run {held.run_id} of {pipeline!r} holds token {held.token}", err=True
     )
+    retention = ctx.obj["retention"]
     if tap and target:
-        code = run_singer(store, held, url, tap, target, heartbeat_seconds)
+        code = run_singer(store, held, url, (tap, target), heartbeat_seconds, retention)
     else:
-        code = run_command(store, held, url, list(command), heartbeat_seconds)
+        code = run_command(store, held, url, list(command), heartbeat_seconds, retention)
     sys.exit(code)
 
 
@@ -135,7 +180,7 @@ def status_command(ctx: click.Context, sub_db: str | None) -> None:
 @db_option
 @click.pass_context
 def runs(ctx: click.Context, pipeline: str, limit: int, sub_db: str | None) -> None:
-    """The latest runs of PIPELINE, newest first."""
+    """The latest runs of PIPELINE, newest first, with records per stream (tap/target)."""
     print_table(run_history(open_store(ctx, sub_db)[0], pipeline, limit))
 
 
@@ -167,7 +212,7 @@ def state_set(ctx: click.Context, pipeline: str, file: Any, sub_db: str | None) 
         raise click.BadParameter(f"not JSON: {exc}", param_hint="FILE") from None
     if not isinstance(parsed, dict):
         raise click.BadParameter("the state must be a JSON object", param_hint="FILE")
-    _edit(open_store(ctx, sub_db)[0], pipeline, json.dumps(parsed))
+    _edit(ctx, open_store(ctx, sub_db)[0], pipeline, json.dumps(parsed))
 
 
 @state.command("clear")
@@ -176,12 +221,13 @@ def state_set(ctx: click.Context, pipeline: str, file: Any, sub_db: str | None) 
 @click.pass_context
 def state_clear(ctx: click.Context, pipeline: str, sub_db: str | None) -> None:
     """Forget PIPELINE's state (kept in the history)."""
-    _edit(open_store(ctx, sub_db)[0], pipeline, None)
+    _edit(ctx, open_store(ctx, sub_db)[0], pipeline, None)
 
 
-def _edit(store: Store, pipeline: str, new_state: str | None) -> None:
+def _edit(ctx: click.Context, store: Store, pipeline: str, new_state: str | None) -> None:
     held = leases.start(store, pipeline, lease_seconds=60, kind="edit")
     leases.finish(store, held, exit_code=0, final_state=new_state, clear_state=new_state is None)
+    prune(store, ctx.obj["retention"], pipeline)
     click.echo(
         f"state-service: state of {pipeline!r} {'set' if new_state else 'cleared'}", err=True
     )
@@ -196,6 +242,60 @@ def reclaim(ctx: click.Context, pipeline: str, force: bool, sub_db: str | None) 
     """Take PIPELINE's lease from a stale run (any run with --force); it is marked RECLAIMED."""
     run_id = leases.reclaim(open_store(ctx, sub_db)[0], pipeline, force=force)
     click.echo(f"state-service: run {run_id} of {pipeline!r} reclaimed")
+
+
+@main.command("prune")
+@click.argument("pipeline", required=False)
+@click.option("--keep", type=int, help="Newest writes kept per pipeline (default --history-keep).")
+@click.option("--days", type=float, help="Writes older than this go (default --history-days).")
+@db_option
+@click.pass_context
+def prune_command(
+    ctx: click.Context,
+    pipeline: str | None,
+    keep: int | None,
+    days: float | None,
+    sub_db: str | None,
+) -> None:
+    """Prune the bookmark history of PIPELINE (or every pipeline); the newest write stays."""
+    default: Retention = ctx.obj["retention"]
+    retention = Retention(
+        default.keep if keep is None else keep, default.days if days is None else days
+    )
+    deleted = prune(open_store(ctx, sub_db)[0], retention, pipeline)
+    click.echo(f"state-service: {deleted} bookmark history rows pruned")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8765, show_default=True, help="Port (0: any free port).")
+@click.option(
+    "--token",
+    envvar="STATE_SERVICE_SERVE_TOKEN",
+    help="Required from every request (?token= or Bearer); needed to bind beyond loopback.",
+)
+@click.option("--refresh", default=5, show_default=True, help="Seconds between page reloads.")
+@db_option
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str, port: int, token: str | None, refresh: int, sub_db: str | None
+) -> None:
+    """A read-only status page: pipelines, leases, recent runs, each pipeline's history."""
+    if not token and not is_loopback(host):
+        raise click.UsageError(f"--token (or STATE_SERVICE_SERVE_TOKEN) is required on {host}")
+    store = open_store(ctx, sub_db, read_only=True)[0]
+    server = make_server(store, host, port, token or None, refresh)
+    bound_port = server.server_address[1]
+    click.echo(
+        f"state-service: serving http://{host}:{bound_port}/ read-only from {store.display}",
+        err=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from state_service.errors import DatabaseUnavailable
 from state_service.lease import Lease, LeaseLost, heartbeat
 from state_service.store import Store
 
 
 class Heartbeat(threading.Thread):
-    """Beats every ``interval`` seconds; on a lost lease records why and calls ``on_lost`` once."""
+    """Beats every ``interval`` seconds; on a lost lease records why and calls ``on_lost`` once.
+
+    A heartbeat retries transient database faults itself while the lease is surely held; one
+    that still fails means the lease may be lost, which is treated as lost.
+    """
 
     def __init__(
         self, store: Store, lease: Lease, interval: float, on_lost: Callable[[str], None]
@@ -29,11 +31,11 @@ class Heartbeat(threading.Thread):
                 heartbeat(self.store, self.lease)
             except LeaseLost as exc:
                 self.lost = str(exc)
+            except DatabaseUnavailable as exc:
+                self.lost = f"heartbeat failed until the lease may have run out: {exc}"
+            if self.lost is not None:
                 self.on_lost(self.lost)
                 return
-            except SQLAlchemyError as exc:
-                # A transient database fault: the lease still has (lease - interval) seconds.
-                print(f"state-service: heartbeat failed, will retry: {exc}", file=sys.stderr)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -3,13 +3,18 @@
 Every step is one transaction. Expiry is judged only against the database clock. Every write of
 a run is conditional on its fencing token still being the lease's token, so a run that lost its
 lease (reclaimed because it went quiet, or forced out) can no longer change anything.
+
+A run's heartbeat, bookmark and finish ride out transient database faults (a killed connection,
+a restart): each is retried as a whole transaction, fence included, until the lease may have
+run out by this process's own clock (the last renewal it saw confirmed, plus the lease).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.sql.elements import ColumnElement
 
+from state_service.errors import StateServiceError
 from state_service.faults import fault_point
 from state_service.schema import (
     FAILED,
@@ -37,13 +43,10 @@ from state_service.schema import (
     bookmark_history,
     bookmarks,
     leases,
+    run_streams,
     runs,
 )
 from state_service.store import Store
-
-
-class StateServiceError(Exception):
-    """An error a user can act on; the CLI prints it and exits non-zero."""
 
 
 class LeaseHeld(StateServiceError):
@@ -58,13 +61,31 @@ class NothingToReclaim(StateServiceError):
     """Reclaim found no run holding the lease."""
 
 
-@dataclass(frozen=True)
+class BookmarkMoved(StateServiceError):
+    """The bookmark a run started from was replaced by another run before this one took the
+    lease: writing on would move it backwards."""
+
+
+NOT_READ = -1  # start(..., read_token=...) default: the caller read no bookmark beforehand
+
+
+@dataclass
 class Lease:
     pipeline: str
     run_id: int
     token: int
     lease_seconds: float
     started_at: datetime
+    # time.monotonic() when the last confirmed renewal was sent: the lease holds until at
+    # least this plus lease_seconds, whatever happens to the database meanwhile.
+    renewed_at: float = field(default_factory=time.monotonic, compare=False)
+
+    def surely_held_until(self) -> float:
+        """Monotonic deadline for retries: a margin before the lease may have run out."""
+        return self.renewed_at + self.lease_seconds - min(1.0, self.lease_seconds / 10)
+
+
+StreamCounts = dict[str, tuple[int | None, int | None]]  # stream: (tap records, target rows)
 
 
 def start(
@@ -74,14 +95,23 @@ def start(
     lease_seconds: float,
     kind: str = "run",
     force: bool = False,
+    read_token: int | None = NOT_READ,
 ) -> Lease:
-    """Take the lease in ONE transaction; a stale (or, with force, live) holder is RECLAIMED."""
+    """Take the lease in ONE transaction; a stale (or, with force, live) holder is RECLAIMED.
+
+    ``read_token``: the token of the bookmark the caller read before (None: there was none);
+    if another run has written the bookmark since, the start is refused with BookmarkMoved.
+    """
+    sent = time.monotonic()
     with store.transaction() as conn:
         lease_row = _lock_lease(store, conn, pipeline)
         fault_point("start:locked")
         now = store.now(conn)
         if lease_row.run_id is not None:
             _ensure_takeable(store, conn, lease_row, now, force=force)
+        if read_token != NOT_READ:
+            _ensure_bookmark_unmoved(conn, pipeline, read_token)
+        if lease_row.run_id is not None:
             _mark_reclaimed(conn, lease_row.run_id, now, forced=force)
         token = lease_row.token + 1
         run_id = conn.execute(
@@ -106,30 +136,45 @@ def start(
         )
         fault_point("start:before-commit")
     fault_point("start:after-commit")
-    return Lease(pipeline, run_id, token, lease_seconds, now)
+    return Lease(pipeline, run_id, token, lease_seconds, now, sent)
 
 
 def heartbeat(store: Store, lease: Lease) -> None:
-    with store.transaction() as conn:
-        now = _fence(store, conn, lease)
-        conn.execute(
-            update(leases)
-            .where(leases.c.pipeline == lease.pipeline)
-            .values(expires_at=now + timedelta(seconds=lease.lease_seconds))
-        )
-        conn.execute(
-            update(runs).where(runs.c.run_id == lease.run_id).values(last_heartbeat_at=now)
-        )
+    """Renew the lease (fenced), retrying transient faults while it is surely held."""
+
+    def once() -> None:
+        with store.transaction() as conn:
+            now = _fence(store, conn, lease)
+            conn.execute(
+                update(leases)
+                .where(leases.c.pipeline == lease.pipeline)
+                .values(expires_at=now + timedelta(seconds=lease.lease_seconds))
+            )
+            conn.execute(
+                update(runs).where(runs.c.run_id == lease.run_id).values(last_heartbeat_at=now)
+            )
+
+    sent = time.monotonic()
+    store.retrying(once, until=lease.surely_held_until(), what="heartbeat")
+    lease.renewed_at = max(lease.renewed_at, sent)
 
 
 def write_bookmark(store: Store, lease: Lease, state: str | None) -> None:
-    """Store the pipeline's Singer state (None clears it), fenced by the lease's token."""
-    if state is not None and not store.is_sqlite:
-        _write_bookmark_in_one_statement(store, lease, state)
-    else:
+    """Store the pipeline's Singer state (None clears it), fenced by the lease's token.
+
+    A retry after a fault that hit the commit's reply may write the same state twice: the
+    history then shows it twice, the bookmark is the same.
+    """
+
+    def once() -> None:
+        if state is not None and not store.is_sqlite:
+            _write_bookmark_in_one_statement(store, lease, state)
+            return
         with store.transaction() as conn:
             now = _fence(store, conn, lease)
             _store_bookmark(store, conn, lease, state, now)
+
+    store.retrying(once, until=lease.surely_held_until(), what="bookmark write")
     fault_point("bookmark:after-commit")
 
 
@@ -179,7 +224,7 @@ def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> 
         "b_token": lease.token,
         "b_run_id": lease.run_id,
     }
-    with store.autocommit_engine.connect() as conn:
+    with store.autocommit() as conn:
         if conn.exec_driver_sql(_BOOKMARK_WRITE_PG, params).scalar() is None:
             raise LeaseLost(_lost_message(conn, lease))
 
@@ -194,25 +239,54 @@ def finish(
     target_exit_code: int | None = None,
     final_state: str | None = None,
     clear_state: bool = False,
+    counts: StreamCounts | None = None,
 ) -> None:
-    """Final bookmark (or clear), outcome, lease released (token kept): one fenced transaction."""
-    with store.transaction() as conn:
-        now = _fence(store, conn, lease, release=True)
-        if final_state is not None or clear_state:
-            _store_bookmark(store, conn, lease, final_state, now)
-        conn.execute(
-            update(runs)
-            .where(runs.c.run_id == lease.run_id)
-            .values(
-                status=SUCCESS if exit_code == 0 else FAILED,
-                ended_at=now,
-                exit_code=exit_code,
-                tap_exit_code=tap_exit_code,
-                target_exit_code=target_exit_code,
-                error=error,
+    """Final bookmark (or clear), counts, outcome, lease released (token kept): one fenced
+    transaction, retried on transient faults while the lease is surely held."""
+    attempts = 0
+
+    def once() -> None:
+        nonlocal attempts
+        attempts += 1
+        with store.transaction() as conn:
+            if attempts > 1 and _finished_already(conn, lease):
+                return  # the earlier attempt committed; only its reply was lost
+            now = _fence(store, conn, lease, release=True)
+            if final_state is not None or clear_state:
+                _store_bookmark(store, conn, lease, final_state, now)
+            if counts:
+                conn.execute(
+                    run_streams.insert(),
+                    [
+                        {"run_id": lease.run_id, "stream": s, "tap_records": t, "target_rows": r}
+                        for s, (t, r) in sorted(counts.items())
+                    ],
+                )
+            conn.execute(
+                update(runs)
+                .where(runs.c.run_id == lease.run_id)
+                .values(
+                    status=SUCCESS if exit_code == 0 else FAILED,
+                    ended_at=now,
+                    exit_code=exit_code,
+                    tap_exit_code=tap_exit_code,
+                    target_exit_code=target_exit_code,
+                    error=error,
+                )
             )
-        )
-        fault_point("finish:before-commit")
+            fault_point("finish:before-commit")
+
+    store.retrying(once, until=lease.surely_held_until(), what="finish")
+
+
+def _finished_already(conn: Connection, lease: Lease) -> bool:
+    """This run ended SUCCESS/FAILED (only finish writes those) and released its lease."""
+    row = conn.execute(
+        select(runs.c.status, leases.c.token, leases.c.run_id.label("holder"))
+        .join(leases, leases.c.pipeline == runs.c.pipeline)
+        .where(runs.c.run_id == lease.run_id)
+    ).one()
+    return row.status in (SUCCESS, FAILED) and row.token == lease.token and row.holder is None
 
 
 def reclaim(store: Store, pipeline: str, *, force: bool = False) -> int:
@@ -303,6 +377,19 @@ def _ensure_takeable(
         f"{(expires_at - now).total_seconds():.1f}s at {expires_at.isoformat()}. "
         "Wait for it, or `state-service reclaim --force` to fence it out."
     )
+
+
+def _ensure_bookmark_unmoved(conn: Connection, pipeline: str, read_token: int | None) -> None:
+    """Exact under the locked lease row: every bookmark write holds that lock too."""
+    query = select(bookmarks.c.token, bookmarks.c.run_id).where(bookmarks.c.pipeline == pipeline)
+    row = conn.execute(query).one_or_none()
+    if (None if row is None else row.token) != read_token:
+        writer = "it was cleared" if row is None else f"run {row.run_id} (token {row.token})"
+        raise BookmarkMoved(
+            f"pipeline {pipeline!r}: the bookmark this process started from was replaced "
+            f"meanwhile by {writer}; another run ran beside this one. Nothing was written: "
+            "run again to start from the new bookmark."
+        )
 
 
 def _mark_reclaimed(conn: Connection, run_id: int, now: datetime, *, forced: bool) -> None:

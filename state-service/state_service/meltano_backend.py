@@ -1,12 +1,15 @@
 """A Meltano state backend on the state-service tables, with the same leases and fencing.
 
 `state_backend.uri: statesvc://<SQLAlchemy URL>` (or bare `statesvc://` plus the
-`state_backend.statesvc.database_url` setting, else STATE_SERVICE_DATABASE_URL). Inside
-`meltano run`/`el`/`elt`, the first state read or write of a state ID takes that pipeline's lease
-for the rest of the process (refused, naming the holder, if a live run has it), heartbeats it on
-its own thread, and finishes it at exit with Meltano's exit code. Under `state-service run
-STATE_ID -- meltano run ...` it writes with the wrapper's lease instead. Elsewhere (`meltano
-state set/clear`) each edit is a short run of its own, refused while a live run holds the lease.
+`state_backend.statesvc.database_url` setting, else STATE_SERVICE_DATABASE_URL).
+
+Only Meltano's public StateStoreManager API is used: the backend cannot tell `meltano run` from
+`meltano state set`, and does not need to. The first write of a state ID in a process takes that
+pipeline's lease for the rest of the process (refused, naming the holder, while a live run has
+it), heartbeats it on its own thread, and finishes it at exit. Reads take no lease, but a read
+is remembered: if another run replaced the bookmark between this process's read and its first
+write, the write is refused (it would move the bookmark backwards). Under `state-service run
+STATE_ID -- meltano run ...` it writes with the wrapper's lease instead.
 """
 
 from __future__ import annotations
@@ -15,23 +18,24 @@ import atexit
 import os
 import signal
 import sys
+import typing as t
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import click
 from meltano.core.setting_definition import SettingDefinition, SettingKind
-from meltano.core.state_store.base import MeltanoState, StateIDLockedError, StateStoreManager
+from meltano.core.state_store.base import MeltanoState, StateStoreManager
 
 from state_service import lease as leases
+from state_service.errors import StateServiceError
 from state_service.heartbeat import Heartbeat
-from state_service.report import pipelines_with_bookmarks, read_bookmark
+from state_service.report import pipelines_with_bookmarks, read_bookmark_and_token
 from state_service.store import Store, database_url
 
 SCHEME = "statesvc"
-PIPELINE_COMMANDS = {"run", "el", "elt"}
+EXIT_REFUSED = 3
 
 DATABASE_URL = SettingDefinition(
     name="state_backend.statesvc.database_url",
@@ -68,15 +72,8 @@ class HeldRun:
 
 # Leases this process holds, by state ID: shared by every manager Meltano creates in the run.
 _held: dict[str, HeldRun] = {}
-
-
-def _in_pipeline_run() -> bool:
-    ctx = click.get_current_context(silent=True)
-    while ctx is not None:
-        if ctx.command.name in PIPELINE_COMMANDS and ctx.parent is not None:
-            return True
-        ctx = ctx.parent
-    return False
+# Token of the bookmark this process first read, by state ID (None: there was none).
+_read_tokens: dict[str, int | None] = {}
 
 
 def _wrapper_lease(state_id: str) -> leases.Lease | None:
@@ -93,18 +90,25 @@ def _wrapper_lease(state_id: str) -> leases.Lease | None:
     )
 
 
-def _finish_held_runs() -> None:
-    """At exit: finish every lease this process took, with Meltano's own exit code."""
+def _meltano_exit_code() -> int | None:
+    """Meltano's exit code, which its `main()` leaves in `meltano.cli.exit_code` (4.x)."""
     from meltano import cli
 
-    code = cli.exit_code if cli.exit_code is not None else 1
+    code = getattr(cli, "exit_code", None)
+    return code if isinstance(code, int) else None
+
+
+def _finish_held_runs() -> None:
+    """At exit: finish every lease this process took, with Meltano's own exit code."""
+    code = _meltano_exit_code()
+    error = None if code == 0 else f"meltano exited with {code if code is not None else '?'}"
     for state_id, held in list(_held.items()):
         if held.beat is not None:
             held.beat.stop()
         try:
-            error = None if code == 0 else f"meltano exited with {code}"
-            leases.finish(held.store, held.lease, exit_code=code, error=error)
-        except leases.StateServiceError as exc:
+            exit_code = 1 if code is None else code
+            leases.finish(held.store, held.lease, exit_code=exit_code, error=error)
+        except StateServiceError as exc:
             print(f"state-service: finish refused for {state_id}: {exc}", file=sys.stderr)
         del _held[state_id]
 
@@ -126,25 +130,32 @@ class StateServiceStoreManager(StateStoreManager):
         self.url = _url_from(uri, database_url)
         self.lease_seconds = float(lease_seconds or 60)
         self.heartbeat_seconds = float(heartbeat_seconds or 10)
-        self.store = Store(self.url)
+        try:
+            self.store = Store(self.url)
+        except StateServiceError as exc:  # e.g. an unreachable database: one line, exit 3
+            _refuse(exc)
 
     def close(self) -> None:
         self.store.dispose()
 
-    def _run_lease(self, state_id: str) -> leases.Lease | None:
-        """The lease this process writes state_id under, taking it if this is a pipeline run."""
+    def _run_lease(self, state_id: str) -> leases.Lease:
+        """The lease this process writes state_id under, taken at its first write."""
         if (wrapped := _wrapper_lease(state_id)) is not None:
             return wrapped
         if state_id in _held:
             return _held[state_id].lease
-        if not _in_pipeline_run():
-            return None
         store = Store(self.url)
         try:
-            held = leases.start(store, state_id, lease_seconds=self.lease_seconds, kind="meltano")
-        except leases.LeaseHeld as exc:
+            held = leases.start(
+                store,
+                state_id,
+                lease_seconds=self.lease_seconds,
+                kind="meltano",
+                read_token=_read_tokens.get(state_id, leases.NOT_READ),
+            )
+        except StateServiceError as exc:
             store.dispose()
-            raise StateIDLockedError(str(exc)) from None
+            _refuse(exc)
         beat = Heartbeat(store, held, self.heartbeat_seconds, _stop_this_process)
         if not _held:
             atexit.register(_finish_held_runs)
@@ -153,8 +164,11 @@ class StateServiceStoreManager(StateStoreManager):
         return held
 
     def get(self, state_id: str) -> MeltanoState | None:
-        self._run_lease(state_id)
-        stored = read_bookmark(self.store, state_id)
+        try:
+            stored, token = read_bookmark_and_token(self.store, state_id)
+        except StateServiceError as exc:
+            _refuse(exc)
+        _read_tokens.setdefault(state_id, token)
         return None if stored is None else MeltanoState.from_json(state_id, stored)
 
     def set(self, state: MeltanoState) -> None:
@@ -165,15 +179,17 @@ class StateServiceStoreManager(StateStoreManager):
 
     def _write(self, state_id: str, value: str | None) -> None:
         run_lease = self._run_lease(state_id)
-        if run_lease is not None:
+        try:
             leases.write_bookmark(self.store, run_lease, value)
-            return
-        edit = leases.start(self.store, state_id, lease_seconds=self.lease_seconds, kind="edit")
-        leases.finish(self.store, edit, exit_code=0, final_state=value, clear_state=value is None)
+        except StateServiceError as exc:
+            _refuse(exc)
 
     def get_state_ids(self, pattern: str | None = None) -> Iterator[str]:
         like = pattern.replace("*", "%") if pattern else None
-        return iter(pipelines_with_bookmarks(self.store, like))
+        try:
+            return iter(pipelines_with_bookmarks(self.store, like))
+        except StateServiceError as exc:
+            _refuse(exc)
 
     @contextmanager
     def acquire_lock(self, state_id: str, *, retry_seconds: float) -> Iterator[None]:
@@ -184,6 +200,25 @@ class StateServiceStoreManager(StateStoreManager):
 def _url_from(uri: str, setting: str | None) -> str:
     rest = uri.split("://", 1)[1] if "://" in uri else ""
     return rest or database_url(setting)
+
+
+def _refuse(exc: StateServiceError) -> t.NoReturn:
+    """End Meltano with the one line that says why. Meltano wraps any exception a backend
+    raises in its own error and prints a traceback; SystemExit is the one way past that (inside
+    `meltano run` Meltano still stops its plugins on the way out)."""
+    print(f"state-service: {exc}", file=sys.stderr, flush=True)
+    sys.unraisablehook = _quiet_closed_loop
+    raise SystemExit(EXIT_REFUSED)
+
+
+def _quiet_closed_loop(unraisable: t.Any) -> None:
+    """After a refusal, asyncio subprocess transports that Meltano's run left to the garbage
+    collector complain that their event loop is closed; that is noise, anything else is not."""
+    if not (
+        isinstance(unraisable.exc_value, RuntimeError)
+        and str(unraisable.exc_value) == "Event loop is closed"
+    ):
+        sys.__unraisablehook__(unraisable)
 
 
 def _stop_this_process(message: str) -> None:

@@ -1,22 +1,32 @@
-"""Read-only views: bookmarks, the status of every pipeline, a pipeline's runs."""
+"""Read-only views: bookmarks, every pipeline's lease and latest run, runs with their counts.
+
+Ages and expiries are measured with the database clock, like the leases themselves.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
-from state_service.schema import bookmarks, leases, runs
+from state_service.schema import bookmarks, leases, run_streams, runs
 from state_service.store import Store
+
+Counts = list[tuple[str, Any, Any]]  # (stream, tap records, target rows); None: not reported
 
 
 def read_bookmark(store: Store, pipeline: str) -> str | None:
+    return read_bookmark_and_token(store, pipeline)[0]
+
+
+def read_bookmark_and_token(store: Store, pipeline: str) -> tuple[str | None, int | None]:
+    """The pipeline's state and the token of the run that wrote it, read together."""
+    query = select(bookmarks.c.state, bookmarks.c.token).where(bookmarks.c.pipeline == pipeline)
     with store.reading() as conn:
-        state = conn.execute(
-            select(bookmarks.c.state).where(bookmarks.c.pipeline == pipeline)
-        ).scalar()
-    return state if state is None else str(state)
+        row = conn.execute(query).one_or_none()
+    return (None, None) if row is None else (str(row.state), int(row.token))
 
 
 def pipelines_with_bookmarks(store: Store, like: str | None = None) -> list[str]:
@@ -27,14 +37,46 @@ def pipelines_with_bookmarks(store: Store, like: str | None = None) -> list[str]
         return [str(p) for p in conn.execute(query).scalars()]
 
 
-def _age(store: Store, now: datetime, value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{(now - store.to_datetime(value)).total_seconds():.1f}s"
+@dataclass(frozen=True)
+class PipelineView:
+    pipeline: str
+    status: str  # of its latest run
+    started: datetime
+    heartbeat_age: float
+    holder: str | None  # "run N host:pid" while a run holds the lease
+    expires_in: float | None  # seconds until the holder's lease runs out (negative: stale)
+    bookmark_age: float | None
+
+    @property
+    def stale(self) -> bool:
+        return self.expires_in is not None and self.expires_in <= 0
 
 
-def status(store: Store) -> list[dict[str, str]]:
-    """One row per pipeline: its latest run, its holder (if any), ages by the database clock."""
+@dataclass(frozen=True)
+class RunView:
+    run_id: int
+    pipeline: str
+    token: int
+    kind: str
+    status: str
+    started: datetime
+    last_heartbeat: datetime
+    ended: datetime | None
+    lease_seconds: float
+    holder: str
+    exit_code: int | None
+    tap_exit_code: int | None
+    target_exit_code: int | None
+    error: str
+    counts: Counts
+
+    @property
+    def counts_disagree(self) -> bool:
+        return counts_disagree(self.counts)
+
+
+def pipelines(store: Store) -> tuple[datetime, list[PipelineView]]:
+    """The database's now, and one view per pipeline."""
     latest = (
         select(runs.c.pipeline, func.max(runs.c.run_id).label("run_id"))
         .group_by(runs.c.pipeline)
@@ -50,49 +92,120 @@ def status(store: Store) -> list[dict[str, str]]:
     with store.reading() as conn:
         now = store.now(conn)
         rows = conn.execute(query).all()
-    table = []
-    for row in rows:
-        holder = "-"
-        if row.holder is not None:
-            stale = " (expired)" if store.to_datetime(row.expires_at) <= now else ""
-            holder = f"run {row.holder} {row.host}:{row.pid}{stale}"
-        table.append(
-            {
-                "pipeline": row.pipeline,
-                "status": row.status,
-                "started": store.to_datetime(row.started_at).isoformat(timespec="seconds"),
-                "heartbeat_age": _age(store, now, row.last_heartbeat_at),
-                "holder": holder,
-                "bookmark_age": _age(store, now, row.written_at),
-            }
+
+    def age(value: Any) -> float | None:
+        return None if value is None else (now - store.to_datetime(value)).total_seconds()
+
+    views = [
+        PipelineView(
+            pipeline=row.pipeline,
+            status=row.status,
+            started=store.to_datetime(row.started_at),
+            heartbeat_age=age(row.last_heartbeat_at) or 0.0,
+            holder=None if row.holder is None else f"run {row.holder} {row.host}:{row.pid}",
+            expires_in=None
+            if row.holder is None
+            else (store.to_datetime(row.expires_at) - now).total_seconds(),
+            bookmark_age=age(row.written_at),
         )
-    return table
+        for row in rows
+    ]
+    return now, views
 
 
-def run_history(store: Store, pipeline: str, limit: int) -> list[dict[str, Any]]:
-    query = (
-        select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.run_id.desc()).limit(limit)
-    )
+def recent_runs(store: Store, limit: int, pipeline: str | None = None) -> list[RunView]:
+    """The latest runs (of one pipeline, or of all), newest first, with their counts."""
+    query: Select[Any] = select(runs).order_by(runs.c.run_id.desc()).limit(limit)
+    if pipeline is not None:
+        query = query.where(runs.c.pipeline == pipeline)
     with store.reading() as conn:
         rows = conn.execute(query).all()
+    counts = stream_counts(store, [row.run_id for row in rows])
     return [
-        {
-            "run_id": row.run_id,
-            "token": row.token,
-            "kind": row.kind,
-            "status": row.status,
-            "started": store.to_datetime(row.started_at).isoformat(timespec="seconds"),
-            "ended": store.to_datetime(row.ended_at).isoformat(timespec="seconds")
-            if row.ended_at is not None
-            else "-",
-            "holder": f"{row.host}:{row.pid}",
-            "exit": "-" if row.exit_code is None else str(row.exit_code),
-            "tap/target": f"{_code(row.tap_exit_code)}/{_code(row.target_exit_code)}",
-            "error": row.error or "",
-        }
+        RunView(
+            run_id=row.run_id,
+            pipeline=row.pipeline,
+            token=row.token,
+            kind=row.kind,
+            status=row.status,
+            started=store.to_datetime(row.started_at),
+            last_heartbeat=store.to_datetime(row.last_heartbeat_at),
+            ended=None if row.ended_at is None else store.to_datetime(row.ended_at),
+            lease_seconds=row.lease_seconds,
+            holder=f"{row.host}:{row.pid}",
+            exit_code=row.exit_code,
+            tap_exit_code=row.tap_exit_code,
+            target_exit_code=row.target_exit_code,
+            error=row.error or "",
+            counts=counts.get(row.run_id, []),
+        )
         for row in rows
     ]
 
 
-def _code(value: int | None) -> str:
-    return "-" if value is None else str(value)
+def stream_counts(store: Store, run_ids: list[int]) -> dict[int, Counts]:
+    """Per run: (stream, tap records, target rows)."""
+    query = (
+        select(run_streams)
+        .where(run_streams.c.run_id.in_(run_ids))
+        .order_by(run_streams.c.run_id, run_streams.c.stream)
+    )
+    with store.reading() as conn:
+        rows = conn.execute(query).all()
+    counts: dict[int, Counts] = {}
+    for row in rows:
+        counts.setdefault(row.run_id, []).append((row.stream, row.tap_records, row.target_rows))
+    return counts
+
+
+def counts_disagree(counts: Counts) -> bool:
+    """A stream whose tap and target both reported counts, and they differ."""
+    return any(t is not None and r is not None and t != r for _, t, r in counts)
+
+
+def counts_text(counts: Counts) -> str:
+    """``stream tap/target`` per stream, ``?`` for a side that reported nothing."""
+    if not counts:
+        return "-"
+    text = ", ".join(f"{s} {_known(t)}/{_known(r)}" for s, t, r in counts)
+    return f"{text} MISMATCH" if counts_disagree(counts) else text
+
+
+def status(store: Store) -> list[dict[str, str]]:
+    """`state-service status`: one row per pipeline."""
+    _, views = pipelines(store)
+    return [
+        {
+            "pipeline": v.pipeline,
+            "status": v.status,
+            "started": v.started.isoformat(timespec="seconds"),
+            "heartbeat_age": f"{v.heartbeat_age:.1f}s",
+            "holder": "-" if v.holder is None else v.holder + (" (expired)" if v.stale else ""),
+            "bookmark_age": "-" if v.bookmark_age is None else f"{v.bookmark_age:.1f}s",
+        }
+        for v in views
+    ]
+
+
+def run_history(store: Store, pipeline: str, limit: int) -> list[dict[str, Any]]:
+    """`state-service runs`: a pipeline's latest runs, newest first."""
+    return [
+        {
+            "run_id": r.run_id,
+            "token": r.token,
+            "kind": r.kind,
+            "status": r.status,
+            "started": r.started.isoformat(timespec="seconds"),
+            "ended": "-" if r.ended is None else r.ended.isoformat(timespec="seconds"),
+            "holder": r.holder,
+            "exit": _known(r.exit_code, "-"),
+            "tap/target": f"{_known(r.tap_exit_code, '-')}/{_known(r.target_exit_code, '-')}",
+            "records tap/target": counts_text(r.counts),
+            "error": r.error,
+        }
+        for r in recent_runs(store, limit, pipeline)
+    ]
+
+
+def _known(value: Any, unknown: str = "?") -> str:
+    return unknown if value is None else str(value)

@@ -18,11 +18,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
+from state_service.errors import DatabaseUnavailable, describe_error
 from state_service.heartbeat import Heartbeat
-from state_service.lease import Lease, LeaseLost, finish, write_bookmark
+from state_service.history import Retention, prune
+from state_service.lease import Lease, LeaseLost, StreamCounts, finish, write_bookmark
+from state_service.progress import Progress
 from state_service.report import read_bookmark
 from state_service.store import Store
 
+EXIT_DATABASE = 3
+# A grandchild that keeps a plugin's stderr open must not hold the run's end up for long.
+RELAY_DRAIN_SECONDS = 5.0
 EXIT_LEASE_LOST = 4
 # Told to the target: its input ends only after the tap exited 0 (target-postgres-atomic then
 # swaps in full refreshes that got no closing ACTIVATE_VERSION, as singer-sdk taps send none).
@@ -35,6 +41,7 @@ class Outcome:
     error: str | None = None
     tap_exit_code: int | None = None
     target_exit_code: int | None = None
+    counts: StreamCounts | None = None
 
 
 def lease_env(lease: Lease, url: str) -> dict[str, str]:
@@ -91,12 +98,14 @@ class Children:
         env: dict[str, str],
         stdin: int | None = None,
         stdout: int | None = None,
+        stderr: int | None = None,
     ) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             args,
             env=env,
             stdin=stdin,
             stdout=stdout,
+            stderr=stderr,
             start_new_session=True,
             preexec_fn=self.preexec,
         )
@@ -129,54 +138,78 @@ def _supervision(
 
 
 def run_command(
-    store: Store, lease: Lease, url: str, command: list[str], heartbeat_seconds: float
+    store: Store,
+    lease: Lease,
+    url: str,
+    command: list[str],
+    heartbeat_seconds: float,
+    retention: Retention,
 ) -> int:
     """Hold the lease around any command; its exit code is the run's."""
     with _supervision(store, lease, heartbeat_seconds) as (children, beat):
         outcome = Outcome(children.spawn(command, lease_env(lease, url)).wait())
-    return _finish(store, lease, beat, outcome)
+    return _finish(store, lease, beat, outcome, retention)
 
 
 def run_singer(
-    store: Store, lease: Lease, url: str, tap: str, target: str, heartbeat_seconds: float
+    store: Store,
+    lease: Lease,
+    url: str,
+    pipe: tuple[str, str],
+    heartbeat_seconds: float,
+    retention: Retention,
 ) -> int:
     """Tap | target with the stored bookmark as --state; each emitted STATE stored, fenced."""
+    progress = Progress(sys.stderr, live=sys.stderr.isatty())
     with (
         _supervision(store, lease, heartbeat_seconds) as (children, beat),
         tempfile.TemporaryDirectory(prefix="state-service-") as tmp,
     ):
         try:
-            outcome = _pipe(store, lease, url, tap, target, Path(tmp), children)
+            outcome = _pipe(store, lease, url, pipe, Path(tmp), children, progress)
         except Exception as exc:  # any failure while piping is the run's outcome, recorded
             children.stop()
-            outcome = Outcome(1, f"state-service failed while piping: {type(exc).__name__}: {exc}")
-    return _finish(store, lease, beat, outcome)
+            outcome = Outcome(1, f"state-service failed while piping: {describe_error(exc)}")
+    progress.close()
+    outcome.counts = progress.counts()
+    return _finish(store, lease, beat, outcome, retention)
 
 
 def _pipe(
-    store: Store, lease: Lease, url: str, tap: str, target: str, tmp: Path, children: Children
+    store: Store,
+    lease: Lease,
+    url: str,
+    pipe: tuple[str, str],
+    tmp: Path,
+    children: Children,
+    progress: Progress,
 ) -> Outcome:
     env = lease_env(lease, url)
-    tap_args = shlex.split(tap)
+    tap_args = shlex.split(pipe[0])
     if (state := read_bookmark(store, lease.pipeline)) is not None:
         state_file = tmp / "state.json"
         state_file.write_text(state)
         tap_args += ["--state", str(state_file)]
     read_end, write_end = os.pipe()
-    tap_proc = children.spawn(tap_args, env, stdout=write_end)
+    tap_proc = children.spawn(tap_args, env, stdout=write_end, stderr=subprocess.PIPE)
     target_proc = children.spawn(
-        shlex.split(target),
+        shlex.split(pipe[1]),
         {**env, END_OF_INPUT_PROOF: "1"},
         stdin=read_end,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     os.close(read_end)  # the target owns the pipe's read end: a dead target stops the tap
     ender = threading.Thread(target=_end_input, args=(tap_proc, target_proc, write_end, children))
     ender.start()
     assert target_proc.stdout is not None
-    error = _store_states(store, lease, target_proc.stdout, children)
+    assert tap_proc.stderr is not None and target_proc.stderr is not None
+    relays = [progress.relay(tap_proc.stderr, "tap"), progress.relay(target_proc.stderr, "target")]
+    error = _store_states(store, lease, target_proc.stdout, children, progress)
     ender.join()
     tap_code, target_code = tap_proc.wait(), target_proc.wait()
+    for relay in relays:
+        relay.join(RELAY_DRAIN_SECONDS)
     if error is None and (tap_code or target_code):
         error = f"tap exited with {tap_code}, target exited with {target_code}"
     return Outcome(target_code or tap_code or (1 if error else 0), error, tap_code, target_code)
@@ -200,22 +233,26 @@ def _end_input(
     os.close(write_end)
 
 
-def _store_states(store: Store, lease: Lease, lines: IO[bytes], children: Children) -> str | None:
+def _store_states(
+    store: Store, lease: Lease, lines: IO[bytes], children: Children, progress: Progress
+) -> str | None:
     """Store each STATE line the target emits, fenced. The first refusal stops the run."""
     for number, raw in enumerate(lines, 1):
         try:
             state = _state_of(raw)
         except ValueError as exc:
             children.stop()
-            return f"target stdout line {number}: {exc}: {raw[:200]!r}"
+            # The line itself is not kept: it may carry record values.
+            return f"target stdout line {number}: {exc}"
         if state is None:
             continue
         try:
             write_bookmark(store, lease, state)
-        except LeaseLost as exc:
+        except (LeaseLost, DatabaseUnavailable) as exc:
             children.stop()
             print(f"state-service: bookmark refused: {exc}", file=sys.stderr)
             return str(exc)
+        progress.stored_state(state)
     return None
 
 
@@ -260,7 +297,9 @@ def _exact_json(value: object) -> str:
     return json.dumps(value)
 
 
-def _finish(store: Store, lease: Lease, beat: Heartbeat, outcome: Outcome) -> int:
+def _finish(
+    store: Store, lease: Lease, beat: Heartbeat, outcome: Outcome, retention: Retention
+) -> int:
     if beat.lost is not None:
         print(f"state-service: heartbeat refused: {beat.lost}", file=sys.stderr)
         outcome.exit_code, outcome.error = EXIT_LEASE_LOST, beat.lost
@@ -272,12 +311,20 @@ def _finish(store: Store, lease: Lease, beat: Heartbeat, outcome: Outcome) -> in
             error=outcome.error,
             tap_exit_code=outcome.tap_exit_code,
             target_exit_code=outcome.target_exit_code,
+            counts=outcome.counts,
         )
     except LeaseLost as exc:
         print(f"state-service: finish refused: {exc}", file=sys.stderr)
         return EXIT_LEASE_LOST
+    except DatabaseUnavailable as exc:
+        print(f"state-service: run {lease.run_id} not recorded: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
     if outcome.error:
         print(f"state-service: run {lease.run_id} failed: {outcome.error}", file=sys.stderr)
+    try:
+        prune(store, retention, lease.pipeline)
+    except DatabaseUnavailable as exc:  # the run is recorded; the history waits for the next
+        print(f"state-service: bookmark history not pruned: {exc}", file=sys.stderr)
     return outcome.exit_code
 
 

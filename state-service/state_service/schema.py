@@ -1,16 +1,21 @@
-"""Tables of the state database. Lease rows are never deleted: their token only grows."""
+"""Tables of the state database and their migrations. Lease rows are never deleted: their
+token only grows."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -77,3 +82,26 @@ bookmark_history = Table(
     Column("written_at", DateTime(timezone=True), nullable=False),
     Index("state_service_bookmark_history_pipeline", "pipeline", "id"),
 )
+
+# Per run and stream: records the tap reported emitting, rows the target reported committing.
+run_streams = Table(
+    "state_service_run_streams",
+    metadata,
+    Column("run_id", ForeignKey(runs.c.run_id), nullable=False),
+    Column("stream", String(255), nullable=False),
+    Column("tap_records", BigInteger),
+    Column("target_rows", BigInteger),
+    PrimaryKeyConstraint("run_id", "stream"),
+)
+
+
+def _create_first_tables(conn: Connection) -> None:
+    tables = [schema_version, runs, leases, bookmarks, bookmark_history]
+    metadata.create_all(conn, tables=tables)
+
+
+def _add_run_streams(conn: Connection) -> None:
+    run_streams.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_first_tables, _add_run_streams]
