@@ -125,7 +125,7 @@ RAW_ERRORS = {
     "invalid_utf8": (b'{"type":"RECORD","stream":"t","record":{"id":5,"ts":"\xff"}}', "ts", {}),
     "invalid_utf8_unchecked": (
         b'{"type":"RECORD","stream":"t","record":{"id":5,"ts":"\xff"}}',
-        None,
+        "ts",
         {"validate_records": False},
     ),
     "lone_surrogate": (
@@ -135,7 +135,7 @@ RAW_ERRORS = {
     ),
     "deep_nesting": (
         ('{"type":"RECORD","stream":"t","record":' + _nested(5000) + "}").encode(),
-        None,
+        "n",
         {},
     ),
     "type_names_are_json": (
@@ -158,8 +158,7 @@ def test_raw_errors_name_stream_line_and_field(case: str, run_target, rows) -> N
     run = run_target(lines, batch_size_rows=2, **settings)
     assert run.returncode != 0
     assert f"input line {BAD_LINE}" in run.stderr, run.stderr
-    if field is not None:
-        assert f"field '{field}'" in run.stderr, run.stderr
+    assert f"stream 't', input line {BAD_LINE}, field '{field}'" in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
     if case == "type_names_are_json":
         assert "expected integer, got string" in run.stderr, run.stderr
