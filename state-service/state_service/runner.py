@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ EXIT_DATABASE = 3
 # A grandchild that keeps a plugin's stderr open must not hold the run's end up for long.
 RELAY_DRAIN_SECONDS = 5.0
 EXIT_LEASE_LOST = 4
+# Told to the target: its input ends only after the tap exited 0 (target-postgres-atomic then
+# swaps in full refreshes that got no closing ACTIVATE_VERSION, as singer-sdk taps send none).
+END_OF_INPUT_PROOF = "SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED"
 
 
 @dataclass
@@ -85,13 +89,14 @@ class Children:
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.stopped = False
         self.preexec = _die_with_parent()
 
     def spawn(
         self,
         args: list[str],
         env: dict[str, str],
-        stdin: IO[bytes] | None = None,
+        stdin: int | None = None,
         stdout: int | None = None,
         stderr: int | None = None,
     ) -> subprocess.Popen[bytes]:
@@ -108,6 +113,7 @@ class Children:
         return proc
 
     def stop(self) -> None:
+        self.stopped = True
         for proc in self.procs:
             if proc.poll() is None:
                 with suppress(ProcessLookupError):
@@ -184,25 +190,47 @@ def _pipe(
         state_file = tmp / "state.json"
         state_file.write_text(state)
         tap_args += ["--state", str(state_file)]
-    tap_proc = children.spawn(tap_args, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    read_end, write_end = os.pipe()
+    tap_proc = children.spawn(tap_args, env, stdout=write_end, stderr=subprocess.PIPE)
     target_proc = children.spawn(
         shlex.split(pipe[1]),
-        env,
-        stdin=tap_proc.stdout,
+        {**env, END_OF_INPUT_PROOF: "1"},
+        stdin=read_end,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert tap_proc.stdout is not None and target_proc.stdout is not None
+    os.close(read_end)  # the target owns the pipe's read end: a dead target stops the tap
+    ender = threading.Thread(target=_end_input, args=(tap_proc, target_proc, write_end, children))
+    ender.start()
+    assert target_proc.stdout is not None
     assert tap_proc.stderr is not None and target_proc.stderr is not None
-    tap_proc.stdout.close()  # the target owns the pipe now: a dead target stops the tap
     relays = [progress.relay(tap_proc.stderr, "tap"), progress.relay(target_proc.stderr, "target")]
     error = _store_states(store, lease, target_proc.stdout, children, progress)
+    ender.join()
     tap_code, target_code = tap_proc.wait(), target_proc.wait()
     for relay in relays:
         relay.join(RELAY_DRAIN_SECONDS)
     if error is None and (tap_code or target_code):
         error = f"tap exited with {tap_code}, target exited with {target_code}"
     return Outcome(target_code or tap_code or (1 if error else 0), error, tap_code, target_code)
+
+
+def _end_input(
+    tap: subprocess.Popen[bytes],
+    target: subprocess.Popen[bytes],
+    write_end: int,
+    children: Children,
+) -> None:
+    """End the target's input only once the tap has exited; a failed tap's target is stopped
+    first, so it never takes a dead tap's output for a complete one (a full refresh that
+    stops early would otherwise replace the table). Our copy of the pipe's write end is what
+    holds the input open until then. A tap we stopped failed too (singer-sdk taps exit 0 on
+    SIGTERM)."""
+    if (tap.wait() != 0 or children.stopped) and target.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(target.pid, signal.SIGTERM)
+        target.wait()
+    os.close(write_end)
 
 
 def _store_states(

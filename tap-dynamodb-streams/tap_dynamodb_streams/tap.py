@@ -5,6 +5,9 @@ from __future__ import annotations
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_dynamodb_streams.redact import redacted, redacted_error
 
 
 class TapDynamoDBStreams(Tap):
@@ -89,6 +92,14 @@ class TapDynamoDBStreams(Tap):
             ),
         ),
     ).to_dict()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise redacted_error(exc, self._config) from None
+        return redacted(errors, self._config, self.config_jsonschema)
 
     def discover_streams(self) -> list[Stream]:
         from tap_dynamodb_streams.streams import discover_table_streams

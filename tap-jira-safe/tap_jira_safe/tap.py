@@ -8,9 +8,10 @@ import sys
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
 
 from tap_jira_safe.client import JiraRequestError
+from tap_jira_safe.redact import redacted, redacted_error
 
 
 class TapJiraSafe(Tap):
@@ -112,6 +113,14 @@ class TapJiraSafe(Tap):
             ),
         ),
     ).to_dict()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise redacted_error(exc, self._config) from None
+        return redacted(errors, self._config, self.config_jsonschema)
 
     def discover_streams(self) -> list[Stream]:
         from tap_jira_safe.streams import STREAM_TYPES

@@ -71,6 +71,13 @@ def column_type(prop: dict[str, Any]) -> str:
     }.get(fmt or "", "text")
 
 
+def content_encoding(prop: dict[str, Any]) -> str | None:
+    """PostgreSQL's `decode` format for a string property's contentEncoding, if it has one."""
+    if json_types(prop) != ["string"]:
+        return None
+    return {"base64": "base64", "base16": "hex"}.get(str(prop.get("contentEncoding", "")).lower())
+
+
 def widened(current: str, wanted: str) -> str | None:
     """The type to ALTER to so `wanted` values fit without loss, or None to keep `current`.
 
@@ -79,6 +86,11 @@ def widened(current: str, wanted: str) -> str | None:
     """
     if current == wanted or current in ("text", "jsonb"):
         return None
+    if current == "bytea":
+        raise LossyTypeChange(
+            "the column holds decoded bytes (interpret_content_encoding) and cannot take "
+            f"{wanted} values; keep interpret_content_encoding on for this stream"
+        )
     if current in WIDENING and wanted in WIDENING:
         return wanted if WIDENING.index(wanted) > WIDENING.index(current) else None
     if wanted == "text":
@@ -99,3 +111,5 @@ class Column:
     pg_type: str
     source: str | None
     """Record property the value comes from; None for envelope metadata columns."""
+    encoding: str | None = None
+    """How a bytea column's JSON string encodes its bytes (PostgreSQL `decode` format)."""

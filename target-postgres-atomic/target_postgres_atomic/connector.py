@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from singer_sdk.exceptions import ConfigurationError
 
 from target_postgres_atomic.columns import LossyTypeChange, widened
-from target_postgres_atomic.spec import TABLE_VERSION, TableSpec
+from target_postgres_atomic.spec import TABLE_VERSION, TableSpec, generated_name
 
 STATE_TABLE = "_sdc_target_state"
+LOCK_BACKSTOP_SECONDS = 10
+_POSTGRES_URL = re.compile(r"^postgres(ql)?(\+\w+)?://")
+
+
+class KeyChangeRefused(ValueError):
+    """New key_properties the stored rows cannot take as a primary key."""
 
 
 def conninfo(config: Mapping[str, Any]) -> str:
     """libpq connection string from MeltanoLabs-style settings (never logged: has secrets)."""
-    params: dict[str, Any] = {"application_name": "target-postgres-atomic"}
+    params: dict[str, Any] = {
+        "application_name": "target-postgres-atomic",
+        "connect_timeout": config.get("connect_timeout", 10),
+    }
     if url := config.get("sqlalchemy_url"):
-        # libpq reads the URL itself once the SQLAlchemy driver suffix is gone.
-        libpq_url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
-        return psycopg.conninfo.make_conninfo(libpq_url, **params)
+        return _url_conninfo(url, params)
     params.update(
         host=config.get("host"),
         port=config.get("port"),
@@ -38,11 +47,39 @@ def conninfo(config: Mapping[str, Any]) -> str:
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
+def _url_conninfo(url: str, params: dict[str, Any]) -> str:
+    """libpq reads the URL itself once the SQLAlchemy driver suffix is gone.
+
+    Neither error quotes the URL: it holds the password.
+    """
+    if not _POSTGRES_URL.match(url):
+        scheme = url.split("://")[0] if "://" in url else ""
+        shown = f"'{scheme}'" if re.fullmatch(r"[\w+.-]{1,30}", scheme) else "no scheme"
+        raise ConfigurationError(
+            f"sqlalchemy_url must be a PostgreSQL URL (postgresql://user:password@host/db, "
+            f"optionally postgresql+psycopg://); it has {shown}"
+        )
+    try:
+        return psycopg.conninfo.make_conninfo(_POSTGRES_URL.sub("postgresql://", url), **params)
+    except psycopg.ProgrammingError:
+        raise ConfigurationError(
+            "sqlalchemy_url is not a valid PostgreSQL URL (check its percent escapes: a '%' "
+            "in the password is written %25); the URL is not shown as it holds the password"
+        ) from None
+
+
 def connect(config: Mapping[str, Any]) -> psycopg.Connection:
     conn = psycopg.connect(conninfo(config), autocommit=True)
     conn.execute("SET TIME ZONE 'UTC'")
     # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
     conn.execute("SET work_mem = '64MB'")
+    # The sessions idle between batches while the tap works; their stages hold staged rows.
+    conn.execute("SET idle_session_timeout = 0")
+    # A backstop for the lock watcher (waits.py), which gives up first and names the holder.
+    backstop = int((config.get("lock_timeout", 300) + LOCK_BACKSTOP_SECONDS) * 1000)
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(backstop)))
+    if (seconds := config.get("statement_timeout")) is not None:
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(seconds * 1000))))
     return conn
 
 
@@ -79,21 +116,73 @@ def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[
     return {name: pg_type for name, pg_type in rows}
 
 
-def _has_unique_index(conn: psycopg.Connection, spec: TableSpec) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM pg_index i WHERE i.indrelid = %s::regclass AND i.indisunique "
-        "AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a "
-        "     WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = %s",
-        (spec.qualified_text(), sorted(spec.keys)),
+def _primary_key(conn: psycopg.Connection, spec: TableSpec) -> tuple[str, list[str]] | None:
+    """The table's primary key: constraint name and columns (sorted), or None."""
+    return conn.execute(
+        "SELECT c.conname::text, array_agg(a.attname::text ORDER BY a.attname) "
+        "FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid "
+        "AND a.attnum = ANY(c.conkey) WHERE c.conrelid = %s::regclass AND c.contype = 'p' "
+        "GROUP BY c.conname",
+        (spec.qualified_text(),),
     ).fetchone()
-    return row is not None
+
+
+def _replace_key(conn: psycopg.Connection, spec: TableSpec) -> None:
+    """key_properties changed: the table's key becomes the new one (caller's transaction).
+
+    The old key would refuse rows that differ only in a new key column (and a unique index
+    beside it would keep doing so), so both go; the new primary key needs every stored row
+    to have a value and be unique under it, else the run stops here and nothing changes.
+    """
+    primary = _primary_key(conn, spec)
+    old = primary[1] if primary else []
+    if old == sorted(spec.keys):
+        return
+    ours = conn.execute(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c "
+        "ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass AND NOT i.indisprimary "
+        "AND c.relname LIKE '%%\\_sdc\\_key\\_%%'",
+        (spec.qualified_text(),),
+    ).fetchall()
+    for (index,) in ours:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(index)))
+    if primary:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                spec.qualified(), sql.Identifier(primary[0])
+            )
+        )
+        # A column that left the key may be null again, as any other property.
+        for column in set(old) - set(spec.keys):
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+                    spec.qualified(), sql.Identifier(column)
+                )
+            )
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+                    spec.qualified(),
+                    sql.Identifier(generated_name(f"{spec.table}_pkey", spec.schema, spec.table)),
+                    sql.SQL(", ").join(map(sql.Identifier, spec.keys)),
+                )
+            )
+    except (psycopg.errors.NotNullViolation, psycopg.errors.UniqueViolation) as exc:
+        was = ", ".join(old) if old else "none"
+        raise KeyChangeRefused(
+            f"key_properties changed from ({was}) to ({', '.join(spec.keys)}), but the rows "
+            f"already in {spec.qualified_text()} cannot take the new key "
+            f"({exc.diag.message_primary}); fill in or remove those rows (or load the stream "
+            "into a new table with default_target_schema), then run again"
+        ) from None
 
 
 def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool) -> None:
     """Create the table, add missing columns, widen types; never drop or narrow (caller locks).
 
-    With `unique_keys` the key properties get a primary key (or a unique index when they
-    changed), which the upsert needs; append-only tables have none.
+    With `unique_keys` the key properties are the primary key (replaced when they change),
+    which the upsert needs; append-only tables have none.
     """
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(spec.schema)))
     current = existing_columns(conn, spec.schema, spec.table)
@@ -126,15 +215,8 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool
                     spec.qualified(), sql.Identifier(column.name), sql.SQL(wider)
                 )
             )
-    if spec.keys and unique_keys and not _has_unique_index(conn, spec):
-        digest = hashlib.blake2b(",".join(spec.keys).encode(), digest_size=4).hexdigest()
-        conn.execute(
-            sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
-                sql.Identifier(f"{spec.table[:40]}_sdc_key_{digest}"),
-                spec.qualified(),
-                sql.SQL(", ").join(map(sql.Identifier, spec.keys)),
-            )
-        )
+    if spec.keys and unique_keys:
+        _replace_key(conn, spec)
 
 
 def _widened(name: str, current: str, wanted: str) -> str | None:
@@ -165,3 +247,30 @@ def save_state(conn: psycopg.Connection, schema: str, streams: list[str], state:
             ).format(sql.Identifier(schema, STATE_TABLE)),
             [(stream, state) for stream in streams],
         )
+
+
+def drop_tables(
+    config: Mapping[str, Any], tables: list[sql.Identifier], logger: logging.Logger
+) -> None:
+    """Best effort on a fresh session (the run's own may be mid-COPY): the next run retries."""
+    try:
+        with connect(config) as conn:
+            conn.execute("SET lock_timeout = '10s'")
+            for table in tables:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+    except psycopg.Error as exc:
+        logger.warning(
+            "Could not drop %s (%s); the next run of the stream drops it.",
+            ", ".join(t.as_string(None) for t in tables),
+            exc.diag.message_primary or type(exc).__name__,
+        )
+
+
+def ensure_tombstone_table(conn: psycopg.Connection, table: sql.Identifier) -> None:
+    """Hard-deleted keys with their delete version, per table of the schema (caller locks)."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (table_name text, key text[], version text NOT NULL, "
+            "PRIMARY KEY (table_name, key))"
+        ).format(table)
+    )

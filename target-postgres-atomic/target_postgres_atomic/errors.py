@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from singer_sdk.exceptions import (
     FatalSyncError,
     InvalidInputLine,
@@ -27,13 +29,18 @@ def position(seq: int) -> str:
     return f"input line {line}" + (f", batch file row {row}" if row else "")
 
 
+def printable(name: str) -> str:
+    """A field name with control characters (NUL...) escaped, so the message stays one line."""
+    return re.sub(r"[\x00-\x1f]", lambda m: f"\\x{ord(m[0]):02x}", name)
+
+
 class BadRecordError(FatalSyncError):
     """A record that cannot be loaded as it is: nothing of its batch was committed."""
 
     def __init__(self, stream: str, seq: int, field: str | None, problem: str) -> None:
         where = f"stream '{stream}', {position(seq)}"
         if field is not None:
-            where += f", field '{field}'"
+            where += f", field '{printable(field)}'"
         super().__init__(
             f"{where}: {problem}. Nothing of this batch was committed; fix the record "
             "(or the tap) and run again from the last emitted STATE."
@@ -45,14 +52,17 @@ class BadRecordError(FatalSyncError):
 class SchemaError(FatalSyncError):
     """A SCHEMA message the target cannot turn into a table."""
 
-    def __init__(self, stream: str, line: int, problem: str) -> None:
-        super().__init__(f"stream '{stream}', input line {line}: {problem}")
+    def __init__(self, stream: str, line: int, problem: str, field: str | None = None) -> None:
+        where = f"stream '{stream}', input line {line}"
+        if field is not None:
+            where += f", field '{printable(field)}'"
+        super().__init__(f"{where}: {problem}")
         self.stream = stream
         self.line = line
 
 
 def missing_key(stream: str, seq: int, field: str) -> MissingKeyPropertiesError:
     return MissingKeyPropertiesError(
-        f"stream '{stream}', {position(seq)}, field '{field}': the record has no value for "
-        "key property. Nothing of this batch was committed."
+        f"stream '{stream}', {position(seq)}, field '{printable(field)}': the record has no "
+        "value for key property. Nothing of this batch was committed."
     )

@@ -9,6 +9,7 @@ from target_postgres_atomic.spec import DELETED_AT, RECORD_METADATA, TABLE_VERSI
 
 STAGE_COLUMNS = sql.SQL("_seq bigint, _table_version bigint, _extracted_at text, data jsonb")
 COPY_COLUMNS = sql.SQL("_seq, _table_version, _extracted_at, data")
+TOMBSTONES = "_sdc_target_tombstones"
 METADATA_NAMES = {TABLE_VERSION, *(c.name for c in RECORD_METADATA)}
 
 _ENVELOPE = {
@@ -20,6 +21,36 @@ _ENVELOPE = {
 }
 
 
+# PostgreSQL also reads 'now', 'epoch', 'infinity', 'NaN'... as times and numbers; Singer means
+# RFC 3339 and finite JSON numbers only. A text failing its type's shape test is cast with a
+# prefix that makes the cast fail, so the usual unfit-value error names the record and field.
+# The tests are LIKE patterns, not regular expressions: a regex costs microseconds per value.
+# RFC 3339 text has no 'n' or 'o'; every spelling of NaN and Infinity has an 'n' or 'N'.
+_SHAPES = {
+    "timestamp with time zone": "{t} LIKE '____-__-__%' AND {t} NOT LIKE '%n%' "
+    "AND {t} NOT LIKE '%o%'",
+    "date": "{t} LIKE '____-__-__'",
+    "time without time zone": "{t} LIKE '__:__%' AND {t} NOT LIKE '%n%' AND {t} NOT LIKE '%o%'",
+    "numeric": "{t} NOT LIKE '%n%' AND {t} NOT LIKE '%N%'",
+}
+CAST_FAILS = "not RFC 3339 or a finite number: "
+
+
+def cast_text(column: Column, text: sql.Composable) -> sql.Composable:
+    """`text` (a JSON value as text) cast to the column's type, in PostgreSQL."""
+    pg_type = column.pg_type
+    if pg_type == "text":
+        return text
+    if pg_type == "bytea" and column.encoding is not None:
+        return sql.SQL("decode({}, {})").format(text, sql.Literal(column.encoding))
+    shape = _SHAPES.get(pg_type.split("(")[0])
+    if shape is not None:
+        text = sql.SQL("CASE WHEN {shape} THEN {t} ELSE {fails} || {t} END").format(
+            shape=sql.SQL(shape).format(t=text), t=text, fails=sql.Literal(CAST_FAILS)
+        )
+    return sql.SQL("({})::{}").format(text, sql.SQL(pg_type))
+
+
 def value_expr(column: Column) -> sql.Composable:
     """The column's value from a staged row `s`, cast in PostgreSQL (no per-row Python)."""
     if column.source is None:
@@ -27,9 +58,7 @@ def value_expr(column: Column) -> sql.Composable:
     key = sql.Literal(column.source)
     if column.pg_type == "jsonb":
         return sql.SQL("NULLIF(s.data -> {}, 'null'::jsonb)").format(key)
-    if column.pg_type == "text":
-        return sql.SQL("(s.data ->> {})").format(key)
-    return sql.SQL("(s.data ->> {})::{}").format(key, sql.SQL(column.pg_type))
+    return cast_text(column, sql.SQL("(s.data ->> {})").format(key))
 
 
 def _names(columns: list[str], prefix: str = "") -> sql.Composable:
@@ -86,6 +115,10 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
         if hard_delete
         else sql.SQL("")
     )
+    tombstones = tombstone_table(spec) if hard_delete else None
+    if tombstones is not None:
+        newer = _tombstone_sql(spec, tombstones, _NEWER_TOMBSTONE)
+        keep += sql.SQL(" AND NOT EXISTS ({})").format(newer)
     statement = sql.SQL(
         "WITH src AS (SELECT DISTINCT ON ({keys}) * FROM ({rows}) r ORDER BY {order}), "
         "ins AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src {keep} "
@@ -107,6 +140,10 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
     match = sql.SQL(" AND ").join(
         sql.SQL("t.{k} = src.{k}").format(k=sql.Identifier(k)) for k in spec.keys
     )
+    if tombstones is not None:
+        statement += sql.SQL(", tomb AS ({}) ").format(
+            _tombstone_sql(spec, tombstones, _KEEP_TOMBSTONES)
+        )
     return statement + sql.SQL(
         "DELETE FROM {table} AS t USING src WHERE src.{deleted} IS NOT NULL AND {match} AND {guard}"
     ).format(
@@ -115,6 +152,51 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
         match=match,
         guard=version_guard(spec, "t", "src"),
     )
+
+
+def tombstone_table(spec: TableSpec) -> sql.Identifier | None:
+    """Where hard-deleted keys keep their version, so older replays stay deleted.
+
+    Only streams with keys and a version guard need one: without a version, arrival order
+    rules and a replay is indistinguishable from a re-creation.
+    """
+    if not spec.keys or spec.version is None:
+        return None
+    return sql.Identifier(spec.schema, TOMBSTONES)
+
+
+def _key_array(spec: TableSpec) -> sql.Composable:
+    return sql.SQL("ARRAY[{}]").format(
+        sql.SQL(", ").join(sql.SQL("src.{}::text").format(sql.Identifier(k)) for k in spec.keys)
+    )
+
+
+def _tombstone_sql(spec: TableSpec, tombstones: sql.Identifier, template: str) -> sql.Composed:
+    """`template` with the tombstone table, this table's name, key array and version column."""
+    version_type = next(c.pg_type for c in spec.columns if c.name == spec.version)
+    return sql.SQL(template).format(
+        tb=tombstones,
+        name=sql.Literal(spec.table),
+        key=_key_array(spec),
+        v=sql.Identifier(spec.version or ""),
+        type=sql.SQL(version_type),
+        deleted=sql.Identifier(DELETED_AT),
+    )
+
+
+# The key was deleted at a version newer than the incoming row's.
+_NEWER_TOMBSTONE = (
+    "SELECT 1 FROM {tb} d WHERE d.table_name = {name} AND d.key = {key} "
+    "AND d.version::{type} > src.{v}"
+)
+# Each deleted key's newest delete version (as text of the typed value).
+_KEEP_TOMBSTONES = (
+    "INSERT INTO {tb} AS d (table_name, key, version) "
+    "SELECT {name}, {key}, src.{v}::text FROM src "
+    "WHERE src.{deleted} IS NOT NULL AND src.{v} IS NOT NULL "
+    "ON CONFLICT (table_name, key) DO UPDATE SET version = excluded.version "
+    "WHERE excluded.version::{type} >= d.version::{type}"
+)
 
 
 def append(spec: TableSpec, rows: sql.Composable) -> sql.Composed:
@@ -137,8 +219,8 @@ def retire_versions(spec: TableSpec, version: int, *, hard_delete: bool) -> sql.
 
 
 FITS_FUNCTION = sql.SQL(
-    "CREATE OR REPLACE FUNCTION pg_temp.sdc_fits(v text, t text) RETURNS boolean "
-    "LANGUAGE plpgsql AS $$ BEGIN EXECUTE format('SELECT %L::%s', v, t); RETURN true; "
+    "CREATE OR REPLACE FUNCTION pg_temp.sdc_fits(v text, cast_sql text) RETURNS boolean "
+    "LANGUAGE plpgsql AS $$ BEGIN EXECUTE cast_sql USING v; RETURN true; "
     "EXCEPTION WHEN others THEN RETURN false; END $$"
 )
 
@@ -151,8 +233,27 @@ def first_unfit(spec: TableSpec, stage: sql.Composable) -> sql.Composed | None:
     probes = sql.SQL(" UNION ALL ").join(
         sql.SQL(
             "(SELECT s._seq, {f}, {t} FROM {stage} s "
-            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {t}) ORDER BY s._seq LIMIT 1)"
-        ).format(f=sql.Literal(c.source), t=sql.Literal(c.pg_type), stage=stage)
+            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {cast}) ORDER BY s._seq LIMIT 1)"
+        ).format(
+            f=sql.Literal(c.source),
+            t=sql.Literal(c.pg_type),
+            stage=stage,
+            cast=sql.Literal(
+                sql.SQL("SELECT {}").format(cast_text(c, sql.SQL("$1::text"))).as_string(None)
+            ),
+        )
         for c in typed
+    )
+    return sql.SQL("SELECT * FROM ({}) p ORDER BY 1 LIMIT 1").format(probes)
+
+
+def first_null_key(spec: TableSpec, source: sql.Composable) -> sql.Composed:
+    """The first staged row with no value for a key property: (line, key)."""
+    probes = sql.SQL(" UNION ALL ").join(
+        sql.SQL(
+            "(SELECT s._seq, {k} FROM {source} s WHERE s.data ->> {k} IS NULL "
+            "ORDER BY s._seq LIMIT 1)"
+        ).format(k=sql.Literal(key), source=source)
+        for key in spec.keys
     )
     return sql.SQL("SELECT * FROM ({}) p ORDER BY 1 LIMIT 1").format(probes)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import io
+import json
+import re
+import select
 import sys
 import typing as t
 from collections import Counter
 
 import msgspec
+from singer_sdk.exceptions import FatalSyncError
 from singer_sdk.io_base import GenericSingerReader, SingerMessageType
 
-from target_postgres_atomic.errors import InvalidInputLine
+from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError, InvalidInputLine
+from target_postgres_atomic.validation import unencodable_field
+
+IDLE_SECONDS = 0.5
+READ_BYTES = 1 << 20
+MAX_DEPTH = 500
+"""Past this depth the field being read is the one too deep for msgspec (Python's limit)."""
+_COLON = re.compile(rb"\s*:")
+_STREAM = re.compile(rb'"stream"\s*:\s*"([^"\\]*)"')
 
 
 class Message(msgspec.Struct):
@@ -27,9 +40,16 @@ class Message(msgspec.Struct):
     time_extracted: str | None = None
     encoding: dict[str, t.Any] | None = None
     manifest: list[str] | None = None
+    exit_code: int | None = None
+    """Of a TAP_FAILED line (refresh-seal): the tap's exit code."""
 
 
 _decode = msgspec.json.Decoder(Message).decode
+TAP_FAILED = "TAP_FAILED"
+
+
+class TapFailed(FatalSyncError):
+    """The tap's wrapper reported a failed tap: the input is incomplete."""
 
 
 class LineReader(GenericSingerReader[t.Any]):
@@ -37,6 +57,8 @@ class LineReader(GenericSingerReader[t.Any]):
 
     on_error: t.Callable[[], None] | None = None
     """Called when reading stops on an error, before the error propagates."""
+    on_idle: t.Callable[[], None] | None = None
+    """Called when no input arrived for IDLE_SECONDS (the tap is waiting on its source)."""
 
     @property
     def default_input(self) -> t.IO[t.Any]:
@@ -45,6 +67,31 @@ class LineReader(GenericSingerReader[t.Any]):
     def deserialize_json(self, line: t.Any) -> dict:
         """Required by the base class; process_lines below decodes into `Message` instead."""
         return msgspec.json.decode(line)
+
+    def _lines(self, stream: t.IO[t.Any]) -> t.Iterator[t.Any]:
+        """The input's lines; `on_idle` runs each time the next one is not there yet."""
+        if self.on_idle is None or not isinstance(stream, io.BufferedReader):
+            yield from stream
+            return
+        parts: list[bytes] = []
+        while True:
+            if not select.select([stream], [], [], IDLE_SECONDS)[0]:
+                self.on_idle()
+            # read1 returns what one read gets (its buffer stays empty, so select sees all).
+            chunk = stream.read1(READ_BYTES)
+            if not chunk:
+                break
+            lines = chunk.split(b"\n")
+            if len(lines) == 1:
+                parts.append(chunk)
+                continue
+            if parts:
+                lines[0] = b"".join([*parts, lines[0]])
+            tail = lines.pop()
+            parts = [tail] if tail else []
+            yield from lines
+        if parts:
+            yield b"".join(parts)
 
     def process_lines(
         self,
@@ -63,15 +110,15 @@ class LineReader(GenericSingerReader[t.Any]):
     ) -> t.Counter[str]:
         stats: Counter[str] = Counter()
         record_callback = callbacks[SingerMessageType.RECORD]
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(self._lines(lines), 1):
             if not line.strip():
                 continue
             try:
                 message = _decode(line)
             except msgspec.DecodeError as exc:
-                raise InvalidInputLine(
-                    f"input line {number}: not a valid Singer message ({exc})"
-                ) from None
+                raise _undecodable(number, line, exc) from None
+            except RecursionError:
+                raise _too_deep(number, line) from None
             if message.type == SingerMessageType.RECORD:
                 if message.stream is None or not message.record:
                     raise InvalidInputLine(
@@ -86,6 +133,12 @@ class LineReader(GenericSingerReader[t.Any]):
                         "line": number,
                     }
                 )
+            elif message.type == TAP_FAILED:
+                raise TapFailed(
+                    f"input line {number}: the tap failed (exit code {message.exit_code}, "
+                    "reported by refresh-seal): nothing more is committed and no open full "
+                    "refresh is published. Fix the tap and run again."
+                )
             elif (callback := callbacks.get(message.type)) is not None:
                 callback({**msgspec.structs.asdict(message), "line": number})
             else:
@@ -94,3 +147,46 @@ class LineReader(GenericSingerReader[t.Any]):
                 )
             stats[message.type] += 1
         return stats
+
+
+def _too_deep(number: int, line: bytes) -> BadRecordError | InvalidInputLine:
+    """Name the stream and the record field whose value nests too deep to decode."""
+    stream = _STREAM.search(line)
+    depth, key, in_string, escaped, start = 0, None, False, False, 0
+    for index, byte in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+                if depth == 2 and _COLON.match(line, index + 1):
+                    key = line[start + 1 : index].decode(errors="replace")
+        elif byte == 0x22:
+            in_string, start = True, index
+        elif byte in b"[{":
+            depth += 1
+        elif byte in b"]}":
+            depth -= 1
+        if depth > MAX_DEPTH:
+            break
+    problem = (
+        "the value nests too deeply to decode; flatten it in the tap or drop it with a stream map"
+    )
+    if stream is None:
+        return InvalidInputLine(f"input line {number}: {problem}")
+    return BadRecordError(stream[1].decode(errors="replace"), number << SEQ_SHIFT, key, problem)
+
+
+def _undecodable(number: int, line: bytes, exc: Exception) -> Exception:
+    """Name the stream and field of a line msgspec refuses, where a lenient parse finds them."""
+    problem = f"not a valid Singer message ({exc})"
+    try:
+        message = json.loads(bytes(line).decode("utf-8", "surrogateescape"))
+    except ValueError:
+        message = None
+    if not isinstance(message, dict) or not isinstance(message.get("stream"), str):
+        return InvalidInputLine(f"input line {number}: {problem}")
+    field = unencodable_field(message.get("record"))
+    return BadRecordError(message["stream"], number << SEQ_SHIFT, field, problem)

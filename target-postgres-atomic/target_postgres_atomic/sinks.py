@@ -7,7 +7,6 @@ PostgreSQL validate, cast, dedupe and merge a whole batch at once.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +16,8 @@ import psycopg
 from psycopg import sql
 
 from target_postgres_atomic import merge
-from target_postgres_atomic.errors import BadRecordError
-from target_postgres_atomic.spec import TableSpec
+from target_postgres_atomic.errors import BadRecordError, missing_key
+from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.validation import record_checker
 
@@ -34,12 +33,6 @@ class SinkSettings:
     validate_records: bool
     upsert: bool
     sanitize_null_text_characters: bool
-
-
-def shadow_name(table: str) -> str:
-    """The persistent table a multi-batch full refresh loads into before the swap."""
-    digest = hashlib.blake2b(table.encode(), digest_size=4).hexdigest()
-    return f"_sdc_shadow_{table[:40]}_{digest}"
 
 
 def _nul_field(value: Any) -> bool:
@@ -86,7 +79,9 @@ class PostgresSink:
         """Records of this table version go to the shadow table until it is activated."""
         self.opened: set[int] = set()
         """Table versions whose opening ACTIVATE_VERSION this run has seen."""
-        self.shadow = sql.Identifier(spec.schema, shadow_name(spec.table))
+        self.shadow = sql.Identifier(
+            spec.schema, generated_name(f"_sdc_shadow_{spec.table}", spec.schema, spec.table)
+        )
 
     def update_spec(self, spec: TableSpec) -> None:
         """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""
@@ -144,7 +139,7 @@ class PostgresSink:
         if not isinstance(record, dict):
             return raw
         for field, value in record.items():
-            if _nul_field(value):
+            if _nul_field(field) or _nul_field(value):
                 if self.settings.sanitize_null_text_characters:
                     return msgspec.json.encode(_without_nul(record))
                 raise BadRecordError(
@@ -210,48 +205,56 @@ class PostgresSink:
                 conn.execute(statement)
         except psycopg.errors.DataError as exc:
             raise _unfit_error(conn, spec, source, exc) from None
+        except psycopg.errors.NotNullViolation:
+            # Keys the record checker cannot name (quotes, control characters) end up here.
+            found = conn.execute(merge.first_null_key(spec, source)).fetchone()
+            if found is None:
+                raise
+            raise missing_key(spec.stream, found[0], found[1]) from None
 
-    def resume_shadow(self, conn: psycopg.Connection) -> None:
-        """A full refresh a killed run left in the shadow table continues where it stood."""
-        if conn.execute("SELECT to_regclass(%s)", (self.shadow.as_string(None),)).fetchone() == (
-            None,
-        ):
-            return
-        found = conn.execute(
-            sql.SQL("SELECT max(_table_version) FROM {}").format(self.shadow)
-        ).fetchone()
-        self.shadow_version = found[0] if found else None
-        if self.shadow_version is None:
-            conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
+    def shadow_exists(self, conn: psycopg.Connection) -> bool:
+        found = conn.execute("SELECT to_regclass(%s)", (self.shadow.as_string(None),)).fetchone()
+        return found is not None and found[0] is not None
+
+    def drop_orphan_shadow(self, conn: psycopg.Connection) -> None:
+        """Drop the shadow a killed run left (call with its lock held).
+
+        Its rows were never covered by an emitted STATE (STATE waits for the swap), so the
+        tap sends them again: dropping them loses nothing and the table stays as it was.
+        """
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.shadow))
 
     def start_version(self, conn: psycopg.Connection, version: int) -> None:
-        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched.
-
-        A re-sent opening of the version a killed run left in the shadow continues it.
-        """
+        """The first ACTIVATE_VERSION of a full refresh: the real table is left untouched."""
         self.opened.add(version)
         if self.shadow_version == version:
-            return
+            return  # a re-sent opening
         conn.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.shadow, merge.STAGE_COLUMNS)
         )
         conn.execute(sql.SQL("DELETE FROM {}").format(self.shadow))
         self.shadow_version = version
 
-    def activate_version(self, conn: psycopg.Connection, version: int) -> None:
-        """Make `version` the table's content: insert it, then retire older rows (one tx)."""
-        if self.shadow_version == version:
+    def activate_version(self, conn: psycopg.Connection, version: int | None) -> None:
+        """Make `version` the table's content: insert it, then retire older rows (one tx).
+
+        With `version` None the open refresh's rows are only merged (upserts), nothing is
+        retired: its end was not proven, and deleting what it did not reach could lose rows.
+        """
+        shadow_version = self.shadow_version
+        if shadow_version is not None and version in (None, shadow_version):
             self._merge(
                 conn,
                 self.spec,
                 self.shadow,
-                sql.SQL("WHERE s._table_version = {}").format(sql.Literal(version)),
+                sql.SQL("WHERE s._table_version = {}").format(sql.Literal(shadow_version)),
             )
             conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
             self.shadow_version = None
-        conn.execute(
-            merge.retire_versions(self.spec, version, hard_delete=self.settings.hard_delete)
-        )
+        if version is not None:
+            conn.execute(
+                merge.retire_versions(self.spec, version, hard_delete=self.settings.hard_delete)
+            )
 
 
 def _unfit_error(

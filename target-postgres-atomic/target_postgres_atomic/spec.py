@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg import sql
 
-from target_postgres_atomic.columns import Column, column_type
+from target_postgres_atomic.columns import Column, column_type, content_encoding
 from target_postgres_atomic.errors import SchemaError
 
 DELETED_AT = "_sdc_deleted_at"
@@ -33,6 +34,9 @@ class TableSpec:
     keys: tuple[str, ...]
     version: str | None
     properties: Mapping[str, Any]
+    version_from_setting: bool = False
+    declared_version: str | None = None
+    """The version column the SCHEMA (or setting) named, even where the guard is off."""
 
     def qualified(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.table)
@@ -47,23 +51,59 @@ class TableSpec:
             columns=tuple(replace(c, pg_type=types.get(c.name, c.pg_type)) for c in self.columns),
         )
 
-    def check_version_type(self, line: int) -> None:
-        """The version guard compares with `>=`: only numbers and times order correctly."""
+    def with_comparable_version(self, line: int) -> tuple[TableSpec, str | None]:
+        """The spec with a version column the guard can compare with `>=`, and a warning.
+
+        A tap's bookmark stored as text (where '9' > '10') or one that is no column loads
+        without the guard (arrival order wins): the warning says so. A column the user chose
+        in `version_columns` must be comparable.
+        """
+        if self.version is None:
+            return self, None
         column = next((c for c in self.columns if c.name == self.version), None)
-        if column is not None and column.pg_type in UNORDERED_TYPES:
+        if column is not None and column.pg_type not in UNORDERED_TYPES:
+            return self, None
+        stored = (
+            "is not a property of the stream"
+            if column is None
+            else f"is stored as {column.pg_type}, which does not order versions (as text "
+            "'9' > '10')"
+        )
+        if self.version_from_setting:
             raise SchemaError(
                 self.stream,
                 line,
-                f"version column '{column.name}' is stored as {column.pg_type}, which does not "
-                "order versions correctly (as text '9' > '10'); declare it as an integer, a "
-                "number, a date-time or an x-singer.decimal string, or pick another column "
-                "with the version_columns setting",
+                f"version column '{self.version}' (version_columns) {stored}; pick a column "
+                "declared as an integer, a number, a date-time or an x-singer.decimal string",
             )
+        warning = (
+            f"stream '{self.stream}': bookmark '{self.version}' {stored}, so the "
+            "older-never-over-newer guard is off for this stream and the last record to arrive "
+            "wins. To get the guard, have the tap declare the column as an integer, number, "
+            "date-time or x-singer.decimal (a `format`), or name a comparable column in "
+            f'version_columns; version_columns: {{"{self.stream}": null}} turns it off '
+            "without this warning."
+        )
+        return replace(self, version=None), warning
 
 
 # Types whose `>=` does not order versions (text compares digit strings by character).
 UNORDERED_TYPES = ("text", "jsonb", "boolean")
 MAX_IDENTIFIER_BYTES = 63
+# Names the merge statement gives its own columns (arrival order), next to the record's.
+RESERVED = ("_sdc_seq",)
+
+
+def generated_name(readable: str, *identity: str) -> str:
+    """A name the target makes up (shadow table, index): at most 63 bytes, unique per identity.
+
+    PostgreSQL cuts longer names silently, so two long (or multibyte) names could meet in one
+    table: the readable part is cut at a character boundary and a hash of the identity follows.
+    """
+    digest = hashlib.blake2b("\x00".join(identity).encode(), digest_size=5).hexdigest()
+    budget = MAX_IDENTIFIER_BYTES - len(digest) - 1
+    cut = readable.encode()[:budget].decode(errors="ignore")
+    return f"{cut}_{digest}"
 
 
 def table_location(stream: str, default_schema: str | None) -> tuple[str, str]:
@@ -95,7 +135,8 @@ def build_spec(
     *,
     default_schema: str | None,
     add_record_metadata: bool,
-    version_columns: Mapping[str, str],
+    version_columns: Mapping[str, str | None],
+    interpret_content_encoding: bool = False,
 ) -> TableSpec:
     stream = str(message["stream"])
     schema = message["schema"]
@@ -105,6 +146,18 @@ def build_spec(
     columns: list[Column] = []
     for name, prop in properties.items():
         _check_name(stream, line, "property", name)
+        if name in RESERVED:
+            raise SchemaError(
+                stream,
+                line,
+                "the target uses this column name for its own bookkeeping; rename the "
+                "property with a stream map (stream_maps setting)",
+                field=name,
+            )
+        encoding = content_encoding(prop) if interpret_content_encoding else None
+        if encoding is not None:
+            columns.append(Column(name, "bytea", name, encoding))
+            continue
         pg_type = "timestamp with time zone" if name == DELETED_AT else column_type(prop)
         columns.append(Column(name, pg_type, name))
     if DELETED_AT not in properties:
@@ -119,13 +172,10 @@ def build_spec(
         if key not in properties:
             raise SchemaError(stream, line, f"key property '{key}' is not in the schema")
 
+    from_setting = stream in version_columns
     version_source = version_columns.get(stream)
-    if version_source is None and message.get("bookmark_properties"):
+    if not from_setting and message.get("bookmark_properties"):
         version_source = message["bookmark_properties"][0]
-    if version_source is not None and version_source not in properties:
-        raise SchemaError(
-            stream, line, f"version column '{version_source}' is not a property of the stream"
-        )
     table_schema, table = table_location(stream, default_schema)
     _check_name(stream, line, "schema", table_schema)
     _check_name(stream, line, "table", table)
@@ -137,4 +187,6 @@ def build_spec(
         keys=keys,
         version=version_source,
         properties=properties,
+        version_from_setting=from_setting and version_source is not None,
+        declared_version=version_source,
     )

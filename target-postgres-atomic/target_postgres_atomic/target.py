@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 import typing as t
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
+import msgspec
 import psycopg
+from psycopg import sql
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 
-from target_postgres_atomic import connector
+from target_postgres_atomic import connector, merge, shadows
 from target_postgres_atomic.batch_files import read_batch_file
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.errors import (
@@ -23,11 +30,21 @@ from target_postgres_atomic.errors import (
     RecordsWithoutSchemaException,
     SchemaError,
 )
+from target_postgres_atomic.mapping import StreamMaps
 from target_postgres_atomic.reader import LineReader
+from target_postgres_atomic.redact import redacted, redacted_error
+from target_postgres_atomic.settings import unsupported_settings
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
-from target_postgres_atomic.spec import build_spec
+from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.staging import Stager
+from target_postgres_atomic.waits import LockWatcher
 
+# Errors that mean "this input or setting cannot be loaded as it is", as opposed to bugs.
+REFUSALS = (SingerSDKError, InvalidInputLine, psycopg.OperationalError)
+# Set to 1 by a runner that ends the target's input only after the tap exited 0 (and stops
+# the target otherwise), as `state-service run` does: the end of input then proves every open
+# full refresh complete.
+END_OF_INPUT_PROOF = "SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED"
 DEFAULT_BATCH_SIZE_ROWS = 100_000
 SESSIONS = 2
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
@@ -52,6 +69,8 @@ class TargetPostgresAtomic(Target):
     capabilities: t.ClassVar[list[t.Any]] = [
         PluginCapabilities.ABOUT,
         PluginCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
         TargetCapabilities.HARD_DELETE,
         TargetCapabilities.SOFT_DELETE,
         TargetCapabilities.TARGET_SCHEMA,
@@ -136,10 +155,36 @@ class TargetPostgresAtomic(Target):
             "ssl_client_private_key", th.StringType, secret=True, description="Client key file."
         ),
         th.Property(
+            "interpret_content_encoding",
+            th.BooleanType,
+            default=False,
+            description="Store string properties with contentEncoding base64 (or base16) as "
+            "bytea, decoded; invalid encodings are refused naming the record and field.",
+        ),
+        th.Property(
+            "lock_timeout",
+            th.NumberType,
+            default=300,
+            description="Seconds to wait for a table lock another session holds (the holder "
+            "is logged) before giving up with an error naming it.",
+        ),
+        th.Property(
+            "connect_timeout",
+            th.IntegerType,
+            default=10,
+            description="Seconds to wait for the server to answer a new connection.",
+        ),
+        th.Property(
+            "statement_timeout",
+            th.NumberType,
+            description="Seconds one statement (a merge) may run; default: the server's.",
+        ),
+        th.Property(
             "version_columns",
-            th.ObjectType(additional_properties=th.StringType),
+            th.ObjectType(additional_properties=th.CustomType({"type": ["string", "null"]})),
             description="Per-stream version column for the older-never-over-newer guard "
-            "(stream name -> column); default is the stream's replication key.",
+            "(stream name -> column); default is the stream's replication key; null turns "
+            "the guard off for the stream (the last record to arrive wins).",
         ),
     ).to_dict()
 
@@ -151,14 +196,28 @@ class TargetPostgresAtomic(Target):
         # next batch streams into the other session's stages.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._failed = False
+        self._maps = StreamMaps(self.mapper, self.config)
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._finish_commits_after_error
+            self.message_reader.on_idle = self._end_copy
         self._sinks: dict[str, PostgresSink] = {}
+        self._unguarded: set[str] = set()
+        self._tables: dict[tuple[str, str], str] = {}
+        """The stream that loads each (schema, table) in this run."""
+        self._early_openings: dict[str, int] = {}
+        self._held_shadows: dict[str, sql.Identifier] = {}
+        """Shadow tables this run fills (their locks held by the first session)."""
+        """ACTIVATE_VERSION that came before its stream's SCHEMA."""
+        """Streams whose bookmark cannot be compared, warned about once."""
         self._pending_state: str | None = None
         self._emitted_state: str | None = None
         self._buffered_rows = 0
         self._buffered_since = 0.0
         self._overwrite = self.config.get("load_method") == "overwrite"
+        # A bad URL is refused before any input is read.
+        self._locks = LockWatcher(
+            connector.conninfo(self.config), self.config.get("lock_timeout", 300), self.logger
+        )
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
             batch_size_bytes=BATCH_SIZE_BYTES,
@@ -167,6 +226,22 @@ class TargetPostgresAtomic(Target):
             upsert=self.config.get("load_method", "upsert") != "append-only",
             sanitize_null_text_characters=bool(self.config.get("sanitize_null_text_characters")),
         )
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        unsupported = unsupported_settings(self._config, schema)
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            exc.errors += unsupported
+            raise redacted_error(exc, self._config) from None
+        if unsupported and raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed", errors=unsupported, schema=self.config_jsonschema
+            )
+        return redacted(errors, self._config, self.config_jsonschema) + unsupported
 
     @property
     def state_schema(self) -> str:
@@ -180,10 +255,16 @@ class TargetPostgresAtomic(Target):
                 conn = connector.connect(self.config)
                 self._sessions.append(Session(conn, Stager(conn)))
             conn = self._sessions[0].conn
-            with conn.transaction():
+            with self._transaction(conn, f"{self.state_schema}.{connector.STATE_TABLE}"):
                 connector.lock_table(conn, self.state_schema, connector.STATE_TABLE)
                 connector.ensure_state_table(conn, self.state_schema)
         return self._sessions[self._current]
+
+    @contextmanager
+    def _transaction(self, conn: psycopg.Connection, tables: str) -> Iterator[None]:
+        """A transaction whose lock waits are logged and bounded (lock_timeout)."""
+        with self._locks.watch(conn, tables), conn.transaction():
+            yield
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -199,33 +280,55 @@ class TargetPostgresAtomic(Target):
 
     def _process_schema_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "schema"})
+        routes = self._maps.route_schema(message_dict)
+        if routes is None:
+            self._load_schema(message_dict)
+            return
+        stream = message_dict["stream"]
+        for mapped in routes:
+            if stream in self._early_openings:
+                self._early_openings[mapped["stream"]] = self._early_openings[stream]
+            self._load_schema(mapped)
+        self._early_openings.pop(stream, None)
+
+    def _load_schema(self, message_dict: dict) -> None:
+        """One SCHEMA (after stream maps): its table created or evolved, its sink ready."""
         spec = build_spec(
             message_dict,
             message_dict["line"],
             default_schema=self.config.get("default_target_schema"),
             add_record_metadata=bool(self.config.get("add_record_metadata")),
             version_columns=self.config.get("version_columns") or {},
+            interpret_content_encoding=bool(self.config.get("interpret_content_encoding")),
         )
         stream = spec.stream
+        self._claim_table(spec, message_dict["line"])
         if (
             stream in self._sinks
             and self._sinks[stream].spec.properties == spec.properties
             and self._sinks[stream].spec.keys == spec.keys
-            and self._sinks[stream].spec.version == spec.version
+            and self._sinks[stream].spec.declared_version == spec.declared_version
         ):
             return
         # Rows buffered under the old schema land first, so arrival order is kept.
         self._commit()
         self._wait_for_commits()
         conn = self.conn
-        with conn.transaction():
+        with self._transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
             try:
                 connector.ensure_table(conn, spec, unique_keys=self._sink_settings.upsert)
-            except LossyTypeChange as exc:
+            except (LossyTypeChange, connector.KeyChangeRefused) as exc:
                 raise SchemaError(stream, message_dict["line"], str(exc)) from None
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
-            spec.check_version_type(message_dict["line"])
+            spec, warning = spec.with_comparable_version(message_dict["line"])
+            tombstones = merge.tombstone_table(spec) if self._sink_settings.hard_delete else None
+            if tombstones is not None:
+                connector.lock_table(conn, spec.schema, merge.TOMBSTONES)
+                connector.ensure_tombstone_table(conn, tombstones)
+        if warning and stream not in self._unguarded:
+            self._unguarded.add(stream)
+            self.logger.warning(warning)
         if stream in self._sinks:
             self._sinks[stream].update_spec(spec)
             return
@@ -237,15 +340,48 @@ class TargetPostgresAtomic(Target):
         )
         sink.stager = self.session.stager
         self._sinks[stream] = sink
-        with conn.transaction():
+        with self._transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
             if self._overwrite:
                 # overwrite: this run's rows are one new table version, swapped in at the end.
+                self._hold_shadow(sink)
+                sink.drop_orphan_shadow(conn)
                 sink.start_version(conn, connector.next_table_version(conn, spec))
-            else:
-                sink.resume_shadow(conn)
+            elif sink.shadow_exists(conn):
+                self._hold_shadow(sink)
+                sink.drop_orphan_shadow(conn)
+                self.logger.warning(
+                    "Stream '%s': dropped shadow table %s, left by a run that did not finish; "
+                    "its rows were never acknowledged by a STATE, so the tap sends them again.",
+                    stream,
+                    sink.shadow.as_string(None),
+                )
+        if (version := self._early_openings.pop(stream, None)) is not None:
+            # `stream` is already the mapped name (stream maps applied before this point).
+            self._activate_version(
+                {"stream": stream, "version": version, "line": message_dict["line"]}
+            )
+
+    def _claim_table(self, spec: TableSpec, line: int) -> None:
+        """Two streams must not silently share one table (their keys and refreshes collide)."""
+        owner = self._tables.setdefault((spec.schema, spec.table), spec.stream)
+        if owner != spec.stream:
+            raise SchemaError(
+                spec.stream,
+                line,
+                f"streams '{owner}' and '{spec.stream}' would both load into table "
+                f"{spec.qualified_text()}; give one of them another name with a stream map "
+                "(or load them with separate runs and schemas)",
+            )
 
     def _process_record_message(self, message_dict: dict) -> None:
+        if self._maps.maps_stream(message_dict["stream"]):
+            for mapped in self._maps.route_record(message_dict):
+                self._add_record(mapped)
+        else:
+            self._add_record(message_dict)
+
+    def _add_record(self, message_dict: dict) -> None:
         sink = self._sinks.get(message_dict["stream"])
         if sink is None:
             raise RecordsWithoutSchemaException(
@@ -273,10 +409,21 @@ class TargetPostgresAtomic(Target):
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
-        value = message_dict["value"]
+        value = bytes(message_dict["value"])
+        line = message_dict["line"]
         if not value:
-            raise InvalidInputLine(f"input line {message_dict['line']}: STATE needs a 'value'")
-        self._pending_state = bytes(value).decode().strip()
+            raise InvalidInputLine(f"input line {line}: STATE needs a 'value'")
+        if not isinstance(msgspec.json.decode(value), dict):
+            raise InvalidInputLine(
+                f"input line {line}: STATE value must be a JSON object (Singer state is "
+                f"{{...}}), got {value[:40].decode(errors='replace')}"
+            )
+        if b"\\u0000" in value:
+            raise InvalidInputLine(
+                f"input line {line}: STATE contains a NUL character (\\u0000), which "
+                "PostgreSQL cannot store; fix the tap's bookmark values"
+            )
+        self._pending_state = value.decode().strip()
         if self._buffered_rows == 0 or self._buffered_too_long():
             self._commit()
 
@@ -294,10 +441,22 @@ class TargetPostgresAtomic(Target):
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "version"})
-        sink = self._sink_for(message_dict)
-        version = int(message_dict["version"])
+        if self._maps.maps_stream(message_dict["stream"]):
+            for alias in self._maps.aliases(message_dict["stream"]):
+                self._activate_version({**message_dict, "stream": alias})
+        else:
+            self._activate_version(message_dict)
+
+    def _activate_version(self, message_dict: dict) -> None:
+        stream, version = message_dict["stream"], int(message_dict["version"])
         if not self.config.get("activate_version", True) or self._overwrite:
-            self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", sink.spec.stream)
+            self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", stream)
+            return
+        sink = self._sinks.get(stream)
+        if sink is None:
+            # Some taps announce every stream's refresh before the first SCHEMA: it opens
+            # when the stream's SCHEMA arrives (no record of it can come before).
+            self._early_openings[stream] = version
             return
         self._commit()
         self._wait_for_commits()
@@ -306,13 +465,20 @@ class TargetPostgresAtomic(Target):
             self._commit(activate=[(sink, version)])
             return
         # The start of a full refresh: nothing is deleted; rows load into the shadow table.
-        with self.conn.transaction():
+        self._hold_shadow(sink)
+        with self._transaction(self.conn, sink.spec.qualified_text()):
             connector.lock_table(self.conn, sink.spec.schema, sink.spec.table)
             sink.start_version(self.conn, version)
 
     def _process_batch_message(self, message_dict: dict) -> None:
         """Records from singer-sdk BATCH files (jsonl, optionally gzip) load like RECORDs."""
         self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        if self._maps.maps_stream(message_dict["stream"]):
+            raise InvalidInputLine(
+                f"input line {message_dict['line']}: BATCH messages of stream "
+                f"'{message_dict['stream']}' cannot go through stream maps or flattening "
+                "(not supported); send RECORD messages or drop the map for this stream"
+            )
         sink = self._sink_for(message_dict)
         line = message_dict["line"]
         encoding = message_dict["encoding"] or {}
@@ -329,34 +495,68 @@ class TargetPostgresAtomic(Target):
                 sink.add((line << SEQ_SHIFT) | row, raw, version, None)
                 self._after_add(sink)
 
-    def process_endofpipe(self) -> None:
-        """At a clean end of input, every refresh loaded in this run is swapped in.
+    @classmethod
+    def invoke(cls, **kwargs: t.Any) -> None:
+        """A refusal is one clear line and exit code 1; its traceback only at debug level."""
+        try:
+            super().invoke(**kwargs)
+        except ConfigValidationError:
+            raise  # singer-sdk's CLI lists each error itself
+        except REFUSALS as exc:
+            cls.logger.debug("Traceback of the refusal below", exc_info=True)
+            cls.logger.error("%s", exc)
+            sys.exit(1)
 
-        singer-sdk taps (Stream.sync) send ACTIVATE_VERSION once, before the records: the end
-        of input is their only sign that the refresh is complete.
+    def _hold_shadow(self, sink: PostgresSink) -> None:
+        """This run fills the sink's shadow: its first session holds the shadow's lock."""
+        if sink.spec.stream not in self._held_shadows:
+            wait = float(self.config.get("lock_timeout", 300))
+            shadows.hold(self._sessions[0].conn, sink.shadow, self.logger, wait)
+            self._held_shadows[sink.spec.stream] = sink.shadow
+
+    def process_endofpipe(self) -> None:
+        """At a clean end of input, every open refresh ends: swapped in if proven complete.
+
+        singer-sdk taps (Stream.sync) send ACTIVATE_VERSION once, before the records, and a
+        tap that dies mid-refresh ends the input too: without a closing ACTIVATE_VERSION the
+        end of input proves nothing, unless the runner vouches for the tap's success (see
+        END_OF_INPUT_PROOF). Unproven, the refresh's rows are merged and nothing is deleted.
         """
-        activate: list[tuple[PostgresSink, int]] = []
+        vouched = os.environ.get(END_OF_INPUT_PROOF) == "1"
+        ended: list[tuple[PostgresSink, int | None]] = []
         for sink in self._sinks.values():
-            if sink.shadow_version is not None and (self._overwrite or sink.refreshing):
-                activate.append((sink, sink.shadow_version))
-            elif sink.shadow_version is not None:
-                self.logger.warning(
-                    "Stream '%s': the full refresh of version %s got no records in this run; "
-                    "its rows stay in %s until a run sends them or a new refresh starts.",
-                    sink.spec.stream,
-                    sink.shadow_version,
-                    sink.shadow.as_string(None),
-                )
-        if activate:
-            self._commit(activate=activate)
-        self._commit()
-        self._wait_for_commits()
+            if sink.shadow_version is None:
+                continue
+            if self._overwrite or vouched:
+                ended.append((sink, sink.shadow_version))
+                continue
+            ended.append((sink, None))
+            self.logger.warning(
+                "Stream '%s': the input ended without proof that the full refresh of version "
+                "%s is complete (no closing ACTIVATE_VERSION: singer-sdk taps send none, and a "
+                "failed tap ends the input too). Its rows were merged as upserts and no row "
+                "was deleted. To have rows the source no longer has removed, run the pipeline "
+                "with `state-service run`, or wrap the tap in `refresh-seal` (meltano run, "
+                "shell pipes).",
+                sink.spec.stream,
+                sink.shadow_version,
+            )
+        try:
+            if ended:
+                self._commit(activate=ended)
+            self._commit()
+            self._wait_for_commits()
+        except BaseException:
+            self._drop_held_shadows()
+            raise
         self._committer.shutdown()
+        self._locks.close()
         for session in self._sessions:
             session.conn.close()
         self._sessions = []
+        self._held_shadows = {}
 
-    def _commit(self, activate: list[tuple[PostgresSink, int]] | None = None) -> None:
+    def _commit(self, activate: list[tuple[PostgresSink, int | None]] | None = None) -> None:
         """Land every buffered record, and the latest STATE with them, in ONE transaction.
 
         The transaction runs on the commit thread (or here, with `activate`, which makes those
@@ -399,12 +599,42 @@ class TargetPostgresAtomic(Target):
         session.job = self._committer.submit(commit)
         self._switch_session()
 
+    def _end_copy(self) -> None:
+        """No statement stays open while the tap is idle (statement or idle timeouts)."""
+        if self._sessions:
+            self.session.stager.close()
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: stop now, exit non-zero; nothing not yet committing commits.
+
+        (singer-sdk's handler exits 0, which a runner would read as success.)
+        """
+        self._failed = True
+        for session in self._sessions:
+            if session.job is not None and not session.job.done():
+                session.conn.cancel_safe()  # a merge still running rolls back
+        name = signal.Signals(signum).name
+        self.logger.error(
+            "Stopped by %s: nothing after the last emitted STATE was committed.", name
+        )
+        raise SystemExit(128 + signum)
+
     def _finish_commits_after_error(self) -> None:
-        """Batches taken before a bad line still commit (and report their STATE)."""
+        """Batches taken before a bad line still commit (and report their STATE).
+
+        The shadow tables of open refreshes go: nothing in them was acknowledged.
+        """
         for session in self._sessions:
             if session.job is not None:
                 session.job.exception()
         self._committer.shutdown()
+        self._locks.close()
+        self._drop_held_shadows()
+
+    def _drop_held_shadows(self) -> None:
+        """A failed run's shadow tables go: nothing in them was acknowledged by a STATE."""
+        if self._held_shadows:
+            connector.drop_tables(self.config, list(self._held_shadows.values()), self.logger)
 
     def _switch_session(self) -> None:
         """Stream the next batch into the other session once its last commit is done."""
@@ -423,12 +653,12 @@ class TargetPostgresAtomic(Target):
         batches: list[Callable[[psycopg.Connection], None]],
         streams: list[str],
         state: str | None,
-        activate: list[tuple[PostgresSink, int]] | None,
+        activate: list[tuple[PostgresSink, int | None]] | None,
     ) -> None:
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported
         try:
-            with conn.transaction():
+            with self._transaction(conn, ", ".join(f"{s}.{t}" for s, t in tables)):
                 # One lock order for every process, so two targets never deadlock.
                 for table in tables:
                     connector.lock_table(conn, *table)

@@ -6,6 +6,7 @@ little wall time. Nested objects and arrays are checked for kind only.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,53 @@ _PYTHON_TYPES: dict[str, Any] = {
 _UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
 _MISSING = re.compile(r"missing required field `(?P<field>.*)`")
 _AT = re.compile(r" - at `\$\.(?P<field>.*)`$")
+_MSGSPEC_TYPE = re.compile(r"`([a-z| ]+)`")
+_JSON_NAMES = {
+    "int": "integer",
+    "float": "number",
+    "str": "string",
+    "bool": "boolean",
+    "dict": "object",
+    "object": "object",
+    "array": "array",
+    "null": "null",
+}
+
+
+def _json_names(problem: str) -> str:
+    """msgspec's "Expected `int | null`, got `str`" in JSON Schema words."""
+
+    def name(match: re.Match[str]) -> str:
+        return " or ".join(_JSON_NAMES.get(p.strip(), p.strip()) for p in match[1].split("|"))
+
+    return _MSGSPEC_TYPE.sub(name, problem[:1].lower() + problem[1:])
+
+
+def _undecodable(stream: str, seq: int, raw: bytes, exc: Exception) -> BadRecordError:
+    """Invalid UTF-8 inside a record: name the top-level field that holds it."""
+    try:
+        record = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        record = None
+    return BadRecordError(stream, seq, unencodable_field(record), f"not valid UTF-8 ({exc})")
+
+
+def unencodable_field(record: Any) -> str | None:
+    """The top-level field of a record (parsed leniently) holding invalid UTF-8 or a lone
+    surrogate escape, which neither msgspec nor PostgreSQL accept."""
+    if not isinstance(record, dict):
+        return None
+    return next((k for k, v in record.items() if _has_surrogate(k) or _has_surrogate(v)), None)
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def _python_type(prop: Any, *, check_types: bool) -> Any:
@@ -60,14 +108,19 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
             fields.append((attribute, Any, None))
         else:
             fields.append((attribute, python_type | None, None))
-    record_type = msgspec.defstruct("Record", fields, rename=rename, forbid_unknown_fields=False)
+    # kw_only: a required key may follow optional properties (schemas list columns in any order).
+    record_type = msgspec.defstruct(
+        "Record", fields, rename=rename, forbid_unknown_fields=False, kw_only=True
+    )
     decode = msgspec.json.Decoder(record_type).decode
     stream, keys = spec.stream, set(spec.keys)
 
     def check(seq: int, raw: bytes) -> None:
         try:
             decode(raw)
-        except msgspec.ValidationError as exc:
+        except msgspec.DecodeError as exc:
+            if not isinstance(exc, msgspec.ValidationError):
+                raise _undecodable(stream, seq, raw, exc) from None
             message = str(exc)
             if found := _MISSING.search(message):
                 raise missing_key(stream, seq, found.group("field")) from None
@@ -76,6 +129,6 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
             if field in keys and "got `null`" in message:
                 raise missing_key(stream, seq, field) from None
             problem = message[: at.start()] if at else message
-            raise BadRecordError(stream, seq, field, problem) from None
+            raise BadRecordError(stream, seq, field, _json_names(problem)) from None
 
     return check

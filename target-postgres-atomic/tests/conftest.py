@@ -56,16 +56,22 @@ def _cli_in_child(args: list[str], stdin: str, stdout: str, stderr: str) -> None
     os._exit(code)
 
 
+def _line(message: dict[str, Any] | str | bytes) -> bytes:
+    if isinstance(message, bytes):
+        return message
+    return (message if isinstance(message, str) else json.dumps(message)).encode()
+
+
 @pytest.fixture
 def run_target(pg_db: PgServer, tmp_path: Path) -> RunTarget:
     """Feed messages (dicts or raw lines) to `target-postgres-atomic` and collect its output."""
 
-    def run(messages: Iterable[dict[str, Any] | str], **settings: Any) -> Run:
+    def run(messages: Iterable[dict[str, Any] | str | bytes], **settings: Any) -> Run:
         config = {**pg_db.target_config(), **settings}
         paths = {name: tmp_path / f"run.{name}" for name in ("config", "in", "out", "err")}
         paths["config"].write_text(json.dumps(config))
-        lines = [m if isinstance(m, str) else json.dumps(m) for m in messages]
-        paths["in"].write_text("\n".join(lines) + "\n")
+        lines = [_line(m) for m in messages]
+        paths["in"].write_bytes(b"\n".join(lines) + b"\n")
         for name in ("out", "err"):
             paths[name].write_text("")
         child = multiprocessing.get_context("fork").Process(

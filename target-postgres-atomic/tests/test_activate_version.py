@@ -12,6 +12,7 @@ from tests.support.target_messages import activate, record, schema, state
 PROPS = {"id": {"type": "integer"}, "v": {"type": "string"}}
 HEAD = schema("items", PROPS)
 TORN_LINE = '{"type": "RECORD", "stream": "it'
+SHADOWS = "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_sdc\\_shadow%'"
 
 
 def version_rows(version: int, ids: range, tag: str) -> list[dict]:
@@ -34,7 +35,7 @@ def test_full_refresh_replaces_table_and_first_activate_deletes_nothing(run_targ
     assert rows("SELECT id, v, _sdc_table_version FROM items ORDER BY id") == [
         (i, "new", 2) for i in range(5, 12)
     ]
-    assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(0,)]
+    assert rows(SHADOWS) == [(0,)]
 
 
 def test_killed_after_first_activate_and_one_record_keeps_all_old_rows(run_target, rows) -> None:
@@ -56,7 +57,9 @@ def test_killed_after_first_activate_and_one_record_keeps_all_old_rows(run_targe
     assert rows("SELECT id, v FROM items ORDER BY id") == [(i, "old") for i in range(10)]
 
 
-def test_refresh_resumes_from_shadow_after_an_interrupted_run(run_target, rows) -> None:
+def test_failed_refresh_leaves_table_and_no_shadow_and_a_resent_refresh_swaps_in(
+    run_target, rows
+) -> None:
     assert run_target([HEAD, *version_rows(1, range(6), "old")]).returncode == 0
     head_part = [
         HEAD,
@@ -65,11 +68,14 @@ def test_refresh_resumes_from_shadow_after_an_interrupted_run(run_target, rows) 
         state({"p": 3}),
         TORN_LINE,
     ]
-    assert run_target(head_part, hard_delete=True, batch_size_rows=1).returncode != 0
-    assert rows("SELECT count(*) FROM items WHERE v = 'old'") == [(6,)]
-    # A resumable tap continues with the same version and sends only the closing message.
-    tail_part = [HEAD, *version_rows(2, range(3, 4), "new"), activate("items", 2)]
-    assert run_target(tail_part, hard_delete=True).returncode == 0
+    failed = run_target(head_part, hard_delete=True, batch_size_rows=1)
+    assert failed.returncode != 0
+    assert failed.states == []  # the rows it loaded were never acknowledged...
+    assert rows("SELECT id, v FROM items ORDER BY id") == [(i, "old") for i in range(6)]
+    assert rows(SHADOWS) == [(0,)]  # ...so they went with the shadow
+    # The tap starts again from its last emitted STATE (none): the whole refresh again.
+    again = [HEAD, activate("items", 3), *version_rows(3, range(4), "new"), activate("items", 3)]
+    assert run_target(again, hard_delete=True).returncode == 0
     assert rows("SELECT id, v FROM items ORDER BY id") == [(i, "new") for i in range(4)]
 
 
@@ -180,15 +186,6 @@ def test_batch_messages_load_jsonl_and_gzip_files(run_target, rows, tmp_path: Pa
     assert run.states == [{"b": 1}]
 
 
-def test_empty_shadow_left_by_an_interrupted_start_is_cleaned_up(run_target, rows) -> None:
-    assert run_target([HEAD, activate("items", 3)]).returncode == 0
-    assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(1,)]
-    run = run_target([HEAD, *version_rows(3, range(2), "new"), activate("items", 3)])
-    assert run.returncode == 0, run.stderr
-    assert rows("SELECT id, v FROM items ORDER BY id") == [(0, "new"), (1, "new")]
-    assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(0,)]
-
-
 def test_bad_record_in_multi_batch_refresh_fails_its_batch_before_state(run_target, rows) -> None:
     props = {"id": {"type": "integer"}, "ts": {"type": ["string", "null"], "format": "date-time"}}
     head = schema("items", props)
@@ -216,29 +213,17 @@ def test_bad_record_in_multi_batch_refresh_fails_its_batch_before_state(run_targ
     assert rows("SELECT id FROM items ORDER BY id") == [(1,), (2,)]
 
 
-def test_refresh_with_only_an_opening_activate_is_swapped_in_at_end_of_input(
-    run_target, rows
-) -> None:
-    # singer-sdk taps (Stream.sync) send one ACTIVATE_VERSION, before the records.
-    assert run_target([HEAD, *version_rows(1, range(5), "old")]).returncode == 0
-    sdk_tap = [HEAD, activate("items", 7), *version_rows(7, range(3), "new"), state({"s": 1})]
-    run = run_target(sdk_tap, hard_delete=True, batch_size_rows=2)
-    assert run.returncode == 0, run.stderr
-    assert run.states == [{"s": 1}]
-    assert rows("SELECT id, v FROM items ORDER BY id") == [(i, "new") for i in range(3)]
-    assert rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_sdc_shadow%'") == [(0,)]
-
-
-def test_resent_opening_activate_of_a_resumed_refresh_publishes_nothing(run_target, rows) -> None:
+def test_resent_opening_activate_publishes_nothing(run_target, rows) -> None:
     assert run_target([HEAD, *version_rows(1, range(10), "old")]).returncode == 0
     head_part = [HEAD, activate("items", 2), *version_rows(2, range(3), "new"), TORN_LINE]
     assert run_target(head_part, batch_size_rows=1).returncode != 0
     # The next run opens the same refresh again and ends before any record of it.
     assert run_target([HEAD, activate("items", 2)]).returncode == 0
     assert rows("SELECT count(*) FROM items WHERE _sdc_deleted_at IS NULL AND v = 'old'") == [(10,)]
-    # ...and a later run that sends the rest finishes the refresh with every row.
-    tail = [HEAD, activate("items", 2), *version_rows(2, range(3, 5), "new"), activate("items", 2)]
-    assert run_target(tail).returncode == 0
+    assert rows(SHADOWS) == [(0,)]
+    # ...and a later run that sends it all, opening and closing, finishes it.
+    whole = [HEAD, activate("items", 2), *version_rows(2, range(5), "new"), activate("items", 2)]
+    assert run_target(whole).returncode == 0
     assert rows("SELECT id, v FROM items WHERE _sdc_deleted_at IS NULL ORDER BY id") == [
         (i, "new") for i in range(5)
     ]
