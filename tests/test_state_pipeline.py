@@ -8,6 +8,7 @@ the target's last STATE.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,12 @@ def test_state_service_run_over_jira_into_postgres(
     one = after_first["bookmarks"]["issues"]["replication_key_value"]
     two = final["bookmarks"]["issues"]["replication_key_value"]
     assert two > one  # the second run resumed from the first bookmark and moved it on
-    assert [(r["status"], r["tap/target"]) for r in run_history(store, "jira", 10)] == [
+    history = run_history(store, "jira", 10)
+    assert [(r["status"], r["tap/target"]) for r in history] == [
         ("SUCCESS", "0/0"),
         ("SUCCESS", "0/0"),
     ]
+    # Both sides log record_count metrics: what the tap emitted is what the target committed.
+    assert history[-1]["records tap/target"] == "issues 40/40"
+    assert re.fullmatch(r"issues (\d+)/\1", history[0]["records tap/target"]), history[0]
     store.dispose()

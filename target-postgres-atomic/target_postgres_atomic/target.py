@@ -16,10 +16,11 @@ from types import FrameType
 import msgspec
 import psycopg
 from psycopg import sql
-from singer_sdk import Target
+from singer_sdk import Target, metrics
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.metrics import Metric
 
 from target_postgres_atomic import connector, merge, shadows
 from target_postgres_atomic.batch_files import read_batch_file
@@ -580,6 +581,7 @@ class TargetPostgresAtomic(Target):
         session.stager.close()
         tables = {(s.spec.schema, s.spec.table) for s in dirty}
         tables |= {(s.spec.schema, s.spec.table) for s, _ in activate or []}
+        counts = {sink.spec.stream: sink.pending for sink in dirty}
         batches = [sink.take_batch() for sink in dirty]
         state_out = state if new_state else None
         if new_state:
@@ -589,7 +591,7 @@ class TargetPostgresAtomic(Target):
 
         def commit() -> None:
             self._commit_batches(
-                session.conn, sorted(tables), batches, streams, state_out, activate
+                session.conn, sorted(tables), batches, streams, state_out, activate, counts
             )
 
         if activate:
@@ -654,6 +656,7 @@ class TargetPostgresAtomic(Target):
         streams: list[str],
         state: str | None,
         activate: list[tuple[PostgresSink, int | None]] | None,
+        counts: dict[str, int],
     ) -> None:
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported
@@ -671,6 +674,13 @@ class TargetPostgresAtomic(Target):
         except BaseException:
             self._failed = True
             raise
+        # singer-sdk's record_count METRIC lines, per committed batch, so a runner can compare
+        # what the tap emitted with what landed (state-service's per-run counts read them).
+        for stream, count in counts.items():
+            metrics.log(
+                self.metrics_logger,
+                metrics.Point("counter", Metric.RECORD_COUNT, count, {"stream": stream}),
+            )
         if state is not None:
             sys.stdout.write(state + "\n")
             sys.stdout.flush()
