@@ -104,9 +104,15 @@ class TableStream(Stream):
         return None
 
     def _flush_state(self) -> None:
-        """Emit STATE now: every record it covers has already been written to stdout."""
+        """Emit STATE once every record it covers has been delivered.
+
+        RECORD lines are already on stdout, so STATE goes now. With ``batch_config`` the
+        records may still sit in a batch file being filled: the state is only marked changed,
+        and the SDK writes it right after the BATCH message of that file (``_sync_batches``).
+        """
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        if self.get_batch_config(self.config) is None:
+            self._write_state_message()
 
     # -- schema that follows the data -------------------------------------------------------
     # DynamoDB has no schema beyond the key. Attributes are declared as they are first seen
