@@ -58,7 +58,9 @@ def test_state_never_precedes_the_records_it_covers(tmp_path: Path, batched: boo
         random_writes(stack.dynamodb(), "batched", 180, keys=400, rng=random.Random(3))
         stack.streams.sync()
         extra = {"batch_config": batch_config(tmp_path)} if batched else {}
-        config = stack.tap_config(["batched"], max_records_per_request=7, **extra)
+        config = stack.tap_config(
+            ["batched"], max_records_per_request=7, state_interval_seconds=0, **extra
+        )
         run = run_tap(tmp_path, config)
         assert run.returncode == 0, run.stderr
         covered_positions(run.messages, "batched")
