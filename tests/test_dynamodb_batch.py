@@ -3,16 +3,13 @@ hold every record it covers (issue 11, bug 1); without it, the RECORD lines."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.support.dynamodb import random_writes, run_tap, running_stack
+from tests.support.dynamodb import batch_records, random_writes, run_tap, running_stack
 
 
 def batch_config(root: Path) -> dict[str, Any]:
@@ -21,14 +18,6 @@ def batch_config(root: Path) -> dict[str, Any]:
         "storage": {"root": root.as_uri(), "prefix": "batch-"},
         "batch_size": 50,
     }
-
-
-def batch_records(message: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for url in message["manifest"]:
-        with gzip.open(urlparse(url).path, "rt") as lines:
-            out += [json.loads(line) for line in lines]
-    return out
 
 
 def covered_positions(messages: list[dict[str, Any]], table: str) -> None:

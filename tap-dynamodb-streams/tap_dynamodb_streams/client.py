@@ -153,7 +153,7 @@ class AwsClients:
             max_pool_connections=max(
                 10,
                 int(config.get("scan_segments") or 0) + 2,
-                int(config.get("max_parallel_shards") or 16) + 2,
+                int(config.get("max_parallel_shards") or 64) + 2,
             ),
         )
         # DescribeStream: "a maximum rate of 10 times per second" (API reference); half of it

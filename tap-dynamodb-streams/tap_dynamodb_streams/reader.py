@@ -10,6 +10,7 @@ the next run.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -44,7 +45,7 @@ class Outcome(Enum):
 @dataclass(frozen=True)
 class ReaderSettings:
     limit: int = 1000  # GetRecords Limit
-    parallel: int = 16  # shards read at once
+    parallel: int = 64  # shards read at once
     calls_per_second: float = 2.5  # GetRecords per shard: half of AWS's, room for a 2nd reader
     idle_seconds: float = 3.0  # an open shard with no record for this long is caught up
     not_found_retries: int = 4  # a listed shard said ResourceNotFound: retry this often
@@ -54,7 +55,7 @@ class ReaderSettings:
     def from_config(cls, config: Mapping[str, Any]) -> ReaderSettings:
         return cls(
             limit=int(config.get("max_records_per_request") or 1000),
-            parallel=max(1, int(config.get("max_parallel_shards") or 16)),
+            parallel=max(1, int(config.get("max_parallel_shards") or 64)),
             calls_per_second=float(config.get("max_get_records_per_shard_per_second") or 0),
             idle_seconds=float(config.get("open_shard_idle_seconds") or 3.0),
             not_found_retries=int(config.get("not_found_retries") or 4),
@@ -154,26 +155,30 @@ class StreamReader:
         done_this_run: set[str],
         progress: Callable[[], None],
     ) -> Generator[tuple[str, dict[str, Any]], None, Outcome | None]:
-        """Read every shard ready in this listing; None when a new listing may show more."""
+        """Read every shard ready in this listing, a child as soon as its parent ended; None
+        when a shard ended whose children are not listed yet (a new listing may show them)."""
         running: set[str] = set()
-        ended_any = False
+        waiting: list[str] = []
+        relist = False  # a shard ended whose children this listing does not show yet
+        parents = {s.get("ParentShardId") for s in run.listing.values()}
         try:
             while True:
-                ready = [s for s in ledger.ready(run.listing) if s not in done_this_run | running]
-                for shard_id in self._by_priority(ledger, ready):
-                    if len(running) >= self.settings.parallel:
-                        break
+                if not waiting:
+                    ready = ledger.ready(run.listing)
+                    waiting = [
+                        s
+                        for s in self._by_priority(ledger, ready)
+                        if s not in done_this_run and s not in running
+                    ]
+                while waiting and len(running) < self.settings.parallel:
+                    shard_id = waiting.pop(0)
                     running.add(shard_id)
-                    pool.submit(
-                        self._fetch,
-                        run,
-                        shard_id,
-                        ledger.start_position(shard_id, run.listing[shard_id]),
-                    )
+                    start = ledger.start_position(shard_id, run.listing[shard_id])
+                    pool.submit(self._fetch, run, shard_id, start)
                 if not running:
-                    if not ended_any:
-                        return Outcome.ENDED if ledger.all_ended() else Outcome.CAUGHT_UP
-                    return None  # children of what ended may be missing from this listing
+                    if relist:
+                        return None
+                    return Outcome.ENDED if ledger.all_ended() else Outcome.CAUGHT_UP
                 item = self._next(run)
                 if isinstance(item, _Failed):
                     raise item.error
@@ -193,7 +198,8 @@ class StreamReader:
                 if item.ended:
                     entry["ended"] = True
                     running.discard(item.shard_id)
-                    ended_any = True
+                    relist = relist or item.shard_id not in parents
+                    waiting = []  # its children may be ready now
                 if item.records or item.ended:
                     progress()
         finally:
@@ -245,7 +251,7 @@ class StreamReader:
             "value": round(self.max_lag, 1),
             "tags": {"stream": self.table},
         }
-        METRICS.info("METRIC: %s", point)
+        METRICS.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
 
     # -- worker threads -------------------------------------------------------------------
     def _fetch(self, run: _Run, shard_id: str, start: dict[str, str]) -> None:
@@ -280,7 +286,8 @@ class StreamReader:
             if now > run.deadline:
                 return Outcome.OUT_OF_TIME
             if pace and now - last_call < pace:
-                time.sleep(pace - (now - last_call))
+                run.stop.wait(min(pace - (now - last_call), max(0.0, run.deadline - now)))
+                continue
             last_call = time.monotonic()
             try:
                 page = self.aws.records(iterator, self.settings.limit)
@@ -358,8 +365,8 @@ class StreamReader:
         position is its listed EndingSequenceNumber). Raises the vanished-shard gap when the
         retries run out.
         """
-        bounds = run.listing[shard_id]["SequenceNumberRange"]
-        if position.get("SequenceNumber") == bounds.get("EndingSequenceNumber"):
+        ending = run.listing[shard_id]["SequenceNumberRange"].get("EndingSequenceNumber")
+        if ending is not None and position.get("SequenceNumber") == ending:
             return -1
         if tries >= self.settings.not_found_retries:
             raise vanished(self.table, shard_id, position.get("SequenceNumber"))

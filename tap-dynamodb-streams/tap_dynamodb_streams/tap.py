@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+from tap_dynamodb_streams import redact
 
 
 class TapDynamoDBStreams(Tap):
@@ -101,7 +105,7 @@ class TapDynamoDBStreams(Tap):
         th.Property(
             "max_parallel_shards",
             th.IntegerType,
-            default=16,
+            default=64,
             description="Shards read at once (a child only after its parent was read to its end).",
         ),
         th.Property(
@@ -147,6 +151,14 @@ class TapDynamoDBStreams(Tap):
             ),
         ),
     ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        redact.install()  # before the first AWS call logs anything
+        super().__init__(*args, **kwargs)
+        redact.forget_in_logs(
+            self.config.get(k)
+            for k in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+        )
 
     def discover_streams(self) -> list[Stream]:
         from tap_dynamodb_streams.streams import discover_table_streams

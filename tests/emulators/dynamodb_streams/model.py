@@ -286,10 +286,11 @@ class StreamsModel:
         shard.open_looking_calls = self.faults.close_lag_calls
 
     def split(self, table: str, limit: int | None = None) -> list[str]:
-        """One new generation: every open shard (or the first ``limit``) splits in two."""
+        """Every open shard (or the ``limit`` newest) splits in two: a new generation."""
         stream = self.current_stream(table)
         children: list[str] = []
-        for shard in stream.open_leaves()[:limit]:
+        leaves = stream.open_leaves()
+        for shard in leaves if limit is None else leaves[-limit:]:
             self.close_shard(stream, shard)
             generation = self.generation(stream, shard) + 1
             middle = (shard.hash_lo + shard.hash_hi) // 2
