@@ -37,7 +37,7 @@ def split_table(stack: Stack, table: str) -> None:
 def test_empty_stretches_on_closed_and_open_shards_are_followed(tmp_path: Path) -> None:
     """Bug 3: a closed shard returns runs of empty pages before its null iterator; the old
     reader gave up after 3 and restarted the stretch every run, so the children never came."""
-    faults = Faults(closed_tail_pages=6, empty_stretch_rate=0.3, empty_stretch_pages=4, seed=2)
+    faults = Faults(closed_tail_pages=16, empty_stretch_rate=0.3, empty_stretch_pages=4, seed=2)
     with running_stack(faults) as stack:
         split_table(stack, "stretch")
         config = stack.tap_config(["stretch"], open_shard_idle_seconds=3)
