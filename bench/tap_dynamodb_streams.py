@@ -7,15 +7,14 @@ moto as the table service. Prints markdown tables:
   the shards, whole process included (start-up counts), for ours in one process, ours as 4
   partitions (4 processes at once, wall time of the slowest) and the peer; plus one shard at
   ``--events`` and ten times as many. The events sit in closed shards (the peer reads only
-  closed shards); each closed shard's children hold one event written after the run began, as
-  on a busy table, so ours sees where "now" is;
+  closed shards; their children are open and empty);
 - completeness: after an initial run, ``--writes`` writes, then one more run of each tap, in
   three scenarios (writes in open shards; a split in the middle; a split and iterator expiry
   while reading): events emitted and events missed.
 
-Throughput runs use the endpoint without its AWS rate limits and ours unpaced
-(``max_get_records_per_shard_per_second: 0``): they measure the readers, not a limit both
-would hit. The completeness runs use the AWS-faithful endpoint and ours with its defaults.
+Throughput runs use the endpoint without its AWS rate limits and empty stretches, and ours
+unpaced with a 0.5 s open-shard idle time (``UNPACED``): they measure the readers, not a limit
+both would hit. The completeness runs use the AWS-faithful endpoint and ours with its defaults.
 
 The peer is installed into ``bench/.venvs/tap-dynamodb`` with uv when missing. Its boto3
 (1.14) has no endpoint setting except a hard-coded localhost:8000, so it runs under a shim that
@@ -48,6 +47,9 @@ PEER_VENV = REPO / "bench" / ".venvs" / "tap-dynamodb"
 PEER_PACKAGE = "tap-dynamodb"
 SHIM = REPO / "bench" / "peers" / "tap_dynamodb_shim.py"
 TABLE = "bench_events"
+# Throughput runs: no pacing (the endpoint has no rate limits there either), and an open shard
+# counts as caught up after 0.5 quiet seconds (no empty stretches there either).
+UNPACED = {"max_get_records_per_shard_per_second": 0, "open_shard_idle_seconds": 0.5}
 MEASURE = (
     "import resource, subprocess, sys, time; t = time.perf_counter(); "
     "rc = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], 'w')).returncode; "
@@ -192,32 +194,25 @@ def append_writes(stack: Stack, first: int, count: int) -> None:
         stack.streams.append(TABLE, "INSERT", image)
 
 
-def busy_tips(stack: Stack, first: int) -> None:
-    """One event written 10 s after the backlog in every open shard (a busy table's "now")."""
-    stack.streams.advance(10)
-    open_shards = [s for s in stack.streams.shards(TABLE) if not s["closed"]]
-    w = first
-    while any(s["records"] == 0 for s in open_shards):
-        append_writes(stack, w, 1)
-        w += 1
-        open_shards = [s for s in stack.streams.shards(TABLE) if not s["closed"]]
-
-
 def warm_up(stack: Stack) -> None:
     """Read the stream once so the endpoint has encoded every record before anyone is timed."""
     streams = boto3_streams(stack)
     arn = streams.list_streams(TableName=TABLE)["Streams"][0]["StreamArn"]
-    paginator = streams.get_paginator("describe_stream")
-    for page in paginator.paginate(StreamArn=arn):
-        for shard in page["StreamDescription"]["Shards"]:
+    request = {"StreamArn": arn}
+    while True:
+        description = streams.describe_stream(**request)["StreamDescription"]
+        for shard in description["Shards"]:
             iterator = streams.get_shard_iterator(
                 StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
             )["ShardIterator"]
             while iterator:
-                page_ = streams.get_records(ShardIterator=iterator)
-                if not page_["Records"]:
+                page = streams.get_records(ShardIterator=iterator)
+                if not page["Records"]:
                     break
-                iterator = page_.get("NextShardIterator")
+                iterator = page.get("NextShardIterator")
+        if "LastEvaluatedShardId" not in description:
+            return
+        request["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
 
 
 def boto3_streams(stack: Stack) -> Any:
@@ -245,10 +240,7 @@ def peer_after_full_table(stack: Stack, work: Path, python: Path) -> Peer:
 
 def partitions(stack: Stack, work: Path, count: int) -> tuple[set[int], int, float]:
     """Ours as ``count`` partitions at once: backlog events seen, worst exit, wall seconds."""
-    taps = [
-        Ours(stack, work, partition=f"{i}/{count}", max_get_records_per_shard_per_second=0)
-        for i in range(count)
-    ]
+    taps = [Ours(stack, work, partition=f"{i}/{count}", **UNPACED) for i in range(count)]
     started = time.perf_counter()
     with ThreadPoolExecutor(count) as pool:
         results = list(pool.map(lambda t: t[1].run(f"part{t[0]}"), enumerate(taps)))
@@ -264,7 +256,6 @@ def throughput(work: Path, peer_python: Path | None, shards: int, events: int) -
     try:
         append_writes(stack, 0, events)
         stack.streams.split(TABLE)  # the data sits in closed shards
-        busy_tips(stack, events)
         warm_up(stack)
         load = os.getloadavg()[0]
         rates: dict[str, float] = {}
@@ -277,7 +268,7 @@ def throughput(work: Path, peer_python: Path | None, shards: int, events: int) -
                 f"{rates[name]:,.0f} | {load:.1f} |"
             )
 
-        ours = Ours(stack, work, max_get_records_per_shard_per_second=0)
+        ours = Ours(stack, work, **UNPACED)
         records, rc, seconds, _ = ours.run(f"t{shards}")
         row("ours, 1 process", {int(r["w"]) for r in records}, rc, seconds)
         if shards > 1:

@@ -44,7 +44,7 @@ def covered_positions(messages: list[dict[str, Any]], table: str) -> None:
 def test_state_never_precedes_the_records_it_covers(tmp_path: Path, batched: bool) -> None:
     with running_stack() as stack:
         stack.create_table("batched")
-        random_writes(stack.dynamodb(), "batched", 180, keys=400, rng=random.Random(3))
+        random_writes(stack.dynamodb(), "batched", 120, keys=400, rng=random.Random(3))
         stack.streams.sync()
         extra = {"batch_config": batch_config(tmp_path)} if batched else {}
         config = stack.tap_config(
