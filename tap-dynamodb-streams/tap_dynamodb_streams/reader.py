@@ -159,11 +159,13 @@ class StreamReader:
         when a shard ended whose children are not listed yet (a new listing may show them)."""
         running: set[str] = set()
         waiting: list[str] = []
+        refresh = True  # what is ready changes only when a shard ended (O(shards) to find)
         relist = False  # a shard ended whose children this listing does not show yet
         parents = {s.get("ParentShardId") for s in run.listing.values()}
         try:
             while True:
-                if not waiting:
+                if refresh:
+                    refresh = False
                     ready = ledger.ready(run.listing)
                     waiting = [
                         s
@@ -199,7 +201,7 @@ class StreamReader:
                     entry["ended"] = True
                     running.discard(item.shard_id)
                     relist = relist or item.shard_id not in parents
-                    waiting = []  # its children may be ready now
+                    refresh = True  # its children may be ready now
                 if item.records or item.ended:
                     progress()
         finally:
