@@ -1,19 +1,26 @@
 """tap-dynamodb-streams vs singer-io tap-dynamodb (PyPI, LOG_BASED), side by side, one run.
 
 Both taps read the same Streams endpoint (tests/emulators/dynamodb_streams, real HTTP) with
-moto as the table service. Prints a markdown table:
+moto as the table service. Prints markdown tables:
 
-- throughput: events/s and peak RSS reading ``--events`` change events from one closed shard
-  (the peer only reads closed shards, so the data sits in one to be fair to it);
+- throughput at 1, 64 and 1,024 shards: events/s reading ``--events`` change events spread over
+  the shards, whole process included (start-up counts), for ours in one process, ours as 4
+  partitions (4 processes at once, wall time of the slowest) and the peer; plus one shard at
+  ``--events`` and ten times as many. The events sit in closed shards (the peer reads only
+  closed shards; their children are open and empty);
 - completeness: after an initial run, ``--writes`` writes, then one more run of each tap, in
   three scenarios (writes in open shards; a split in the middle; a split and iterator expiry
   while reading): events emitted and events missed.
+
+Throughput runs use the endpoint without its AWS rate limits and empty stretches, and ours
+unpaced with a 0.5 s open-shard idle time (``UNPACED``): they measure the readers, not a limit
+both would hit. The completeness runs use the AWS-faithful endpoint and ours with its defaults.
 
 The peer is installed into ``bench/.venvs/tap-dynamodb`` with uv when missing. Its boto3
 (1.14) has no endpoint setting except a hard-coded localhost:8000, so it runs under a shim that
 points its boto3 clients at our ephemeral ports (``bench/peers/tap_dynamodb_shim.py``).
 
-Usage: ``.venv/bin/python bench/tap_dynamodb_streams.py [--events 200000] [--writes 300]``
+Usage: ``.venv/bin/python bench/tap_dynamodb_streams.py [--events 20000] [--writes 300]``
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,9 @@ PEER_PACKAGE = "tap-dynamodb"
 SHIM = REPO / "bench" / "peers" / "tap_dynamodb_shim.py"
 TABLE = "bench_events"
 COMPONENT = "tap-dynamodb-streams"
+# Throughput runs: no pacing (the endpoint has no rate limits there either), and an open shard
+# counts as caught up after 0.5 quiet seconds (no empty stretches there either).
+UNPACED = {"max_get_records_per_shard_per_second": 0, "open_shard_idle_seconds": 0.5}
 MEASURE = (
     "import resource, subprocess, sys, time; t = time.perf_counter(); "
     "rc = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], 'w')).returncode; "
@@ -98,13 +109,14 @@ def messages(path: Path) -> list[dict[str, Any]]:
 class Ours:
     name = "tap-dynamodb-streams"
 
-    def __init__(self, stack: Stack, work: Path) -> None:
-        self.stack, self.work = stack, work
+    def __init__(self, stack: Stack, work: Path, **settings: Any) -> None:
+        self.stack, self.work, self.settings = stack, work, settings
         self.state: dict[str, Any] | None = None
 
     def run(self, tag: str) -> tuple[list[dict[str, Any]], int, float, int]:
         config = self.work / f"ours-{tag}-config.json"
-        config.write_text(json.dumps(self.stack.tap_config([TABLE], max_run_seconds=600)))
+        settings = {"max_run_seconds": 600, **self.settings}
+        config.write_text(json.dumps(self.stack.tap_config([TABLE], **settings)))
         command = [str(BIN / "tap-dynamodb-streams"), "--config", str(config)]
         if self.state is not None:
             state = self.work / f"ours-{tag}-state.json"
@@ -171,9 +183,9 @@ class Peer:
         return [m["record"] for m in found if m["type"] == "RECORD"], rc, seconds, rss
 
 
-def new_stack(work: Path) -> Stack:
-    stack = start_stack()
-    stack.create_table(TABLE)
+def new_stack(faults: Faults | None = None, shards: int = 1) -> Stack:
+    stack = start_stack(faults)
+    stack.create_table(TABLE, roots=shards)
     return stack
 
 
@@ -188,15 +200,21 @@ def warm_up(stack: Stack) -> None:
     """Read the stream once so the endpoint has encoded every record before anyone is timed."""
     streams = boto3_streams(stack)
     arn = streams.list_streams(TableName=TABLE)["Streams"][0]["StreamArn"]
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator)
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
+    request = {"StreamArn": arn}
+    while True:
+        description = streams.describe_stream(**request)["StreamDescription"]
+        for shard in description["Shards"]:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator)
+                if not page["Records"]:
+                    break
+                iterator = page.get("NextShardIterator")
+        if "LastEvaluatedShardId" not in description:
+            return
+        request["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
 
 
 def boto3_streams(stack: Stack) -> Any:
@@ -205,40 +223,73 @@ def boto3_streams(stack: Stack) -> Any:
     return boto3.client("dynamodbstreams", endpoint_url=stack.streams.url, **CREDENTIALS)
 
 
-def throughput(work: Path, peer_python: Path | None, events: int) -> list[str]:
+def peer_after_full_table(stack: Stack, work: Path, python: Path) -> Peer:
+    """The peer, as after its initial full-table sync (LOG_BASED reads the stream next)."""
+    peer = Peer(stack, work, python)
+    peer.discover()
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    peer.state = {
+        "bookmarks": {
+            TABLE: {
+                "initial_full_table_complete": True,
+                "success_timestamp": now,
+                "last_replication_method": "LOG_BASED",
+            }
+        }
+    }
+    return peer
+
+
+def partitions(stack: Stack, work: Path, count: int) -> tuple[set[int], int, float]:
+    """Ours as ``count`` partitions at once: backlog events seen, worst exit, wall seconds."""
+    taps = [Ours(stack, work, partition=f"{i}/{count}", **UNPACED) for i in range(count)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        results = list(pool.map(lambda t: t[1].run(f"part{t[0]}"), enumerate(taps)))
+    seconds = time.perf_counter() - started
+    seen = {int(r["w"]) for records, *_ in results for r in records}
+    return seen, max(rc for _, rc, _, _ in results), seconds
+
+
+def throughput(work: Path, peer_python: Path | None, shards: int, events: int) -> list[str]:
+    """Rows for one stream of ``shards`` shards holding ``events`` events in closed shards."""
     rows = []
-    stack = new_stack(work)
+    stack = new_stack(Faults.lenient(), shards)
     try:
         append_writes(stack, 0, events)
-        stack.streams.split(TABLE)  # the data sits in one closed shard
+        stack.streams.split(TABLE)  # the data sits in closed shards
         warm_up(stack)
-        taps: list[Ours | Peer] = [Ours(stack, work)]
-        if peer_python is not None:
-            peer = Peer(stack, work, peer_python)
-            peer.discover()
-            now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-            peer.state = {
-                "bookmarks": {
-                    TABLE: {
-                        "initial_full_table_complete": True,
-                        "success_timestamp": now,
-                        "last_replication_method": "LOG_BASED",
-                    }
-                }
-            }
-            taps.append(peer)
-        rates = {}
-        for tap in taps:
-            records, rc, seconds, rss = tap.run("throughput")
-            rate = len(records) / seconds
-            rates[tap.name] = rate
+        load = os.getloadavg()[0]
+        rates: dict[str, float] = {}
+
+        def row(name: str, seen: set[int], rc: int, seconds: float) -> None:
+            got = len(seen & set(range(events)))
+            rates[name] = got / seconds
             rows.append(
-                f"| {tap.name} | {events:,} | {len(records):,} | {rc} | {seconds:.1f} | "
-                f"{rate:,.0f} | {rss / 1024:.0f} |"
+                f"| {shards:,} | {name} | {events:,} | {events - got} | {rc} | {seconds:.1f} | "
+                f"{rates[name]:,.0f} | {load:.1f} |"
             )
-        if len(rates) == 2:
-            ours, theirs = rates.values()
-            rows.append(f"\nThroughput ratio (ours / peer): **{ours / theirs:.2f}x**")
+
+        ours = Ours(stack, work, **UNPACED)
+        records, rc, seconds, _ = ours.run(f"t{shards}")
+        row("ours, 1 process", {int(r["w"]) for r in records}, rc, seconds)
+        if shards > 1:
+            seen, rc, seconds = partitions(stack, work, 4)
+            row("ours, 4 partitions", seen, rc, seconds)
+        if peer_python is not None:
+            peer = peer_after_full_table(stack, work, peer_python)
+            records, rc, seconds, _ = peer.run(f"t{shards}")
+            row("singer-io tap-dynamodb", {int(r["w"]) for r in records}, rc, seconds)
+            ratio = rates["ours, 1 process"] / rates["singer-io tap-dynamodb"]
+            figure(
+                COMPONENT,
+                f"events/s, {shards:,} shards, {events:,} events",
+                "singer-io tap-dynamodb",
+                rates["ours, 1 process"],
+                rates["singer-io tap-dynamodb"],
+                higher_is_better=True,
+            )
+            rows.append(f"| {shards:,} | ours (1 process) / peer | | | | | **{ratio:.2f}x** | |")
     finally:
         stack.stop()
     return rows
@@ -250,7 +301,7 @@ SCENARIOS = ("open shards", "split mid-way", "split + iterator expiry")
 def completeness(work: Path, peer_python: Path | None, writes: int) -> list[str]:
     rows = []
     for scenario in SCENARIOS:
-        stack = new_stack(work)
+        stack = new_stack()
         try:
             taps: list[Ours | Peer] = [Ours(stack, work)]
             if peer_python is not None:
@@ -303,10 +354,14 @@ def main() -> int:
             f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
             f"on {os.cpu_count()} CPUs (shared machine)\n"
         )
-        print("| tap | events in stream | records out | exit | seconds | events/s | peak RSS MiB |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for row in throughput(work, peer_python, args.events):
-            print(row, flush=True)
+        print(
+            "| shards | tap | events | missed | exit | seconds | events/s | load avg |\n"
+            "|---:|---|---:|---:|---:|---:|---:|---:|"
+        )
+        sizes = [(1, args.events), (1, args.events * 10), (64, args.events), (1024, args.events)]
+        for shards, events in sizes:
+            for line in throughput(work, peer_python, shards, events):
+                print(line, flush=True)
         print("\n| scenario | tap | events | records out | events missed | exit |")
         print("|---|---|---:|---:|---:|---:|")
         for row in completeness(work, peer_python, args.writes):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -15,7 +15,7 @@ from tests.emulators.dynamodb_streams.feed import CREDENTIALS
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    s = start_stack()
+    s = start_stack(Faults.lenient())
     try:
         yield s
     finally:
@@ -130,3 +130,64 @@ def test_reenabled_stream_has_a_new_arn_and_the_old_one_closes(stack: Stack) -> 
     described = client.describe_stream(StreamArn=old)["StreamDescription"]
     assert described["StreamStatus"] == "DISABLED"
     assert all("EndingSequenceNumber" in s["SequenceNumberRange"] for s in described["Shards"])
+
+
+def read_all(client: Any, iterator: str) -> tuple[list[int], int]:
+    """Follow an iterator to its null end: (sequence numbers, empty pages seen)."""
+    seqs: list[int] = []
+    empty = 0
+    while iterator:
+        page = client.get_records(ShardIterator=iterator)
+        seqs += [int(r["dynamodb"]["SequenceNumber"]) for r in page["Records"]]
+        empty += not page["Records"]
+        iterator = page.get("NextShardIterator")
+    return seqs, empty
+
+
+def throttled(client: Any, call: Callable[[], object], times: int) -> int:
+    """How many of ``times`` back-to-back calls were refused with LimitExceededException."""
+    refused = 0
+    for _ in range(times):
+        try:
+            call()
+        except client.exceptions.LimitExceededException:
+            refused += 1
+    return refused
+
+
+def test_aws_faithful_default_empty_stretches_limits_and_strict_positions() -> None:
+    """The default Faults(): empty stretches move the iterator, a closed shard ends only after
+    its tail stretch, AT_SEQUENCE_NUMBER needs a real record, GetRecords per shard and
+    DescribeStream are rate limited, and Date tells the virtual time."""
+    s = start_stack(Faults(empty_stretch_rate=0.5, get_records_per_shard_per_second=0))
+    try:
+        arn = s.create_table("aws")
+        for i in range(20):
+            put(s, "aws", f"k{i}")
+        s.streams.split("aws")
+        client = streams_client(s)
+        described = client.describe_stream(StreamArn=arn)
+        assert described["ResponseMetadata"]["HTTPHeaders"]["date"].startswith("Thu, 01 Jan 2026")
+        root = next(x for x in described["StreamDescription"]["Shards"] if "ParentShardId" not in x)
+        start = root["SequenceNumberRange"]["StartingSequenceNumber"]
+        with pytest.raises(client.exceptions.ClientError, match="ValidationException"):
+            client.get_shard_iterator(
+                StreamArn=arn,
+                ShardId=root["ShardId"],
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                SequenceNumber=start,
+            )
+        it = client.get_shard_iterator(
+            StreamArn=arn, ShardId=root["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        seqs, empty = read_all(client, it)
+        assert len(seqs) == 20 and seqs == sorted(seqs)
+        assert empty >= 2 + 3  # the closed tail, and at least one stretch before a record
+
+        s.streams.set_faults(Faults())
+        # Eight calls, at most five per second per shard; fourteen, at most ten per second.
+        # (At least one refusal, not a count: the machine is shared and slow at times.)
+        assert throttled(client, lambda: client.get_records(ShardIterator=it), 8)
+        assert throttled(client, lambda: client.describe_stream(StreamArn=arn), 14)
+    finally:
+        s.stop()

@@ -35,15 +35,15 @@ FAULTS = Faults(
 )
 
 
-def load_rows(db: PgServer, table: str) -> dict[str, dict[str, Any]]:
+def load_rows(db: PgServer, table: str = TABLE) -> dict[str, dict[str, Any]]:
     with db.connect() as conn:
         cur = conn.execute(sql.SQL("SELECT pk, n, i, s FROM {} ").format(sql.Identifier(table)))
         return {row[0]: {"n": row[1], "i": row[2], "s": row[3]} for row in cur.fetchall()}
 
 
-def source_rows(stack: Stack) -> dict[str, dict[str, Any]]:
+def source_rows(stack: Stack, table: str = TABLE) -> dict[str, dict[str, Any]]:
     out = {}
-    for item in scan_items(stack.dynamodb(), TABLE):
+    for item in scan_items(stack.dynamodb(), table):
         out[item["pk"]["S"]] = {
             "n": Decimal(item["n"]["N"]) if "n" in item else None,
             "i": Decimal(item["i"]["N"]) if "i" in item else None,
@@ -55,7 +55,7 @@ def source_rows(stack: Stack) -> dict[str, dict[str, Any]]:
 def drive(
     stack: Stack, tmp_path: Path, db: PgServer, rng: random.Random, phases: int, kills: int
 ) -> tuple[list[PipelineRun], dict[str, Any] | None]:
-    tap_config = stack.tap_config([TABLE], max_records_per_request=50)
+    tap_config = stack.tap_config([TABLE], max_records_per_request=50, state_interval_seconds=0)
     target_config = {**db.target_config(), "hard_delete": True, "batch_size_rows": 40}
     runs: list[PipelineRun] = []
     state: dict[str, Any] | None = None
@@ -66,7 +66,7 @@ def drive(
             stack.streams.split(TABLE)  # three generations of splits over the phases
         stack.streams.sync()
         for attempt in range(12):
-            kill_at = rng.randint(3, 400) if kills and attempt < 2 else None
+            kill_at = rng.randint(3, 120) if kills and attempt < 2 else None
             run = run_pipeline(tmp_path, tap_config, target_config, state, kill_at)
             runs.append(run)
             if kill_at is None:
@@ -80,8 +80,8 @@ def drive(
     return runs, state
 
 
-def check(stack: Stack, runs: list[PipelineRun], db: PgServer) -> None:
-    truth = stack.streams.events(TABLE)
+def check(stack: Stack, runs: list[PipelineRun], db: PgServer, table: str = TABLE) -> None:
+    truth = stack.streams.events(table)
     emitted = {str(r["_sdc_sequence_number"]) for run in runs for r in run.records}
     missing = [e for e in truth if e["sequence_number"] not in emitted]
     assert not missing, f"{len(missing)} of {len(truth)} events never emitted"
@@ -90,9 +90,10 @@ def check(stack: Stack, runs: list[PipelineRun], db: PgServer) -> None:
         for r in run.records:
             per_key.setdefault(str(r["pk"]), []).append(int(str(r["_sdc_sequence_number"])))
         assert all(s == sorted(s) for s in per_key.values()), "a key's events out of order"
-    assert load_rows(db, TABLE) == source_rows(stack)
+    assert load_rows(db, table) == source_rows(stack, table)
 
 
+@pytest.mark.soak  # the 1,024-shard test below covers this in `make test`
 def test_thousand_writes_split_faults_sigkill_resume_equal_in_postgres(
     pg_db: PgServer, tmp_path: Path
 ) -> None:
@@ -113,3 +114,88 @@ def test_soak_many_phases_and_kills(pg_db: PgServer, tmp_path: Path) -> None:
         stack.create_table(TABLE)
         runs, _ = drive(stack, tmp_path, pg_db, random.Random(7), phases=12, kills=20)
         check(stack, runs, pg_db)
+
+
+WIDE = "wide_events"
+WIDE_FAULTS = Faults(
+    empty_page_rate=0.05,
+    throttle_rate=0.01,
+    server_error_rate=0.005,
+    transient_not_found_rate=0.01,
+    stall_first_get_records=5,
+    close_lag_calls=1,
+    scramble_listing=True,
+    seed=12,
+)
+
+
+def drive_wide(
+    stack: Stack,
+    tmp_path: Path,
+    db: PgServer,
+    config: dict[str, Any],
+    rng: random.Random,
+    kill_range: tuple[int, int],
+) -> list[PipelineRun]:
+    """Three phases of writes with splits between; the tap SIGKILLed in the second; then
+    resumed from the target's committed state until every event went out."""
+    target_config = {**db.target_config(), "hard_delete": True, "batch_size_rows": 200}
+    runs: list[PipelineRun] = []
+    state: dict[str, Any] | None = None
+    for phase, split in enumerate([256, 128, 0]):
+        random_writes(stack.dynamodb(), WIDE, 150, keys=200, rng=rng)
+        if split:
+            stack.streams.split(WIDE, limit=split)
+        stack.streams.sync()
+        # With batch_config a run writes a handful of lines (SCHEMA, BATCH, STATE, ...).
+        kill_at = rng.randint(*kill_range) if phase == 1 else None
+        run = run_pipeline(tmp_path, config, target_config, state, kill_at)
+        assert run.target_returncode == 0, run.stderr[-3000:]
+        assert (run.tap_returncode != 0) is (kill_at is not None), run.stderr[-3000:]
+        runs.append(run)
+        state = run.committed_state
+    truth = {e["sequence_number"] for e in stack.streams.events(WIDE)}
+    for _ in range(6):  # open shards idle out at random (empty stretches): runs go on
+        if truth <= {str(r["_sdc_sequence_number"]) for run in runs for r in run.records}:
+            break
+        run = run_pipeline(tmp_path, config, target_config, state)
+        assert run.tap_returncode == 0 and run.target_returncode == 0, run.stderr[-3000:]
+        runs.append(run)
+        state = run.committed_state
+    return runs
+
+
+@pytest.mark.parametrize(
+    "batched",
+    # Records mode is what every other test here reads; `make soak` runs it at this scale too.
+    [pytest.param(False, marks=pytest.mark.soak), True],
+    ids=["records", "batch_config"],
+)
+def test_thousand_shards_generations_faults_sigkill_equal_in_postgres(
+    pg_db: PgServer, tmp_path: Path, batched: bool
+) -> None:
+    """1,024 shards in three generations (256 roots, all split, 128 of the children split
+    again; 640 open), AWS-faithful empty stretches and rate limits plus empty pages,
+    throttling, 500s, transient ResourceNotFound and iterator expiry; a SIGKILL of the tap
+    mid-run and resumes from the target's committed state; equal item by item."""
+    batches = tmp_path / "batches"
+    batches.mkdir()
+    batch_config = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": batches.as_uri(), "prefix": "b-"},
+        "batch_size": 100,
+    }
+    extra: dict[str, Any] = {"batch_config": batch_config} if batched else {}
+    with running_stack(WIDE_FAULTS) as stack:
+        stack.create_table(WIDE, roots=256)
+        config = stack.tap_config(
+            [WIDE], max_parallel_shards=256, state_interval_seconds=0, **extra
+        )
+        kills = (4, 5) if batched else (20, 60)
+        runs = drive_wide(stack, tmp_path, pg_db, config, random.Random(1024 + batched), kills)
+        assert len(stack.streams.shards(WIDE)) == 1024
+        assert any(r.records for r in runs[2:])  # resumed after the kill
+        check(stack, runs, pg_db, WIDE)
+        for code in ("ExpiredIteratorException", "LimitExceededException"):
+            assert stack.streams.errors.get(code, 0) > 0, code
+        assert stack.streams.errors.get("ResourceNotFoundException", 0) > 0

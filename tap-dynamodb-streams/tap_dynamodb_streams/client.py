@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import backoff
@@ -29,6 +32,7 @@ RETRYABLE_CODES = {
 }
 OUR_MAX_TRIES = 6
 OUR_MAX_WAIT_SECONDS = 30
+LOG = logging.getLogger("tap-dynamodb-streams.client")
 
 
 class ExpiredIterator(Exception):
@@ -45,6 +49,21 @@ class ResourceNotFound(Exception):
 
 class StillThrottled(Exception):
     """AWS kept throttling or failing after every retry; carries the last error."""
+
+
+class InvalidPosition(Exception):
+    """GetShardIterator refused the requested position (``ValidationException``)."""
+
+
+class MalformedResponse(Exception):
+    """A 200 answer without the field the API reference promises."""
+
+
+def field(response: Mapping[str, Any], name: str, operation: str) -> Any:
+    try:
+        return response[name]
+    except (KeyError, TypeError):
+        raise MalformedResponse(f"{operation} answered without {name!r}") from None
 
 
 def error_code(err: ClientError) -> str:
@@ -64,6 +83,8 @@ def _classified(call: Callable[[], T]) -> T:
             raise ResourceNotFound(str(err)) from err
         if code in RETRYABLE_CODES:
             raise StillThrottled(str(err)) from err
+        if code == "ValidationException":
+            raise InvalidPosition(str(err)) from err
         raise
 
 
@@ -93,6 +114,27 @@ def _records_as_wire_json(
         response_dict["body"] = b"{}"
 
 
+class Pacer:
+    """At most ``rate`` calls per second across threads (0: unpaced); logs what it waits for."""
+
+    def __init__(self, rate: float, what: str) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.what = what
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            LOG.debug("waiting %.2f s for the %s rate limit", slot - now, self.what)
+            time.sleep(slot - now)
+
+
 class AwsClients:
     """DynamoDB (tables) and DynamoDB Streams clients built from the tap's settings."""
 
@@ -108,8 +150,18 @@ class AwsClients:
             retries={"mode": "standard", "max_attempts": 10},
             connect_timeout=10,
             read_timeout=30,
-            max_pool_connections=max(10, int(config.get("scan_segments") or 0) + 2),
+            max_pool_connections=max(
+                10,
+                int(config.get("scan_segments") or 0) + 2,
+                int(config.get("max_parallel_shards") or 64) + 2,
+            ),
         )
+        # DescribeStream: "a maximum rate of 10 times per second" (API reference); half of it
+        # leaves the other half to other readers of the account.
+        self._describe_pacer = Pacer(
+            float(config.get("describe_stream_per_second") or 5), "DescribeStream"
+        )
+        self._clock_offset: float | None = None
         endpoint = config.get("endpoint_url")
         self.dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=retry)
         self.streams = session.client(
@@ -130,6 +182,7 @@ class AwsClients:
         request: dict[str, Any] = {"TableName": table}
         while True:
             page = _retrying(lambda: self.streams.list_streams(**request))
+            self._learn_clock(page)
             streams += page.get("Streams", [])
             if not page.get("LastEvaluatedStreamArn"):
                 break
@@ -137,23 +190,41 @@ class AwsClients:
         return [s["StreamArn"] for s in sorted(streams, key=lambda s: s["StreamLabel"])]
 
     def describe_stream(self, arn: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        """The stream's description and every shard, following LastEvaluatedShardId."""
+        """The stream's description and every shard, 100 per page (the API's upper limit),
+        following LastEvaluatedShardId, paced below the API's rate limit."""
         shards: dict[str, dict[str, Any]] = {}
-        request: dict[str, Any] = {"StreamArn": arn}
+        request: dict[str, Any] = {"StreamArn": arn, "Limit": 100}
         while True:
-            page = _retrying(lambda: self.streams.describe_stream(**request))["StreamDescription"]
+            self._describe_pacer.wait()
+            response = _retrying(lambda: self.streams.describe_stream(**request))
+            self._learn_clock(response)
+            page = field(response, "StreamDescription", "DescribeStream")
             shards.update((s["ShardId"], s) for s in page.get("Shards", []))
             if not page.get("LastEvaluatedShardId"):
                 return page, shards
             request["ExclusiveStartShardId"] = page["LastEvaluatedShardId"]
 
+    def _learn_clock(self, response: Mapping[str, Any]) -> None:
+        """The service's clock, from the ``Date`` header: event times are on that clock."""
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if date:
+            self._clock_offset = parsedate_to_datetime(date).timestamp() - time.time()
+
+    def server_time(self) -> float:
+        """Epoch seconds on the service's clock (this host's until a response told it)."""
+        return time.time() + (self._clock_offset or 0.0)
+
     def shard_iterator(self, arn: str, shard_id: str, position: Mapping[str, str]) -> str:
-        return _retrying(
+        response = _retrying(
             lambda: self.streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, **position)
-        )["ShardIterator"]
+        )
+        return str(field(response, "ShardIterator", "GetShardIterator"))
 
     def records(self, iterator: str, limit: int) -> dict[str, Any]:
-        return _retrying(lambda: self.streams.get_records(ShardIterator=iterator, Limit=limit))
+        page = _retrying(lambda: self.streams.get_records(ShardIterator=iterator, Limit=limit))
+        if not isinstance(field(page, "Records", "GetRecords"), list):
+            raise MalformedResponse("GetRecords answered with 'Records' that is not a list")
+        return page
 
     def scan_segment(self, table: str, segment: int, total: int) -> Iterator[list[dict[str, Any]]]:
         """Pages of one parallel-scan segment (strongly consistent reads)."""

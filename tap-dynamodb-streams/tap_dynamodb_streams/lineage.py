@@ -7,14 +7,20 @@ State of one table (``bookmarks.<table>``)::
      "shards": {"shardId-...": {"parent": "shardId-..." | null,
                                 "sequence_number": "4100000000000000000123" | null,
                                 "ended": false,
-                                "root": true}}}
+                                "root": true,
+                                "lineage": "shardId-... (oldest ancestor seen)",
+                                "at": 1767225600}}}
 
 ``sequence_number`` is the last one emitted; ``ended`` says a null ``NextShardIterator`` was
-seen. A shard is read only after its parent ended. Iterators are never stored.
+seen; ``at`` is the creation time of that event (to read the oldest positions first). A shard
+is read only after its parent ended. Iterators are never stored. With ``partition: "i/N"`` a
+shard whose lineage belongs to another partition is kept as ``{"foreign": true, ...}`` only to
+know its children's lineage.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 RESYNC_HINT = (
@@ -39,12 +45,51 @@ def vanished(table: str, shard_id: str, sequence_number: str | None) -> StreamGa
     )
 
 
+def parse_partition(text: str | None) -> tuple[int, int]:
+    """``"i/N"`` (0 <= i < N) as (i, N); no partition is ``(0, 1)``."""
+    if not text:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise ValueError(f"partition {text!r} must look like 'i/N' with 0 <= i < N, e.g. '0/4'")
+    return index, count
+
+
 class ShardLedger:
     """The ``shards`` map of one table's state, updated in place (the SDK owns the dict)."""
 
-    def __init__(self, table: str, stream_state: dict[str, Any]) -> None:
+    def __init__(
+        self, table: str, stream_state: dict[str, Any], partition: tuple[int, int] = (0, 1)
+    ) -> None:
         self.table = table
         self.entries: dict[str, dict[str, Any]] = stream_state.setdefault("shards", {})
+        self.partition = partition
+
+    def _mine(self, lineage: str) -> bool:
+        """Stable across processes and runs: a hash of the lineage's root shard id."""
+        index, count = self.partition
+        return count == 1 or zlib.crc32(lineage.encode()) % count == index
+
+    def _lineage(self, shard_id: str, listing: dict[str, dict[str, Any]]) -> str:
+        seen = {shard_id}
+        while True:
+            if shard_id in self.entries and self.entries[shard_id].get("lineage"):
+                return str(self.entries[shard_id]["lineage"])
+            parent = listing.get(shard_id, {}).get("ParentShardId")
+            if (
+                parent is None
+                or parent in seen
+                or (parent not in listing and parent not in self.entries)
+            ):
+                return shard_id
+            seen.add(parent)
+            shard_id = parent
+
+    def all_ended(self) -> bool:
+        return all(e["ended"] for e in self.entries.values() if not e.get("foreign"))
 
     def entry(self, shard_id: str) -> dict[str, Any]:
         return self.entries[shard_id]
@@ -52,13 +97,17 @@ class ShardLedger:
     def reconcile(self, listing: dict[str, dict[str, Any]], first_listing: bool) -> None:
         """Learn new shards from a DescribeStream listing; fail on a shard that vanished."""
         for shard_id, entry in self.entries.items():
-            if not entry["ended"] and shard_id not in listing:
+            if not entry["ended"] and not entry.get("foreign") and shard_id not in listing:
                 raise vanished(self.table, shard_id, entry["sequence_number"])
         learned: dict[str, dict[str, Any]] = {}
         for shard_id, shard in listing.items():
             if shard_id in self.entries:
                 continue
             parent = shard.get("ParentShardId")
+            lineage = self._lineage(shard_id, listing)
+            if not self._mine(lineage):
+                learned[shard_id] = {"parent": parent, "lineage": lineage, "foreign": True}
+                continue
             unknown_parent = parent is None or (
                 parent not in listing and parent not in self.entries
             )
@@ -78,9 +127,15 @@ class ShardLedger:
                 # parent aged out before we ever depended on it. Others start exactly at
                 # their StartingSequenceNumber, so trimmed data there fails loudly.
                 "root": first_listing and unknown_parent,
+                "lineage": lineage,
             }
         self.entries.update(learned)  # only once nothing above failed: state not advanced
-        for shard_id in [s for s, e in self.entries.items() if e["ended"] and s not in listing]:
+        gone = [
+            s
+            for s, e in self.entries.items()
+            if (e.get("foreign") or e["ended"]) and s not in listing
+        ]
+        for shard_id in gone:
             del self.entries[shard_id]  # aged out after we read it to its end
 
     def ready(self, listing: dict[str, dict[str, Any]]) -> list[str]:
@@ -88,8 +143,10 @@ class ShardLedger:
         out = []
         for shard_id in listing:
             entry = self.entries[shard_id]
+            if entry.get("foreign") or entry["ended"]:
+                continue
             parent = self.entries.get(entry["parent"]) if entry["parent"] else None
-            if not entry["ended"] and (parent is None or parent["ended"]):
+            if parent is None or parent.get("ended"):
                 out.append(shard_id)
         return out
 

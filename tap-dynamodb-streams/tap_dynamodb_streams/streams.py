@@ -6,7 +6,6 @@ import copy
 import time
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,18 +13,12 @@ from singer_sdk import Stream, Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_dynamodb_streams import convert
-from tap_dynamodb_streams.client import (
-    AwsClients,
-    ExpiredIterator,
-    ResourceNotFound,
-    StillThrottled,
-    TrimmedData,
-)
-from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanished
+from tap_dynamodb_streams.client import AwsClients, InvalidPosition, StillThrottled
+from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, parse_partition
+from tap_dynamodb_streams.reader import Outcome, ReaderSettings, StreamReader, created_at
 from tap_dynamodb_streams.snapshot import scan_table
 
 SEQUENCE = "_sdc_sequence_number"
-READABLE_VIEW_TYPES = {"NEW_IMAGE", "NEW_AND_OLD_IMAGES"}
 
 
 class AwsCallFailed(Exception):
@@ -36,23 +29,25 @@ class UnreadableEvent(Exception):
     """A stream record this tap cannot turn into a Singer record."""
 
 
-class Outcome(Enum):
-    ENDED = "ended"  # a null NextShardIterator: the shard is closed and fully read
-    CAUGHT_UP = "caught_up"  # open shard, nothing newer than the run's start for now
-    OUT_OF_TIME = "out_of_time"  # max_run_seconds reached; the state holds the position
+class NoProgress(Exception):
+    """A run ended with work left and nothing saved: the next run would do the same."""
 
 
-def metadata_properties() -> dict[str, Any]:
-    return {
+def metadata_properties(mark_expired: bool) -> dict[str, Any]:
+    moment = {"type": ["string", "null"], "format": "date-time"}
+    properties: dict[str, Any] = {
         "_sdc_event_name": {"type": ["string", "null"]},
         SEQUENCE: {"type": ["string"], "format": "x-singer.decimal"},
         "_sdc_shard_id": {"type": ["string", "null"]},
-        "_sdc_event_time": {"type": ["string", "null"], "format": "date-time"},
-        "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+        "_sdc_event_time": moment,
+        "_sdc_deleted_at": dict(moment),
     }
+    if mark_expired:
+        properties["_sdc_expired_at"] = dict(moment)  # TTL expiry, kept apart from deletes
+    return properties
 
 
-def table_schema(description: dict[str, Any]) -> dict[str, Any]:
+def table_schema(description: dict[str, Any], mark_expired: bool = False) -> dict[str, Any]:
     """Key attributes (typed from AttributeDefinitions) plus the change-event metadata."""
     kinds = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
     keys = [k["AttributeName"] for k in description["KeySchema"]]
@@ -61,7 +56,7 @@ def table_schema(description: dict[str, Any]) -> dict[str, Any]:
         schema = dict(convert.kind_schema(kinds[key]))
         schema["type"] = [t for t in schema["type"] if t != "null"]
         properties[key] = schema
-    properties.update(metadata_properties())
+    properties.update(metadata_properties(mark_expired))
     return {"type": "object", "properties": properties, "required": [*keys, SEQUENCE]}
 
 
@@ -83,11 +78,14 @@ class TableStream(Stream):
     def __init__(self, tap: Tap, table: str, description: dict[str, Any]) -> None:
         self.table = table
         self.key_names = [k["AttributeName"] for k in description["KeySchema"]]
-        super().__init__(tap, schema=table_schema(description), name=table)
+        mark_expired = tap.config.get("ttl_deletions") == "mark"
+        super().__init__(tap, schema=table_schema(description, mark_expired), name=table)
         self.primary_keys = self.key_names
         self._aws: AwsClients | None = None
+        self._reader: StreamReader | None = None
         self._deadline = 0.0
-        self._run_start = 0.0
+        self._moved = False
+        self._last_state_at = 0.0
         self._stream_status: str | None = None
 
     @property
@@ -103,10 +101,23 @@ class TableStream(Stream):
     ) -> None:
         return None
 
-    def _flush_state(self) -> None:
-        """Emit STATE now: every record it covers has already been written to stdout."""
+    def _state_moved(self, force: bool = False) -> None:
+        """A position moved: emit STATE once every record it covers has been delivered.
+
+        RECORD lines are already on stdout, so STATE may go now (at most once a second, and
+        the SDK writes the last one at the end). With ``batch_config`` the records may still
+        sit in a batch file being filled: the state is only marked changed, and the SDK writes
+        it right after the BATCH message of that file (``_sync_batches``).
+        """
+        self._moved = True
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        if self.get_batch_config(self.config) is not None:
+            return
+        now = time.monotonic()
+        interval = float(self.config.get("state_interval_seconds", 1.0))
+        if force or now - self._last_state_at >= interval:
+            self._last_state_at = now
+            self._write_state_message()
 
     # -- schema that follows the data -------------------------------------------------------
     # DynamoDB has no schema beyond the key. Attributes are declared as they are first seen
@@ -162,10 +173,12 @@ class TableStream(Stream):
         record.update((k, v) for k, v in convert.item_values(image).items() if k in properties)
         return record
 
-    def _record(self, event: dict[str, Any], shard_id: str) -> dict[str, Any]:
+    def _record(
+        self, event: dict[str, Any], shard_id: str, mark_expired: bool = False
+    ) -> dict[str, Any]:
         data = event["dynamodb"]
-        when = event_time(data["ApproximateCreationDateTime"])
         try:
+            when = event_time(data["ApproximateCreationDateTime"])
             if event["eventName"] == "REMOVE":
                 image = data.get("OldImage") or data["Keys"]
             else:
@@ -182,8 +195,10 @@ class TableStream(Stream):
             _sdc_sequence_number=self._version(data["SequenceNumber"]),
             _sdc_shard_id=shard_id,
             _sdc_event_time=when,
-            _sdc_deleted_at=when if event["eventName"] == "REMOVE" else None,
+            _sdc_deleted_at=when if event["eventName"] == "REMOVE" and not mark_expired else None,
         )
+        if "_sdc_expired_at" in self.schema["properties"]:
+            record["_sdc_expired_at"] = when if mark_expired else None
         return record
 
     def _version(self, sequence_number: str) -> str:
@@ -203,15 +218,18 @@ class TableStream(Stream):
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         try:
             yield from self._changes()
-        except (StillThrottled, ClientError) as err:
+        except (StillThrottled, ClientError, InvalidPosition) as err:
             raise AwsCallFailed(
                 f"Table {self.table!r}: {err}. Nothing after the last STATE was lost; "
                 "run again once AWS answers (check credentials and permissions if it says so)."
             ) from err
+        finally:
+            if self._reader is not None:
+                self._reader.log_lag_metric()
 
     def _changes(self) -> Iterator[dict[str, Any]]:
         self._deadline = time.monotonic() + float(self.config.get("max_run_seconds") or 300)
-        self._run_start = time.time()
+        self._moved = False
         state = self.stream_state
         remembered = state.get("attributes") or {}
         if any(self.schema["properties"].get(n) != p for n, p in remembered.items()):
@@ -221,35 +239,91 @@ class TableStream(Stream):
             raise gap(self.table, "no stream is enabled on this table")
         latest, saved = arns[-1], state.get("stream_arn")
         if saved and saved != latest:
-            yield from self._drain_replaced_stream(saved, arns, latest)
-            return
-        if not saved:
-            yield from self._first_run(latest)
-            return
-        outcome = yield from self._read_stream(latest, ShardLedger(self.table, state), emit=True)
-        self._fail_if_disabled(latest, outcome)
+            outcome = yield from self._drain_replaced_stream(saved, arns, latest)
+        else:
+            if not saved:
+                self._begin(latest)
+            outcome = Outcome.CAUGHT_UP
+            if "handoff" in state:
+                outcome = yield from self._continue_handoff(latest)
+            if outcome is not Outcome.OUT_OF_TIME:
+                outcome = yield from self._read(latest, self._ledger(state))
+                self._fail_if_disabled(latest, outcome)
+        if outcome is Outcome.OUT_OF_TIME and not self._moved:
+            raise NoProgress(
+                f"Table {self.table!r}: max_run_seconds "
+                f"({self.config.get('max_run_seconds') or 300}) ran out before any shard "
+                "position moved; the state is unchanged. Raise max_run_seconds (or "
+                "max_parallel_shards) so that a run can make progress."
+            )
 
-    def _first_run(self, arn: str) -> Iterator[dict[str, Any]]:
-        """A new pipeline: positions first (if not from TRIM_HORIZON), then optional snapshot."""
-        start_latest = self.config.get("start_position") == "latest"
-        snapshot = bool(self.config.get("initial_snapshot"))
-        handoff: dict[str, Any] = {"stream_arn": arn}
-        ledger = ShardLedger(self.table, handoff)
-        if start_latest or snapshot:
-            # Positions are taken BEFORE the scan starts: anything written during the scan
-            # comes after them and is read from the stream afterwards.
-            for _ in self._read_stream(arn, ledger, emit=False):
-                pass
-            if time.monotonic() > self._deadline:
-                return  # nothing committed to state: the next run starts over
-        if snapshot:
-            handoff["snapshot_version"] = self._snapshot_version(arn, ledger)
-            yield from self._snapshot_records(handoff["snapshot_version"])
-        self.stream_state.update(handoff)
-        self._flush_state()
-        ledger = ShardLedger(self.table, self.stream_state)
-        outcome = yield from self._read_stream(arn, ledger, emit=True)
-        self._fail_if_disabled(arn, outcome)
+    def _ledger(self, holder: dict[str, Any]) -> ShardLedger:
+        return ShardLedger(self.table, holder, parse_partition(self.config.get("partition")))
+
+    def _begin(self, arn: str) -> None:
+        """A new pipeline: save where it starts before reading anything.
+
+        ``latest`` keeps the service's time now: older events are passed over (their positions
+        still saved), later ones emitted. ``initial_snapshot`` first moves a pending hand-off
+        ledger to the end of the retained data (over as many runs as that takes), then scans.
+        """
+        state = self.stream_state
+        state["stream_arn"] = arn
+        if self.config.get("initial_snapshot"):
+            state["handoff"] = {"shards": {}}
+        elif self.config.get("start_position") == "latest":
+            state["emit_since"] = self.aws.server_time()
+        self._state_moved(force=True)
+
+    def _continue_handoff(self, arn: str) -> Generator[dict[str, Any], None, Outcome]:
+        """Move the hand-off positions to this run's start, then snapshot and switch over."""
+        state = self.stream_state
+        handoff = self._ledger(state["handoff"])
+        outcome = yield from self._read(arn, handoff, emit=False)
+        if outcome is Outcome.OUT_OF_TIME:
+            return outcome
+        # Positions are where this run started: anything written during the scan comes after
+        # them and is read from the stream afterwards.
+        version = self._snapshot_version(arn, handoff)
+        yield from self._snapshot_records(version)
+        state["shards"] = state.pop("handoff")["shards"]
+        state["snapshot_version"] = version
+        self._state_moved(force=True)
+        return Outcome.CAUGHT_UP
+
+    def _read(
+        self, arn: str, ledger: ShardLedger, emit: bool = True
+    ) -> Generator[dict[str, Any], None, Outcome]:
+        if self._reader is None:
+            self._reader = StreamReader(
+                self.aws, self.table, ReaderSettings.from_config(self.config)
+            )
+        since = float(self.stream_state.get("emit_since") or 0)
+        ttl = self.config.get("ttl_deletions") or "delete"
+        reading = self._reader.read(arn, ledger, self._deadline, self._state_moved)
+        outcome: Outcome = yield from self._emitted(reading, emit, since, ttl)
+        self._stream_status = self._reader.stream_status
+        return outcome
+
+    def _emitted(
+        self,
+        reading: Generator[tuple[str, dict[str, Any]], None, Outcome],
+        emit: bool,
+        since: float,
+        ttl: str,
+    ) -> Generator[dict[str, Any], None, Outcome]:
+        """The events the pipeline wants, as records; the reader moves every position."""
+        while True:
+            try:
+                shard_id, event = next(reading)
+            except StopIteration as done:
+                return done.value
+            if not emit or (since and created_at(event) < since):
+                continue
+            expired = is_ttl_deletion(event)
+            if expired and ttl == "drop":
+                continue
+            yield self._record(event, shard_id, mark_expired=expired and ttl == "mark")
 
     def _fail_if_disabled(self, arn: str, outcome: Outcome) -> None:
         """A disabled stream read to its end: writes since then are in no stream."""
@@ -270,7 +344,9 @@ class TableStream(Stream):
         are versioned above it by ``_version``. See the README ("Initial snapshot").
         """
         _, listing = self.aws.describe_stream(arn)
-        known = [int(e["sequence_number"]) for e in ledger.entries.values() if e["sequence_number"]]
+        known = [
+            int(e["sequence_number"]) for e in ledger.entries.values() if e.get("sequence_number")
+        ]
         for shard in listing.values():
             bounds = shard.get("SequenceNumberRange", {})
             known += [
@@ -303,13 +379,13 @@ class TableStream(Stream):
 
     def _drain_replaced_stream(
         self, saved: str, arns: list[str], latest: str
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], None, Outcome]:
         """The stream ARN changed: finish the old stream if still readable, then fail loudly."""
-        ledger = ShardLedger(self.table, self.stream_state)
+        ledger = self._ledger(self.stream_state)
         if saved in arns:
-            outcome = yield from self._read_stream(saved, ledger, emit=True)
+            outcome = yield from self._read(saved, ledger)
             if outcome is Outcome.OUT_OF_TIME:
-                return
+                return outcome
         raise gap(
             self.table,
             f"its stream changed from {saved} to {latest} (stream disabled and re-enabled); "
@@ -317,106 +393,16 @@ class TableStream(Stream):
             "and changes between the two streams are not in any stream",
         )
 
-    def _read_stream(
-        self, arn: str, ledger: ShardLedger, emit: bool
-    ) -> Generator[dict[str, Any], None, Outcome]:
-        first_listing = not ledger.entries
-        while True:
-            description, listing = self.aws.describe_stream(arn)
-            self._stream_status = description.get("StreamStatus")
-            if description.get("StreamViewType") not in READABLE_VIEW_TYPES:
-                raise gap(
-                    self.table,
-                    f"stream view type {description.get('StreamViewType')} carries no new "
-                    "item image; enable NEW_IMAGE or NEW_AND_OLD_IMAGES",
-                )
-            ledger.reconcile(listing, first_listing)
-            first_listing = False
-            ready = ledger.ready(listing)
-            if not ready:
-                return Outcome.ENDED
-            ended_any = False
-            for shard_id in ready:
-                outcome = yield from self._read_shard(arn, ledger, shard_id, listing, emit)
-                if outcome is Outcome.OUT_OF_TIME:
-                    return outcome
-                ended_any = ended_any or outcome is Outcome.ENDED
-            if not ended_any:
-                return Outcome.CAUGHT_UP
 
-    def _read_shard(
-        self,
-        arn: str,
-        ledger: ShardLedger,
-        shard_id: str,
-        listing: dict[str, dict[str, Any]],
-        emit: bool,
-    ) -> Generator[dict[str, Any], None, Outcome]:
-        entry = ledger.entry(shard_id)
-        limit = int(self.config.get("max_records_per_request") or 1000)
-        idle_after = int(self.config.get("empty_pages_before_idle") or 3)
-        empty_pages = 0
-        iterator = self._iterator(arn, ledger, shard_id, listing)
-        while True:
-            if time.monotonic() > self._deadline:
-                return Outcome.OUT_OF_TIME
-            try:
-                page = self.aws.records(iterator, limit)
-            except ExpiredIterator:
-                iterator = self._iterator(arn, ledger, shard_id, listing)
-                continue
-            except TrimmedData:
-                raise self._trimmed(shard_id, entry) from None
-            except ResourceNotFound:
-                raise self._vanished(shard_id, entry) from None
-            for event in page["Records"]:
-                if emit:
-                    yield self._record(event, shard_id)
-                # Only after the SDK wrote the record (the generator resumed): never ahead.
-                entry["sequence_number"] = event["dynamodb"]["SequenceNumber"]
-            next_iterator = page.get("NextShardIterator")
-            if next_iterator is None:
-                entry["ended"] = True
-            if emit and (page["Records"] or next_iterator is None):
-                self._flush_state()
-            if next_iterator is None:
-                return Outcome.ENDED
-            empty_pages = 0 if page["Records"] else empty_pages + 1
-            if empty_pages >= idle_after or self._past_run_start(page["Records"]):
-                return Outcome.CAUGHT_UP
-            iterator = next_iterator
-
-    def _past_run_start(self, records: list[dict[str, Any]]) -> bool:
-        """An open shard reached events written after this run started: leave them for later."""
-        if not records:
-            return False
-        created = records[-1]["dynamodb"]["ApproximateCreationDateTime"]
-        epoch = created.timestamp() if isinstance(created, datetime) else float(created)
-        return epoch >= self._run_start
-
-    def _iterator(
-        self, arn: str, ledger: ShardLedger, shard_id: str, listing: dict[str, dict[str, Any]]
-    ) -> str:
-        entry = ledger.entry(shard_id)
-        try:
-            return self.aws.shard_iterator(
-                arn, shard_id, ledger.start_position(shard_id, listing[shard_id])
-            )
-        except TrimmedData:
-            raise self._trimmed(shard_id, entry) from None
-        except ResourceNotFound:
-            raise self._vanished(shard_id, entry) from None
-
-    def _trimmed(self, shard_id: str, entry: dict[str, Any]) -> StreamGapError:
-        after = entry["sequence_number"] or "the shard's start"
-        return gap(
-            self.table,
-            f"shard {shard_id}: data after sequence number {after} was trimmed "
-            "(older than the 24-hour retention) before it was read",
-        )
-
-    def _vanished(self, shard_id: str, entry: dict[str, Any]) -> StreamGapError:
-        return vanished(self.table, shard_id, entry["sequence_number"])
+def is_ttl_deletion(event: dict[str, Any]) -> bool:
+    """A REMOVE made by DynamoDB's Time to Live, not by a user (Developer Guide, "TTL and
+    DynamoDB Streams": userIdentity type Service, principalId dynamodb.amazonaws.com)."""
+    identity = event.get("userIdentity") or {}
+    return (
+        event.get("eventName") == "REMOVE"
+        and identity.get("type") == "Service"
+        and identity.get("principalId") == "dynamodb.amazonaws.com"
+    )
 
 
 def discover_table_streams(tap: Tap) -> list[Stream]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_dynamodb_streams import log_mask
 from tap_dynamodb_streams.redact import redacted, redacted_error
 
 
@@ -83,12 +86,70 @@ class TapDynamoDBStreams(Tap):
             description="Parallel Scan segments (threads) of the initial snapshot.",
         ),
         th.Property(
-            "empty_pages_before_idle",
-            th.IntegerType,
+            "open_shard_idle_seconds",
+            th.NumberType,
             default=3,
             description=(
-                "Consecutive empty GetRecords pages after which an open shard counts as caught "
-                "up for this run (empty pages never end a shard; the next run goes on)."
+                "An open shard that returned no record for this long counts as caught up for "
+                "this run. Empty pages never end a shard: closed shards are followed to their "
+                "null NextShardIterator."
+            ),
+        ),
+        th.Property(
+            "state_interval_seconds",
+            th.NumberType,
+            default=1,
+            description=(
+                "Least time between STATE messages (each carries every shard's position); "
+                "0: after every page. The last state of a run is always written."
+            ),
+        ),
+        th.Property(
+            "max_parallel_shards",
+            th.IntegerType,
+            default=64,
+            description="Shards read at once (a child only after its parent was read to its end).",
+        ),
+        th.Property(
+            "max_get_records_per_shard_per_second",
+            th.NumberType,
+            default=2.5,
+            description=(
+                "GetRecords calls per shard per second. AWS allows two readers per shard: the "
+                "default leaves room for a Lambda trigger or another consumer. 0: unpaced."
+            ),
+        ),
+        th.Property(
+            "describe_stream_per_second",
+            th.NumberType,
+            default=5,
+            description="DescribeStream calls per second (AWS allows 10 per account).",
+        ),
+        th.Property(
+            "lag_warning_hours",
+            th.NumberType,
+            default=12,
+            description=(
+                "Warn (log and replication_lag_seconds metric) when a shard's position is "
+                "older than this; data older than 24 hours is trimmed by AWS."
+            ),
+        ),
+        th.Property(
+            "partition",
+            th.StringType,
+            description=(
+                "'i/N': read only the shard lineages whose root hashes to i of N, so N "
+                "pipelines (each with its own state) share a table. Start all N together."
+            ),
+        ),
+        th.Property(
+            "ttl_deletions",
+            th.StringType,
+            default="delete",
+            allowed_values=["delete", "mark", "drop"],
+            description=(
+                "REMOVE events made by Time to Live: delete (like any delete), mark (row kept, "
+                "_sdc_expired_at set) or drop (not emitted)."
             ),
         ),
     ).to_dict()
@@ -100,6 +161,14 @@ class TapDynamoDBStreams(Tap):
         except ConfigValidationError as exc:
             raise redacted_error(exc, self._config) from None
         return redacted(errors, self._config, self.config_jsonschema)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        log_mask.install()  # before the first AWS call logs anything
+        super().__init__(*args, **kwargs)
+        log_mask.forget_in_logs(
+            self.config.get(k)
+            for k in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+        )
 
     def discover_streams(self) -> list[Stream]:
         from tap_dynamodb_streams.streams import discover_table_streams

@@ -82,7 +82,7 @@ def test_split_generations_with_faults_emit_every_event_parents_first(
             seed=11,
         )
     )
-    config = stack.tap_config(["events"], max_records_per_request=7, empty_pages_before_idle=4)
+    config = stack.tap_config(["events"], max_records_per_request=7)
 
     records: list[dict[str, object]] = []
     state = None
@@ -142,7 +142,7 @@ def test_max_run_seconds_ends_early_without_losing_or_repeating(
     random_writes(stack.dynamodb(), "slow", 80, keys=80, rng=random.Random(3))
     stack.streams.sync()
     truth = [e["sequence_number"] for e in stack.streams.events("slow")]
-    config = stack.tap_config(["slow"], max_run_seconds=1, max_records_per_request=2)
+    config = stack.tap_config(["slow"], max_run_seconds=3, max_records_per_request=2)
     seen: list[str] = []
     state = None
     runs = 0

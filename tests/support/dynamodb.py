@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from tests.emulators.dynamodb_streams import Faults, Stack, start_stack
 from tests.support.cli import script
@@ -64,9 +66,12 @@ def run_tap(
     config: dict[str, Any],
     state: dict[str, Any] | None = None,
     timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> TapRun:
     args = _write_inputs(workdir, config, state)
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     return TapRun(done.returncode, _parse(done.stdout.splitlines()), done.stderr)
 
 
@@ -98,6 +103,15 @@ def run_tap_killed(
                 proc.kill()
                 proc.wait()
     return TapRun(proc.returncode, _parse(lines), err_path.read_text(), killed=killed)
+
+
+def batch_records(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of a BATCH message's (local, gzipped JSONL) files."""
+    out = []
+    for url in message["manifest"]:
+        with gzip.open(urlparse(url).path, "rt") as lines:
+            out += [json.loads(line) for line in lines]
+    return out
 
 
 def random_writes(client: Any, table: str, count: int, keys: int, rng: random.Random) -> None:
@@ -182,6 +196,8 @@ def run_pipeline(
                 target.stdin.write(line)
                 if line.startswith('{"type":"RECORD"'):
                     records.append(json.loads(line)["record"])
+                elif line.startswith('{"type":"BATCH"'):
+                    records += batch_records(json.loads(line))
                 if kill_tap_after_lines is not None and count >= kill_tap_after_lines:
                     os.kill(tap.pid, signal.SIGKILL)
                     break

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import collections
 import json
+import time
 from typing import Any
 
 from tests.emulators.dynamodb_streams.model import (
@@ -25,15 +27,16 @@ from tests.emulators.dynamodb_streams.model import (
 MAX_LIMIT = 1000
 
 
-def _issue(model: StreamsModel, arn: str, shard_id: str, after: int) -> str:
-    raw = json.dumps({"a": arn, "s": shard_id, "p": str(after), "t": model.clock})
+def _issue(model: StreamsModel, arn: str, shard_id: str, after: int, passed: int = 0) -> str:
+    """An iterator: ``passed`` counts the empty pages already walked at this position."""
+    raw = json.dumps({"a": arn, "s": shard_id, "p": str(after), "t": model.clock, "k": passed})
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _parse(token: str) -> tuple[str, str, int, float]:
+def _parse(token: str) -> tuple[str, str, int, float, int]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return raw["a"], raw["s"], int(raw["p"]), float(raw["t"])
+        return raw["a"], raw["s"], int(raw["p"]), float(raw["t"]), int(raw["k"])
     except (ValueError, KeyError, binascii.Error):
         raise StreamsError("ValidationException", "Invalid ShardIterator") from None
 
@@ -143,9 +146,19 @@ def get_shard_iterator(model: StreamsModel, body: dict[str, Any]) -> dict[str, A
                 "ValidationException",
                 f"Invalid SequenceNumber {seq} for shard {shard.shard_id}",
             )
+        if model.faults.strict_at_sequence_number and not _is_record(shard, seq):
+            raise StreamsError(
+                "ValidationException",
+                f"Invalid SequenceNumber {seq} for shard {shard.shard_id}: no such record",
+            )
     else:
         raise StreamsError("ValidationException", f"Invalid ShardIteratorType {kind}")
     return {"ShardIterator": _issue(model, arn, shard.shard_id, after)}
+
+
+def _is_record(shard: Shard, seq: int) -> bool:
+    index = bisect.bisect_left(shard.records, seq, key=lambda r: r.sequence_number)
+    return index < len(shard.records) and shard.records[index].sequence_number == seq
 
 
 class WireRecords(list[bytes]):
@@ -170,7 +183,7 @@ def _wire_record(model: StreamsModel, stream: Stream, record: Record) -> dict[st
         data["NewImage"] = record.new_image
     if record.old_image is not None:
         data["OldImage"] = record.old_image
-    return {
+    out: dict[str, Any] = {
         "eventID": record.event_id,
         "eventName": record.event_name,
         "eventVersion": "1.1",
@@ -178,10 +191,13 @@ def _wire_record(model: StreamsModel, stream: Stream, record: Record) -> dict[st
         "awsRegion": model.region,
         "dynamodb": data,
     }
+    if record.user_identity is not None:
+        out["userIdentity"] = record.user_identity
+    return out
 
 
 def get_records(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]:
-    arn, shard_id, after, issued = _parse(body["ShardIterator"])
+    arn, shard_id, after, issued, passed = _parse(body["ShardIterator"])
     limit = _limit(body, MAX_LIMIT, MAX_LIMIT)
     if model.clock - issued > ITERATOR_TTL_SECONDS:
         raise StreamsError(
@@ -194,18 +210,26 @@ def get_records(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]:
             "TrimmedDataAccessException",
             f"Attempted to access data past the trim horizon of shard {shard_id}",
         )
-    if model.faults.empty_page_rate and model.rng.random() < model.faults.empty_page_rate:
-        return {"Records": [], "NextShardIterator": _issue(model, arn, shard_id, after)}
+    faults = model.faults
+    if faults.empty_page_rate and model.rng.random() < faults.empty_page_rate:
+        return {"Records": [], "NextShardIterator": _issue(model, arn, shard_id, after, passed)}
     start = bisect.bisect_right(shard.records, after, key=lambda r: r.sequence_number)
-    page = shard.records[start : start + limit]
+    if passed < faults.stretch_before(shard, start):
+        # An empty stretch: the iterator moves on although no record comes back.
+        return {"Records": [], "NextShardIterator": _issue(model, arn, shard_id, after, passed + 1)}
+    end = start + 1 if start < len(shard.records) else start
+    while end < min(start + limit, len(shard.records)) and not faults.stretch_before(shard, end):
+        end += 1  # a page stops where the next stretch begins
+    page = shard.records[start:end]
     position = page[-1].sequence_number if page else after
     out: dict[str, Any] = {"Records": WireRecords(_encoded(model, stream, r) for r in page)}
-    drained = start + len(page) >= len(shard.records)
-    if shard.closed and drained and shard.open_looking_calls <= 0:
-        return out  # no NextShardIterator: the shard's end is reached
-    if shard.closed and drained:
+    # At a closed shard's end, once its tail stretch is passed: no NextShardIterator.
+    at_end = shard.closed and end >= len(shard.records)
+    if at_end and (not page or not faults.stretch_before(shard, end)):
+        if shard.open_looking_calls <= 0:
+            return out
         shard.open_looking_calls -= 1
-    out["NextShardIterator"] = _issue(model, arn, shard_id, position)
+    out["NextShardIterator"] = _issue(model, arn, shard_id, position, passed if not page else 0)
     return out
 
 
@@ -233,6 +257,37 @@ def call(model: StreamsModel, operation: str, body: dict[str, Any]) -> dict[str,
     if faults.server_error_rate and model.rng.random() < faults.server_error_rate:
         raise StreamsError("InternalServerError", "Internal server error", status=500)
     try:
+        _rate_limit(model, operation, body)
+        if operation in ("GetRecords", "GetShardIterator") and (
+            faults.transient_not_found_rate and model.rng.random() < faults.transient_not_found_rate
+        ):
+            raise StreamsError(
+                "ResourceNotFoundException", "Requested resource not found (transient)"
+            )
+        if operation == "GetRecords" and faults.malformed_get_records > 0:
+            faults.malformed_get_records -= 1
+            return {"NextShardIterator": body["ShardIterator"]}
         return handler(model, body)
     except KeyError as missing:
         raise StreamsError("ValidationException", f"Missing parameter {missing}") from None
+
+
+def _rate_limit(model: StreamsModel, operation: str, body: dict[str, Any]) -> None:
+    """DescribeStream per account and GetRecords per shard, over the last wall-clock second."""
+    faults = model.faults
+    if operation == "DescribeStream" and faults.describe_stream_per_second:
+        key, rate = "DescribeStream", faults.describe_stream_per_second
+    elif operation == "GetRecords" and faults.get_records_per_shard_per_second:
+        key, rate = _parse(body["ShardIterator"])[1], faults.get_records_per_shard_per_second
+    else:
+        return
+    now = time.monotonic()
+    recent = model.recent_calls.setdefault(key, collections.deque())
+    while recent and now - recent[0] >= 1.0:
+        recent.popleft()
+    if len(recent) >= rate:
+        raise StreamsError(
+            "LimitExceededException",
+            f"Rate exceeded for {operation} on {key}: at most {rate:g} per second",
+        )
+    recent.append(now)

@@ -78,7 +78,7 @@ class MotoFeed:
         self._streams = boto3.client("dynamodbstreams", **kwargs)
         self._sources: dict[str, _Source] = {}
 
-    def attach(self, table: str, view_type: str = "NEW_AND_OLD_IMAGES") -> str:
+    def attach(self, table: str, view_type: str = "NEW_AND_OLD_IMAGES", roots: int = 1) -> str:
         """Start mirroring ``table``; our stream's ARN.
 
         The moto table's stream must be NEW_AND_OLD_IMAGES (so every event has an image to
@@ -97,7 +97,7 @@ class MotoFeed:
         ]
         # Same ARN as moto's DescribeTable LatestStreamArn, so readers that take the ARN from
         # the table (as singer-io tap-dynamodb does) find our stream.
-        return self.model.create_stream(table, key_schema, view_type, arn=moto_arn)
+        return self.model.create_stream(table, key_schema, view_type, arn=moto_arn, roots=roots)
 
     def pull(self) -> int:
         """Move every new moto stream event into the model; the number moved."""

@@ -5,14 +5,36 @@ the DynamoDB Streams API reference: shards cover hash ranges of the table's keys
 children (parent closed with an ``EndingSequenceNumber``, children carry ``ParentShardId``);
 sequence numbers grow within a shard lineage but have gaps and 21 to 40 digits; records live 24
 hours; iterators expire 15 minutes after they are issued.
+
+The default ``Faults()`` is the AWS-faithful mode; every behaviour cites its source:
+- GetRecords "returns an empty list" where the iterator's portion of the shard has no records,
+  and "it might take multiple calls to get to a portion of the shard that contains stream
+  records" (API_streams_GetRecords): stretches of empty pages that move the iterator forward,
+  before records and after the last record of a closed shard. A new iterator from a sequence
+  number starts the stretch over (what it passed was only in the old iterator).
+- "You can call DescribeStream at a maximum rate of 10 times per second" and "The maximum
+  number of shard objects to return. The upper limit is 100" (API_streams_DescribeStream).
+- "Do not allow more than two processes to read from the same DynamoDB Streams shard at the
+  same time. Exceeding this limit can result in request throttling" (Developer Guide,
+  ServiceQuotas, DynamoDB Streams). No call rate per shard is documented for DynamoDB Streams;
+  the harsher Kinesis figure (5 GetRecords per second per shard, Kinesis service quotas) is
+  used: a sixth call within one second gets ``LimitExceededException``.
+- AT_SEQUENCE_NUMBER "start reading exactly from the position denoted by a specific sequence
+  number" (API_streams_GetShardIterator): whether a StartingSequenceNumber that no record
+  carries is accepted is not documented, so it is refused with ``ValidationException`` (the KCL
+  adapter never asks: it starts a child whose parent is done at TRIM_HORIZON,
+  DynamoDBStreamsShardSyncer.determineNewLeasesToCreate).
+- ``Date`` response header from the virtual clock (every AWS response carries one).
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import random
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -43,6 +65,7 @@ class Record:
     old_image: dict[str, Any] | None
     created_at: float
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    user_identity: dict[str, str] | None = None  # TTL deletions: the DynamoDB service principal
     wire: bytes | None = None  # its JSON on the wire, encoded once (records never change)
 
 
@@ -101,6 +124,38 @@ class Faults:
     # List shards in a stable random order instead of creation order (AWS promises no order).
     scramble_listing: bool = False
     seed: int = 0
+    # AWS-faithful behaviour (see the module docstring); 0 turns a limit off.
+    empty_stretch_rate: float = 0.05  # share of records preceded by a stretch of empty pages
+    empty_stretch_pages: int = 3
+    closed_tail_pages: int = 2  # empty pages after a closed shard's last record, before its end
+    get_records_per_shard_per_second: float = 5.0
+    describe_stream_per_second: float = 10.0
+    strict_at_sequence_number: bool = True
+    # Injected faults: GetRecords/GetShardIterator say ResourceNotFound for a listed shard;
+    # the first N GetRecords answer 200 with a body that lacks "Records".
+    transient_not_found_rate: float = 0.0
+    malformed_get_records: int = 0
+
+    @classmethod
+    def lenient(cls, **overrides: Any) -> Faults:
+        """No empty stretches, rate limits or strict checks: for tests of other things."""
+        base: dict[str, Any] = {
+            "empty_stretch_rate": 0.0,
+            "closed_tail_pages": 0,
+            "get_records_per_shard_per_second": 0.0,
+            "describe_stream_per_second": 0.0,
+            "strict_at_sequence_number": False,
+        }
+        return cls(**{**base, **overrides})
+
+    def stretch_before(self, shard: Shard, index: int) -> int:
+        """Empty pages a reader passes before record ``index`` (``len(records)``: the end)."""
+        if index >= len(shard.records):
+            return self.closed_tail_pages if shard.closed else 0
+        if not self.empty_stretch_rate:
+            return 0
+        draw = zlib.crc32(f"{self.seed}/{shard.shard_id}/{index}".encode()) / 2**32
+        return self.empty_stretch_pages if draw < self.empty_stretch_rate else 0
 
 
 def sequence_base(generation: int) -> int:
@@ -123,6 +178,7 @@ class StreamsModel:
         self.clock = 0.0
         self.streams: dict[str, Stream] = {}
         self.history: list[tuple[str, str, Record]] = []  # (stream arn, shard id, record)
+        self.recent_calls: dict[str, collections.deque[float]] = {}  # rate limits (wall clock)
 
     # -- time ------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -152,6 +208,7 @@ class StreamsModel:
         key_schema: list[dict[str, str]],
         view_type: str,
         arn: str | None = None,
+        roots: int = 1,
     ) -> str:
         """A new enabled stream; ``arn`` reuses the table service's own stream ARN."""
         label = self.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
@@ -162,7 +219,9 @@ class StreamsModel:
             arn = f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{table}/stream/{label}"
         stream = Stream(arn, label, table, key_schema, view_type, self.clock)
         self.streams[arn] = stream
-        self._new_shard(stream, None, 0, HASH_SPACE, generation=0)
+        for i in range(roots):  # a big table's stream starts with about one shard per partition
+            lo, hi = HASH_SPACE * i // roots, HASH_SPACE * (i + 1) // roots
+            self._new_shard(stream, None, lo, hi, generation=0)
         return arn
 
     def current_stream(self, table: str) -> Stream:
@@ -204,7 +263,9 @@ class StreamsModel:
             hi,
             start,
             self.clock,
-            next_sequence_number=start,
+            # The first record comes after StartingSequenceNumber, not at it: no record is
+            # known to carry a shard's starting number (the harsher reading of the docs).
+            next_sequence_number=start + self.rng.randrange(1, 10**6),
             listing_key=self.rng.random(),
         )
         stream.shards[shard_id] = shard
@@ -224,11 +285,12 @@ class StreamsModel:
         shard.ending_sequence_number = max(last, shard.starting_sequence_number)
         shard.open_looking_calls = self.faults.close_lag_calls
 
-    def split(self, table: str) -> list[str]:
-        """One new generation: every open shard of the table's stream splits in two."""
+    def split(self, table: str, limit: int | None = None) -> list[str]:
+        """Every open shard (or the ``limit`` newest) splits in two: a new generation."""
         stream = self.current_stream(table)
         children: list[str] = []
-        for shard in stream.open_leaves():
+        leaves = stream.open_leaves()
+        for shard in leaves if limit is None else leaves[-limit:]:
             self.close_shard(stream, shard)
             generation = self.generation(stream, shard) + 1
             middle = (shard.hash_lo + shard.hash_hi) // 2

@@ -8,8 +8,10 @@ advance the virtual clock, re-enable a stream, vanish a shard, feed writes) and 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -52,10 +54,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read their own output
         return
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header tells the virtual time, as AWS's tells its own."""
+        return format_datetime(self.server.emulator.model.now(), usegmt=True)
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: StreamsEmulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A reader killed mid-request (the SIGKILL tests) is not the endpoint's error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class StreamsEmulator:
@@ -119,11 +130,11 @@ class StreamsEmulator:
             self.sync()
 
     # -- controls --------------------------------------------------------------------------
-    def attach(self, table: str, view_type: str = "NEW_AND_OLD_IMAGES") -> str:
-        """Mirror a moto table's writes into a new stream; returns the stream ARN."""
+    def attach(self, table: str, view_type: str = "NEW_AND_OLD_IMAGES", roots: int = 1) -> str:
+        """Mirror a moto table's writes into a new stream of ``roots`` shards; its ARN."""
         assert self.feed is not None, "attach() needs moto_url"
         with self.lock:
-            return self.feed.attach(table, view_type)
+            return self.feed.attach(table, view_type, roots)
 
     def sync(self) -> int:
         """Move every write made in moto so far into the shards."""
@@ -135,10 +146,24 @@ class StreamsEmulator:
         with self.lock:
             self.model.advance(seconds)
 
-    def split(self, table: str) -> list[str]:
+    def split(self, table: str, limit: int | None = None) -> list[str]:
         with self.lock:
             self.sync()
-            return self.model.split(table)
+            return self.model.split(table, limit)
+
+    def mark_ttl_deletions(self, table: str, count: int) -> None:
+        """The last ``count`` events of ``table`` become TTL deletions (REMOVE by the
+        DynamoDB service principal, as in Developer Guide "Time to Live: streams")."""
+        with self.lock:
+            self.sync()
+            mine = [r for arn, _, r in self.model.history if arn.split("/")[1] == table]
+            for record in mine[-count:]:
+                assert record.event_name == "REMOVE", "only deletions can be TTL deletions"
+                record.wire = None  # re-encoded with its userIdentity
+                record.user_identity = {
+                    "type": "Service",
+                    "principalId": "dynamodb.amazonaws.com",
+                }
 
     def reenable_stream(self, table: str) -> str:
         with self.lock:
@@ -173,10 +198,12 @@ class StreamsEmulator:
         with self.lock:
             return self.model.append(table, event_name, new_image, old_image)
 
-    def create_stream(self, table: str, key_schema: list[dict[str, str]], view_type: str) -> str:
+    def create_stream(
+        self, table: str, key_schema: list[dict[str, str]], view_type: str, roots: int = 1
+    ) -> str:
         """A stream for a table that exists only here (benchmarks)."""
         with self.lock:
-            return self.model.create_stream(table, key_schema, view_type)
+            return self.model.create_stream(table, key_schema, view_type, roots=roots)
 
     # -- ground truth ----------------------------------------------------------------------
     def events(self, table: str) -> list[dict[str, Any]]:

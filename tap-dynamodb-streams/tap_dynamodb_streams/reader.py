@@ -1,0 +1,403 @@
+"""Reading one table's stream: shards in lineage order, several at once, within AWS's limits.
+
+Worker threads (at most ``max_parallel_shards``) each follow one shard's iterator and hand its
+pages, in order, to the caller's thread through one bounded queue. Only the caller's thread
+touches the ledger (the state): a position moves after the caller took the record, and a shard
+counts as ended only after the caller took its last page, so a child shard starts only after
+every event of its parent went out. What a worker fetched beyond that is simply read again by
+the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from tap_dynamodb_streams.client import (
+    AwsClients,
+    ExpiredIterator,
+    InvalidPosition,
+    MalformedResponse,
+    ResourceNotFound,
+    TrimmedData,
+)
+from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanished
+
+LOG = logging.getLogger("tap-dynamodb-streams.reader")
+METRICS = logging.getLogger("singer_sdk.metrics")
+
+
+class Outcome(Enum):
+    ENDED = "ended"  # every tracked shard is closed and fully read
+    CAUGHT_UP = "caught_up"  # open shards reached the run's start (or stayed idle)
+    OUT_OF_TIME = "out_of_time"  # max_run_seconds reached; the state holds the positions
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    limit: int = 1000  # GetRecords Limit
+    parallel: int = 64  # shards read at once
+    calls_per_second: float = 2.5  # GetRecords per shard: half of AWS's, room for a 2nd reader
+    idle_seconds: float = 3.0  # an open shard with no record for this long is caught up
+    not_found_retries: int = 4  # a listed shard said ResourceNotFound: retry this often
+    lag_warning_seconds: float = 12 * 3600
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ReaderSettings:
+        return cls(
+            limit=int(config.get("max_records_per_request") or 1000),
+            parallel=max(1, int(config.get("max_parallel_shards") or 64)),
+            calls_per_second=float(config.get("max_get_records_per_shard_per_second") or 0),
+            idle_seconds=float(config.get("open_shard_idle_seconds") or 3.0),
+            not_found_retries=int(config.get("not_found_retries") or 4),
+            lag_warning_seconds=float(config.get("lag_warning_hours") or 12) * 3600,
+        )
+
+
+@dataclass
+class _Page:
+    shard_id: str
+    records: list[dict[str, Any]]
+    ended: bool
+
+
+@dataclass
+class _Stopped:
+    shard_id: str
+    outcome: Outcome
+
+
+@dataclass
+class _Failed:
+    shard_id: str
+    error: BaseException
+
+
+@dataclass
+class _Run:
+    """What one ``read`` call shares with its workers."""
+
+    arn: str
+    listing: dict[str, dict[str, Any]]
+    deadline: float
+    not_before: float  # server epoch seconds: an open shard stops at events after this
+    pages: queue.Queue[_Page | _Stopped | _Failed] = field(
+        default_factory=lambda: queue.Queue(maxsize=64)
+    )
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def created_at(event: dict[str, Any]) -> float:
+    value = event["dynamodb"]["ApproximateCreationDateTime"]
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+def checked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record has the two fields the reader relies on, or the page is malformed."""
+    try:
+        for record in records:
+            str(record["dynamodb"]["SequenceNumber"])
+            created_at(record)
+    except (KeyError, TypeError, ValueError) as err:
+        raise MalformedResponse(
+            f"GetRecords answered a record without a usable dynamodb.{err}"
+        ) from None
+    return records
+
+
+class StreamReader:
+    """One table's change events, shard by shard in lineage order, several shards at once."""
+
+    def __init__(self, aws: AwsClients, table: str, settings: ReaderSettings) -> None:
+        self.aws = aws
+        self.table = table
+        self.settings = settings
+        self.stream_status: str | None = None
+        self.max_lag = 0.0
+        self._warned: set[str] = set()
+
+    # -- the caller's thread -----------------------------------------------------------------
+    def read(
+        self,
+        arn: str,
+        ledger: ShardLedger,
+        deadline: float,
+        progress: Callable[[], None],
+    ) -> Generator[tuple[str, dict[str, Any]], None, Outcome]:
+        """Yield (shard id, event); positions move once the caller resumed after an event."""
+        first_listing = not ledger.entries
+        done_this_run: set[str] = set()
+        not_before = self.aws.server_time()
+        with ThreadPoolExecutor(self.settings.parallel, "shard") as pool:
+            while True:
+                listing = self._listing(arn)
+                ledger.reconcile(listing, first_listing)
+                first_listing = False
+                run = _Run(arn, listing, deadline, not_before)
+                outcome = yield from self._round(pool, run, ledger, done_this_run, progress)
+                if outcome is not None:
+                    return outcome
+
+    def _round(
+        self,
+        pool: ThreadPoolExecutor,
+        run: _Run,
+        ledger: ShardLedger,
+        done_this_run: set[str],
+        progress: Callable[[], None],
+    ) -> Generator[tuple[str, dict[str, Any]], None, Outcome | None]:
+        """Read every shard ready in this listing, a child as soon as its parent ended; None
+        when a shard ended whose children are not listed yet (a new listing may show them)."""
+        running: set[str] = set()
+        waiting: list[str] = []
+        refresh = True  # what is ready changes only when a shard ended (O(shards) to find)
+        relist = False  # a shard ended whose children this listing does not show yet
+        parents = {s.get("ParentShardId") for s in run.listing.values()}
+        try:
+            while True:
+                if refresh:
+                    refresh = False
+                    ready = ledger.ready(run.listing)
+                    waiting = [
+                        s
+                        for s in self._by_priority(ledger, ready)
+                        if s not in done_this_run and s not in running
+                    ]
+                while waiting and len(running) < self.settings.parallel:
+                    shard_id = waiting.pop(0)
+                    running.add(shard_id)
+                    start = ledger.start_position(shard_id, run.listing[shard_id])
+                    pool.submit(self._fetch, run, shard_id, start)
+                if not running:
+                    if relist:
+                        return None
+                    return Outcome.ENDED if ledger.all_ended() else Outcome.CAUGHT_UP
+                item = self._next(run)
+                if isinstance(item, _Failed):
+                    raise item.error
+                if isinstance(item, _Stopped):
+                    running.discard(item.shard_id)
+                    done_this_run.add(item.shard_id)
+                    if item.outcome is Outcome.OUT_OF_TIME:
+                        return Outcome.OUT_OF_TIME
+                    continue
+                entry = ledger.entry(item.shard_id)
+                for event in item.records:
+                    yield item.shard_id, event
+                    entry["sequence_number"] = event["dynamodb"]["SequenceNumber"]
+                if item.records:
+                    entry["at"] = int(created_at(item.records[-1]))
+                    self._watch_lag(item.shard_id, item.records[-1])
+                if item.ended:
+                    entry["ended"] = True
+                    running.discard(item.shard_id)
+                    relist = relist or item.shard_id not in parents
+                    refresh = True  # its children may be ready now
+                if item.records or item.ended:
+                    progress()
+        finally:
+            run.stop.set()
+
+    def _next(self, run: _Run) -> _Page | _Stopped | _Failed:
+        while True:
+            try:
+                return run.pages.get(timeout=1.0)
+            except queue.Empty:
+                if time.monotonic() > run.deadline + 300:
+                    return _Failed("", TimeoutError(f"Table {self.table!r}: shard reads hung"))
+
+    def _by_priority(self, ledger: ShardLedger, ready: list[str]) -> list[str]:
+        """Oldest position first: the shard nearest to losing data to the 24-hour trim."""
+        return sorted(ready, key=lambda s: ledger.entry(s).get("at") or 0)
+
+    def _listing(self, arn: str) -> dict[str, dict[str, Any]]:
+        description, listing = self.aws.describe_stream(arn)
+        self.stream_status = description.get("StreamStatus")
+        view = description.get("StreamViewType")
+        if view not in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
+            raise gap(
+                self.table,
+                f"stream view type {view} carries no new item image; enable NEW_IMAGE or "
+                "NEW_AND_OLD_IMAGES",
+            )
+        return listing
+
+    def _watch_lag(self, shard_id: str, event: dict[str, Any]) -> None:
+        lag = max(0.0, self.aws.server_time() - created_at(event))
+        self.max_lag = max(self.max_lag, lag)
+        if lag >= self.settings.lag_warning_seconds and shard_id not in self._warned:
+            self._warned.add(shard_id)
+            LOG.warning(
+                "Table %r: shard %s is %.1f hours behind (warning at %.1f h); events older "
+                "than 24 hours are trimmed and lost: run more often or raise "
+                "max_parallel_shards / max_run_seconds.",
+                self.table,
+                shard_id,
+                lag / 3600,
+                self.settings.lag_warning_seconds / 3600,
+            )
+
+    def log_lag_metric(self) -> None:
+        point = {
+            "type": "gauge",
+            "metric": "replication_lag_seconds",
+            "value": round(self.max_lag, 1),
+            "tags": {"stream": self.table},
+        }
+        METRICS.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
+
+    # -- worker threads -------------------------------------------------------------------
+    def _fetch(self, run: _Run, shard_id: str, start: dict[str, str]) -> None:
+        try:
+            outcome = self._follow(run, shard_id, start)
+            item: _Page | _Stopped | _Failed | None = (
+                None if outcome is None else _Stopped(shard_id, outcome)
+            )
+        except BaseException as err:  # handed to the caller's thread, which raises it
+            item = _Failed(shard_id, err)
+        if item is not None:
+            self._put(run, item)
+
+    def _put(self, run: _Run, item: _Page | _Stopped | _Failed) -> bool:
+        while not run.stop.is_set():
+            try:
+                run.pages.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _follow(self, run: _Run, shard_id: str, start: dict[str, str]) -> Outcome | None:
+        """Hand this shard's pages over until its end (None), or until caught up or out of time."""
+        position = dict(start)
+        iterator = self._iterator(run, shard_id, position)
+        pace = 1.0 / self.settings.calls_per_second if self.settings.calls_per_second else 0.0
+        last_call, last_record = float("-inf"), time.monotonic()
+        not_found = 0
+        while not run.stop.is_set():
+            now = time.monotonic()
+            if now > run.deadline:
+                return Outcome.OUT_OF_TIME
+            if pace and now - last_call < pace:
+                run.stop.wait(min(pace - (now - last_call), max(0.0, run.deadline - now)))
+                continue
+            last_call = time.monotonic()
+            try:
+                page = self.aws.records(iterator, self.settings.limit)
+            except ExpiredIterator:
+                iterator = self._iterator(run, shard_id, position)
+                continue
+            except ResourceNotFound:
+                not_found = self._not_found(run, shard_id, position, not_found)
+                if not_found < 0:
+                    self._put(run, _Page(shard_id, [], ended=True))
+                    return None
+                iterator = self._iterator(run, shard_id, position)
+                continue
+            except TrimmedData:
+                raise self._trimmed(shard_id, position) from None
+            except MalformedResponse as err:
+                raise self._malformed(shard_id, err) from None
+            not_found = 0
+            try:
+                records = checked(page["Records"])
+            except MalformedResponse as err:
+                raise self._malformed(shard_id, err) from None
+            next_iterator = page.get("NextShardIterator")
+            if records:
+                last_record = time.monotonic()
+                position = {
+                    "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                    "SequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                }
+            if (records or next_iterator is None) and not self._put(
+                run, _Page(shard_id, records, ended=next_iterator is None)
+            ):
+                return None
+            if next_iterator is None:
+                return None
+            if records and created_at(records[-1]) > run.not_before + 1:
+                # Written after this run began (the Date header has whole seconds): later
+                # events are left for the next run, so a busy shard cannot hold a run forever.
+                return Outcome.CAUGHT_UP
+            quiet = time.monotonic() - last_record > self.settings.idle_seconds
+            listed_open = "EndingSequenceNumber" not in run.listing[shard_id]["SequenceNumberRange"]
+            if not records and quiet and listed_open:
+                return Outcome.CAUGHT_UP  # open and quiet; a closed shard is followed on
+            iterator = next_iterator
+        return None
+
+    def _iterator(self, run: _Run, shard_id: str, position: dict[str, str]) -> str:
+        """An iterator at ``position``; a child's exact start falls back to TRIM_HORIZON.
+
+        AWS documents no rule for AT_SEQUENCE_NUMBER at a StartingSequenceNumber that no record
+        carries, and the KCL adapter starts such children at TRIM_HORIZON. Asking for the exact
+        start first keeps TrimmedDataAccessException (a gap) loud when the child's first events
+        aged out; only a ValidationException falls back.
+        """
+        for attempt in range(self.settings.not_found_retries + 1):
+            try:
+                try:
+                    return self.aws.shard_iterator(run.arn, shard_id, position)
+                except InvalidPosition:
+                    if position.get("ShardIteratorType") != "AT_SEQUENCE_NUMBER":
+                        raise
+                    return self.aws.shard_iterator(
+                        run.arn, shard_id, {"ShardIteratorType": "TRIM_HORIZON"}
+                    )
+            except TrimmedData:
+                raise self._trimmed(shard_id, position) from None
+            except ResourceNotFound:
+                self._wait_not_found(run, shard_id, attempt)
+        raise vanished(self.table, shard_id, position.get("SequenceNumber"))
+
+    def _not_found(self, run: _Run, shard_id: str, position: dict[str, str], tries: int) -> int:
+        """GetRecords said ResourceNotFound for a listed shard: usually transient, so retry.
+
+        Returns the new try count, or -1 when the shard provably was read to its end (our
+        position is its listed EndingSequenceNumber). Raises the vanished-shard gap when the
+        retries run out.
+        """
+        ending = run.listing[shard_id]["SequenceNumberRange"].get("EndingSequenceNumber")
+        if ending is not None and position.get("SequenceNumber") == ending:
+            return -1
+        if tries >= self.settings.not_found_retries:
+            raise vanished(self.table, shard_id, position.get("SequenceNumber"))
+        self._wait_not_found(run, shard_id, tries)
+        return tries + 1
+
+    def _wait_not_found(self, run: _Run, shard_id: str, attempt: int) -> None:
+        wait = min(0.2 * 2**attempt, 5.0)
+        LOG.info(
+            "Table %r: shard %s answered ResourceNotFound while listed; retrying in %.1f s "
+            "(attempt %d of %d)",
+            self.table,
+            shard_id,
+            wait,
+            attempt + 1,
+            self.settings.not_found_retries,
+        )
+        run.stop.wait(wait)
+
+    def _trimmed(self, shard_id: str, position: dict[str, str]) -> StreamGapError:
+        after = position.get("SequenceNumber") or "the shard's start"
+        return gap(
+            self.table,
+            f"shard {shard_id}: data after sequence number {after} was trimmed "
+            "(older than the 24-hour retention) before it was read",
+        )
+
+    def _malformed(self, shard_id: str, err: MalformedResponse) -> StreamGapError:
+        return StreamGapError(
+            f"Table {self.table!r}: shard {shard_id}: {err}. Nothing after the last STATE was "
+            "emitted; run again (if it persists, check the endpoint or proxy in between)."
+        )

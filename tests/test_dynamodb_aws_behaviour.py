@@ -1,0 +1,113 @@
+"""The tap against AWS behaviour our endpoint used to smooth over (issue 11, bugs 3 to 6):
+empty stretches that move the iterator, transient ResourceNotFound, malformed answers, child
+shards whose StartingSequenceNumber names no record, and credentials in debug logs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.emulators.dynamodb_streams import Faults, Stack
+from tests.support.dynamodb import TapRun, run_tap, running_stack
+
+
+def put(stack: Stack, table: str, *keys: str) -> None:
+    for key in keys:
+        stack.dynamodb().put_item(TableName=table, Item={"pk": {"S": key}, "v": {"N": "1"}})
+    stack.streams.sync()
+
+
+def emitted(run: TapRun) -> list[str]:
+    return [str(r["_sdc_sequence_number"]) for r in run.records]
+
+
+def truth(stack: Stack, table: str) -> list[str]:
+    return [e["sequence_number"] for e in stack.streams.events(table)]
+
+
+def split_table(stack: Stack, table: str) -> None:
+    """Eight events in the root, then a split and eight in the two children."""
+    stack.create_table(table)
+    put(stack, table, *"abcdefgh")
+    stack.streams.split(table)
+    put(stack, table, *"ijklmnop")
+
+
+def test_empty_stretches_on_closed_and_open_shards_are_followed(tmp_path: Path) -> None:
+    """Bug 3: a closed shard returns runs of empty pages before its null iterator; the old
+    reader gave up after 3 and restarted the stretch every run, so the children never came."""
+    faults = Faults(closed_tail_pages=16, empty_stretch_rate=0.3, empty_stretch_pages=4, seed=2)
+    with running_stack(faults) as stack:
+        split_table(stack, "stretch")
+        config = stack.tap_config(["stretch"], open_shard_idle_seconds=3)
+        run = run_tap(tmp_path, config)
+        assert run.returncode == 0, run.stderr
+        assert sorted(emitted(run)) == sorted(truth(stack, "stretch"))
+
+
+def test_transient_resource_not_found_is_retried(tmp_path: Path) -> None:
+    """Bug 4: a listed shard answering ResourceNotFound once is not a vanished shard."""
+    with running_stack(Faults(transient_not_found_rate=0.3, seed=4)) as stack:
+        split_table(stack, "flaky")
+        run = run_tap(tmp_path, stack.tap_config(["flaky"]))
+        assert run.returncode == 0, run.stderr
+        assert sorted(emitted(run)) == sorted(truth(stack, "flaky"))
+        assert stack.streams.errors["ResourceNotFoundException"] > 0
+        assert "full resync" not in run.stderr
+
+
+def test_a_malformed_answer_names_table_and_shard(tmp_path: Path) -> None:
+    """Bug 4: a 200 body without Records was a bare KeyError."""
+    with running_stack(Faults(malformed_get_records=1)) as stack:
+        stack.create_table("garbled")
+        put(stack, "garbled", "a")
+        run = run_tap(tmp_path, stack.tap_config(["garbled"]))
+        assert run.returncode != 0
+        shard = stack.streams.shards("garbled")[0]["shard_id"]
+        assert re.search(
+            rf"Table 'garbled': shard {shard}: GetRecords answered without 'Records'", run.stderr
+        ), run.stderr[-2000:]
+        assert run.records == [] and "KeyError" not in run.stderr
+
+
+def test_children_start_where_aws_lets_them_and_a_trimmed_start_stays_loud(
+    tmp_path: Path,
+) -> None:
+    """Bug 5: AT_SEQUENCE_NUMBER at a child's StartingSequenceNumber (which no record carries)
+    is refused with ValidationException; the tap falls back to TRIM_HORIZON as the KCL adapter
+    does, yet a child whose first events aged out still stops the run."""
+    with running_stack() as stack:
+        split_table(stack, "kids")
+        run = run_tap(tmp_path, stack.tap_config(["kids"]))
+        assert run.returncode == 0, run.stderr
+        assert sorted(emitted(run)) == sorted(truth(stack, "kids"))
+        assert stack.streams.errors.get("ValidationException", 0) >= 2  # both children asked
+
+        stack.streams.split("kids")  # grandchildren: read (empty) by the next run
+        again = run_tap(tmp_path, stack.tap_config(["kids"]), state=run.last_state)
+        assert again.returncode == 0 and again.records == [], again.stderr
+        state: dict[str, Any] = again.last_state  # type: ignore[assignment]
+        put(stack, "kids", *"qrst")  # into grandchildren never read past their start
+        stack.streams.advance(25 * 3600)
+        lost = run_tap(tmp_path, stack.tap_config(["kids"]), state=state)
+        assert lost.returncode != 0
+        assert "trimmed" in lost.stderr and "full resync" in lost.stderr
+        assert lost.records == [] and all(s == state for s in lost.states)
+
+
+def test_no_credential_in_any_log_line_at_debug_level(tmp_path: Path) -> None:
+    """Bug 6: botocore printed X-Amz-Security-Token (and signatures) at debug level."""
+    key, secret, token = "AKIAEXAMPLEKEY123456", "s3cret/Key+never-logged", "FwoGZXIvYXdzTOKEN"
+    with running_stack(Faults.lenient()) as stack:
+        stack.create_table("quiet")
+        put(stack, "quiet", "a", "b")
+        config = stack.tap_config(
+            ["quiet"], aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token
+        )
+        run = run_tap(tmp_path, config, env={"LOGLEVEL": "DEBUG"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "botocore" in run.stderr and "X-Amz-Security-Token" in run.stderr  # debug was on
+    for value in (key, secret, token, token[:12]):
+        assert value not in run.stderr, f"{value!r} leaked into the log"
+    assert not re.search(r"Signature=[0-9a-f]{16}", run.stderr)

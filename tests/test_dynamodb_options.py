@@ -1,0 +1,93 @@
+"""Scale-out partitions, TTL deletions and the lag warning (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.support.dynamodb import TapRun, random_writes, run_tap, running_stack
+
+
+def sequence_numbers(run: TapRun) -> list[str]:
+    return [str(r["_sdc_sequence_number"]) for r in run.records]
+
+
+def test_four_partitions_together_emit_exactly_what_one_process_does(tmp_path: Path) -> None:
+    """``partition: "i/N"`` splits the lineages (stable by root shard) across N pipelines,
+    each with its own state; the union of 4 equals one process, with no event twice."""
+    with running_stack() as stack:
+        stack.create_table("parts", roots=12)
+        rng = random.Random(4)
+        random_writes(stack.dynamodb(), "parts", 120, keys=90, rng=rng)
+        stack.streams.split("parts", limit=6)
+        random_writes(stack.dynamodb(), "parts", 120, keys=90, rng=rng)
+        stack.streams.sync()
+
+        def run(partition: str | None) -> TapRun:
+            extra = {"partition": partition} if partition else {}
+            workdir = tmp_path / (partition or "all").replace("/", "-")
+            config = stack.tap_config(["parts"], open_shard_idle_seconds=3, **extra)
+            done = run_tap(workdir, config)
+            assert done.returncode == 0, done.stderr[-3000:]
+            return done
+
+        whole = run(None)
+        with ThreadPoolExecutor(4) as pool:  # one reader per shard at a time, as AWS wants
+            parts = list(pool.map(run, ["0/4", "1/4", "2/4", "3/4"]))
+    truth = sorted(e["sequence_number"] for e in stack.streams.events("parts"))
+    assert sorted(sequence_numbers(whole)) == truth
+    union = [seq for part in parts for seq in sequence_numbers(part)]
+    assert sorted(union) == truth  # every event, none twice
+    assert all(part.records for part in parts)  # twelve lineages spread over all four
+    for part in parts:  # its own state: only its own shards are read, the rest known foreign
+        shards = part.last_state["bookmarks"]["parts"]["shards"]  # type: ignore[index]
+        mine = {r["_sdc_shard_id"] for r in part.records}
+        assert mine <= {s for s, e in shards.items() if not e.get("foreign")}
+
+
+def test_ttl_deletions_can_be_deleted_marked_or_dropped(tmp_path: Path) -> None:
+    with running_stack() as stack:
+        stack.create_table("ttl")
+        db = stack.dynamodb()
+        for key in "abc":
+            db.put_item(TableName="ttl", Item={"pk": {"S": key}, "v": {"N": "1"}})
+        db.delete_item(TableName="ttl", Key={"pk": {"S": "b"}})  # a user's delete
+        db.delete_item(TableName="ttl", Key={"pk": {"S": "c"}})
+        stack.streams.mark_ttl_deletions("ttl", 1)  # c expired: deleted by the service
+        runs = {
+            mode: run_tap(tmp_path / mode, stack.tap_config(["ttl"], ttl_deletions=mode))
+            for mode in ("delete", "mark", "drop")
+        }
+    removes = {
+        mode: {r["pk"]: r for r in run.records if r["_sdc_event_name"] == "REMOVE"}
+        for mode, run in runs.items()
+    }
+    assert all(run.returncode == 0 for run in runs.values())
+    assert removes["delete"]["c"]["_sdc_deleted_at"] and removes["delete"]["b"]["_sdc_deleted_at"]
+    marked = removes["mark"]["c"]
+    assert marked["_sdc_deleted_at"] is None and marked["_sdc_expired_at"]
+    assert (
+        removes["mark"]["b"]["_sdc_deleted_at"] and removes["mark"]["b"]["_sdc_expired_at"] is None
+    )
+    assert set(removes["drop"]) == {"b"}
+
+
+def test_a_shard_far_behind_is_warned_about_with_a_lag_metric(tmp_path: Path) -> None:
+    with running_stack() as stack:
+        stack.create_table("lagging")
+        stack.dynamodb().put_item(TableName="lagging", Item={"pk": {"S": "a"}})
+        stack.streams.sync()
+        stack.streams.advance(13 * 3600)
+        run = run_tap(tmp_path, stack.tap_config(["lagging"]))
+        quiet = run_tap(tmp_path / "q", stack.tap_config(["lagging"], lag_warning_hours=14))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert re.search(
+        r"Table 'lagging': shard \S+ is 13\.\d hours behind \(warning at 12\.0 h\)", run.stderr
+    )
+    metric = re.search(r"METRIC: (\{[^\n]*replication_lag_seconds[^\n]*\})", run.stderr)
+    assert metric is not None
+    assert json.loads(metric.group(1))["value"] >= 13 * 3600
+    assert "hours behind" not in quiet.stderr
