@@ -99,6 +99,9 @@ class IssuesStream(JiraStream):
         self._embedded: dict[tuple[str, str], list[dict[str, Any]] | None] = {}
         self._child_batch: list[str] = []
         self._comment_counts: dict[str, int] = {}
+        # ids the stored state already names (live or candidate); None: not reconciling
+        self._named: set[int] | None = None
+        self._candidates: set[int] = set()
 
     # -- schema: typed from /field ------------------------------------------------------
     @property
@@ -185,6 +188,28 @@ class IssuesStream(JiraStream):
         return body
 
     # -- records ------------------------------------------------------------------------
+    def parse_response(self, response: requests.Response) -> Iterator[dict[str, Any]]:
+        rows = list(super().parse_response(response))
+        self._announce(rows)
+        yield from rows
+
+    def _announce(self, rows: list[dict[str, Any]]) -> None:
+        """Before the first RECORD of an id the stored state does not name, emit a STATE that
+        names it a candidate. That STATE carries no new record and keeps the bookmark, so a
+        target may store it at once; a run killed after loading the id then leaves it where
+        the next reconciliation looks it up (and deletes it if it is gone)."""
+        if self._named is None:
+            return
+        new = {int(row["id"]) for row in rows} - self._named
+        if not new:
+            return
+        self._named |= new
+        self._candidates |= new
+        state = self.get_context_state(None)
+        state["live_issue_candidates"] = reconcile.encode_ids(self._candidates)
+        self.state_manager.is_flushed = False  # the SDK writes only a state it marked changed
+        self._write_state_message()
+
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         if row.get("_sdc_deleted_at"):
             return row
@@ -254,7 +279,9 @@ class IssuesStream(JiraStream):
         state = self.get_context_state(context)
         reconciling = bool(self.config.get("reconcile_deletes"))
         if reconciling:  # first: a bad listing must stop the run before anything is emitted
-            known = reconcile.decode_ids(state.get("live_issue_ids") or [])
+            self._candidates = reconcile.decode_ids(state.get("live_issue_candidates") or [])
+            known = reconcile.decode_ids(state.get("live_issue_ids") or []) | self._candidates
+            self._named = set(known)
             listed = self.list_ids(self.jql(None, None, "created ASC"))
             fraction = float(self.config.get("max_delete_fraction", 0.05))
             missing = reconcile.check_listing(known, listed, fraction)
@@ -355,7 +382,9 @@ class IssuesStream(JiraStream):
             if not missing:
                 return
             self.logger.warning("issues: %d issue(s) missed by paging; fetching them", len(missing))
-            for raw in self.fetch(missing):
+            fetched = list(self.fetch(missing))
+            self._announce(fetched)
+            for raw in fetched:
                 emitted[int(raw["id"])] = raw["fields"]["updated"]
                 yield raw
         raise RuntimeError(
@@ -410,6 +439,7 @@ class IssuesStream(JiraStream):
         state["live_issue_ids"] = reconcile.encode_ids(
             (live | verdicts.kept) - set(verdicts.deleted) - gone
         )
+        state.pop("live_issue_candidates", None)  # each was listed, emitted or proven above
 
 
 def _note_updated(newest: dict[int, datetime], row: dict[str, Any]) -> None:
