@@ -97,10 +97,8 @@ def test_short_crash_soak(
     pg_db: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed = int(os.environ.get("SOAK_SEED", "20261129"))
-    # Only issues that existed before the soak are deleted here: deleting one created during
-    # it hits a known tap-jira-safe bug (tests/test_crash_findings.py) that the long run shows.
     figures = crash_soak(
-        pg_db, tmp_path, seed, kills=6, jira_issues=120, delete_new_issues=False, capsys=capsys
+        pg_db, tmp_path, seed, kills=6, jira_issues=120, delete_new_issues=True, capsys=capsys
     )
     wrappers = {key.split("/")[0] for key in figures.kills}
     assert wrappers == {"state-service", "meltano"}
