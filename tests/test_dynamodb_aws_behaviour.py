@@ -111,3 +111,17 @@ def test_no_credential_in_any_log_line_at_debug_level(tmp_path: Path) -> None:
     for value in (key, secret, token, token[:12]):
         assert value not in run.stderr, f"{value!r} leaked into the log"
     assert not re.search(r"Signature=[0-9a-f]{16}", run.stderr)
+
+
+def test_throttling_inside_an_empty_stretch_does_not_end_an_open_shard(tmp_path: Path) -> None:
+    """Crash soak: an open shard counted as caught up after 1 s without a record, backoff
+    included, so a 4-page stretch plus a throttle ended it short of its records every run
+    (a new run walks the stretch again). Idle now also needs the pages the pace allows."""
+    faults = Faults(empty_stretch_rate=1.0, empty_stretch_pages=4, throttle_rate=0.15, seed=5)
+    with running_stack(faults) as stack:
+        stack.create_table("throttled")
+        put(stack, "throttled", *"abcdefgh")
+        run = run_tap(tmp_path, stack.tap_config(["throttled"]))
+        assert run.returncode == 0, run.stderr
+        assert emitted(run) == truth(stack, "throttled")
+        assert "counted as caught up for this run" in run.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -282,6 +283,11 @@ class StreamReader:
         iterator = self._iterator(run, shard_id, position)
         pace = 1.0 / self.settings.calls_per_second if self.settings.calls_per_second else 0.0
         last_call, last_record = float("-inf"), time.monotonic()
+        # AWS's empty stretches are counted in calls and a new run walks them again, so idle
+        # also needs the empty pages the pace allows in idle_seconds: time lost to throttling
+        # backoff or slow answers must not cut a stretch short (the shard would never pass it).
+        idle_pages = max(1, math.ceil(self.settings.idle_seconds * self.settings.calls_per_second))
+        empty_pages = 0
         not_found = 0
         while not run.stop.is_set():
             now = time.monotonic()
@@ -313,6 +319,7 @@ class StreamReader:
             except MalformedResponse as err:
                 raise self._malformed(shard_id, err) from None
             next_iterator = page.get("NextShardIterator")
+            empty_pages = 0 if records else empty_pages + 1
             if records:
                 last_record = time.monotonic()
                 position = {
@@ -331,10 +338,26 @@ class StreamReader:
                 return Outcome.CAUGHT_UP
             quiet = time.monotonic() - last_record > self.settings.idle_seconds
             listed_open = "EndingSequenceNumber" not in run.listing[shard_id]["SequenceNumberRange"]
-            if not records and quiet and listed_open:
+            if quiet and empty_pages >= idle_pages and listed_open:
+                self._log_idle(shard_id, position, time.monotonic() - last_record, empty_pages)
                 return Outcome.CAUGHT_UP  # open and quiet; a closed shard is followed on
             iterator = next_iterator
         return None
+
+    def _log_idle(
+        self, shard_id: str, position: dict[str, str], seconds: float, pages: int
+    ) -> None:
+        """Caught up is a guess on an open shard (no MillisBehindLatest): say what it rests on."""
+        LOG.info(
+            "Table %r: open shard %s returned no record for %.1f s (%d empty pages) after "
+            "sequence number %s; counted as caught up for this run (open_shard_idle_seconds): "
+            "later events, or any behind a longer empty stretch, are read by the next run.",
+            self.table,
+            shard_id,
+            seconds,
+            pages,
+            position.get("SequenceNumber") or "the run's start position",
+        )
 
     def _iterator(self, run: _Run, shard_id: str, position: dict[str, str]) -> str:
         """An iterator at ``position``; a child's exact start falls back to TRIM_HORIZON.

@@ -90,8 +90,9 @@ class TapDynamoDBStreams(Tap):
             th.NumberType,
             default=3,
             description=(
-                "An open shard that returned no record for this long counts as caught up for "
-                "this run. Empty pages never end a shard: closed shards are followed to their "
+                "An open shard that returned no record for this long, over at least as many "
+                "empty pages as the pace allows in that time, counts as caught up for this "
+                "run. Empty pages never end a shard: closed shards are followed to their "
                 "null NextShardIterator."
             ),
         ),

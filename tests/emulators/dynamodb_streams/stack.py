@@ -50,8 +50,8 @@ class Stack:
             "aws_secret_access_key": CREDENTIALS["aws_secret_access_key"],
             # Tests read at 4.5 GetRecords per shard per second (AWS allows 5; the default
             # 2.5 leaves half to a second reader), and, as the virtual clock stands still, an
-            # open shard counts as caught up after 1 quiet second (an empty stretch of 3
-            # pages and then some) instead of 3.
+            # open shard counts as caught up after 1 quiet second and 5 empty pages (an empty
+            # stretch of 3 pages and then some) instead of 3. Injected empty pages need more.
             "max_get_records_per_shard_per_second": 4.5,
             "open_shard_idle_seconds": 1,
             **extra,
