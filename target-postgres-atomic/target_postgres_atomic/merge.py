@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from psycopg import sql
 
 from target_postgres_atomic.columns import Column
@@ -51,14 +54,22 @@ def cast_text(column: Column, text: sql.Composable) -> sql.Composable:
     return sql.SQL("({})::{}").format(text, sql.SQL(pg_type))
 
 
-def value_expr(column: Column) -> sql.Composable:
-    """The column's value from a staged row `s`, cast in PostgreSQL (no per-row Python)."""
+def value_expr(column: Column, typed: Staged | None = None) -> sql.Composable:
+    """The column's value from a staged row `s`: its typed stage column where the row has one
+    (`data` is NULL), else cast out of the raw JSON in PostgreSQL (no per-row Python)."""
     if column.source is None:
         return _ENVELOPE[column.name]
     key = sql.Literal(column.source)
     if column.pg_type == "jsonb":
-        return sql.SQL("NULLIF(s.data -> {}, 'null'::jsonb)").format(key)
-    return cast_text(column, sql.SQL("(s.data ->> {})").format(key))
+        general: sql.Composable = sql.SQL("NULLIF(s.data -> {}, 'null'::jsonb)").format(key)
+    else:
+        general = cast_text(column, sql.SQL("(s.data ->> {})").format(key))
+    if typed is None:
+        return general
+    stage = sql.SQL("s.{}").format(sql.Identifier(typed.columns[column.name]))
+    if not typed.mixed:
+        return stage
+    return sql.SQL("CASE WHEN s.data IS NULL THEN {} ELSE {} END").format(stage, general)
 
 
 def _names(columns: list[str], prefix: str = "") -> sql.Composable:
@@ -67,10 +78,26 @@ def _names(columns: list[str], prefix: str = "") -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, columns))
 
 
-def typed_rows(spec: TableSpec, source: sql.Composable, where: sql.Composable) -> sql.Composed:
+@dataclass(frozen=True)
+class Staged:
+    """How a batch sits in a stage with typed columns."""
+
+    columns: Mapping[str, str]
+    """Table column -> its typed stage column."""
+    mixed: bool
+    """Some rows are staged as raw JSON only (`data` set, typed columns NULL)."""
+
+
+def typed_rows(
+    spec: TableSpec,
+    source: sql.Composable,
+    where: sql.Composable,
+    typed: Staged | None = None,
+) -> sql.Composed:
     """SELECT of the staged rows as table columns, plus their arrival order `_sdc_seq`."""
     exprs = sql.SQL(", ").join(
-        sql.SQL("{} AS {}").format(value_expr(c), sql.Identifier(c.name)) for c in spec.columns
+        sql.SQL("{} AS {}").format(value_expr(c, typed), sql.Identifier(c.name))
+        for c in spec.columns
     )
     return sql.SQL("SELECT {}, s._seq AS _sdc_seq FROM {} s {}").format(exprs, source, where)
 
@@ -85,8 +112,13 @@ def version_guard(spec: TableSpec, stored: str, incoming: str) -> sql.Composable
     )
 
 
-def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.Composed:
-    """Newest row per key wins in the batch, then an upsert guarded by version and change."""
+def upsert(
+    spec: TableSpec, rows: sql.Composable, *, hard_delete: bool, unique_keys: bool = False
+) -> sql.Composed:
+    """Newest row per key wins in the batch, then an upsert guarded by version and change.
+
+    With `unique_keys` (staging saw each key once) the batch needs no newest-per-key sort.
+    """
     columns = [c.name for c in spec.columns]
     data_columns = [c for c in columns if c not in METADATA_NAMES]
     order: list[sql.Composable] = [sql.SQL("{} ASC").format(sql.Identifier(k)) for k in spec.keys]
@@ -119,14 +151,18 @@ def upsert(spec: TableSpec, rows: sql.Composable, *, hard_delete: bool) -> sql.C
     if tombstones is not None:
         newer = _tombstone_sql(spec, tombstones, _NEWER_TOMBSTONE)
         keep += sql.SQL(" AND NOT EXISTS ({})").format(newer)
+    newest = sql.SQL(
+        "SELECT * FROM ({rows}) r"
+        if unique_keys
+        else "SELECT DISTINCT ON ({keys}) * FROM ({rows}) r ORDER BY {order}"
+    ).format(keys=_names(list(spec.keys)), rows=rows, order=sql.SQL(", ").join(order))
     statement = sql.SQL(
-        "WITH src AS (SELECT DISTINCT ON ({keys}) * FROM ({rows}) r ORDER BY {order}), "
+        "WITH src AS ({newest}), "
         "ins AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src {keep} "
         "ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE ({guard} AND {changed}) OR {joins}) "
     ).format(
+        newest=newest,
         keys=_names(list(spec.keys)),
-        rows=rows,
-        order=sql.SQL(", ").join(order),
         table=spec.qualified(),
         cols=_names(columns),
         keep=keep,
@@ -251,7 +287,8 @@ def first_null_key(spec: TableSpec, source: sql.Composable) -> sql.Composed:
     """The first staged row with no value for a key property: (line, key)."""
     probes = sql.SQL(" UNION ALL ").join(
         sql.SQL(
-            "(SELECT s._seq, {k} FROM {source} s WHERE s.data ->> {k} IS NULL "
+            "(SELECT s._seq, {k} FROM {source} s WHERE s.data IS NOT NULL "
+            "AND s.data ->> {k} IS NULL "
             "ORDER BY s._seq LIMIT 1)"
         ).format(k=sql.Literal(key), source=source)
         for key in spec.keys

@@ -19,6 +19,7 @@ from target_postgres_atomic import merge
 from target_postgres_atomic.errors import BadRecordError, missing_key
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
+from target_postgres_atomic.typed import TypedLayout, typed_layout
 from target_postgres_atomic.validation import record_checker
 
 NUL_ESCAPE = b"\\u0000"
@@ -64,13 +65,20 @@ class PostgresSink:
         self.spec = spec
         self.settings = settings
         self.stage = sql.Identifier(stage_name)
-        for stager in stagers:
-            stager.create_stage(self.stage)
+        self.stagers = stagers
         self.stager = stagers[0]
         """The session records stream into now (the target alternates two sessions)."""
+        self.layout: TypedLayout | None = None
+        self._make_stages()
         self.check = record_checker(spec, check_types=settings.validate_records)
-        self.chunk: list[bytes] = []
+        self.chunk: list[Any] = []
+        """COPY text rows (bytes), or rows of values for a typed stage."""
         self.chunk_seqs: list[int] = []
+        self._general_rows = 0
+        """Rows of this batch staged as raw JSON only in a typed stage."""
+        self._keys: set[Any] = set()
+        self._unique_keys = False
+        """Every row of this batch so far is typed and has a key no other row has."""
         self.pending = 0
         """Records received since the last merge (in the chunk or already in the stage)."""
         self.size_bytes = 0
@@ -86,7 +94,20 @@ class PostgresSink:
     def update_spec(self, spec: TableSpec) -> None:
         """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""
         self.spec = spec
+        self._make_stages()
         self.check = record_checker(spec, check_types=self.settings.validate_records)
+
+    def _make_stages(self) -> None:
+        """Each session's stage for this stream, typed when its schema maps cleanly."""
+        self.layout = typed_layout(self.spec, check_types=self.settings.validate_records)
+        for stager in self.stagers:
+            stager.create_stage(self.stage, self.layout)
+        self._start_batch()
+
+    def _start_batch(self) -> None:
+        self._general_rows = 0
+        self._keys = set()
+        self._unique_keys = self.layout is not None and self.layout.key_index is not None
 
     @property
     def refreshing(self) -> bool:
@@ -105,7 +126,56 @@ class PostgresSink:
         )
 
     def add(self, seq: int, raw: bytes, version: int | None, time_extracted: str | None) -> None:
-        """Check one record and buffer it as a COPY text row: the per-record work in Python."""
+        """Check one record and buffer it for COPY: the per-record work in Python."""
+        if version is not None:
+            self.table_versions.add(version)
+        layout = self.layout
+        # Rows bound for a shadow table keep the general layout (the shadow has no typed
+        # columns); so do records with a NUL escape (refused or sanitized below).
+        typed = layout is not None and self.shadow_version is None and NUL_ESCAPE not in raw
+        if self.chunk and isinstance(self.chunk[0], tuple) != typed:
+            self.send_chunk()  # one chunk, one kind of COPY
+        if typed:
+            assert layout is not None
+            self._add_typed(layout, seq, raw, version, time_extracted)
+        else:
+            self._add_general(seq, raw, version, time_extracted)
+        self.chunk_seqs.append(seq)
+        self.pending += 1
+        if len(self.chunk) >= COPY_CHUNK_ROWS:
+            self.send_chunk()
+
+    def _add_typed(
+        self,
+        layout: TypedLayout,
+        seq: int,
+        raw: bytes,
+        version: int | None,
+        time_extracted: str | None,
+    ) -> None:
+        values = layout.values(raw)
+        if values is None:
+            # The strict decode refused it: a bad record is named here; one PostgreSQL may
+            # still read (or unchecked with validate_records off) is staged as raw JSON.
+            self.check(seq, raw)
+            self._general_rows += 1
+            self._unique_keys = False
+            values = (None,) * len(layout.fields)
+            data: msgspec.Raw | None = msgspec.Raw(raw)
+        else:
+            data = None
+            if self._unique_keys:
+                keys = self._keys
+                count = len(keys)
+                keys.add(values[layout.key_index])  # type: ignore[index]
+                if len(keys) == count:
+                    self._unique_keys = False
+        self.chunk.append((seq, version, time_extracted, data, *values))
+        self.size_bytes += len(raw)
+
+    def _add_general(
+        self, seq: int, raw: bytes, version: int | None, time_extracted: str | None
+    ) -> None:
         self.check(seq, raw)
         if NUL_ESCAPE in raw:
             raw = self._handle_nul(seq, raw)
@@ -114,25 +184,28 @@ class PostgresSink:
         if b"\t" in raw or b"\r" in raw:
             # JSON whitespace between tokens (inside strings these are always escaped).
             raw = raw.replace(b"\t", b" ").replace(b"\r", b" ")
-        if version is None:
-            tv = b"\\N"
-        else:
-            tv = b"%d" % version
-            self.table_versions.add(version)
+        tv = b"\\N" if version is None else b"%d" % version
         extracted = b"\\N" if time_extracted is None else time_extracted.encode()
         row = b"%d\t%b\t%b\t%b\n" % (seq, tv, extracted, raw)
+        if self.layout is not None:
+            # A typed stage: the general columns only (the typed ones stay NULL).
+            self._general_rows += 1
+            self._unique_keys = False
         self.chunk.append(row)
-        self.chunk_seqs.append(seq)
-        self.pending += 1
         self.size_bytes += len(row)
-        if len(self.chunk) >= COPY_CHUNK_ROWS:
-            self.send_chunk()
 
     def send_chunk(self) -> None:
         """Stream the chunk into the stage; PostgreSQL parses it while we read on."""
-        if self.chunk:
+        if not self.chunk:
+            return
+        if isinstance(self.chunk[0], tuple):
+            assert self.layout is not None
+            self.stager.write_rows(
+                self.stage, self.spec.stream, self.layout, self.chunk, self.chunk_seqs
+            )
+        else:
             self.stager.write(self.stage, self.spec.stream, b"".join(self.chunk), self.chunk_seqs)
-            self.chunk, self.chunk_seqs = [], []
+        self.chunk, self.chunk_seqs = [], []
 
     def _handle_nul(self, seq: int, raw: bytes) -> bytes:
         record = msgspec.json.decode(raw)
@@ -157,24 +230,34 @@ class PostgresSink:
         The stream's schema and shadow version are fixed now, as the records were staged.
         """
         spec, shadow_version = self.spec, self.shadow_version
+        typed = None
+        if self.layout is not None:
+            typed = merge.Staged(self.layout.columns, mixed=self._general_rows > 0)
+        unique_keys = self._unique_keys
         self.pending = 0
         self.size_bytes = 0
-        return lambda conn: self._merge_staged(conn, spec, shadow_version)
+        self._start_batch()
+        return lambda conn: self._merge_staged(conn, spec, shadow_version, typed, unique_keys)
 
     def _merge_staged(
-        self, conn: psycopg.Connection, spec: TableSpec, shadow_version: int | None
+        self,
+        conn: psycopg.Connection,
+        spec: TableSpec,
+        shadow_version: int | None,
+        typed: merge.Staged | None,
+        unique_keys: bool,
     ) -> None:
         where: sql.Composable = sql.SQL("")
         if shadow_version is not None:
             version = sql.Literal(shadow_version)
             self._check_fit(conn, spec, sql.SQL("WHERE s._table_version = {}").format(version))
             conn.execute(
-                sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE _table_version = {}").format(
-                    self.shadow, self.stage, version
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE _table_version = {}").format(
+                    self.shadow, merge.COPY_COLUMNS, merge.COPY_COLUMNS, self.stage, version
                 )
             )
             where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
-        self._merge(conn, spec, self.stage, where)
+        self._merge(conn, spec, self.stage, where, typed, unique_keys=unique_keys)
         conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
 
     def _check_fit(self, conn: psycopg.Connection, spec: TableSpec, where: sql.Composable) -> None:
@@ -194,10 +277,15 @@ class PostgresSink:
         spec: TableSpec,
         source: sql.Composable,
         where: sql.Composable,
+        typed: merge.Staged | None = None,
+        *,
+        unique_keys: bool = False,
     ) -> None:
-        rows = merge.typed_rows(spec, source, where)
+        rows = merge.typed_rows(spec, source, where, typed)
         if self.settings.upsert and spec.keys:
-            statement = merge.upsert(spec, rows, hard_delete=self.settings.hard_delete)
+            statement = merge.upsert(
+                spec, rows, hard_delete=self.settings.hard_delete, unique_keys=unique_keys
+            )
         else:
             statement = merge.append(spec, rows)
         try:

@@ -11,11 +11,13 @@ import re
 from contextlib import AbstractContextManager
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import sql
 
 from target_postgres_atomic import merge
 from target_postgres_atomic.errors import BadRecordError
+from target_postgres_atomic.typed import RawJsonDumper, TypedLayout
 
 
 class Stager:
@@ -23,32 +25,63 @@ class Stager:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
+        conn.adapters.register_dumper(msgspec.Raw, RawJsonDumper)
         self._stage: sql.Identifier | None = None
+        self._layout: TypedLayout | None = None
         self._stream = ""
         self._cursor: psycopg.Cursor[Any] | None = None
         self._context: AbstractContextManager[psycopg.Copy] | None = None
         self._copy: psycopg.Copy | None = None
         self._seqs: list[int] = []
 
-    def create_stage(self, stage: sql.Identifier) -> None:
+    def create_stage(self, stage: sql.Identifier, layout: TypedLayout | None) -> None:
+        """The stage, with typed columns when the stream has a typed layout (made anew)."""
         self.close()
-        self.conn.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(stage, merge.STAGE_COLUMNS)
-        )
+        columns: sql.Composable = merge.STAGE_COLUMNS
+        if layout is not None:
+            columns = sql.SQL("{}, {}").format(columns, layout.stage_columns())
+        self.conn.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(stage))
+        self.conn.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(stage, columns))
 
-    def write(self, stage: sql.Identifier, stream: str, data: bytes, seqs: list[int]) -> None:
-        if self._stage != stage:
+    def _open(self, stage: sql.Identifier, stream: str, layout: TypedLayout | None) -> psycopg.Copy:
+        if self._stage != stage or self._layout is not layout:
             self.close()
+            columns: sql.Composable = merge.COPY_COLUMNS
+            if layout is not None:
+                columns = sql.SQL("{}, {}").format(columns, layout.copy_columns())
             self._cursor = self.conn.cursor()
             self._context = self._cursor.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN").format(stage, merge.COPY_COLUMNS)
+                sql.SQL("COPY {} ({}) FROM STDIN").format(stage, columns)
             )
             self._copy = self._context.__enter__()
-            self._stage, self._stream = stage, stream
+            self._stage, self._stream, self._layout = stage, stream, layout
         assert self._copy is not None
+        return self._copy
+
+    def write(self, stage: sql.Identifier, stream: str, data: bytes, seqs: list[int]) -> None:
+        """COPY text rows (the general stage columns only)."""
+        copy = self._open(stage, stream, None)
         self._seqs.extend(seqs)
         try:
-            self._copy.write(data)
+            copy.write(data)
+        except psycopg.errors.DataError as exc:
+            raise self._bad_row(exc) from None
+
+    def write_rows(
+        self,
+        stage: sql.Identifier,
+        stream: str,
+        layout: TypedLayout,
+        rows: list[tuple[Any, ...]],
+        seqs: list[int],
+    ) -> None:
+        """COPY rows of values into the general and the typed stage columns (C dumpers)."""
+        copy = self._open(stage, stream, layout)
+        self._seqs.extend(seqs)
+        write_row = copy.write_row
+        try:
+            for row in rows:
+                write_row(row)
         except psycopg.errors.DataError as exc:
             raise self._bad_row(exc) from None
 
@@ -68,9 +101,21 @@ class Stager:
             self._seqs = []
 
     def _bad_row(self, exc: psycopg.errors.DataError) -> BadRecordError:
-        found = re.search(r"line (\d+)", exc.diag.context or "")
+        """The record and field of the row COPY refused (from the error's line and column)."""
+        context = exc.diag.context or ""
+        found = re.search(r"line (\d+)", context)
         index = int(found.group(1)) - 1 if found else -1
         seq = self._seqs[index] if 0 <= index < len(self._seqs) else 0
+        column = re.search(r"column (\w+)", context)
+        typed = self._layout.fields if self._layout is not None else {}
+        if column is not None and column.group(1) in typed:
+            field, pg_type = typed[column.group(1)]
+            return BadRecordError(
+                self._stream,
+                seq,
+                field,
+                f"the value does not fit column type {pg_type} ({exc.diag.message_primary})",
+            )
         return BadRecordError(
             self._stream, seq, None, f"not loadable as JSON ({exc.diag.message_primary})"
         )

@@ -1,0 +1,156 @@
+"""Typed stage rows: each record decoded once into the values its columns' COPY needs.
+
+For a stream whose every column maps cleanly onto a Python type, msgspec decodes the record
+straight into a struct whose strict types ARE the validation (RFC 3339 datetimes, integers,
+booleans; no 'now' or 'infinity' slips through), and psycopg's C dumpers write the values
+into typed stage columns: PostgreSQL parses each value once, and the merge reads typed columns
+instead of casting out of jsonb. Objects, arrays and numbers stay raw JSON bytes
+(`msgspec.Raw`), so they are never parsed in Python and numbers keep every digit.
+
+A record the strict decode refuses is not necessarily bad (a `date-time` PostgreSQL reads but
+RFC 3339 does not, `validate_records` off): the caller then runs the record checker, which
+names the bad field, or stages the record the general way (raw JSON, cast in the merge).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.adapt import Dumper
+
+from target_postgres_atomic.columns import json_types
+from target_postgres_atomic.spec import TableSpec
+
+# msgspec cannot name a field with these (see validation.py): such streams go the general way.
+_UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
+_NUMBER_START = frozenset(b"-0123456789")
+_KIND_START = {"object": frozenset(b"{"), "array": frozenset(b"[")}
+NULL = b"null"
+_DELETED_AT_PROPERTY = {"type": ["string", "null"], "format": "date-time"}
+"""The one column with a source the schema may not declare (`_sdc_deleted_at`)."""
+
+
+class RawJsonDumper(Dumper):
+    """A `msgspec.Raw` (JSON text) as COPY text as it is; JSON null is SQL NULL."""
+
+    oid = psycopg.adapters.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes | None:
+        raw = bytes(obj)
+        return None if raw == NULL else raw
+
+
+@dataclass(frozen=True)
+class _Field:
+    python_type: Any
+    raw_starts: frozenset[int] | None = None
+    """For a raw field: the bytes its JSON may start with (besides null); None: any."""
+
+
+def _field(prop: Any, pg_type: str) -> _Field | None:
+    """How one property decodes for a typed stage column, or None if it does not map cleanly."""
+    if not isinstance(prop, dict) or "anyOf" in prop or "oneOf" in prop:
+        return None
+    kinds = set(json_types(prop))
+    fmt = prop.get("format")
+    if pg_type in ("smallint", "integer", "bigint") and kinds == {"integer"}:
+        return _Field(int)
+    if pg_type == "numeric" and kinds and kinds <= {"integer", "number"}:
+        return _Field(msgspec.Raw, _NUMBER_START)
+    if pg_type == "boolean" and kinds == {"boolean"}:
+        return _Field(bool)
+    if pg_type == "text" and kinds == {"string"} and fmt not in ("date-time", "date", "time"):
+        return _Field(str)
+    if pg_type == "timestamp with time zone" and kinds == {"string"} and fmt == "date-time":
+        return _Field(datetime.datetime)
+    if pg_type == "date" and kinds == {"string"} and fmt == "date":
+        return _Field(datetime.date)
+    if pg_type == "jsonb" and (not kinds or kinds <= {"object", "array"}):
+        starts = frozenset().union(*(_KIND_START[k] for k in kinds)) if kinds else None
+        return _Field(msgspec.Raw, starts)
+    return None
+
+
+@dataclass(frozen=True)
+class TypedLayout:
+    """The typed stage columns of one stream and the decoder that fills them."""
+
+    columns: dict[str, str]
+    """Table column -> its stage column (c0, c1...: property names may clash with ours)."""
+    fields: dict[str, tuple[str, str]]
+    """Stage column -> (property, type), to name the field of a value COPY refuses."""
+    decode: Callable[[bytes], Any]
+    checks: tuple[tuple[int, frozenset[int]], ...]
+    """(value index, allowed first bytes) of raw fields whose JSON kind is still unchecked."""
+    key_index: int | None
+    """Index of the single int/text key in a decoded row (tracks duplicates), else None."""
+
+    def stage_columns(self) -> sql.Composable:
+        return sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(stage), sql.SQL(pg_type))
+            for stage, (_, pg_type) in self.fields.items()
+        )
+
+    def copy_columns(self) -> sql.Composable:
+        return sql.SQL(", ").join(map(sql.Identifier, self.fields))
+
+    def values(self, raw: bytes) -> tuple[Any, ...] | None:
+        """The record's stage values, or None where the strict decode or a kind check fails."""
+        try:
+            values = msgspec.structs.astuple(self.decode(raw))
+        except msgspec.DecodeError:
+            return None
+        for index, starts in self.checks:
+            value = bytes(values[index])
+            if value != NULL and value[0] not in starts:
+                return None
+        return values
+
+
+def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
+    """The stream's typed stage layout, or None when some column does not map cleanly."""
+    struct_fields: list[Any] = []
+    rename: dict[str, str] = {}
+    columns: dict[str, str] = {}
+    fields: dict[str, tuple[str, str]] = {}
+    checks: list[tuple[int, frozenset[int]]] = []
+    key_index = None
+    sourced = [c for c in spec.columns if c.source is not None]
+    for index, column in enumerate(sourced):
+        assert column.source is not None
+        if _UNNAMEABLE.search(column.source) or column.encoding is not None:
+            return None
+        prop = spec.properties.get(column.source, _DELETED_AT_PROPERTY)
+        field = _field(prop, column.pg_type)
+        if field is None:
+            return None
+        attribute, stage = f"f{index}", f"c{index}"
+        rename[attribute] = column.source
+        columns[column.name] = stage
+        fields[stage] = (column.source, column.pg_type)
+        # Numbers are always checked (COPY would refuse a string); kinds only when validating.
+        if field.raw_starts is not None and (check_types or column.pg_type != "jsonb"):
+            checks.append((index, field.raw_starts))
+        if column.source in spec.keys:
+            if field.python_type is msgspec.Raw:
+                return None  # a null key must fail the decode, and a Raw takes null
+            struct_fields.append((attribute, field.python_type))
+            if len(spec.keys) == 1 and field.python_type in (int, str):
+                key_index = index
+        elif field.python_type is msgspec.Raw:
+            struct_fields.append((attribute, msgspec.Raw, msgspec.Raw(NULL)))
+        else:
+            struct_fields.append((attribute, field.python_type | None, None))
+    record_type = msgspec.defstruct(
+        "TypedRecord", struct_fields, rename=rename, forbid_unknown_fields=False, kw_only=True
+    )
+    return TypedLayout(
+        columns, fields, msgspec.json.Decoder(record_type).decode, tuple(checks), key_index
+    )
