@@ -589,6 +589,15 @@ class TargetPostgresAtomic(Target):
         self._buffered_rows = 0
         streams = sorted(self._sinks)
 
+        busy = next((s for s in self._sessions if s.job is not None and not s.job.done()), None)
+        if not dirty and not activate and busy is not None:
+            # A STATE alone, right after a batch: it commits after that batch, on that batch's
+            # session, so records keep streaming into this one (no wait for the merge).
+            self._queue_commit(
+                busy, lambda conn: self._commit_batches(conn, [], [], streams, state_out, None, {})
+            )
+            return
+
         def commit() -> None:
             self._commit_batches(
                 session.conn, sorted(tables), batches, streams, state_out, activate, counts
@@ -600,6 +609,17 @@ class TargetPostgresAtomic(Target):
             return
         session.job = self._committer.submit(commit)
         self._switch_session()
+
+    def _queue_commit(self, session: Session, commit: Callable[[psycopg.Connection], None]) -> None:
+        """Run `commit` on `session` after its queued one, whose error it passes on."""
+        previous = session.job
+
+        def after_previous() -> None:
+            if previous is not None:
+                previous.result()  # done already: the commit thread runs jobs in order
+            commit(session.conn)
+
+        session.job = self._committer.submit(after_previous)
 
     def _end_copy(self) -> None:
         """No statement stays open while the tap is idle (statement or idle timeouts)."""
