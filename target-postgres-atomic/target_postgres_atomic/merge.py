@@ -66,7 +66,7 @@ def value_expr(column: Column, typed: Staged | None = None) -> sql.Composable:
         general = cast_text(column, sql.SQL("(s.data ->> {})").format(key))
     if typed is None:
         return general
-    stage = sql.SQL("s.{}").format(sql.Identifier(typed.columns[column.name]))
+    stage = typed.columns[column.name]
     if not typed.mixed:
         return stage
     return sql.SQL("CASE WHEN s.data IS NULL THEN {} ELSE {} END").format(stage, general)
@@ -82,8 +82,8 @@ def _names(columns: list[str], prefix: str = "") -> sql.Composable:
 class Staged:
     """How a batch sits in a stage with typed columns."""
 
-    columns: Mapping[str, str]
-    """Table column -> its typed stage column."""
+    columns: Mapping[str, sql.Composable]
+    """Table column -> its value from the typed stage columns of a staged row `s`."""
     mixed: bool
     """Some rows are staged as raw JSON only (`data` set, typed columns NULL)."""
 

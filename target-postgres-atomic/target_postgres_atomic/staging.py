@@ -50,10 +50,13 @@ class Stager:
             if layout is not None:
                 columns = sql.SQL("{}, {}").format(columns, layout.copy_columns())
             self._cursor = self.conn.cursor()
+            binary = sql.SQL(" (FORMAT BINARY)" if layout is not None else "")
             self._context = self._cursor.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN").format(stage, columns)
+                sql.SQL("COPY {} ({}) FROM STDIN{}").format(stage, columns, binary)
             )
             self._copy = self._context.__enter__()
+            if layout is not None:
+                self._copy.set_types(list(layout.copy_types))
             self._stage, self._stream, self._layout = stage, stream, layout
         assert self._copy is not None
         return self._copy

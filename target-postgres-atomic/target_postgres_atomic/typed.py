@@ -10,6 +10,11 @@ instead of casting out of jsonb. Objects, arrays and numbers stay raw JSON bytes
 A record the strict decode refuses is not necessarily bad (a `date-time` PostgreSQL reads but
 RFC 3339 does not, `validate_records` off): the caller then runs the record checker, which
 names the bad field, or stages the record the general way (raw JSON, cast in the merge).
+
+The COPY is binary: psycopg's C dumpers write each value in PostgreSQL's own format, which
+the server reads without parsing text. Range constraints in the decoder keep every value
+inside its column type, and datetimes must carry an offset (a naive one means the server's
+time zone, which only the general way applies).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import datetime
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import psycopg
@@ -31,25 +36,31 @@ from target_postgres_atomic.spec import TableSpec
 # msgspec cannot name a field with these (see validation.py): such streams go the general way.
 _UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
 _NUMBER_START = frozenset(b"-0123456789")
+_INTEGERS = {"smallint": ("int2", 15), "integer": ("int4", 31), "bigint": ("int8", 63)}
 _KIND_START = {"object": frozenset(b"{"), "array": frozenset(b"[")}
 NULL = b"null"
+GENERAL_TYPES = ("int8", "int8", "text", "jsonb")
+"""Of the general stage columns (merge.COPY_COLUMNS)."""
 _DELETED_AT_PROPERTY = {"type": ["string", "null"], "format": "date-time"}
 """The one column with a source the schema may not declare (`_sdc_deleted_at`)."""
 
 
 class RawJsonDumper(Dumper):
-    """A `msgspec.Raw` (JSON text) as COPY text as it is; JSON null is SQL NULL."""
+    """A `msgspec.Raw` (JSON text) as binary jsonb; JSON null is SQL NULL."""
 
     oid = psycopg.adapters.types["jsonb"].oid
+    format = psycopg.pq.Format.BINARY
 
     def dump(self, obj: Any) -> bytes | None:
         raw = bytes(obj)
-        return None if raw == NULL else raw
+        return None if raw == NULL else b"\x01" + raw  # jsonb binary format version 1
 
 
 @dataclass(frozen=True)
 class _Field:
     python_type: Any
+    copy_type: str
+    """The stage column's type (binary COPY format)."""
     raw_starts: frozenset[int] | None = None
     """For a raw field: the bytes its JSON may start with (besides null); None: any."""
 
@@ -60,21 +71,23 @@ def _field(prop: Any, pg_type: str) -> _Field | None:
         return None
     kinds = set(json_types(prop))
     fmt = prop.get("format")
-    if pg_type in ("smallint", "integer", "bigint") and kinds == {"integer"}:
-        return _Field(int)
+    if pg_type in _INTEGERS and kinds == {"integer"}:
+        name, bits = _INTEGERS[pg_type]
+        return _Field(Annotated[int, msgspec.Meta(ge=-(2**bits), le=2**bits - 1)], name)
     if pg_type == "numeric" and kinds and kinds <= {"integer", "number"}:
-        return _Field(msgspec.Raw, _NUMBER_START)
+        # Staged as jsonb (a JSON number is numeric inside): every digit kept, no Python parse.
+        return _Field(msgspec.Raw, "jsonb", _NUMBER_START)
     if pg_type == "boolean" and kinds == {"boolean"}:
-        return _Field(bool)
+        return _Field(bool, "bool")
     if pg_type == "text" and kinds == {"string"} and fmt not in ("date-time", "date", "time"):
-        return _Field(str)
+        return _Field(str, "text")
     if pg_type == "timestamp with time zone" and kinds == {"string"} and fmt == "date-time":
-        return _Field(datetime.datetime)
+        return _Field(Annotated[datetime.datetime, msgspec.Meta(tz=True)], "timestamptz")
     if pg_type == "date" and kinds == {"string"} and fmt == "date":
-        return _Field(datetime.date)
+        return _Field(datetime.date, "date")
     if pg_type == "jsonb" and (not kinds or kinds <= {"object", "array"}):
         starts = frozenset().union(*(_KIND_START[k] for k in kinds)) if kinds else None
-        return _Field(msgspec.Raw, starts)
+        return _Field(msgspec.Raw, "jsonb", starts)
     return None
 
 
@@ -82,10 +95,13 @@ def _field(prop: Any, pg_type: str) -> _Field | None:
 class TypedLayout:
     """The typed stage columns of one stream and the decoder that fills them."""
 
-    columns: dict[str, str]
-    """Table column -> its stage column (c0, c1...: property names may clash with ours)."""
+    columns: dict[str, sql.Composable]
+    """Table column -> its value in a staged row `s` (stage columns are c0, c1...: property
+    names may clash with ours)."""
     fields: dict[str, tuple[str, str]]
-    """Stage column -> (property, type), to name the field of a value COPY refuses."""
+    """Stage column -> (property, column type), to name the field of a value COPY refuses."""
+    copy_types: tuple[str, ...]
+    """Every COPY column's type, the general ones first (binary COPY needs them)."""
     decode: Callable[[bytes], Any]
     checks: tuple[tuple[int, frozenset[int]], ...]
     """(value index, allowed first bytes) of raw fields whose JSON kind is still unchecked."""
@@ -94,8 +110,10 @@ class TypedLayout:
 
     def stage_columns(self) -> sql.Composable:
         return sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(stage), sql.SQL(pg_type))
-            for stage, (_, pg_type) in self.fields.items()
+            sql.SQL("{} {}").format(sql.Identifier(stage), sql.SQL(copy_type))
+            for stage, copy_type in zip(
+                self.fields, self.copy_types[len(GENERAL_TYPES) :], strict=True
+            )
         )
 
     def copy_columns(self) -> sql.Composable:
@@ -118,8 +136,9 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
     """The stream's typed stage layout, or None when some column does not map cleanly."""
     struct_fields: list[Any] = []
     rename: dict[str, str] = {}
-    columns: dict[str, str] = {}
+    columns: dict[str, sql.Composable] = {}
     fields: dict[str, tuple[str, str]] = {}
+    copy_types = list(GENERAL_TYPES)
     checks: list[tuple[int, frozenset[int]]] = []
     key_index = None
     sourced = [c for c in spec.columns if c.source is not None]
@@ -133,8 +152,12 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
             return None
         attribute, stage = f"f{index}", f"c{index}"
         rename[attribute] = column.source
-        columns[column.name] = stage
+        value = sql.SQL("s.{}").format(sql.Identifier(stage))
+        if field.copy_type == "jsonb" and column.pg_type != "jsonb":
+            value = sql.SQL("({})::{}").format(value, sql.SQL(column.pg_type))
+        columns[column.name] = value
         fields[stage] = (column.source, column.pg_type)
+        copy_types.append(field.copy_type)
         # Numbers are always checked (COPY would refuse a string); kinds only when validating.
         if field.raw_starts is not None and (check_types or column.pg_type != "jsonb"):
             checks.append((index, field.raw_starts))
@@ -142,7 +165,7 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
             if field.python_type is msgspec.Raw:
                 return None  # a null key must fail the decode, and a Raw takes null
             struct_fields.append((attribute, field.python_type))
-            if len(spec.keys) == 1 and field.python_type in (int, str):
+            if len(spec.keys) == 1 and field.copy_type in ("int2", "int4", "int8", "text"):
                 key_index = index
         elif field.python_type is msgspec.Raw:
             struct_fields.append((attribute, msgspec.Raw, msgspec.Raw(NULL)))
@@ -152,5 +175,10 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
         "TypedRecord", struct_fields, rename=rename, forbid_unknown_fields=False, kw_only=True
     )
     return TypedLayout(
-        columns, fields, msgspec.json.Decoder(record_type).decode, tuple(checks), key_index
+        columns,
+        fields,
+        tuple(copy_types),
+        msgspec.json.Decoder(record_type).decode,
+        tuple(checks),
+        key_index,
     )
