@@ -113,11 +113,18 @@ def version_guard(spec: TableSpec, stored: str, incoming: str) -> sql.Composable
 
 
 def upsert(
-    spec: TableSpec, rows: sql.Composable, *, hard_delete: bool, unique_keys: bool = False
+    spec: TableSpec,
+    rows: sql.Composable,
+    *,
+    hard_delete: bool,
+    unique_keys: bool = False,
+    new_keys: bool = False,
 ) -> sql.Composed:
     """Newest row per key wins in the batch, then an upsert guarded by version and change.
 
-    With `unique_keys` (staging saw each key once) the batch needs no newest-per-key sort.
+    With `unique_keys` (staging saw each key once) the batch needs no newest-per-key sort;
+    with `new_keys` (no key of the batch is in the table, see `keys_are_new`) it is a plain
+    insert: there is no stored version to guard.
     """
     columns = [c.name for c in spec.columns]
     data_columns = [c for c in columns if c not in METADATA_NAMES]
@@ -158,18 +165,23 @@ def upsert(
     ).format(keys=_names(list(spec.keys)), rows=rows, order=sql.SQL(", ").join(order))
     statement = sql.SQL(
         "WITH src AS ({newest}), "
-        "ins AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src {keep} "
-        "ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE ({guard} AND {changed}) OR {joins}) "
+        "ins AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src {keep} {conflict}) "
     ).format(
         newest=newest,
-        keys=_names(list(spec.keys)),
         table=spec.qualified(),
         cols=_names(columns),
         keep=keep,
-        sets=sql.SQL(", ").join(assignments),
-        guard=guard,
-        changed=changed,
-        joins=joins_version,
+        conflict=sql.SQL("")
+        if new_keys
+        else sql.SQL(
+            "ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE ({guard} AND {changed}) OR {joins}"
+        ).format(
+            keys=_names(list(spec.keys)),
+            sets=sql.SQL(", ").join(assignments),
+            guard=guard,
+            changed=changed,
+            joins=joins_version,
+        ),
     )
     if not hard_delete:
         return statement + sql.SQL("SELECT 1")
@@ -188,6 +200,19 @@ def upsert(
         match=match,
         guard=version_guard(spec, "t", "src"),
     )
+
+
+def keys_are_new(spec: TableSpec, stage: sql.Composable, key: sql.Composable) -> sql.Composed:
+    """True when every staged key (`key`, of a row `s`) is above the table's largest key.
+
+    Run under the table's lock (`connector.lock_table`): another loader of ours cannot add
+    keys until this transaction ends, and each statement of READ COMMITTED sees what the
+    loaders before it committed. The unique index answers max() without a scan.
+    """
+    (name,) = spec.keys
+    return sql.SQL(
+        "SELECT coalesce((SELECT max({k}) FROM {table}) < (SELECT min({key}) FROM {stage} s), true)"
+    ).format(k=sql.Identifier(name), table=spec.qualified(), key=key, stage=stage)
 
 
 def tombstone_table(spec: TableSpec) -> sql.Identifier | None:

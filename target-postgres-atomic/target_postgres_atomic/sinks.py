@@ -289,8 +289,9 @@ class PostgresSink:
         else:
             statement = merge.append(spec, rows)
         try:
-            with conn.transaction():
-                conn.execute(statement)
+            if not self._inserted(conn, spec, source, rows, typed, unique_keys=unique_keys):
+                with conn.transaction():
+                    conn.execute(statement)
         except psycopg.errors.DataError as exc:
             raise _unfit_error(conn, spec, source, exc) from None
         except psycopg.errors.NotNullViolation:
@@ -299,6 +300,38 @@ class PostgresSink:
             if found is None:
                 raise
             raise missing_key(spec.stream, found[0], found[1]) from None
+
+    def _inserted(
+        self,
+        conn: psycopg.Connection,
+        spec: TableSpec,
+        source: sql.Composable,
+        rows: sql.Composable,
+        typed: merge.Staged | None,
+        *,
+        unique_keys: bool,
+    ) -> bool:
+        """Whether the batch went in by plain INSERT: its keys are unique and all new.
+
+        Hard deletes keep the upsert (their tombstones guard versions of deleted keys).
+        A writer that is not this target may still add a key meanwhile: its unique
+        violation rolls the INSERT back and the upsert runs instead.
+        """
+        if not (unique_keys and typed is not None and self.settings.upsert):
+            return False
+        if self.settings.hard_delete or len(spec.keys) != 1:
+            return False
+        found = conn.execute(merge.keys_are_new(spec, source, typed.columns[spec.keys[0]]))
+        row = found.fetchone()
+        if not (row and row[0]):
+            return False
+        statement = merge.upsert(spec, rows, hard_delete=False, unique_keys=True, new_keys=True)
+        try:
+            with conn.transaction():
+                conn.execute(statement)
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
 
     def shadow_exists(self, conn: psycopg.Connection) -> bool:
         found = conn.execute("SELECT to_regclass(%s)", (self.shadow.as_string(None),)).fetchone()

@@ -1,0 +1,152 @@
+"""Typed stage rows (binary COPY) and the plain-INSERT merge keep every promise of the target."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import script
+from tests.support.postgres import PgServer
+from tests.support.target_messages import record, schema, state
+
+PROPS = {
+    "id": {"type": "integer"},
+    "amount": {"type": ["number", "null"]},
+    "ts": {"type": ["string", "null"], "format": "date-time"},
+    "tags": {"type": ["array", "null"]},
+    "v": {"type": ["integer", "null"]},
+}
+WAIT = 60  # bound on waiting for another session, never an expected duration
+
+
+def test_a_value_typed_copy_refuses_names_line_and_field(run_target, rows) -> None:
+    """A number jsonb cannot hold fails inside the binary COPY: its line and field are named."""
+    messages = [
+        schema("t", PROPS),
+        record("t", {"id": 1, "amount": 1.5}),
+        state({"s": 1}),
+        record("t", {"id": 2, "amount": 2}),
+        state({"s": 2}),
+        record("t", {"id": 3, "amount": 3}),
+        '{"type": "RECORD", "stream": "t", "record": {"id": 4, "amount": 1e400000}}',
+        record("t", {"id": 5, "amount": 5}),
+        state({"s": 3}),
+    ]
+    run = run_target(messages, batch_size_rows=2)
+    assert run.returncode != 0
+    assert "stream 't', input line 7, field 'amount'" in run.stderr, run.stderr
+    assert "does not fit column type numeric" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.states == [{"s": 1}, {"s": 2}]
+    assert rows("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+
+
+def test_typed_and_raw_rows_of_one_batch_load_alike(run_target, rows) -> None:
+    """A time without an offset (read by PostgreSQL, refused by the strict decode) is staged
+    as raw JSON next to typed rows of the same batch; numbers keep every digit."""
+    run = run_target(
+        [
+            schema("t", PROPS),
+            '{"type": "RECORD", "stream": "t", "record": '
+            '{"id": 1, "amount": 0.1000000000000000055511, "ts": "2024-05-01T10:00:00Z"}}',
+            record("t", {"id": 2, "amount": None, "ts": "2024-05-01T10:00:00", "tags": ["a"]}),
+            record("t", {"id": 3, "amount": 7, "tags": [], "v": 2**62}),
+        ]
+    )
+    assert run.returncode == 0, run.stderr
+    ten = datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
+    assert rows("SELECT id, amount, ts, tags, v FROM t ORDER BY id") == [
+        (1, Decimal("0.1000000000000000055511"), ten, None, None),
+        (2, None, ten, ["a"], None),
+        (3, Decimal(7), None, [], 2**62),
+    ]
+
+
+def test_duplicate_keys_in_a_typed_batch_keep_the_newest(run_target, rows) -> None:
+    run = run_target(
+        [
+            schema("t", PROPS, bookmark="v"),
+            record("t", {"id": 1, "v": 2}),
+            record("t", {"id": 1, "v": 3}),
+            record("t", {"id": 1, "v": 1}),
+            record("t", {"id": 2, "v": 1}),
+        ]
+    )
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, v FROM t ORDER BY id") == [(1, 3), (2, 1)]
+
+
+@pytest.fixture
+def start_target(pg_db: PgServer, tmp_path: Path) -> Iterator[Any]:
+    """Start the target's console script on an input file, as a shell pipeline would."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(messages: list[dict[str, Any]]) -> subprocess.Popen[str]:
+        name = f"load{len(procs)}"
+        (tmp_path / f"{name}.json").write_text(json.dumps(pg_db.target_config()))
+        (tmp_path / f"{name}.in").write_text("".join(json.dumps(m) + "\n" for m in messages))
+        proc = subprocess.Popen(
+            [script("target-postgres-atomic"), "--config", str(tmp_path / f"{name}.json")],
+            stdin=(tmp_path / f"{name}.in").open(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _load(stream_version: int, keys: range) -> list[dict[str, Any]]:
+    return [
+        schema("t", PROPS, bookmark="v"),
+        *(record("t", {"id": k, "v": stream_version}) for k in keys),
+        state({"v": stream_version}),
+    ]
+
+
+def test_concurrent_loaders_of_new_keys_never_put_older_over_newer(start_target, rows) -> None:
+    """Two loaders whose keys are all new to the (empty) table, overlapping each other: the
+    one that merges second sees the first's keys and upserts under the version guard."""
+    older = start_target(_load(1, range(0, 3000)))
+    newer = start_target(_load(2, range(2000, 5000)))
+    for proc in (older, newer):
+        _, err = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, err
+    assert rows("SELECT v, count(*) FROM t GROUP BY v ORDER BY v") == [(1, 2000), (2, 3000)]
+
+
+def test_a_key_another_writer_inserts_meanwhile_is_merged_by_version(
+    start_target, rows, pg_db: PgServer
+) -> None:
+    """A key invisible to the new-keys check (another writer's open transaction) makes the
+    plain INSERT fail; the batch then upserts, and the newer stored version stays."""
+    assert start_target(_load(1, range(1, 3))).wait(timeout=WAIT) == 0
+    with pg_db.connect() as writer:
+        writer.execute("INSERT INTO t (id, v) VALUES (100, 9)")  # not committed yet
+        loader = start_target(_load(5, range(10, 101)))
+        deadline = time.monotonic() + WAIT
+        while not rows(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE '%INSERT INTO%' AND pid <> pg_backend_pid()"
+        ):
+            assert loader.poll() is None, loader.communicate()
+            assert time.monotonic() < deadline, "the loader never waited for the open insert"
+            time.sleep(0.05)
+        writer.commit()
+    _, err = loader.communicate(timeout=WAIT)
+    assert loader.returncode == 0, err
+    assert rows("SELECT v, count(*) FROM t GROUP BY v ORDER BY v") == [(1, 2), (5, 90), (9, 1)]
