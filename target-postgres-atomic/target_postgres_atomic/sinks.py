@@ -69,16 +69,16 @@ class PostgresSink:
         self.stager = stagers[0]
         """The session records stream into now (the target alternates two sessions)."""
         self.layout: TypedLayout | None = None
-        self._make_stages()
-        self.check = record_checker(spec, check_types=settings.validate_records)
-        self.chunk: list[Any] = []
-        """COPY text rows (bytes), or rows of values for a typed stage."""
-        self.chunk_seqs: list[int] = []
         self._general_rows = 0
         """Rows of this batch staged as raw JSON only in a typed stage."""
         self._keys: set[Any] = set()
         self._unique_keys = False
         """Every row of this batch so far is typed and has a key no other row has."""
+        self._make_stages()
+        self.check = record_checker(spec, check_types=settings.validate_records)
+        self.chunk: list[Any] = []
+        """COPY text rows (bytes), or rows of values for a typed stage."""
+        self.chunk_seqs: list[int] = []
         self.pending = 0
         """Records received since the last merge (in the chunk or already in the stage)."""
         self.size_bytes = 0
