@@ -127,55 +127,23 @@ class PostgresSink:
 
     def add(self, seq: int, raw: bytes, version: int | None, time_extracted: str | None) -> None:
         """Check one record and buffer it for COPY: the per-record work in Python."""
-        if version is not None:
-            self.table_versions.add(version)
         layout = self.layout
         # Rows bound for a shadow table keep the general layout (the shadow has no typed
         # columns); so do records with a NUL escape (refused or sanitized below).
-        typed = layout is not None and self.shadow_version is None and NUL_ESCAPE not in raw
-        if self.chunk and isinstance(self.chunk[0], tuple) != typed:
-            self.send_chunk()  # one chunk, one kind of COPY
-        if typed:
-            assert layout is not None
-            self._add_typed(layout, seq, raw, version, time_extracted)
-        else:
-            self._add_general(seq, raw, version, time_extracted)
-        self.chunk_seqs.append(seq)
-        self.pending += 1
-        if len(self.chunk) >= COPY_CHUNK_ROWS:
-            self.send_chunk()
-
-    def _add_typed(
-        self,
-        layout: TypedLayout,
-        seq: int,
-        raw: bytes,
-        version: int | None,
-        time_extracted: str | None,
-    ) -> None:
-        values = layout.values(raw)
-        if values is None:
+        if layout is not None and self.shadow_version is None and NUL_ESCAPE not in raw:
+            values = layout.values(raw)
+            if values is not None:
+                self.add_values(seq, values, version, time_extracted, len(raw))
+                return
             # The strict decode refused it: a bad record is named here; one PostgreSQL may
             # still read (or unchecked with validate_records off) is staged as raw JSON.
             self.check(seq, raw)
+            nulls = (None,) * len(layout.fields)
+            row: Any = (seq, version, time_extracted, msgspec.Raw(raw), *nulls)
             self._general_rows += 1
             self._unique_keys = False
-            values = (None,) * len(layout.fields)
-            data: msgspec.Raw | None = msgspec.Raw(raw)
-        else:
-            data = None
-            if self._unique_keys:
-                keys = self._keys
-                count = len(keys)
-                keys.add(values[layout.key_index])  # type: ignore[index]
-                if len(keys) == count:
-                    self._unique_keys = False
-        self.chunk.append((seq, version, time_extracted, data, *values))
-        self.size_bytes += len(raw)
-
-    def _add_general(
-        self, seq: int, raw: bytes, version: int | None, time_extracted: str | None
-    ) -> None:
+            self._buffer(row, seq, version, len(raw), typed=True)
+            return
         self.check(seq, raw)
         if NUL_ESCAPE in raw:
             raw = self._handle_nul(seq, raw)
@@ -187,12 +155,40 @@ class PostgresSink:
         tv = b"\\N" if version is None else b"%d" % version
         extracted = b"\\N" if time_extracted is None else time_extracted.encode()
         row = b"%d\t%b\t%b\t%b\n" % (seq, tv, extracted, raw)
-        if self.layout is not None:
+        if layout is not None:
             # A typed stage: the general columns only (the typed ones stay NULL).
             self._general_rows += 1
             self._unique_keys = False
+        self._buffer(row, seq, version, len(row), typed=False)
+
+    def add_values(
+        self,
+        seq: int,
+        values: tuple[Any, ...],
+        version: int | None,
+        time_extracted: str | None,
+        size: int,
+    ) -> None:
+        """Buffer one record's typed stage values (decoded and checked by `self.layout`)."""
+        if self._unique_keys:
+            keys = self._keys
+            count = len(keys)
+            keys.add(values[self.layout.key_index])  # type: ignore[union-attr,index]
+            if len(keys) == count:
+                self._unique_keys = False
+        self._buffer((seq, version, time_extracted, None, *values), seq, version, size, typed=True)
+
+    def _buffer(self, row: Any, seq: int, version: int | None, size: int, *, typed: bool) -> None:
+        if version is not None:
+            self.table_versions.add(version)
+        if self.chunk and isinstance(self.chunk[0], tuple) != typed:
+            self.send_chunk()  # one chunk, one kind of COPY
         self.chunk.append(row)
-        self.size_bytes += len(row)
+        self.chunk_seqs.append(seq)
+        self.pending += 1
+        self.size_bytes += size
+        if len(self.chunk) >= COPY_CHUNK_ROWS:
+            self.send_chunk()
 
     def send_chunk(self) -> None:
         """Stream the chunk into the stage; PostgreSQL parses it while we read on."""

@@ -31,6 +31,7 @@ from psycopg import sql
 from psycopg.adapt import Dumper
 
 from target_postgres_atomic.columns import json_types
+from target_postgres_atomic.reader import Message
 from target_postgres_atomic.spec import TableSpec
 
 # msgspec cannot name a field with these (see validation.py): such streams go the general way.
@@ -107,6 +108,8 @@ class TypedLayout:
     """(value index, allowed first bytes) of raw fields whose JSON kind is still unchecked."""
     key_index: int | None
     """Index of the single int/text key in a decoded row (tracks duplicates), else None."""
+    decode_line: Callable[[bytes], Any]
+    """Decodes a whole input line as a RECORD of this stream (the envelope as the reader's)."""
 
     def stage_columns(self) -> sql.Composable:
         return sql.SQL(", ").join(
@@ -122,9 +125,21 @@ class TypedLayout:
     def values(self, raw: bytes) -> tuple[Any, ...] | None:
         """The record's stage values, or None where the strict decode or a kind check fails."""
         try:
-            values = msgspec.structs.astuple(self.decode(raw))
+            return self._checked(msgspec.structs.astuple(self.decode(raw)))
         except msgspec.DecodeError:
             return None
+
+    def line(self, line: bytes) -> tuple[Any, tuple[Any, ...]] | None:
+        """A RECORD line decoded in one pass: (its envelope, its record's stage values), or
+        None where the line is not such a record (the reader then decodes it the usual way)."""
+        try:
+            message = self.decode_line(line)
+        except msgspec.DecodeError:
+            return None
+        values = self._checked(msgspec.structs.astuple(message.record))
+        return None if values is None else (message, values)
+
+    def _checked(self, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
         for index, starts in self.checks:
             value = bytes(values[index])
             if value != NULL and value[0] not in starts:
@@ -174,6 +189,16 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
     record_type = msgspec.defstruct(
         "TypedRecord", struct_fields, rename=rename, forbid_unknown_fields=False, kw_only=True
     )
+    # The reader's envelope, field for field, with this stream's record type.
+    envelope = [
+        (f.name, record_type)
+        if f.name == "record"
+        else (f.name, f.type, f.default)
+        if f.default is not msgspec.NODEFAULT
+        else (f.name, f.type)
+        for f in msgspec.structs.fields(Message)
+    ]
+    line_type = msgspec.defstruct("TypedLine", envelope, kw_only=True)
     return TypedLayout(
         columns,
         fields,
@@ -181,4 +206,5 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
         msgspec.json.Decoder(record_type).decode,
         tuple(checks),
         key_index,
+        msgspec.json.Decoder(line_type).decode,
     )
