@@ -150,3 +150,15 @@ def test_a_key_another_writer_inserts_meanwhile_is_merged_by_version(
     _, err = loader.communicate(timeout=WAIT)
     assert loader.returncode == 0, err
     assert rows("SELECT v, count(*) FROM t GROUP BY v ORDER BY v") == [(1, 2), (5, 90), (9, 1)]
+
+
+def test_interleaved_streams_of_one_shape_land_in_their_own_tables(run_target, rows) -> None:
+    """A line decoded in one pass as the last stream's record still goes by its own stream."""
+    messages: list[dict[str, Any]] = [schema("a", PROPS), schema("b", PROPS)]
+    for k in range(6):
+        messages.append(record("a" if k % 3 else "b", {"id": k, "v": k}))
+    messages.append(state({"done": True}))
+    run = run_target(messages)
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id FROM a ORDER BY id") == [(1,), (2,), (4,), (5,)]
+    assert rows("SELECT id FROM b ORDER BY id") == [(0,), (3,)]
