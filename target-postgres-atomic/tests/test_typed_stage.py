@@ -162,3 +162,19 @@ def test_interleaved_streams_of_one_shape_land_in_their_own_tables(run_target, r
     assert run.returncode == 0, run.stderr
     assert rows("SELECT id FROM a ORDER BY id") == [(1,), (2,), (4,), (5,)]
     assert rows("SELECT id FROM b ORDER BY id") == [(0,), (3,)]
+
+
+def test_nul_after_typed_records_is_sanitised_or_named(run_target, rows) -> None:
+    """A NUL escape in a record that follows typed records of its stream takes the NUL rules."""
+    props = {"id": {"type": "integer"}, "s": {"type": ["string", "null"]}}
+    messages = [
+        schema("t", props),
+        record("t", {"id": 1, "s": "a"}),
+        record("t", {"id": 2, "s": "a\u0000b"}),
+    ]
+    run = run_target(messages, sanitize_null_text_characters=True)
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, s FROM t ORDER BY id") == [(1, "a"), (2, "a\ufffdb")]
+    refused = run_target([*messages, state({"s": 1})])
+    assert refused.returncode != 0
+    assert "input line 3, field 's': text contains a NUL character" in refused.stderr
