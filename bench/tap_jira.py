@@ -32,6 +32,7 @@ from tap_jira_safe.timeutil import parse_jira_time  # noqa: E402
 from bench.figures import figure  # noqa: E402
 from tests.emulators.jira import JiraEmulator  # noqa: E402
 from tests.emulators.jira.harness import catalog_selecting  # noqa: E402
+from tests.emulators.jira.render import embedded  # noqa: E402
 from tests.support.cli import BIN  # noqa: E402
 
 PEER = "tap-jira==2.6.0"
@@ -230,8 +231,9 @@ def main() -> int:
     parser.add_argument(
         "--embedded-limit",
         type=int,
-        default=5,
-        help="comments/changelog entries search embeds per issue (Jira's is undocumented)",
+        default=None,
+        help="comments and changelog entries an issue embeds (default: as Jira Cloud, "
+        "40 changelog entries in search, comments undocumented so 5)",
     )
     parser.add_argument("--skip-peer", action="store_true")
     opts = parser.parse_args()
@@ -312,11 +314,13 @@ def main() -> int:
 
 def report(opts: argparse.Namespace, results: list[Result], truth: dict[str, int]) -> None:
     load = os.getloadavg()
+    comments, histories = embedded("Cloud", opts.embedded_limit)
+    embeds = f"{comments} comments and {histories} changelog entries"
     churn = f", 2 edits every {opts.churn_every} search pages" if opts.churn_every else ""
     print(
         f"\nJira emulator: {opts.issues} issues, {opts.latency_ms} ms latency, 429 "
         f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests{churn}, TLS, "
-        f"search embeds {opts.embedded_limit} comments/changelog entries per issue. "
+        f"search embeds {embeds} per issue. "
         f"Load average at the end: {load[0]:.2f} {load[1]:.2f} (2 cores, shared).\n"
     )
     print(

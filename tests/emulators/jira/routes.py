@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.emulators.jira import jql
 from tests.emulators.jira.dataset import USERS
-from tests.emulators.jira.render import FIELDS, Renderer
+from tests.emulators.jira.render import FIELDS, Renderer, embedded
 
 if TYPE_CHECKING:
     from tests.emulators.jira.server import JiraEmulator
@@ -58,8 +58,13 @@ def dispatch(
         api = "2"
         if api_match and api_match.group(1) == "3":
             raise ApiError(404, errors(f"null for uri: {path}"))
+    comment_limit, history_limit = embedded(s.deployment, s.embedded_limit)
     renderer = Renderer(
-        base_url=emulator.url, zone=s.time_zone, api=api, embedded_limit=s.embedded_limit
+        base_url=emulator.url,
+        zone=s.time_zone,
+        api=api,
+        comment_limit=comment_limit,
+        history_limit=history_limit,
     )
     for want, pattern, func in _ROUTES:
         match = pattern.match(tail)
