@@ -13,7 +13,13 @@ from typing import Any
 import requests
 
 from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import TapRun, audit, issues_only_catalog, run_tap
+from tests.emulators.jira.harness import (
+    TapRun,
+    audit,
+    catalog_selecting,
+    issues_only_catalog,
+    run_tap,
+)
 
 SCOPE = ["ALPHA", "BETA"]
 
@@ -210,6 +216,32 @@ def test_every_stream_on_data_center_with_a_personal_access_token() -> None:
     assert set(schemas.values()) == {1}, f"one SCHEMA per stream: {json.dumps(schemas)}"
     deletes = [r["id"] for r in second.records("issues") if r["_sdc_deleted_at"]]
     assert deletes == [str(sorted(jira.dataset.deleted)[0])]
+
+
+def test_cloud_children_are_complete_and_fetched_only_where_search_truncated() -> None:
+    """Cloud search embeds 5 comments and 40 changelog entries: comments are paged only for
+    issues with more, changelogs bulk-fetched only for issues with more than 40, and every
+    comment and changelog entry is emitted."""
+    with JiraEmulator(issue_count=30) as jira:
+        busy = sorted(jira.dataset.issues)[:2]
+        for issue_id in busy:
+            for _ in range(41):
+                jira.dataset.edit_issue(issue_id)
+        jira.advance(minutes=1)
+        config = jira.tap_config(search_lag_seconds=0, page_size=10)
+        catalog = catalog_selecting(config, {"issues", "issue_comments", "issue_changelogs"})
+        run = ok(run_tap(config, catalog=catalog))
+        issues = list(jira.dataset.issues.values())
+        paths = dict(jira.stats.by_path)
+    assert {r["id"] for r in run.records("issue_comments")} == {
+        str(c.id) for i in issues for c in i.comments
+    }
+    assert {r["id"] for r in run.records("issue_changelogs")} == {
+        str(h.id) for i in issues for h in i.histories
+    }
+    truncated = sum(1 for i in issues if len(i.comments) > 5)
+    assert truncated and paths["/rest/api/{id}/issue/{id}/comment"] == truncated
+    assert paths["/rest/api/{id}/changelog/bulkfetch"] == 1, "one call for both busy issues"
 
 
 def test_jql_setting_narrows_every_issue_query_and_leavers_are_updated_not_deleted() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
@@ -125,6 +126,13 @@ class JiraStream(RESTStream[Any]):
     # nested value was a third of a big run's CPU
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # when any request of this stream was rate-limited, every request waits out its
+        # `Retry-After` (requests may run in parallel threads: see `call`)
+        self._pause_lock = threading.Lock()
+        self._paused_until = 0.0
+
     @property
     def url_base(self) -> str:
         return base_url(self.config["domain"])
@@ -204,6 +212,10 @@ class JiraStream(RESTStream[Any]):
         exc = details.get("exception")
         response = getattr(exc, "response", None)
         status = response.status_code if response is not None else type(exc).__name__
+        if status == 429:
+            with self._pause_lock:
+                until = time.monotonic() + float(details.get("wait") or 0)
+                self._paused_until = max(self._paused_until, until)
         self.logger.warning(
             "%s: try %d failed (%s), waiting %.2f s",
             self.endpoint_name(response, exc),
@@ -289,6 +301,14 @@ class JiraStream(RESTStream[Any]):
             self.logger.info("rate limit nearly used up: pausing %.2f s", min(delay, MAX_BACKOFF_S))
             time.sleep(min(delay, MAX_BACKOFF_S))
 
+    def wait_out_rate_limit(self) -> None:
+        """Before a request: sleep while another request's ``Retry-After`` runs."""
+        with self._pause_lock:
+            left = self._paused_until - time.monotonic()
+        if left > 0:
+            self.logger.info("waiting %.2f s: a parallel request was rate-limited (429)", left)
+            time.sleep(left)
+
     # -- one-off requests outside request_records (bulkfetch, probes) --------------------
     def call(
         self,
@@ -298,13 +318,15 @@ class JiraStream(RESTStream[Any]):
         params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
-        """One request with the stream's auth and retry policy; returns the parsed JSON."""
+        """One request with the stream's auth and retry policy; returns the parsed JSON.
+        Safe to call from several threads at once (the session is made before any)."""
         request = requests.Request(
             method, self.url_base + path, params=params, json=json, headers=self.http_headers
         )
         prepared = self.requests_session.prepare_request(request)
 
         def send(prepared: requests.PreparedRequest) -> requests.Response:
+            self.wait_out_rate_limit()
             response = self.requests_session.send(
                 self.authenticator(prepared), timeout=self.timeout
             )

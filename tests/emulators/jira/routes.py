@@ -168,9 +168,11 @@ def _query(em: JiraEmulator, text: str) -> jql.Query:
         raise ApiError(400, errors(str(exc))) from exc
 
 
-def _search(em: JiraEmulator, query: jql.Query, reconcile: set[int], text: str) -> list[Any]:
+def _search(
+    em: JiraEmulator, query: jql.Query, reconcile: set[int], text: str, limit: int | None = None
+) -> list[Any]:
     try:
-        return em.dataset.search(query, reconcile, cache_key=text)
+        return em.dataset.search(query, reconcile, cache_key=text, limit=limit)
     except jql.JqlError as exc:
         raise ApiError(400, errors(str(exc))) from exc
 
@@ -214,7 +216,8 @@ def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
     offset = em.tokens.read(str(token), key) if token else 0
     size = em.page_size(asked, cap, key, offset)
     reconcile = {int(i) for i in args.get("reconcileIssues") or []}
-    found = _search(em, query, reconcile, text)
+    # no `total` on this endpoint: the page and whether one more issue follows suffice
+    found = _search(em, query, reconcile, text, limit=offset + size + 1)
     page = found[offset : offset + size]
     if wanted and len(page) > 1 and em.settings.omit_issue_once and em.once("omit"):
         page = page[:1] + page[2:]
