@@ -235,6 +235,13 @@ def main() -> int:
         help="comments and changelog entries an issue embeds (default: as Jira Cloud, "
         "40 changelog entries in search, comments undocumented so 5)",
     )
+    parser.add_argument(
+        "--deployment",
+        choices=["Cloud", "Server"],
+        default="Cloud",
+        help="Server: a Data Center emulator (REST v2, startAt paging); ours only (the peer "
+        "reads Cloud's search/jql)",
+    )
     parser.add_argument("--skip-peer", action="store_true")
     opts = parser.parse_args()
 
@@ -250,6 +257,7 @@ def main() -> int:
             churn_every_searches=opts.churn_every,
             churn_edits=2,
             embedded_limit=opts.embedded_limit,
+            deployment=opts.deployment,
         ) as jira,
     ):
         tmp = Path(name)
@@ -278,7 +286,7 @@ def main() -> int:
                 re.compile(r"\(429\), waiting ([0-9.]+) s"),
             )
         )
-        if not opts.skip_peer:
+        if not opts.skip_peer and opts.deployment == "Cloud":
             peer = ensure_peer()
             env = peer_env(env, tmp)
             cfg = jira.tap_config()
@@ -314,11 +322,12 @@ def main() -> int:
 
 def report(opts: argparse.Namespace, results: list[Result], truth: dict[str, int]) -> None:
     load = os.getloadavg()
-    comments, histories = embedded("Cloud", opts.embedded_limit)
+    comments, histories = (n or "all" for n in embedded(opts.deployment, opts.embedded_limit))
     embeds = f"{comments} comments and {histories} changelog entries"
     churn = f", 2 edits every {opts.churn_every} search pages" if opts.churn_every else ""
     print(
-        f"\nJira emulator: {opts.issues} issues, {opts.latency_ms} ms latency, 429 "
+        f"\nJira {opts.deployment} emulator: {opts.issues} issues, {opts.latency_ms} ms "
+        f"latency, 429 "
         f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests{churn}, TLS, "
         f"search embeds {embeds} per issue. "
         f"Load average at the end: {load[0]:.2f} {load[1]:.2f} (2 cores, shared).\n"

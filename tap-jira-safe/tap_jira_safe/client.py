@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
 import random
 import threading
 import time
@@ -89,6 +90,18 @@ def beta_rate_limit(header: str) -> tuple[float, float] | None:
         return float(params["r"]), float(params.get("t", 1))
     except (KeyError, ValueError):
         return None
+
+
+def decoded(response: requests.Response) -> Any:
+    """A response's JSON, decoded once for all its readers (records, paginator), numbers
+    with a fraction as ``Decimal`` like the SDK's ``parse_response``."""
+    body = response.__dict__.get("_jira_json", _UNDECODED)
+    if body is _UNDECODED:
+        body = response.__dict__["_jira_json"] = response.json(parse_float=decimal.Decimal)
+    return body
+
+
+_UNDECODED = object()
 
 
 class StartAtPaginator(OffsetPaginator):
