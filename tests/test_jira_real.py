@@ -219,10 +219,10 @@ def test_every_stream_on_data_center_with_a_personal_access_token() -> None:
 
 
 def test_cloud_children_are_complete_and_fetched_only_where_search_truncated() -> None:
-    """Cloud search embeds 5 comments and 40 changelog entries: comments are paged only for
-    issues with more, changelogs bulk-fetched only for issues with more than 40, and every
-    comment and changelog entry is emitted."""
-    with JiraEmulator(issue_count=30) as jira:
+    """Cloud search embeds 5 comments and 40 changelog entries: comments are paged (here 2 a
+    page, below the tap's ask) only for issues with more, changelogs bulk-fetched only for
+    issues with more than 40, and every comment and changelog entry is emitted."""
+    with JiraEmulator(issue_count=30, comment_page_cap=2) as jira:
         busy = sorted(jira.dataset.issues)[:2]
         for issue_id in busy:
             for _ in range(41):
@@ -239,9 +239,22 @@ def test_cloud_children_are_complete_and_fetched_only_where_search_truncated() -
     assert {r["id"] for r in run.records("issue_changelogs")} == {
         str(h.id) for i in issues for h in i.histories
     }
-    truncated = sum(1 for i in issues if len(i.comments) > 5)
-    assert truncated and paths["/rest/api/{id}/issue/{id}/comment"] == truncated
+    pages = sum(-(-len(i.comments) // 2) for i in issues if len(i.comments) > 5)
+    assert pages and paths["/rest/api/{id}/issue/{id}/comment"] == pages
     assert paths["/rest/api/{id}/changelog/bulkfetch"] == 1, "one call for both busy issues"
+
+
+def test_parallel_comment_pages_wait_out_every_429_exactly() -> None:
+    with JiraEmulator(issue_count=30, comment_page_cap=2) as jira:
+        config = jira.tap_config(search_lag_seconds=0, page_size=10, parallel_requests=4)
+        catalog = catalog_selecting(config, {"issues", "issue_comments"})
+        jira.settings.rate_limit_every = 5  # after discovery: only the run's 429s count
+        run = ok(run_tap(config, catalog=catalog))
+        comments = {str(c.id) for i in jira.dataset.issues.values() for c in i.comments}
+        served = (jira.stats.rate_limited, jira.stats.retry_after_total_s)
+    assert {r["id"] for r in run.records("issue_comments")} == comments
+    waits = [float(w) for w in re.findall(r"\(429\), waiting ([0-9.]+) s", run.stderr)]
+    assert (len(waits), sum(waits)) == served
 
 
 def test_jql_setting_narrows_every_issue_query_and_leavers_are_updated_not_deleted() -> None:
