@@ -62,6 +62,7 @@ class Result:
     returncode: int
     child_requests: int
     children: dict[str, int]  # kind -> distinct records emitted
+    child_truth: dict[str, int]  # kind -> records at the source when the run ended
     load_1min: float  # at the end of the run: the machine is shared
 
 
@@ -124,6 +125,7 @@ def run(
         returncode=code,
         child_requests=_child_requests(jira) - child_before,
         children={kind: len(ids) for kind, ids in children.items()},
+        child_truth=child_truth(jira),
         load_1min=os.getloadavg()[0],
     )
 
@@ -315,12 +317,11 @@ def main() -> int:
                     re.compile(r"Backing off request\(\.\.\.\) for ([0-9.]+)s \([^)]*RateLimit"),
                 )
             )
-        truth = child_truth(jira)
-    report(opts, results, truth)
+    report(opts, results)
     return 0 if all(r.returncode == 0 for r in results) else 1
 
 
-def report(opts: argparse.Namespace, results: list[Result], truth: dict[str, int]) -> None:
+def report(opts: argparse.Namespace, results: list[Result]) -> None:
     load = os.getloadavg()
     comments, histories = (n or "all" for n in embedded(opts.deployment, opts.embedded_limit))
     embeds = f"{comments} comments and {histories} changelog entries"
@@ -341,7 +342,8 @@ def report(opts: argparse.Namespace, results: list[Result], truth: dict[str, int
     for r in results:
         waited = "n/a" if r.waited_429_s is None else f"{r.waited_429_s:.1f}"
         kids = " | ".join(
-            f"{r.children.get(k, 0)}/{truth[k]}" for k in ("comments", "changelogs", "worklogs")
+            f"{r.children.get(k, 0)}/{r.child_truth[k]}"
+            for k in ("comments", "changelogs", "worklogs")
         )
         print(
             f"| {r.name} | {r.wall_s:.1f} | {r.requests} | {r.requests / opts.issues:.3f} | "

@@ -92,6 +92,9 @@ def beta_rate_limit(header: str) -> tuple[float, float] | None:
         return None
 
 
+_UNDECODED = object()
+
+
 def decoded(response: requests.Response) -> Any:
     """A response's JSON, decoded once for all its readers (records, paginator), numbers
     with a fraction as ``Decimal`` like the SDK's ``parse_response``."""
@@ -99,9 +102,6 @@ def decoded(response: requests.Response) -> Any:
     if body is _UNDECODED:
         body = response.__dict__["_jira_json"] = response.json(parse_float=decimal.Decimal)
     return body
-
-
-_UNDECODED = object()
 
 
 class StartAtPaginator(OffsetPaginator):
@@ -332,7 +332,7 @@ class JiraStream(RESTStream[Any]):
         json: Any = None,
     ) -> Any:
         """One request with the stream's auth and retry policy; returns the parsed JSON.
-        Safe to call from several threads at once (the session is made before any)."""
+        Threads may call it at once, provided ``requests_session`` was made before them."""
         request = requests.Request(
             method, self.url_base + path, params=params, json=json, headers=self.http_headers
         )
