@@ -266,7 +266,13 @@ class IssueCommentsStream(IssueChildStream):
         workers = max(1, int(self.config.get("parallel_requests", 4)))
         self.requests_session  # noqa: B018 (made here, not raced for by the threads)
         with ThreadPoolExecutor(workers, thread_name_prefix="comments") as pool:
-            return dict(zip(issue_ids, pool.map(self._page, issue_ids), strict=True))
+            futures = [pool.submit(self._page, issue_id) for issue_id in issue_ids]
+            try:
+                return {i: f.result() for i, f in zip(issue_ids, futures, strict=True)}
+            except BaseException:
+                for future in futures:  # a failure stops the run: start no more pages
+                    future.cancel()
+                raise
 
     def _page(self, issue_id: str) -> list[dict[str, Any]]:
         """One issue's comments, ``startAt``-paged until ``total`` (or an empty page)."""
