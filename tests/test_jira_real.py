@@ -257,6 +257,21 @@ def test_parallel_comment_pages_wait_out_every_429_exactly() -> None:
     assert (len(waits), sum(waits)) == served
 
 
+def test_a_429_holds_back_every_parallel_comment_request_for_its_retry_after() -> None:
+    with JiraEmulator(issue_count=60, comment_page_cap=1, embedded_limit=1, latency_ms=20) as jira:
+        config = jira.tap_config(search_lag_seconds=0, page_size=10, parallel_requests=4)
+        catalog = catalog_selecting(config, {"issues", "issue_comments"})
+        jira.settings.retry_after_s = 2
+        jira.settings.rate_limit_every = 90  # after discovery: only the run's 429s count
+        ok(run_tap(config, catalog=catalog))
+        arrivals, limits = list(jira.stats.arrivals), list(jira.stats.rate_limited_at)
+    assert limits, "the run met no 429"
+    # requests already on the wire when the 429 was served may still arrive just after it;
+    # any later one inside the Retry-After was sent by a thread that did not wait
+    early = [t for at, wait in limits for t in arrivals if at + 0.5 < t < at + wait - 0.05]
+    assert not early, f"{len(early)} requests arrived inside a Retry-After"
+
+
 def test_jql_setting_narrows_every_issue_query_and_leavers_are_updated_not_deleted() -> None:
     with JiraEmulator(issue_count=30) as jira:
         data = jira.dataset

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import backoff
 import requests
+from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -189,6 +190,10 @@ class JiraStream(RESTStream[Any]):
             session = requests.Session()
             settings = session.merge_environment_settings(self.url_base, {}, None, None, None)
             session.verify = settings["verify"]
+            # one pooled connection per parallel request (requests keeps 10 by default)
+            pool = max(10, int(self.config.get("parallel_requests", 4)))
+            session.mount("https://", HTTPAdapter(pool_maxsize=pool))
+            session.mount("http://", HTTPAdapter(pool_maxsize=pool))
             session._jira_env_applied = True  # type: ignore[attr-defined]
             self._requests_session = session
         return session
@@ -316,9 +321,11 @@ class JiraStream(RESTStream[Any]):
 
     def wait_out_rate_limit(self) -> None:
         """Before a request: sleep while another request's ``Retry-After`` runs."""
-        with self._pause_lock:
-            left = self._paused_until - time.monotonic()
-        if left > 0:
+        while True:  # another 429 may extend the pause while this thread sleeps
+            with self._pause_lock:
+                left = self._paused_until - time.monotonic()
+            if left <= 0:
+                return
             self.logger.info("waiting %.2f s: a parallel request was rate-limited (429)", left)
             time.sleep(left)
 
@@ -347,4 +354,4 @@ class JiraStream(RESTStream[Any]):
             return response
 
         response = self.request_decorator(send)(prepared)
-        return response.json()
+        return decoded(response)

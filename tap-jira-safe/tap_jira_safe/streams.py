@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
@@ -268,6 +268,9 @@ class IssueCommentsStream(IssueChildStream):
         with ThreadPoolExecutor(workers, thread_name_prefix="comments") as pool:
             futures = [pool.submit(self._page, issue_id) for issue_id in issue_ids]
             try:
+                # the first failure surfaces at once, not after every page before it
+                for future in wait(futures, return_when=FIRST_EXCEPTION).done:
+                    future.result()
                 return {i: f.result() for i, f in zip(issue_ids, futures, strict=True)}
             except BaseException:
                 for future in futures:  # a failure stops the run: start no more pages
