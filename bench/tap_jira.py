@@ -32,6 +32,7 @@ from tap_jira_safe.timeutil import parse_jira_time  # noqa: E402
 from bench.figures import figure  # noqa: E402
 from tests.emulators.jira import JiraEmulator  # noqa: E402
 from tests.emulators.jira.harness import catalog_selecting  # noqa: E402
+from tests.emulators.jira.render import embedded  # noqa: E402
 from tests.support.cli import BIN  # noqa: E402
 
 PEER = "tap-jira==2.6.0"
@@ -61,6 +62,7 @@ class Result:
     returncode: int
     child_requests: int
     children: dict[str, int]  # kind -> distinct records emitted
+    child_truth: dict[str, int]  # kind -> records at the source when the run ended
     load_1min: float  # at the end of the run: the machine is shared
 
 
@@ -123,6 +125,7 @@ def run(
         returncode=code,
         child_requests=_child_requests(jira) - child_before,
         children={kind: len(ids) for kind, ids in children.items()},
+        child_truth=child_truth(jira),
         load_1min=os.getloadavg()[0],
     )
 
@@ -230,8 +233,16 @@ def main() -> int:
     parser.add_argument(
         "--embedded-limit",
         type=int,
-        default=5,
-        help="comments/changelog entries search embeds per issue (Jira's is undocumented)",
+        default=None,
+        help="comments and changelog entries an issue embeds (default: as Jira Cloud, "
+        "40 changelog entries in search, comments undocumented so 5)",
+    )
+    parser.add_argument(
+        "--deployment",
+        choices=["Cloud", "Server"],
+        default="Cloud",
+        help="Server: a Data Center emulator (REST v2, startAt paging); ours only (the peer "
+        "reads Cloud's search/jql)",
     )
     parser.add_argument("--skip-peer", action="store_true")
     opts = parser.parse_args()
@@ -248,6 +259,7 @@ def main() -> int:
             churn_every_searches=opts.churn_every,
             churn_edits=2,
             embedded_limit=opts.embedded_limit,
+            deployment=opts.deployment,
         ) as jira,
     ):
         tmp = Path(name)
@@ -276,7 +288,7 @@ def main() -> int:
                 re.compile(r"\(429\), waiting ([0-9.]+) s"),
             )
         )
-        if not opts.skip_peer:
+        if not opts.skip_peer and opts.deployment == "Cloud":
             peer = ensure_peer()
             env = peer_env(env, tmp)
             cfg = jira.tap_config()
@@ -305,18 +317,20 @@ def main() -> int:
                     re.compile(r"Backing off request\(\.\.\.\) for ([0-9.]+)s \([^)]*RateLimit"),
                 )
             )
-        truth = child_truth(jira)
-    report(opts, results, truth)
+    report(opts, results)
     return 0 if all(r.returncode == 0 for r in results) else 1
 
 
-def report(opts: argparse.Namespace, results: list[Result], truth: dict[str, int]) -> None:
+def report(opts: argparse.Namespace, results: list[Result]) -> None:
     load = os.getloadavg()
+    comments, histories = (n or "all" for n in embedded(opts.deployment, opts.embedded_limit))
+    embeds = f"{comments} comments and {histories} changelog entries"
     churn = f", 2 edits every {opts.churn_every} search pages" if opts.churn_every else ""
     print(
-        f"\nJira emulator: {opts.issues} issues, {opts.latency_ms} ms latency, 429 "
+        f"\nJira {opts.deployment} emulator: {opts.issues} issues, {opts.latency_ms} ms "
+        f"latency, 429 "
         f"(Retry-After: {opts.retry_after}) every {opts.rate_limit_every} requests{churn}, TLS, "
-        f"search embeds {opts.embedded_limit} comments/changelog entries per issue. "
+        f"search embeds {embeds} per issue. "
         f"Load average at the end: {load[0]:.2f} {load[1]:.2f} (2 cores, shared).\n"
     )
     print(
@@ -328,7 +342,8 @@ def report(opts: argparse.Namespace, results: list[Result], truth: dict[str, int
     for r in results:
         waited = "n/a" if r.waited_429_s is None else f"{r.waited_429_s:.1f}"
         kids = " | ".join(
-            f"{r.children.get(k, 0)}/{truth[k]}" for k in ("comments", "changelogs", "worklogs")
+            f"{r.children.get(k, 0)}/{r.child_truth[k]}"
+            for k in ("comments", "changelogs", "worklogs")
         )
         print(
             f"| {r.name} | {r.wall_s:.1f} | {r.requests} | {r.requests / opts.issues:.3f} | "

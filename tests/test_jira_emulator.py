@@ -59,6 +59,31 @@ def test_embedded_comments_are_truncated(jira: JiraEmulator) -> None:
     assert len(paged["comments"]) == paged["total"] == 6
 
 
+@pytest.mark.parametrize(
+    ("deployment", "search", "embedded"),
+    [
+        # Cloud: at most 40 histories (JRACLOUD-96459); comments undocumented, so 5
+        ("Cloud", "/rest/api/3/search/jql", (5, 40)),
+        # Server/DC: every comment and history (CommentSystemField, ChangelogBeanBuilder)
+        ("Server", "/rest/api/2/search", (6, 45)),
+    ],
+)
+def test_issues_embed_what_each_deployment_renders(
+    deployment: str, search: str, embedded: tuple[int, int]
+) -> None:
+    with JiraEmulator(issue_count=10, deployment=deployment) as jira:
+        issue = next(i for i in jira.dataset.issues.values() if len(i.comments) == 6)
+        for _ in range(45 - len(issue.histories)):
+            jira.dataset.edit_issue(issue.id)
+        jira.advance(minutes=1)  # past the index lag
+        body = {"jql": f"issue = {issue.id}", "fields": "*all", "expand": "changelog"}
+        found = call(jira, "POST", search, json=body).json()["issues"][0]
+        read = call(jira, "GET", f"{search.split('/search')[0]}/issue/{issue.id}").json()
+    for got in (found["fields"]["comment"], read["fields"]["comment"]):
+        assert (len(got["comments"]), got["total"]) == (embedded[0], 6)
+    assert (len(found["changelog"]["histories"]), found["changelog"]["total"]) == (embedded[1], 45)
+
+
 def test_errors_like_jira(jira: JiraEmulator) -> None:
     unbounded = call(jira, "GET", "/rest/api/3/search/jql", params={"jql": "ORDER BY id"})
     assert unbounded.status_code == 400 and "Unbounded" in unbounded.json()["errorMessages"][0]

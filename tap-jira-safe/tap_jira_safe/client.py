@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
 import random
+import threading
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from urllib.parse import urlparse
 
 import backoff
 import requests
+from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -90,6 +93,18 @@ def beta_rate_limit(header: str) -> tuple[float, float] | None:
         return None
 
 
+_UNDECODED = object()
+
+
+def decoded(response: requests.Response) -> Any:
+    """A response's JSON, decoded once for all its readers (records, paginator), numbers
+    with a fraction as ``Decimal`` like the SDK's ``parse_response``."""
+    body = response.__dict__.get("_jira_json", _UNDECODED)
+    if body is _UNDECODED:
+        body = response.__dict__["_jira_json"] = response.json(parse_float=decimal.Decimal)
+    return body
+
+
 class StartAtPaginator(OffsetPaginator):
     """``startAt`` paging; stops on ``isLast``, on ``total``, or on a short page."""
 
@@ -124,6 +139,13 @@ class JiraStream(RESTStream[Any]):
     # Jira answers JSON types already and post_process converts the times: conforming every
     # nested value was a third of a big run's CPU
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # when any request of this stream was rate-limited, every request waits out its
+        # `Retry-After` (requests may run in parallel threads: see `call`)
+        self._pause_lock = threading.Lock()
+        self._paused_until = 0.0
 
     @property
     def url_base(self) -> str:
@@ -168,6 +190,10 @@ class JiraStream(RESTStream[Any]):
             session = requests.Session()
             settings = session.merge_environment_settings(self.url_base, {}, None, None, None)
             session.verify = settings["verify"]
+            # one pooled connection per parallel request (requests keeps 10 by default)
+            pool = max(10, int(self.config.get("parallel_requests", 4)))
+            session.mount("https://", HTTPAdapter(pool_maxsize=pool))
+            session.mount("http://", HTTPAdapter(pool_maxsize=pool))
             session._jira_env_applied = True  # type: ignore[attr-defined]
             self._requests_session = session
         return session
@@ -204,6 +230,10 @@ class JiraStream(RESTStream[Any]):
         exc = details.get("exception")
         response = getattr(exc, "response", None)
         status = response.status_code if response is not None else type(exc).__name__
+        if status == 429:
+            with self._pause_lock:
+                until = time.monotonic() + float(details.get("wait") or 0)
+                self._paused_until = max(self._paused_until, until)
         self.logger.warning(
             "%s: try %d failed (%s), waiting %.2f s",
             self.endpoint_name(response, exc),
@@ -289,6 +319,16 @@ class JiraStream(RESTStream[Any]):
             self.logger.info("rate limit nearly used up: pausing %.2f s", min(delay, MAX_BACKOFF_S))
             time.sleep(min(delay, MAX_BACKOFF_S))
 
+    def wait_out_rate_limit(self) -> None:
+        """Before a request: sleep while another request's ``Retry-After`` runs."""
+        while True:  # another 429 may extend the pause while this thread sleeps
+            with self._pause_lock:
+                left = self._paused_until - time.monotonic()
+            if left <= 0:
+                return
+            self.logger.info("waiting %.2f s: a parallel request was rate-limited (429)", left)
+            time.sleep(left)
+
     # -- one-off requests outside request_records (bulkfetch, probes) --------------------
     def call(
         self,
@@ -298,13 +338,15 @@ class JiraStream(RESTStream[Any]):
         params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
-        """One request with the stream's auth and retry policy; returns the parsed JSON."""
+        """One request with the stream's auth and retry policy; returns the parsed JSON.
+        Threads may call it at once, provided ``requests_session`` was made before them."""
         request = requests.Request(
             method, self.url_base + path, params=params, json=json, headers=self.http_headers
         )
         prepared = self.requests_session.prepare_request(request)
 
         def send(prepared: requests.PreparedRequest) -> requests.Response:
+            self.wait_out_rate_limit()
             response = self.requests_session.send(
                 self.authenticator(prepared), timeout=self.timeout
             )
@@ -312,4 +354,4 @@ class JiraStream(RESTStream[Any]):
             return response
 
         response = self.request_decorator(send)(prepared)
-        return response.json()
+        return decoded(response)

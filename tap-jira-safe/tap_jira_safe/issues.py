@@ -28,7 +28,7 @@ from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_jira_safe import reconcile
-from tap_jira_safe.client import JiraStream, RepeatedPageTokenError
+from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, decoded
 from tap_jira_safe.fields import fields_schema, normalise_fields
 from tap_jira_safe.site import probe
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, parse_jira_time, to_ms
@@ -59,7 +59,7 @@ class KeysetPaginator(BaseAPIPaginator[Cursor]):
         self.seen: set[str] = set()
 
     def has_more(self, response: requests.Response) -> bool:
-        body = response.json()
+        body = decoded(response)
         issues = reconcile.page_issue_ids(body, "issue search")
         if self.cloud:
             return bool(body.get("nextPageToken")) and body.get("isLast") is not True
@@ -69,7 +69,7 @@ class KeysetPaginator(BaseAPIPaginator[Cursor]):
         return self.has_more(response)
 
     def get_next(self, response: requests.Response) -> Cursor:
-        body = response.json()
+        body = decoded(response)
         anchor, cursor = self.current_value
         times = [to_ms(parse_jira_time(i["fields"]["updated"])) for i in body["issues"]]
         newest = max(times, default=anchor)
@@ -89,7 +89,6 @@ class IssuesStream(JiraStream):
     primary_keys = ("id",)
     replication_key = "updated"
     is_sorted = False  # verification re-fetches may come out of order
-    records_jsonpath = "$.issues[*]"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -189,7 +188,10 @@ class IssuesStream(JiraStream):
 
     # -- records ------------------------------------------------------------------------
     def parse_response(self, response: requests.Response) -> Iterator[dict[str, Any]]:
-        rows = list(super().parse_response(response))
+        body = decoded(response)
+        rows = body.get("issues") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            return  # the paginator's shape check stops the run
         self._announce(rows)
         yield from rows
 

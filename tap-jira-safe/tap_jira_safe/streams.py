@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
@@ -219,14 +220,12 @@ class SprintIssuesStream(JiraStream):
         }
 
 
-class IssueCommentsStream(IssueChildStream, StartAtStream):
+class IssueCommentsStream(IssueChildStream):
     """Complete comments of each synced issue: taken from the search response when it holds
     all of them, paged from ``/issue/{id}/comment`` only when search truncated them."""
 
     name = "issue_comments"
     primary_keys = ("id",)
-    records_jsonpath = "$.comments[*]"
-    items_key = "comments"
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
         th.Property("issue_id", th.StringType),
@@ -240,26 +239,62 @@ class IssueCommentsStream(IssueChildStream, StartAtStream):
         th.Property("updated", th.DateTimeType),
     ).to_dict()
 
-    @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/issue/{{issue_id}}/comment"
-
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        counts: dict[str, int] = {}
+        rows: dict[str, list[dict[str, Any]]] = {}
         for issue_id in (context or {}).get("issue_ids", []):
             count = self.issues.comment_count(issue_id)
             embedded = self.issues.take_embedded(issue_id, "comments")
-            if not count:
-                continue
-            rows = embedded if embedded is not None else self._page(issue_id)
-            if len(rows) < count:
+            if count:
+                counts[issue_id] = count
+                if embedded is not None:
+                    rows[issue_id] = embedded
+        rows.update(self._page_all([i for i in counts if i not in rows]))
+        for issue_id, count in counts.items():
+            if len(rows[issue_id]) < count:
                 raise RuntimeError(
                     f"issue_comments: issue {issue_id} has {count} comments but paging "
-                    f"returned {len(rows)}; run again."
+                    f"returned {len(rows[issue_id])}; run again."
                 )
-            yield from ({**row, "issue_id": issue_id} for row in rows)
+            yield from ({**row, "issue_id": issue_id} for row in rows[issue_id])
+
+    def _page_all(self, issue_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every comment of these issues, ``parallel_requests`` issues at a time: one request
+        each costs a round trip, and Jira reads no comments by issue in bulk."""
+        if not issue_ids:
+            return {}
+        workers = max(1, int(self.config.get("parallel_requests", 4)))
+        self.requests_session  # noqa: B018 (made here, not raced for by the threads)
+        with ThreadPoolExecutor(workers, thread_name_prefix="comments") as pool:
+            futures = [pool.submit(self._page, issue_id) for issue_id in issue_ids]
+            try:
+                # the first failure surfaces at once, not after every page before it
+                for future in wait(futures, return_when=FIRST_EXCEPTION).done:
+                    future.result()
+                return {i: f.result() for i, f in zip(issue_ids, futures, strict=True)}
+            except BaseException:
+                for future in futures:  # a failure stops the run: start no more pages
+                    future.cancel()
+                raise
 
     def _page(self, issue_id: str) -> list[dict[str, Any]]:
-        return list(super().get_records({"issue_id": issue_id}))
+        """One issue's comments, ``startAt``-paged until ``total`` (or an empty page)."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self.call(
+                "GET",
+                f"{self.api}/issue/{issue_id}/comment",
+                params={"startAt": len(rows), "maxResults": self.page_size},
+            )
+            items = page.get("comments") if isinstance(page, dict) else None
+            if not isinstance(items, list):
+                raise RuntimeError(
+                    f"issue_comments: GET {self.api}/issue/{issue_id}/comment answered "
+                    "without a `comments` list; run again."
+                )
+            rows.extend(items)
+            if not items or len(rows) >= int(page.get("total", 0)):
+                return rows
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"], row["updated"] = jira_to_iso(row["created"]), jira_to_iso(row["updated"])

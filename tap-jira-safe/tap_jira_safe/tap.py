@@ -88,6 +88,15 @@ class TapJiraSafe(Tap):
             "request_timeout", th.NumberType, default=60, description="Seconds per HTTP request."
         ),
         th.Property(
+            "parallel_requests",
+            th.IntegerType,
+            default=4,
+            description=(
+                "Comment pages fetched at once (one per issue whose comments search cut "
+                "short: Jira has no bulk comment read by issue). A rate limit pauses them all."
+            ),
+        ),
+        th.Property(
             "reconcile_deletes",
             th.BooleanType,
             default=False,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from tests.emulators.jira.jql import JqlError, Query
 
+UPDATED_KEY_ORDER = [("updated", False), ("key", False)]
 STATUSES = ("To Do", "In Progress", "In Review", "Done")
 USERS = tuple(f"user-{n:03d}" for n in range(1, 13))
 
@@ -140,10 +141,14 @@ class Dataset:
         self._writes = 0
         self._sequence = 0
         self._applied: dict[int, int] = {}
-        self._sorted: list[tuple[int, int]] = []
+        self._sorted: list[tuple[int, int]] = []  # (updated, id)
+        # the same index in `ORDER BY updated ASC, key ASC` order (a tap's keyset pages: a
+        # new query each page), so such a query is filtered from it, not sorted again
+        self._by_updated_key: list[tuple[int, str, int, int]] = []
         self._dirty = True
         self._generation = 0
-        self._cache: dict[tuple[object, ...], list[Issue]] = {}
+        # query -> (its issues in order, whether that is all of them)
+        self._cache: dict[tuple[object, ...], tuple[list[Issue], bool]] = {}
         self.boards = [
             Board(id=n + 1, name=f"{p} board", kind="scrum" if n % 2 == 0 else "kanban", project=p)
             for n, p in enumerate(projects)
@@ -260,15 +265,21 @@ class Dataset:
             self._visible[key] = snap
             self._dirty = True
         if self._dirty:
-            self._sorted = sorted(
-                (snap.updated_ms, key) for key, snap in self._visible.items() if snap is not None
+            visible = [(key, snap) for key, snap in self._visible.items() if snap is not None]
+            self._sorted = sorted((snap.updated_ms, key) for key, snap in visible)
+            self._by_updated_key = sorted(
+                (snap.updated_ms, snap.project, snap.number, key) for key, snap in visible
             )
             self._dirty = False
             self._generation += 1
             self._cache.clear()
 
-    def search(self, query: Query, reconcile: set[int], cache_key: str) -> list[Issue]:
-        """Issues matching ``query`` as the search index sees them now, in query order.
+    def search(
+        self, query: Query, reconcile: set[int], cache_key: str, limit: int | None = None
+    ) -> list[Issue]:
+        """Issues matching ``query`` as the search index sees them now, in query order: all
+        of them, or with ``limit`` at least the first ``limit`` (all when fewer match), so a
+        page that needs only its own issues and whether more follow does not read the rest.
 
         Raises :class:`JqlError` (a 400) when an issue named in an ``id``/``key`` clause does
         not exist, as Jira does: "An issue with key 'X' does not exist for field 'key'."
@@ -277,11 +288,12 @@ class Dataset:
             self._refresh_index()
             resolved = self._resolve_named(query)
             key = (cache_key, tuple(sorted(reconcile)), self._generation, resolved)
-            if key not in self._cache:
+            cached = self._cache.get(key)
+            if cached is None or not (cached[1] or (limit is not None and len(cached[0]) >= limit)):
                 if len(self._cache) > 64:
                     self._cache.clear()
-                self._cache[key] = self._search(query, reconcile, resolved)
-            return self._cache[key]
+                cached = self._cache[key] = self._search(query, reconcile, resolved, limit)
+            return cached[0]
 
     def _resolve_named(self, query: Query) -> tuple[tuple[str, str, int], ...]:
         """``(operator, project, key number)`` for each comparison; every named issue exists."""
@@ -297,17 +309,31 @@ class Dataset:
         return tuple(resolved)
 
     def _search(
-        self, query: Query, reconcile: set[int], resolved: tuple[tuple[str, str, int], ...]
-    ) -> list[Issue]:
-        rows = self._sorted
-        lo = 0 if query.lower_ms is None else bisect.bisect_left(rows, (query.lower_ms, -1))
+        self,
+        query: Query,
+        reconcile: set[int],
+        resolved: tuple[tuple[str, str, int], ...],
+        limit: int | None,
+    ) -> tuple[list[Issue], bool]:
+        by_key = query.order == UPDATED_KEY_ORDER
+        # in the index's order already ((updated, id) or (updated, key)): no sort, and the
+        # scan may stop at `limit`
+        in_order = (by_key or query.order in ([], [("updated", False)])) and not reconcile
+        rows: list[tuple[int, str, int, int]] | list[tuple[int, int]]
+        rows = self._by_updated_key if by_key else self._sorted
+        lo = 0 if query.lower_ms is None else bisect.bisect_left(rows, (query.lower_ms,))
         candidates: list[Issue] = []
-        for updated_ms, key in rows[lo:]:
+        for n in range(lo, len(rows)):
+            updated_ms, key = rows[n][0], rows[n][-1]
             if query.upper_ms is not None and updated_ms > query.upper_ms:
                 break
+            if in_order and limit is not None and len(candidates) >= limit:
+                return candidates, False
             snap = self.issues.get(key) if key in reconcile else self._visible.get(key)
             if snap is not None and self._matches(snap, query, resolved):
                 candidates.append(snap)
+        if in_order:
+            return candidates, True
         seen = {c.id for c in candidates}
         for key in reconcile - seen:
             live = self.issues.get(key)
@@ -317,9 +343,7 @@ class Dataset:
                 and self._matches(live, query, resolved)
             ):
                 candidates.append(live)
-        if query.order in ([], [("updated", False)]) and not reconcile:
-            return candidates  # the index is kept in (updated, id) order already
-        return sorted(candidates, key=_order_key(query))
+        return sorted(candidates, key=_order_key(query)), True
 
     @staticmethod
     def _matches(

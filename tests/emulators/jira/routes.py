@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.emulators.jira import jql
 from tests.emulators.jira.dataset import USERS
-from tests.emulators.jira.render import FIELDS, Renderer
+from tests.emulators.jira.render import FIELDS, Renderer, embedded
 
 if TYPE_CHECKING:
     from tests.emulators.jira.server import JiraEmulator
@@ -58,8 +58,13 @@ def dispatch(
         api = "2"
         if api_match and api_match.group(1) == "3":
             raise ApiError(404, errors(f"null for uri: {path}"))
+    comment_limit, history_limit = embedded(s.deployment, s.embedded_limit)
     renderer = Renderer(
-        base_url=emulator.url, zone=s.time_zone, api=api, embedded_limit=s.embedded_limit
+        base_url=emulator.url,
+        zone=s.time_zone,
+        api=api,
+        comment_limit=comment_limit,
+        history_limit=history_limit,
     )
     for want, pattern, func in _ROUTES:
         match = pattern.match(tail)
@@ -163,9 +168,11 @@ def _query(em: JiraEmulator, text: str) -> jql.Query:
         raise ApiError(400, errors(str(exc))) from exc
 
 
-def _search(em: JiraEmulator, query: jql.Query, reconcile: set[int], text: str) -> list[Any]:
+def _search(
+    em: JiraEmulator, query: jql.Query, reconcile: set[int], text: str, limit: int | None = None
+) -> list[Any]:
     try:
-        return em.dataset.search(query, reconcile, cache_key=text)
+        return em.dataset.search(query, reconcile, cache_key=text, limit=limit)
     except jql.JqlError as exc:
         raise ApiError(400, errors(str(exc))) from exc
 
@@ -209,7 +216,8 @@ def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
     offset = em.tokens.read(str(token), key) if token else 0
     size = em.page_size(asked, cap, key, offset)
     reconcile = {int(i) for i in args.get("reconcileIssues") or []}
-    found = _search(em, query, reconcile, text)
+    # no `total` on this endpoint: the page and whether one more issue follows suffice
+    found = _search(em, query, reconcile, text, limit=offset + size + 1)
     page = found[offset : offset + size]
     if wanted and len(page) > 1 and em.settings.omit_issue_once and em.once("omit"):
         page = page[:1] + page[2:]

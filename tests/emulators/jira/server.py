@@ -37,6 +37,8 @@ class Stats:
     server_errors: int = 0
     dropped: int = 0
     searches: int = 0
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
+    rate_limited_at: list[tuple[float, int]] = field(default_factory=list)  # (time, Retry-After)
 
 
 class PageTokens:
@@ -182,6 +184,7 @@ class JiraEmulator:
     def count_request(self, path: str) -> int:
         with self._lock:
             self.stats.requests += 1
+            self.stats.arrivals.append(time.monotonic())
             self.stats.by_path[re.sub(r"/\d+", "/{id}", path)] += 1
             return self.stats.requests
 
@@ -224,6 +227,7 @@ class JiraEmulator:
         with self._lock:
             self.stats.rate_limited += 1
             self.stats.retry_after_total_s += retry_after
+            self.stats.rate_limited_at.append((time.monotonic(), retry_after))
             html = self.stats.rate_limited % 2 == 0
         headers = {**headers, "Retry-After": str(retry_after), "RateLimit-Reason": reason}
         body: Any = (
@@ -279,6 +283,10 @@ class JiraEmulator:
 class _Handler(BaseHTTPRequestHandler):
     emulator: JiraEmulator
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK (~40 ms a request), a cost of this server, not of Jira's API
+    # (the added latency is `latency_ms`)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read stats instead."""

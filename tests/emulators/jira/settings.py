@@ -27,7 +27,9 @@ class JiraSettings:
     # search/jql "may return fewer items per page" than maxResults (Cloud REST v3 docs):
     # pages shrink by a server-chosen amount even when more issues remain
     server_chosen_page_size: bool = True
-    embedded_limit: int = 5  # comments / changelog histories embedded in an issue
+    # comments and changelog histories an issue embeds; None: the deployment's own
+    # (render.embedded), a number: that many of both, on any deployment
+    embedded_limit: int | None = None
     comment_page_cap: int = 100
     changelog_page_cap: int = 100
     worklog_page_cap: int = 1000
