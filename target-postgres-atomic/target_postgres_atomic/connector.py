@@ -13,6 +13,7 @@ from psycopg import sql
 from singer_sdk.exceptions import ConfigurationError
 
 from target_postgres_atomic.columns import LossyTypeChange, widened
+from target_postgres_atomic.merge import KeyCollations
 from target_postgres_atomic.spec import TABLE_VERSION, TableSpec, generated_name
 
 STATE_TABLE = "_sdc_target_state"
@@ -89,6 +90,37 @@ def lock_table(conn: psycopg.Connection, schema: str, table: str) -> None:
         hashlib.blake2b(f"{schema}.{table}".encode(), digest_size=8).digest(), "big", signed=True
     )
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+# Per key column: its collation (if any), and whether PostgreSQL's equality of its values is
+# Python's (integers; text in a deterministic collation compares byte-wise). A unique index
+# in a nondeterministic collation (or of another type: citext, char(n)) makes it not so.
+_KEY_COLLATIONS = """
+SELECT a.attname, n.nspname, c.collname,
+    a.atttypid = ANY ('{int2,int4,int8,text,varchar}'::regtype[])
+    AND (a.attcollation = 0 OR c.collisdeterministic)
+    AND NOT EXISTS (
+        SELECT 1 FROM pg_index i CROSS JOIN unnest(i.indcollation::oid[]) AS ic (oid)
+        JOIN pg_collation ixc ON ixc.oid = ic.oid
+        WHERE i.indrelid = a.attrelid AND i.indisunique AND NOT ixc.collisdeterministic)
+FROM pg_attribute a
+LEFT JOIN pg_collation c ON c.oid = a.attcollation
+LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
+WHERE a.attrelid = %s::regclass AND a.attname = ANY (%s) AND a.attnum > 0
+    AND NOT a.attisdropped
+"""
+
+
+def key_collations(conn: psycopg.Connection, spec: TableSpec) -> KeyCollations:
+    """How the table compares its keys now (call under the table's lock: DDL waits for it)."""
+    found = conn.execute(_KEY_COLLATIONS, (spec.qualified_text(), list(spec.keys))).fetchall()
+    collations = {
+        name: sql.Identifier(schema, collation)
+        for name, schema, collation, _ in found
+        if collation is not None
+    }
+    exact = len(spec.keys) == 1 and len(found) == 1 and bool(found[0][3])
+    return KeyCollations(collations, exact)
 
 
 def next_table_version(conn: psycopg.Connection, spec: TableSpec) -> int:

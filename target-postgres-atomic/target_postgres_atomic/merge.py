@@ -88,6 +88,23 @@ class Staged:
     """Some rows are staged as raw JSON only (`data` set, typed columns NULL)."""
 
 
+@dataclass(frozen=True)
+class KeyCollations:
+    """How the table compares its key columns: a merge must group keys the same way."""
+
+    collations: Mapping[str, sql.Composable]
+    """Key column -> the collation of its column (keys of non-text types: absent)."""
+    exact: bool
+    """A single key that PostgreSQL finds equal only when the values are equal in Python:
+    integers, or text in a deterministic collation (byte-wise equality) under every unique
+    index. Then staging can tell unique keys and the all-new-keys check can compare."""
+
+    def key(self, name: str, prefix: str = "") -> sql.Composable:
+        """The key column (of `prefix`) in the table's collation."""
+        column = sql.Identifier(prefix, name) if prefix else sql.Identifier(name)
+        return _collated(column, self.collations.get(name))
+
+
 def typed_rows(
     spec: TableSpec,
     source: sql.Composable,
@@ -115,12 +132,14 @@ def version_guard(spec: TableSpec, stored: str, incoming: str) -> sql.Composable
 def upsert(
     spec: TableSpec,
     rows: sql.Composable,
+    keys: KeyCollations,
     *,
     hard_delete: bool,
     unique_keys: bool = False,
     new_keys: bool = False,
 ) -> sql.Composed:
-    """Newest row per key wins in the batch, then an upsert guarded by version and change.
+    """Newest row per key (in the table's collation) wins in the batch, then an upsert
+    guarded by version and change.
 
     With `unique_keys` (staging saw each key once) the batch needs no newest-per-key sort;
     with `new_keys` (no key of the batch is in the table, see `keys_are_new`) it is a plain
@@ -128,7 +147,7 @@ def upsert(
     """
     columns = [c.name for c in spec.columns]
     data_columns = [c for c in columns if c not in METADATA_NAMES]
-    order: list[sql.Composable] = [sql.SQL("{} ASC").format(sql.Identifier(k)) for k in spec.keys]
+    order: list[sql.Composable] = [sql.SQL("{} ASC").format(keys.key(k)) for k in spec.keys]
     if spec.version is not None:
         order.append(sql.SQL("{} DESC NULLS LAST").format(sql.Identifier(spec.version)))
     order.append(sql.SQL("_sdc_seq DESC"))
@@ -162,7 +181,11 @@ def upsert(
         "SELECT * FROM ({rows}) r"
         if unique_keys
         else "SELECT DISTINCT ON ({keys}) * FROM ({rows}) r ORDER BY {order}"
-    ).format(keys=_names(list(spec.keys)), rows=rows, order=sql.SQL(", ").join(order))
+    ).format(
+        keys=sql.SQL(", ").join(keys.key(k) for k in spec.keys),
+        rows=rows,
+        order=sql.SQL(", ").join(order),
+    )
     statement = sql.SQL(
         "WITH src AS ({newest}), "
         "ins AS (INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM src {keep} {conflict}) "
@@ -186,7 +209,7 @@ def upsert(
     if not hard_delete:
         return statement + sql.SQL("SELECT 1")
     match = sql.SQL(" AND ").join(
-        sql.SQL("t.{k} = src.{k}").format(k=sql.Identifier(k)) for k in spec.keys
+        sql.SQL("t.{} = {}").format(sql.Identifier(k), keys.key(k, "src")) for k in spec.keys
     )
     if tombstones is not None:
         statement += sql.SQL(", tomb AS ({}) ").format(
@@ -202,8 +225,12 @@ def upsert(
     )
 
 
-def keys_are_new(spec: TableSpec, stage: sql.Composable, key: sql.Composable) -> sql.Composed:
-    """True when every staged key (`key`, of a row `s`) is above the table's largest key.
+def keys_are_new(
+    spec: TableSpec, stage: sql.Composable, key: sql.Composable, keys: KeyCollations
+) -> sql.Composed:
+    """True when every staged key (`key`, of a row `s`) is above the table's largest key,
+    compared in the key column's collation (only for `keys.exact`: in a deterministic one,
+    keys above the largest differ from every stored key byte-wise).
 
     Run under the table's lock (`connector.lock_table`): another loader of ours cannot add
     keys until this transaction ends, and each statement of READ COMMITTED sees what the
@@ -212,7 +239,16 @@ def keys_are_new(spec: TableSpec, stage: sql.Composable, key: sql.Composable) ->
     (name,) = spec.keys
     return sql.SQL(
         "SELECT coalesce((SELECT max({k}) FROM {table}) < (SELECT min({key}) FROM {stage} s), true)"
-    ).format(k=sql.Identifier(name), table=spec.qualified(), key=key, stage=stage)
+    ).format(
+        k=sql.Identifier(name),
+        table=spec.qualified(),
+        key=_collated(key, keys.collations.get(name)),
+        stage=stage,
+    )
+
+
+def _collated(value: sql.Composable, collation: sql.Composable | None) -> sql.Composable:
+    return value if collation is None else sql.SQL("{} COLLATE {}").format(value, collation)
 
 
 def tombstone_table(spec: TableSpec) -> sql.Identifier | None:

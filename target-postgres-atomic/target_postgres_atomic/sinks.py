@@ -15,7 +15,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from target_postgres_atomic import merge
+from target_postgres_atomic import connector, merge
 from target_postgres_atomic.errors import BadRecordError, missing_key
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
@@ -278,14 +278,20 @@ class PostgresSink:
         unique_keys: bool = False,
     ) -> None:
         rows = merge.typed_rows(spec, source, where, typed)
+        keys = None
         if self.settings.upsert and spec.keys:
+            keys = connector.key_collations(conn, spec)
+            # Keys unique in Python may still be equal in the table's collation.
+            unique_keys = unique_keys and keys.exact
             statement = merge.upsert(
-                spec, rows, hard_delete=self.settings.hard_delete, unique_keys=unique_keys
+                spec, rows, keys, hard_delete=self.settings.hard_delete, unique_keys=unique_keys
             )
         else:
             statement = merge.append(spec, rows)
         try:
-            if not self._inserted(conn, spec, source, rows, typed, unique_keys=unique_keys):
+            if keys is None or not self._inserted(
+                conn, spec, source, rows, typed, keys, unique_keys=unique_keys
+            ):
                 with conn.transaction():
                     conn.execute(statement)
         except psycopg.errors.DataError as exc:
@@ -304,6 +310,7 @@ class PostgresSink:
         source: sql.Composable,
         rows: sql.Composable,
         typed: merge.Staged | None,
+        keys: merge.KeyCollations,
         *,
         unique_keys: bool,
     ) -> bool:
@@ -313,15 +320,15 @@ class PostgresSink:
         A writer that is not this target may still add a key meanwhile: its unique
         violation rolls the INSERT back and the upsert runs instead.
         """
-        if not (unique_keys and typed is not None and self.settings.upsert):
+        if not (unique_keys and typed is not None) or self.settings.hard_delete:
             return False
-        if self.settings.hard_delete or len(spec.keys) != 1:
-            return False
-        found = conn.execute(merge.keys_are_new(spec, source, typed.columns[spec.keys[0]]))
+        found = conn.execute(merge.keys_are_new(spec, source, typed.columns[spec.keys[0]], keys))
         row = found.fetchone()
         if not (row and row[0]):
             return False
-        statement = merge.upsert(spec, rows, hard_delete=False, unique_keys=True, new_keys=True)
+        statement = merge.upsert(
+            spec, rows, keys, hard_delete=False, unique_keys=True, new_keys=True
+        )
         try:
             with conn.transaction():
                 conn.execute(statement)

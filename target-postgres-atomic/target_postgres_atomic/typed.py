@@ -107,7 +107,8 @@ class TypedLayout:
     checks: tuple[tuple[int, frozenset[int]], ...]
     """(value index, allowed first bytes) of raw fields whose JSON kind is still unchecked."""
     key_index: int | None
-    """Index of the single integer key in a decoded row (tracks duplicates), else None."""
+    """Index of the single integer or text key in a decoded row (tracks duplicates), else
+    None."""
     decode_line: Callable[[bytes], Any]
     """Decodes a whole input line as a RECORD of this stream (the envelope as the reader's)."""
 
@@ -180,9 +181,9 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
             if field.python_type is msgspec.Raw:
                 return None  # a null key must fail the decode, and a Raw takes null
             struct_fields.append((attribute, field.python_type))
-            # Integers only: Python and PostgreSQL agree on their equality and order (text
-            # keys may sit in a case-insensitive collation).
-            if len(spec.keys) == 1 and field.copy_type in ("int2", "int4", "int8"):
+            # Python's equality of these is PostgreSQL's, unless a text key sits in a
+            # nondeterministic collation: the merge checks the table's (`key_collations`).
+            if len(spec.keys) == 1 and field.copy_type in ("int2", "int4", "int8", "text"):
                 key_index = index
         elif field.python_type is msgspec.Raw:
             struct_fields.append((attribute, msgspec.Raw, msgspec.Raw(NULL)))

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support.cli import script
@@ -178,3 +179,83 @@ def test_nul_after_typed_records_is_sanitised_or_named(run_target, rows) -> None
     refused = run_target([*messages, state({"s": 1})])
     assert refused.returncode != 0
     assert "input line 3, field 's': text contains a NUL character" in refused.stderr
+
+
+TEXT_PROPS = {"id": {"type": "string"}, "v": {"type": ["integer", "null"]}}
+
+
+def test_duplicate_text_keys_in_a_batch_keep_the_newest(run_target, rows) -> None:
+    """Jira-shaped string keys: the newest version of each key wins, older never over newer."""
+    run = run_target(
+        [
+            schema("t", TEXT_PROPS, bookmark="v"),
+            record("t", {"id": "PROJ-1", "v": 2}),
+            record("t", {"id": "PROJ-2", "v": 1}),
+            record("t", {"id": "PROJ-1", "v": 3}),
+            record("t", {"id": "PROJ-1", "v": 1}),
+            state({"s": 1}),
+            record("t", {"id": "PROJ-2", "v": 5}),
+            record("t", {"id": "PROJ-3", "v": 1}),
+            record("t", {"id": "PROJ-2", "v": 4}),
+        ],
+        batch_size_rows=4,
+    )
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, v FROM t ORDER BY id") == [("PROJ-1", 3), ("PROJ-2", 5), ("PROJ-3", 1)]
+
+
+def test_a_case_insensitive_key_collation_dedupes_as_postgresql_does(
+    run_target, rows, pg_db: PgServer
+) -> None:
+    """'A' and 'a' are one key in a nondeterministic collation, though Python sees two: the
+    batch still keeps only the newest of them, and the all-new-keys INSERT is not taken."""
+    with pg_db.connect() as conn:
+        try:
+            conn.execute(
+                "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', "
+                "deterministic = false)"
+            )
+        except psycopg.Error as exc:
+            pytest.fail(f"this PostgreSQL server cannot create an ICU collation: {exc}")
+        conn.execute("CREATE TABLE t (id text COLLATE ci PRIMARY KEY, v bigint)")
+        conn.commit()
+    run = run_target(
+        [
+            schema("t", TEXT_PROPS, bookmark="v"),
+            record("t", {"id": "A", "v": 2}),
+            record("t", {"id": "b", "v": 1}),
+            record("t", {"id": "a", "v": 3}),
+            state({"s": 1}),
+            record("t", {"id": "B", "v": 0}),
+            record("t", {"id": "c", "v": 1}),
+            record("t", {"id": "C", "v": 2}),
+        ],
+        batch_size_rows=3,
+    )
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, v FROM t ORDER BY id COLLATE \"C\"") == [
+        ("C", 2),
+        ("a", 3),
+        ("b", 1),
+    ]
+
+
+def _text_load(stream_version: int, keys: range) -> list[dict[str, Any]]:
+    return [
+        schema("t", TEXT_PROPS, bookmark="v"),
+        *(record("t", {"id": f"K-{k:05}", "v": stream_version}) for k in keys),
+        state({"v": stream_version}),
+    ]
+
+
+def test_concurrent_loaders_of_new_text_keys_never_put_older_over_newer(
+    start_target, rows
+) -> None:
+    """As with integer keys: the loader that merges second sees the first's keys (all above
+    its own or not) and upserts under the version guard."""
+    older = start_target(_text_load(1, range(0, 3000)))
+    newer = start_target(_text_load(2, range(2000, 5000)))
+    for proc in (older, newer):
+        _, err = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, err
+    assert rows("SELECT v, count(*) FROM t GROUP BY v ORDER BY v") == [(1, 2000), (2, 3000)]
