@@ -7,6 +7,7 @@ rows/s, peak RSS and the ratio of each to ours.
 
     .venv/bin/python bench/target_load.py                 # 100,000 records
     .venv/bin/python bench/target_load.py --rows 1000000  # the full run
+    .venv/bin/python bench/target_load.py --key key       # text keys ("PROJ-1") as Jira's
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def issue(i: int, rng: random.Random, base: datetime) -> dict[str, Any]:
     }
 
 
-def generate(rows: int, singer_path: Path, csv_path: Path) -> None:
+def generate(rows: int, singer_path: Path, csv_path: Path, key: str) -> None:
     rng = random.Random(42)
     base = datetime(2020, 1, 1, tzinfo=timezone.utc)
     columns = list(SCHEMA["properties"])
@@ -124,7 +125,7 @@ def generate(rows: int, singer_path: Path, csv_path: Path) -> None:
                     "type": "SCHEMA",
                     "stream": STREAM,
                     "schema": SCHEMA,
-                    "key_properties": ["id"],
+                    "key_properties": [key],
                     "bookmark_properties": ["updated"],
                 }
             )
@@ -144,7 +145,7 @@ def generate(rows: int, singer_path: Path, csv_path: Path) -> None:
         singer.write(json.dumps({"type": "STATE", "value": {"done": rows}}) + "\n")
 
 
-def raw_table_ddl() -> str:
+def raw_table_ddl(key: str) -> str:
     columns = []
     for name, prop in SCHEMA["properties"].items():
         kinds = [
@@ -155,7 +156,7 @@ def raw_table_ddl() -> str:
         pg = PG_TYPES.get(kinds[0], "text")
         if prop.get("format") == "date-time":
             pg = "timestamptz"
-        columns.append(f'"{name}" {pg}' + (" PRIMARY KEY" if name == "id" else ""))
+        columns.append(f'"{name}" {pg}' + (" PRIMARY KEY" if name == key else ""))
     return f"CREATE TABLE raw_issues ({', '.join(columns)})"
 
 
@@ -249,12 +250,12 @@ def load_pipelinewise(db: PgServer, singer: Path) -> tuple[float, int]:
     return seconds, rss
 
 
-def load_raw_copy(db: PgServer, csv_path: Path) -> tuple[float, int]:
+def load_raw_copy(db: PgServer, csv_path: Path, key: str) -> tuple[float, int]:
     psql = shutil.which("psql")
     if psql is None:
         raise RuntimeError("psql is not on PATH: install the PostgreSQL client for the raw COPY")
     with db.connect(autocommit=True) as conn:
-        conn.execute(raw_table_ddl())
+        conn.execute(raw_table_ddl(key))
     env = {**os.environ, "PGPASSWORD": db.password or ""}
     seconds, rss, _ = run_measured(
         [
@@ -273,7 +274,7 @@ def load_raw_copy(db: PgServer, csv_path: Path) -> tuple[float, int]:
     return seconds, rss
 
 
-LOADERS: dict[str, tuple[Callable[[PgServer, Path], tuple[float, int]], str]] = {
+LOADERS: dict[str, tuple[Callable[..., tuple[float, int]], str]] = {
     "target-postgres-atomic (ours)": (load_ours, "public.issues"),
     "meltanolabs-target-postgres": (load_meltanolabs, "public.issues"),
     "pipelinewise-target-postgres": (load_pipelinewise, "public.issues"),
@@ -285,11 +286,12 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_all(rows: int, only: list[str]) -> Iterator[Result]:
+def run_all(rows: int, only: list[str], key: str) -> Iterator[Result]:
     OUT.mkdir(parents=True, exist_ok=True)
-    singer, csv_path = OUT / f"issues_{rows}.singer", OUT / f"issues_{rows}.csv"
+    name = f"issues_{rows}" if key == "id" else f"issues_{rows}_{key}"
+    singer, csv_path = OUT / f"{name}.singer", OUT / f"{name}.csv"
     if not singer.exists() or not csv_path.exists():
-        generate(rows, singer, csv_path)
+        generate(rows, singer, csv_path, key)
     server = find_server()
     for name, (load, table) in LOADERS.items():
         if only and not any(o in name for o in only):
@@ -297,7 +299,7 @@ def run_all(rows: int, only: list[str]) -> Iterator[Result]:
         db = create_database(server, prefix="bench")
         try:
             source = csv_path if load is load_raw_copy else singer
-            seconds, rss = load(db, source)
+            seconds, rss = load(db, source, key) if load is load_raw_copy else load(db, source)
             landed = count_rows(db, table)
             if landed != rows:
                 raise RuntimeError(f"{name} landed {landed} rows, expected {rows}")
@@ -315,16 +317,23 @@ def main() -> int:
         default=[],
         help="run only loaders whose name contains this (repeatable)",
     )
+    parser.add_argument(
+        "--key",
+        choices=("id", "key"),
+        default="id",
+        help="the key property: integer 'id', or Jira's text 'key' (PROJ-1, ...)",
+    )
     args = parser.parse_args()
     print(
-        f"{args.rows:,} Jira-like records (20 fields, 1 object, 1 array); "
+        f"{args.rows:,} Jira-like records (20 fields, 1 object, 1 array), key '{args.key}'; "
         f"load average before: {loadavg()} on {os.cpu_count()} CPUs"
     )
     results = []
-    for result in run_all(args.rows, args.only):
+    for result in run_all(args.rows, args.only, args.key):
         results.append(result)
         print(f"  done: {result.name} in {result.seconds:.2f}s (load {loadavg()})", flush=True)
     ours = next((r for r in results if "(ours)" in r.name), None)
+    keyed = "" if args.key == "id" else f" keyed by text '{args.key}'"
     print("\n| loader | seconds | rows/s | peak RSS MiB | ours is N x faster |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
@@ -336,7 +345,7 @@ def main() -> int:
         if ours and r is not ours:
             figure(
                 "target-postgres-atomic",
-                f"load {args.rows:,} records, s",
+                f"load {args.rows:,} records{keyed}, s",
                 r.name,
                 ours.seconds,
                 r.seconds,
