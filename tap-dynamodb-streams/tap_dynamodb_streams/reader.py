@@ -1,15 +1,24 @@
 """Reading one table's stream: shards in lineage order, several at once, within AWS's limits.
 
 Worker threads (at most ``max_parallel_shards``) each follow one shard's iterator and hand its
-pages, in order, to the caller's thread through one bounded queue. Only the caller's thread
-touches the ledger (the state): a position moves after the caller took the record, and a shard
-counts as ended only after the caller took its last page, so a child shard starts only after
-every event of its parent went out. What a worker fetched beyond that is simply read again by
-the next run.
+pages, in order, to the caller's thread through one bounded queue. A shard that must wait
+before its next call (the pace, or an open shard polled while quiet) is parked with its cursor
+and gives its thread to another shard, so the waits of many quiet open shards overlap instead
+of queueing behind each other. Only the caller's thread touches the ledger (the state): a
+position moves after the caller took the record, and a shard counts as ended only after the
+caller took its last page, so a child shard starts only after every event of its parent went
+out. What a worker fetched beyond that is simply read again by the next run.
+
+A thread with nothing else to do probes a child whose parent is still being read: it follows
+the child's empty pages (they only move its iterator on), so a quiet open child can count as
+caught up by the time its parent ends. A probe hands over no page: when it meets a record or
+the child's end it goes back to the child's start position and waits for the parent's end.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import math
@@ -35,6 +44,11 @@ from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanis
 
 LOG = logging.getLogger("tap-dynamodb-streams.reader")
 METRICS = logging.getLogger("singer_sdk.metrics")
+# An open shard that answered an empty page is polled again after this long at the soonest:
+# AWS Lambda "polls shards in your DynamoDB stream for records at a base rate of 4 times per
+# second" (Lambda Developer Guide, "Using AWS Lambda with Amazon DynamoDB"). Pages with
+# records are followed at once (as Lambda does until it caught up), closed shards too.
+QUIET_POLL_SECONDS = 0.25
 
 
 class Outcome(Enum):
@@ -65,10 +79,102 @@ class ReaderSettings:
 
 
 @dataclass
+class _Cursor:
+    """Where one shard's reading stands between two calls: all a parked shard keeps."""
+
+    shard_id: str
+    position: dict[str, str]
+    iterator: str | None = None
+    last_call: float = float("-inf")
+    last_record: float = field(default_factory=time.monotonic)
+    empty_pages: int = 0
+    not_found: int = 0
+    probe: bool = False  # its parent is still being read: hand over no page
+
+
+@dataclass
 class _Page:
     shard_id: str
     records: list[dict[str, Any]]
     ended: bool
+
+
+@dataclass
+class _Parked:
+    """The shard waits until ``resume_at`` (monotonic) for its next call, without a thread."""
+
+    cursor: _Cursor
+    resume_at: float
+
+
+def _held(cursor: _Cursor) -> _Parked:
+    """A probe that met a record (or an error): back to its start, until its parent ended."""
+    cursor.iterator = None
+    cursor.empty_pages = 0
+    cursor.last_record = time.monotonic()
+    return _Parked(cursor, math.inf)
+
+
+class _Schedule:
+    """Which shard a free thread takes next: a parked shard that is due, then the ready
+    shards (oldest position first: the nearest to losing data to the 24-hour trim), then a
+    probe of a child whose parent is being read."""
+
+    def __init__(
+        self, ledger: ShardLedger, listing: dict[str, dict[str, Any]], done: set[str]
+    ) -> None:
+        self.ledger, self.listing, self.done = ledger, listing, done
+        self._order = itertools.count()  # ties in the heaps keep their arrival order
+        self.children: dict[str | None, list[str]] = {}
+        for shard_id, shard in listing.items():
+            self.children.setdefault(shard.get("ParentShardId"), []).append(shard_id)
+        ready = [s for s in ledger.ready(listing) if s not in done]
+        self.waiting = [(ledger.entry(s).get("at") or 0, next(self._order), s) for s in ready]
+        heapq.heapify(self.waiting)
+        self.probes = [c for s in reversed(ready) for c in self.children.get(s, ())]
+        self.parked: list[tuple[float, int, _Cursor]] = []
+        self.probing: dict[str, _Cursor] = {}
+        self.held: dict[str, _Cursor] = {}
+
+    def due_at(self) -> float | None:
+        return self.parked[0][0] if self.parked else None
+
+    def next_cursor(self) -> _Cursor | None:
+        if self.parked and self.parked[0][0] <= time.monotonic():
+            return heapq.heappop(self.parked)[2]
+        if self.waiting:
+            return self._cursor(heapq.heappop(self.waiting)[2])
+        while self.probes:
+            shard_id = self.probes.pop()
+            entry = self.ledger.entries.get(shard_id)
+            if entry and not (entry.get("foreign") or entry["ended"] or shard_id in self.done):
+                cursor = self.probing[shard_id] = self._cursor(shard_id, probe=True)
+                return cursor
+        return None
+
+    def _cursor(self, shard_id: str, probe: bool = False) -> _Cursor:
+        start = self.ledger.start_position(shard_id, self.listing[shard_id])
+        return _Cursor(shard_id, start, probe=probe)
+
+    def park(self, item: _Parked) -> None:
+        cursor = item.cursor
+        if item.resume_at == math.inf and cursor.probe:
+            self.held[cursor.shard_id] = cursor
+            return
+        resume_at = time.monotonic() if item.resume_at == math.inf else item.resume_at
+        heapq.heappush(self.parked, (resume_at, next(self._order), cursor))
+
+    def ended(self, shard_id: str) -> None:
+        """``shard_id`` was read to its end and handed over: its children may go on now."""
+        for child in self.children.get(shard_id, ()):
+            probe = self.probing.pop(child, None)
+            if probe is not None:
+                probe.probe = False  # a running or parked probe hands its pages over now
+                held = self.held.pop(child, None)
+                if held is not None:
+                    heapq.heappush(self.parked, (time.monotonic(), next(self._order), held))
+            elif self.ledger.is_ready(child) and child not in self.done:
+                heapq.heappush(self.waiting, (0, next(self._order), child))
 
 
 @dataclass
@@ -91,7 +197,7 @@ class _Run:
     listing: dict[str, dict[str, Any]]
     deadline: float
     not_before: float  # server epoch seconds: an open shard stops at events after this
-    pages: queue.Queue[_Page | _Stopped | _Failed] = field(
+    pages: queue.Queue[_Page | _Parked | _Stopped | _Failed] = field(
         default_factory=lambda: queue.Queue(maxsize=64)
     )
     stop: threading.Event = field(default_factory=threading.Event)
@@ -159,32 +265,31 @@ class StreamReader:
         """Read every shard ready in this listing, a child as soon as its parent ended; None
         when a shard ended whose children are not listed yet (a new listing may show them)."""
         running: set[str] = set()
-        waiting: list[str] = []
-        refresh = True  # what is ready changes only when a shard ended (O(shards) to find)
+        schedule = _Schedule(ledger, run.listing, done_this_run)
         relist = False  # a shard ended whose children this listing does not show yet
-        parents = {s.get("ParentShardId") for s in run.listing.values()}
         try:
             while True:
-                if refresh:
-                    refresh = False
-                    ready = ledger.ready(run.listing)
-                    waiting = [
-                        s
-                        for s in self._by_priority(ledger, ready)
-                        if s not in done_this_run and s not in running
-                    ]
-                while waiting and len(running) < self.settings.parallel:
-                    shard_id = waiting.pop(0)
-                    running.add(shard_id)
-                    start = ledger.start_position(shard_id, run.listing[shard_id])
-                    pool.submit(self._fetch, run, shard_id, start)
-                if not running:
+                while len(running) < self.settings.parallel:
+                    cursor = schedule.next_cursor()
+                    if cursor is None:
+                        break
+                    running.add(cursor.shard_id)
+                    pool.submit(self._fetch, run, cursor)
+                if not running and not schedule.parked:
                     if relist:
                         return None
                     return Outcome.ENDED if ledger.all_ended() else Outcome.CAUGHT_UP
-                item = self._next(run)
+                # A due parked shard needs a free thread; with none, the next item frees one.
+                free = len(running) < self.settings.parallel
+                item = self._next(run, schedule.due_at() if free else None)
+                if item is None:
+                    continue  # a parked shard is due
                 if isinstance(item, _Failed):
                     raise item.error
+                if isinstance(item, _Parked):
+                    running.discard(item.cursor.shard_id)
+                    schedule.park(item)
+                    continue
                 if isinstance(item, _Stopped):
                     running.discard(item.shard_id)
                     done_this_run.add(item.shard_id)
@@ -201,24 +306,24 @@ class StreamReader:
                 if item.ended:
                     entry["ended"] = True
                     running.discard(item.shard_id)
-                    relist = relist or item.shard_id not in parents
-                    refresh = True  # its children may be ready now
+                    relist = relist or item.shard_id not in schedule.children
+                    schedule.ended(item.shard_id)
                 if item.records or item.ended:
                     progress()
         finally:
             run.stop.set()
 
-    def _next(self, run: _Run) -> _Page | _Stopped | _Failed:
+    def _next(self, run: _Run, until: float | None) -> _Page | _Parked | _Stopped | _Failed | None:
+        """The next item from a worker; None once ``until`` (monotonic) passed without one."""
         while True:
+            timeout = 1.0 if until is None else min(1.0, max(0.0, until - time.monotonic()))
             try:
-                return run.pages.get(timeout=1.0)
+                return run.pages.get(timeout=timeout)
             except queue.Empty:
+                if until is not None and time.monotonic() >= until:
+                    return None
                 if time.monotonic() > run.deadline + 300:
                     return _Failed("", TimeoutError(f"Table {self.table!r}: shard reads hung"))
-
-    def _by_priority(self, ledger: ShardLedger, ready: list[str]) -> list[str]:
-        """Oldest position first: the shard nearest to losing data to the 24-hour trim."""
-        return sorted(ready, key=lambda s: ledger.entry(s).get("at") or 0)
 
     def _listing(self, arn: str) -> dict[str, dict[str, Any]]:
         description, listing = self.aws.describe_stream(arn)
@@ -257,18 +362,21 @@ class StreamReader:
         METRICS.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
 
     # -- worker threads -------------------------------------------------------------------
-    def _fetch(self, run: _Run, shard_id: str, start: dict[str, str]) -> None:
+    def _fetch(self, run: _Run, cursor: _Cursor) -> None:
         try:
-            outcome = self._follow(run, shard_id, start)
-            item: _Page | _Stopped | _Failed | None = (
-                None if outcome is None else _Stopped(shard_id, outcome)
+            outcome = self._follow(run, cursor)
+            item: _Page | _Parked | _Stopped | _Failed | None = (
+                outcome
+                if outcome is None or isinstance(outcome, _Parked)
+                else _Stopped(cursor.shard_id, outcome)
             )
         except BaseException as err:  # handed to the caller's thread, which raises it
-            item = _Failed(shard_id, err)
+            # A probe's error is met again, in order, when the child is read for real.
+            item = _held(cursor) if cursor.probe else _Failed(cursor.shard_id, err)
         if item is not None:
             self._put(run, item)
 
-    def _put(self, run: _Run, item: _Page | _Stopped | _Failed) -> bool:
+    def _put(self, run: _Run, item: _Page | _Parked | _Stopped | _Failed) -> bool:
         while not run.stop.is_set():
             try:
                 run.pages.put(item, timeout=0.5)
@@ -277,52 +385,57 @@ class StreamReader:
                 continue
         return False
 
-    def _follow(self, run: _Run, shard_id: str, start: dict[str, str]) -> Outcome | None:
-        """Hand this shard's pages over until its end (None), or until caught up or out of time."""
-        position = dict(start)
-        iterator = self._iterator(run, shard_id, position)
+    def _follow(self, run: _Run, cursor: _Cursor) -> Outcome | _Parked | None:
+        """Hand this shard's pages over until its end (None), until caught up or out of time,
+        or until it has to wait for its next call (parked)."""
+        shard_id = cursor.shard_id
+        if cursor.iterator is None:
+            cursor.iterator = self._iterator(run, shard_id, cursor.position)
         pace = 1.0 / self.settings.calls_per_second if self.settings.calls_per_second else 0.0
-        last_call, last_record = float("-inf"), time.monotonic()
+        listed_open = "EndingSequenceNumber" not in run.listing[shard_id]["SequenceNumberRange"]
         # AWS's empty stretches are counted in calls and a new run walks them again, so idle
         # also needs the empty pages the pace allows in idle_seconds: time lost to throttling
         # backoff or slow answers must not cut a stretch short (the shard would never pass it).
         idle_pages = max(1, math.ceil(self.settings.idle_seconds * self.settings.calls_per_second))
-        empty_pages = 0
-        not_found = 0
         while not run.stop.is_set():
             now = time.monotonic()
             if now > run.deadline:
                 return Outcome.OUT_OF_TIME
-            if pace and now - last_call < pace:
-                run.stop.wait(min(pace - (now - last_call), max(0.0, run.deadline - now)))
-                continue
-            last_call = time.monotonic()
+            quiet_poll = listed_open and cursor.empty_pages > 0
+            due = cursor.last_call + (max(pace, QUIET_POLL_SECONDS) if quiet_poll else pace)
+            if now < due:
+                return _Parked(cursor, min(due, run.deadline))
+            cursor.last_call = now
             try:
-                page = self.aws.records(iterator, self.settings.limit)
+                page = self.aws.records(cursor.iterator, self.settings.limit)
             except ExpiredIterator:
-                iterator = self._iterator(run, shard_id, position)
+                cursor.iterator = self._iterator(run, shard_id, cursor.position)
                 continue
             except ResourceNotFound:
-                not_found = self._not_found(run, shard_id, position, not_found)
-                if not_found < 0:
+                if cursor.probe:
+                    raise
+                cursor.not_found = self._not_found(run, shard_id, cursor.position, cursor.not_found)
+                if cursor.not_found < 0:
                     self._put(run, _Page(shard_id, [], ended=True))
                     return None
-                iterator = self._iterator(run, shard_id, position)
+                cursor.iterator = self._iterator(run, shard_id, cursor.position)
                 continue
             except TrimmedData:
-                raise self._trimmed(shard_id, position) from None
+                raise self._trimmed(shard_id, cursor.position) from None
             except MalformedResponse as err:
                 raise self._malformed(shard_id, err) from None
-            not_found = 0
+            cursor.not_found = 0
             try:
                 records = checked(page["Records"])
             except MalformedResponse as err:
                 raise self._malformed(shard_id, err) from None
             next_iterator = page.get("NextShardIterator")
-            empty_pages = 0 if records else empty_pages + 1
+            if (records or next_iterator is None) and cursor.probe:
+                return _held(cursor)
+            cursor.empty_pages = 0 if records else cursor.empty_pages + 1
             if records:
-                last_record = time.monotonic()
-                position = {
+                cursor.last_record = time.monotonic()
+                cursor.position = {
                     "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
                     "SequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
                 }
@@ -336,12 +449,16 @@ class StreamReader:
                 # Written after this run began (the Date header has whole seconds): later
                 # events are left for the next run, so a busy shard cannot hold a run forever.
                 return Outcome.CAUGHT_UP
-            quiet = time.monotonic() - last_record > self.settings.idle_seconds
-            listed_open = "EndingSequenceNumber" not in run.listing[shard_id]["SequenceNumberRange"]
-            if quiet and empty_pages >= idle_pages and listed_open:
-                self._log_idle(shard_id, position, time.monotonic() - last_record, empty_pages)
+            quiet = time.monotonic() - cursor.last_record > self.settings.idle_seconds
+            if quiet and cursor.empty_pages >= idle_pages and listed_open:
+                self._log_idle(
+                    shard_id,
+                    cursor.position,
+                    time.monotonic() - cursor.last_record,
+                    cursor.empty_pages,
+                )
                 return Outcome.CAUGHT_UP  # open and quiet; a closed shard is followed on
-            iterator = next_iterator
+            cursor.iterator = next_iterator
         return None
 
     def _log_idle(

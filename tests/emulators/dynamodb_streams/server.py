@@ -44,6 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         status, payload = self.server.emulator.handle(target, raw)
         body = encode(payload)
+        latency = self.server.emulator.model.faults.call_latency_seconds
+        if latency:
+            time.sleep(latency)  # outside the lock: calls in flight overlap, as on AWS
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(body)))
