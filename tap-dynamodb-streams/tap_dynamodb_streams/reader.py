@@ -147,7 +147,9 @@ class _Schedule:
         while self.probes:
             shard_id = self.probes.pop()
             entry = self.ledger.entries.get(shard_id)
-            if entry and not (entry.get("foreign") or entry["ended"] or shard_id in self.done):
+            if not entry or entry.get("foreign") or entry["ended"] or shard_id in self.done:
+                continue
+            if not self.ledger.is_ready(shard_id):  # else its parent ended: read for real
                 cursor = self.probing[shard_id] = self._cursor(shard_id, probe=True)
                 return cursor
         return None
@@ -201,6 +203,14 @@ class _Run:
         default_factory=lambda: queue.Queue(maxsize=64)
     )
     stop: threading.Event = field(default_factory=threading.Event)
+    # Workers between their start and their last hand-over: a thread is free again before
+    # the caller took its last page, so the next shard need not wait for that page's records.
+    busy: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def release(self) -> None:
+        with self.lock:
+            self.busy -= 1
 
 
 def created_at(event: dict[str, Any]) -> float:
@@ -269,18 +279,20 @@ class StreamReader:
         relist = False  # a shard ended whose children this listing does not show yet
         try:
             while True:
-                while len(running) < self.settings.parallel:
+                while run.busy < self.settings.parallel:
                     cursor = schedule.next_cursor()
                     if cursor is None:
                         break
                     running.add(cursor.shard_id)
+                    with run.lock:
+                        run.busy += 1
                     pool.submit(self._fetch, run, cursor)
                 if not running and not schedule.parked:
                     if relist:
                         return None
                     return Outcome.ENDED if ledger.all_ended() else Outcome.CAUGHT_UP
                 # A due parked shard needs a free thread; with none, the next item frees one.
-                free = len(running) < self.settings.parallel
+                free = run.busy < self.settings.parallel
                 item = self._next(run, schedule.due_at() if free else None)
                 if item is None:
                     continue  # a parked shard is due
@@ -363,16 +375,15 @@ class StreamReader:
 
     # -- worker threads -------------------------------------------------------------------
     def _fetch(self, run: _Run, cursor: _Cursor) -> None:
+        item: _Page | _Parked | _Stopped | _Failed | None
         try:
-            outcome = self._follow(run, cursor)
-            item: _Page | _Parked | _Stopped | _Failed | None = (
-                outcome
-                if outcome is None or isinstance(outcome, _Parked)
-                else _Stopped(cursor.shard_id, outcome)
-            )
+            last = self._follow(run, cursor)
+            item = _Stopped(cursor.shard_id, last) if isinstance(last, Outcome) else last
         except BaseException as err:  # handed to the caller's thread, which raises it
             # A probe's error is met again, in order, when the child is read for real.
             item = _held(cursor) if cursor.probe else _Failed(cursor.shard_id, err)
+        finally:
+            run.release()
         if item is not None:
             self._put(run, item)
 
@@ -385,9 +396,9 @@ class StreamReader:
                 continue
         return False
 
-    def _follow(self, run: _Run, cursor: _Cursor) -> Outcome | _Parked | None:
-        """Hand this shard's pages over until its end (None), until caught up or out of time,
-        or until it has to wait for its next call (parked)."""
+    def _follow(self, run: _Run, cursor: _Cursor) -> Outcome | _Parked | _Page | None:
+        """Hand this shard's pages over until its last (returned), until caught up or out of
+        time, or until it has to wait for its next call (parked); None once the run stopped."""
         shard_id = cursor.shard_id
         if cursor.iterator is None:
             cursor.iterator = self._iterator(run, shard_id, cursor.position)
@@ -416,8 +427,7 @@ class StreamReader:
                     raise
                 cursor.not_found = self._not_found(run, shard_id, cursor.position, cursor.not_found)
                 if cursor.not_found < 0:
-                    self._put(run, _Page(shard_id, [], ended=True))
-                    return None
+                    return _Page(shard_id, [], ended=True)
                 cursor.iterator = self._iterator(run, shard_id, cursor.position)
                 continue
             except TrimmedData:
@@ -439,11 +449,9 @@ class StreamReader:
                     "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
                     "SequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
                 }
-            if (records or next_iterator is None) and not self._put(
-                run, _Page(shard_id, records, ended=next_iterator is None)
-            ):
-                return None
             if next_iterator is None:
+                return _Page(shard_id, records, ended=True)
+            if records and not self._put(run, _Page(shard_id, records, ended=False)):
                 return None
             if records and created_at(records[-1]) > run.not_before + 1:
                 # Written after this run began (the Date header has whole seconds): later
