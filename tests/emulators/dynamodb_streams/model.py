@@ -192,6 +192,7 @@ class StreamsModel:
         self.streams: dict[str, Stream] = {}
         self.history: list[tuple[str, str, Record]] = []  # (stream arn, shard id, record)
         self.recent_calls: dict[str, collections.deque[float]] = {}  # rate limits (wall clock)
+        self.reads: list[str] = []  # the shard of every GetRecords call, in call order
 
     # -- time ------------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -226,6 +226,11 @@ class StreamsEmulator:
                 if arn.split("/")[1] == table
             ]
 
+    def reads(self) -> list[str]:
+        """The shard each GetRecords call asked for, in call order (every table)."""
+        with self.lock:
+            return list(self.model.reads)
+
     def shards(self, table: str) -> list[dict[str, Any]]:
         with self.lock:
             stream = self.model.current_stream(table)
