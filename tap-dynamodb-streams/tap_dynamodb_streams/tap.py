@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import sys
 from typing import Any
 
@@ -14,19 +15,34 @@ from singer_sdk.singerlib import Message, RecordMessage
 from tap_dynamodb_streams import log_mask
 from tap_dynamodb_streams.redact import redacted, redacted_error
 
+PENDING_BYTES = 1 << 16
+
 
 class RecordBufferingWriter(MsgSpecWriter):
-    """singer-sdk's msgspec writer, without a flush (a write system call) after every RECORD.
+    """singer-sdk's msgspec writer, without a write system call (and flush) per RECORD.
 
-    Every other message (STATE, SCHEMA, ACTIVATE_VERSION, BATCH) flushes the buffer, itself
-    included, so a STATE reaches stdout together with every record before it and never waits
-    behind them; a process killed before that STATE loses only records no STATE covers.
+    RECORD lines gather in memory (up to ``PENDING_BYTES``); every other message (STATE,
+    SCHEMA, ACTIVATE_VERSION, BATCH) goes out together with them and is flushed, so a STATE
+    reaches stdout with every record before it and never waits behind them. A process killed
+    before that STATE loses only records no STATE covers; any other exit writes them out.
+    Our own buffer, since ``PYTHONUNBUFFERED`` (common in containers) unbuffers stdout.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = bytearray()
+        atexit.register(self.flush)
+
     def write_message(self, message: Message) -> None:
-        sys.stdout.buffer.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
+        self._pending += self.format_message(message)  # copied: the encoder reuses its buffer
+        if not isinstance(message, RecordMessage) or len(self._pending) >= PENDING_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            sys.stdout.buffer.write(self._pending)
             sys.stdout.flush()
+            self._pending.clear()
 
 
 class TapDynamoDBStreams(Tap):
