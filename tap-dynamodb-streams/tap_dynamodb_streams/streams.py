@@ -75,13 +75,19 @@ class TableStream(Stream):
     # conformance pass would only cost time.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    def __init__(self, tap: Tap, table: str, description: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        tap: Tap,
+        table: str,
+        description: dict[str, Any],
+        aws: AwsClients | None = None,
+    ) -> None:
         self.table = table
         self.key_names = [k["AttributeName"] for k in description["KeySchema"]]
         mark_expired = tap.config.get("ttl_deletions") == "mark"
         super().__init__(tap, schema=table_schema(description, mark_expired), name=table)
         self.primary_keys = self.key_names
-        self._aws: AwsClients | None = None
+        self._aws = aws  # discovery's clients, when it made them: no second set to build
         self._reader: StreamReader | None = None
         self._deadline = 0.0
         self._moved = False
@@ -416,4 +422,6 @@ def is_ttl_deletion(event: dict[str, Any]) -> bool:
 
 def discover_table_streams(tap: Tap) -> list[Stream]:
     aws = AwsClients(tap.config)
-    return [TableStream(tap, table, aws.describe_table(table)) for table in tap.config["tables"]]
+    return [
+        TableStream(tap, table, aws.describe_table(table), aws) for table in tap.config["tables"]
+    ]
