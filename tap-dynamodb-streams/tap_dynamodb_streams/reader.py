@@ -17,8 +17,6 @@ the child's end it goes back to the child's start position and waits for the par
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import logging
 import math
@@ -41,6 +39,7 @@ from tap_dynamodb_streams.client import (
     TrimmedData,
 )
 from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanished
+from tap_dynamodb_streams.schedule import Cursor, Parked, Schedule, held
 
 LOG = logging.getLogger("tap-dynamodb-streams.reader")
 METRICS = logging.getLogger("singer_sdk.metrics")
@@ -79,104 +78,10 @@ class ReaderSettings:
 
 
 @dataclass
-class _Cursor:
-    """Where one shard's reading stands between two calls: all a parked shard keeps."""
-
-    shard_id: str
-    position: dict[str, str]
-    iterator: str | None = None
-    last_call: float = float("-inf")
-    last_record: float = field(default_factory=time.monotonic)
-    empty_pages: int = 0
-    not_found: int = 0
-    probe: bool = False  # its parent is still being read: hand over no page
-
-
-@dataclass
 class _Page:
     shard_id: str
     records: list[dict[str, Any]]
     ended: bool
-
-
-@dataclass
-class _Parked:
-    """The shard waits until ``resume_at`` (monotonic) for its next call, without a thread."""
-
-    cursor: _Cursor
-    resume_at: float
-
-
-def _held(cursor: _Cursor) -> _Parked:
-    """A probe that met a record (or an error): back to its start, until its parent ended."""
-    cursor.iterator = None
-    cursor.empty_pages = 0
-    cursor.last_record = time.monotonic()
-    return _Parked(cursor, math.inf)
-
-
-class _Schedule:
-    """Which shard a free thread takes next: a parked shard that is due, then the ready
-    shards (oldest position first: the nearest to losing data to the 24-hour trim), then a
-    probe of a child whose parent is being read."""
-
-    def __init__(
-        self, ledger: ShardLedger, listing: dict[str, dict[str, Any]], done: set[str]
-    ) -> None:
-        self.ledger, self.listing, self.done = ledger, listing, done
-        self._order = itertools.count()  # ties in the heaps keep their arrival order
-        self.children: dict[str | None, list[str]] = {}
-        for shard_id, shard in listing.items():
-            self.children.setdefault(shard.get("ParentShardId"), []).append(shard_id)
-        ready = [s for s in ledger.ready(listing) if s not in done]
-        self.waiting = [(ledger.entry(s).get("at") or 0, next(self._order), s) for s in ready]
-        heapq.heapify(self.waiting)
-        self.probes = [c for s in reversed(ready) for c in self.children.get(s, ())]
-        self.parked: list[tuple[float, int, _Cursor]] = []
-        self.probing: dict[str, _Cursor] = {}
-        self.held: dict[str, _Cursor] = {}
-
-    def due_at(self) -> float | None:
-        return self.parked[0][0] if self.parked else None
-
-    def next_cursor(self) -> _Cursor | None:
-        if self.parked and self.parked[0][0] <= time.monotonic():
-            return heapq.heappop(self.parked)[2]
-        if self.waiting:
-            return self._cursor(heapq.heappop(self.waiting)[2])
-        while self.probes:
-            shard_id = self.probes.pop()
-            entry = self.ledger.entries.get(shard_id)
-            if not entry or entry.get("foreign") or entry["ended"] or shard_id in self.done:
-                continue
-            if not self.ledger.is_ready(shard_id):  # else its parent ended: read for real
-                cursor = self.probing[shard_id] = self._cursor(shard_id, probe=True)
-                return cursor
-        return None
-
-    def _cursor(self, shard_id: str, probe: bool = False) -> _Cursor:
-        start = self.ledger.start_position(shard_id, self.listing[shard_id])
-        return _Cursor(shard_id, start, probe=probe)
-
-    def park(self, item: _Parked) -> None:
-        cursor = item.cursor
-        if item.resume_at == math.inf and cursor.probe:
-            self.held[cursor.shard_id] = cursor
-            return
-        resume_at = time.monotonic() if item.resume_at == math.inf else item.resume_at
-        heapq.heappush(self.parked, (resume_at, next(self._order), cursor))
-
-    def ended(self, shard_id: str) -> None:
-        """``shard_id`` was read to its end and handed over: its children may go on now."""
-        for child in self.children.get(shard_id, ()):
-            probe = self.probing.pop(child, None)
-            if probe is not None:
-                probe.probe = False  # a running or parked probe hands its pages over now
-                held = self.held.pop(child, None)
-                if held is not None:
-                    heapq.heappush(self.parked, (time.monotonic(), next(self._order), held))
-            elif self.ledger.is_ready(child) and child not in self.done:
-                heapq.heappush(self.waiting, (0, next(self._order), child))
 
 
 @dataclass
@@ -199,7 +104,7 @@ class _Run:
     listing: dict[str, dict[str, Any]]
     deadline: float
     not_before: float  # server epoch seconds: an open shard stops at events after this
-    pages: queue.Queue[_Page | _Parked | _Stopped | _Failed] = field(
+    pages: queue.Queue[_Page | Parked | _Stopped | _Failed] = field(
         default_factory=lambda: queue.Queue(maxsize=64)
     )
     stop: threading.Event = field(default_factory=threading.Event)
@@ -275,7 +180,7 @@ class StreamReader:
         """Read every shard ready in this listing, a child as soon as its parent ended; None
         when a shard ended whose children are not listed yet (a new listing may show them)."""
         running: set[str] = set()
-        schedule = _Schedule(ledger, run.listing, done_this_run)
+        schedule = Schedule(ledger, run.listing, done_this_run)
         relist = False  # a shard ended whose children this listing does not show yet
         try:
             while True:
@@ -298,7 +203,7 @@ class StreamReader:
                     continue  # a parked shard is due
                 if isinstance(item, _Failed):
                     raise item.error
-                if isinstance(item, _Parked):
+                if isinstance(item, Parked):
                     running.discard(item.cursor.shard_id)
                     schedule.park(item)
                     continue
@@ -325,7 +230,7 @@ class StreamReader:
         finally:
             run.stop.set()
 
-    def _next(self, run: _Run, until: float | None) -> _Page | _Parked | _Stopped | _Failed | None:
+    def _next(self, run: _Run, until: float | None) -> _Page | Parked | _Stopped | _Failed | None:
         """The next item from a worker; None once ``until`` (monotonic) passed without one."""
         while True:
             timeout = 1.0 if until is None else min(1.0, max(0.0, until - time.monotonic()))
@@ -374,20 +279,20 @@ class StreamReader:
         METRICS.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
 
     # -- worker threads -------------------------------------------------------------------
-    def _fetch(self, run: _Run, cursor: _Cursor) -> None:
-        item: _Page | _Parked | _Stopped | _Failed | None
+    def _fetch(self, run: _Run, cursor: Cursor) -> None:
+        item: _Page | Parked | _Stopped | _Failed | None
         try:
             last = self._follow(run, cursor)
             item = _Stopped(cursor.shard_id, last) if isinstance(last, Outcome) else last
         except BaseException as err:  # handed to the caller's thread, which raises it
             # A probe's error is met again, in order, when the child is read for real.
-            item = _held(cursor) if cursor.probe else _Failed(cursor.shard_id, err)
+            item = held(cursor) if cursor.probe else _Failed(cursor.shard_id, err)
         finally:
             run.release()
         if item is not None:
             self._put(run, item)
 
-    def _put(self, run: _Run, item: _Page | _Parked | _Stopped | _Failed) -> bool:
+    def _put(self, run: _Run, item: _Page | Parked | _Stopped | _Failed) -> bool:
         while not run.stop.is_set():
             try:
                 run.pages.put(item, timeout=0.5)
@@ -396,7 +301,7 @@ class StreamReader:
                 continue
         return False
 
-    def _follow(self, run: _Run, cursor: _Cursor) -> Outcome | _Parked | _Page | None:
+    def _follow(self, run: _Run, cursor: Cursor) -> Outcome | Parked | _Page | None:
         """Hand this shard's pages over until its last (returned), until caught up or out of
         time, or until it has to wait for its next call (parked); None once the run stopped."""
         shard_id = cursor.shard_id
@@ -415,7 +320,7 @@ class StreamReader:
             quiet_poll = listed_open and cursor.empty_pages > 0
             due = cursor.last_call + (max(pace, QUIET_POLL_SECONDS) if quiet_poll else pace)
             if now < due:
-                return _Parked(cursor, min(due, run.deadline))
+                return Parked(cursor, min(due, run.deadline))
             cursor.last_call = now
             try:
                 page = self.aws.records(cursor.iterator, self.settings.limit)
@@ -441,7 +346,7 @@ class StreamReader:
                 raise self._malformed(shard_id, err) from None
             next_iterator = page.get("NextShardIterator")
             if (records or next_iterator is None) and cursor.probe:
-                return _held(cursor)
+                return held(cursor)
             cursor.empty_pages = 0 if records else cursor.empty_pages + 1
             if records:
                 cursor.last_record = time.monotonic()
