@@ -328,7 +328,7 @@ class StreamReader:
             try:
                 page = self.aws.records(cursor.iterator, self.settings.limit)
             except ExpiredIterator:
-                cursor.iterator = self._iterator(run, shard_id, cursor.position)
+                self._renew(run, cursor)
                 continue
             except ResourceNotFound:
                 if cursor.probe:
@@ -336,7 +336,7 @@ class StreamReader:
                 cursor.not_found = self._not_found(run, shard_id, cursor.position, cursor.not_found)
                 if cursor.not_found < 0:
                     return _Page(shard_id, [], ended=True)
-                cursor.iterator = self._iterator(run, shard_id, cursor.position)
+                self._renew(run, cursor)
                 continue
             except TrimmedData:
                 raise self._trimmed(shard_id, cursor.position) from None
@@ -376,6 +376,12 @@ class StreamReader:
                 return Outcome.CAUGHT_UP  # open and quiet; a closed shard is followed on
             cursor.iterator = next_iterator
         return None
+
+    def _renew(self, run: _Run, cursor: Cursor) -> None:
+        """A new iterator from the last emitted position walks any empty stretch again, so
+        the empty pages of the old one no longer count towards idle."""
+        cursor.iterator = self._iterator(run, cursor.shard_id, cursor.position)
+        cursor.empty_pages = 0
 
     def _log_idle(
         self, shard_id: str, position: dict[str, str], seconds: float, pages: int
