@@ -72,3 +72,26 @@ def test_numbers_binary_sets_round_trip_and_guard_is_numeric(
     assert doc == {"price": "1.50", "list": [BIG, True]}
     assert flag is True and seq == Decimal(newer["_sdc_sequence_number"])
     assert json.dumps(doc)  # plain JSON, nothing float-rounded
+
+
+def test_an_attribute_changing_type_is_widened_to_text_or_stops_the_run(tmp_path: Path) -> None:
+    """S then N: one text column keeps both values, digit for digit; then S and M in one run:
+    the run stops naming the attribute (every item's types are checked, not only the first
+    item's of each attribute)."""
+    with running_stack() as stack:
+        stack.create_table("shapes")
+        db = stack.dynamodb()
+        db.put_item(TableName="shapes", Item={"pk": {"S": "a"}, "v": {"S": "text"}})
+        db.put_item(TableName="shapes", Item={"pk": {"S": "b"}, "v": {"N": "12.50"}})
+        stack.streams.sync()
+        run = run_tap(tmp_path / "widen", stack.tap_config(["shapes"]))
+        assert run.returncode == 0, run.stderr
+        assert [r["v"] for r in run.records] == ["text", "12.50"]
+        schema = [m for m in run.messages if m["type"] == "SCHEMA"][-1]["schema"]
+        assert schema["properties"]["v"] == {"type": ["string", "null"]}
+        db.put_item(TableName="shapes", Item={"pk": {"S": "c"}, "v": {"S": "more text"}})
+        db.put_item(TableName="shapes", Item={"pk": {"S": "d"}, "v": {"M": {"x": {"N": "1"}}}})
+        stack.streams.sync()
+        clash = run_tap(tmp_path / "clash", stack.tap_config(["shapes"]), state=run.last_state)
+        assert clash.returncode != 0
+        assert "attribute 'v' changed type" in clash.stderr

@@ -37,15 +37,19 @@ def test_four_partitions_together_emit_exactly_what_one_process_does(tmp_path: P
         whole = run(None)
         with ThreadPoolExecutor(4) as pool:  # one reader per shard at a time, as AWS wants
             parts = list(pool.map(run, ["0/4", "1/4", "2/4", "3/4"]))
-    truth = sorted(e["sequence_number"] for e in stack.streams.events("parts"))
+    events = stack.streams.events("parts")
+    truth = sorted(e["sequence_number"] for e in events)
     assert sorted(sequence_numbers(whole)) == truth
     union = [seq for part in parts for seq in sequence_numbers(part)]
     assert sorted(union) == truth  # every event, none twice
-    assert all(part.records for part in parts)  # twelve lineages spread over all four
-    for part in parts:  # its own state: only its own shards are read, the rest known foreign
+    # Twelve lineages spread over the four (shard ids are random: how many each gets varies).
+    assert sum(bool(part.records) for part in parts) >= 2
+    for part in parts:  # its own state: it reads exactly its own shards, the rest known foreign
         shards = part.last_state["bookmarks"]["parts"]["shards"]  # type: ignore[index]
-        mine = {r["_sdc_shard_id"] for r in part.records}
-        assert mine <= {s for s, e in shards.items() if not e.get("foreign")}
+        own = {s for s, e in shards.items() if not e.get("foreign")}
+        assert {r["_sdc_shard_id"] for r in part.records} == {
+            e["shard_id"] for e in events if e["shard_id"] in own
+        }
 
 
 def test_ttl_deletions_can_be_deleted_marked_or_dropped(tmp_path: Path) -> None:

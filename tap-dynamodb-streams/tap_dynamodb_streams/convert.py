@@ -47,10 +47,6 @@ def attribute_value(attribute: dict[str, Any]) -> Any:
     raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
 
 
-def item_values(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: attribute_value(value) for name, value in item.items()}
-
-
 def kind_of(attribute: dict[str, Any]) -> str:
     return next(iter(attribute))
 

@@ -140,15 +140,14 @@ class ShardLedger:
 
     def ready(self, listing: dict[str, dict[str, Any]]) -> list[str]:
         """Shards to read now, in listing order: not ended, and their parent ended."""
-        out = []
-        for shard_id in listing:
-            entry = self.entries[shard_id]
-            if entry.get("foreign") or entry["ended"]:
-                continue
-            parent = self.entries.get(entry["parent"]) if entry["parent"] else None
-            if parent is None or parent.get("ended"):
-                out.append(shard_id)
-        return out
+        return [shard_id for shard_id in listing if self.is_ready(shard_id)]
+
+    def is_ready(self, shard_id: str) -> bool:
+        entry = self.entries.get(shard_id)
+        if entry is None or entry.get("foreign") or entry["ended"]:
+            return False
+        parent = self.entries.get(entry["parent"]) if entry["parent"] else None
+        return parent is None or bool(parent.get("ended"))
 
     def start_position(self, shard_id: str, shard: dict[str, Any]) -> dict[str, str]:
         """Where to (re)start reading: after the last emitted record, never from an iterator."""

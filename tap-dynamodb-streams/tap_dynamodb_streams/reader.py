@@ -1,11 +1,18 @@
 """Reading one table's stream: shards in lineage order, several at once, within AWS's limits.
 
 Worker threads (at most ``max_parallel_shards``) each follow one shard's iterator and hand its
-pages, in order, to the caller's thread through one bounded queue. Only the caller's thread
-touches the ledger (the state): a position moves after the caller took the record, and a shard
-counts as ended only after the caller took its last page, so a child shard starts only after
-every event of its parent went out. What a worker fetched beyond that is simply read again by
-the next run.
+pages, in order, to the caller's thread through one bounded queue. A shard that must wait
+before its next call (the pace, or an open shard polled while quiet) is parked with its cursor
+and gives its thread to another shard, so the waits of many quiet open shards overlap instead
+of queueing behind each other. Only the caller's thread touches the ledger (the state): a
+position moves after the caller took the record, and a shard counts as ended only after the
+caller took its last page, so a child shard starts only after every event of its parent went
+out. What a worker fetched beyond that is simply read again by the next run.
+
+A thread with nothing else to do probes a child whose parent is still being read: it follows
+the child's empty pages (they only move its iterator on), so a quiet open child can count as
+caught up by the time its parent ends. A probe hands over no page: when it meets a record or
+the child's end it goes back to the child's start position and waits for the parent's end.
 """
 
 from __future__ import annotations
@@ -32,9 +39,15 @@ from tap_dynamodb_streams.client import (
     TrimmedData,
 )
 from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanished
+from tap_dynamodb_streams.schedule import Cursor, Parked, Schedule, held
 
 LOG = logging.getLogger("tap-dynamodb-streams.reader")
 METRICS = logging.getLogger("singer_sdk.metrics")
+# An open shard that answered an empty page is polled again after this long at the soonest:
+# AWS Lambda "polls shards in your DynamoDB stream for records at a base rate of 4 times per
+# second" (Lambda Developer Guide, "Using AWS Lambda with Amazon DynamoDB"). Pages with
+# records are followed at once (as Lambda does until it caught up), closed shards too.
+QUIET_POLL_SECONDS = 0.25
 
 
 class Outcome(Enum):
@@ -49,7 +62,10 @@ class ReaderSettings:
     parallel: int = 64  # shards read at once
     calls_per_second: float = 2.5  # GetRecords per shard: half of AWS's, room for a 2nd reader
     idle_seconds: float = 3.0  # an open shard with no record for this long is caught up
-    not_found_retries: int = 4  # a listed shard said ResourceNotFound: retry this often
+    # A listed shard said ResourceNotFound: retry this often (waits 0.2 s doubling, at most
+    # 5 s: ~21 s in all) before calling it vanished. 4 gave up on one run in a few of the
+    # suite's 30%-transient endpoint (five in a row: 0.3^5); nine in a row is 0.3^9, 2e-5.
+    not_found_retries: int = 8
     lag_warning_seconds: float = 12 * 3600
 
     @classmethod
@@ -59,7 +75,7 @@ class ReaderSettings:
             parallel=max(1, int(config.get("max_parallel_shards") or 64)),
             calls_per_second=float(config.get("max_get_records_per_shard_per_second") or 0),
             idle_seconds=float(config.get("open_shard_idle_seconds") or 3.0),
-            not_found_retries=int(config.get("not_found_retries") or 4),
+            not_found_retries=int(config.get("not_found_retries") or 8),
             lag_warning_seconds=float(config.get("lag_warning_hours") or 12) * 3600,
         )
 
@@ -91,10 +107,18 @@ class _Run:
     listing: dict[str, dict[str, Any]]
     deadline: float
     not_before: float  # server epoch seconds: an open shard stops at events after this
-    pages: queue.Queue[_Page | _Stopped | _Failed] = field(
+    pages: queue.Queue[_Page | Parked | _Stopped | _Failed] = field(
         default_factory=lambda: queue.Queue(maxsize=64)
     )
     stop: threading.Event = field(default_factory=threading.Event)
+    # Workers between their start and their last hand-over: a thread is free again before
+    # the caller took its last page, so the next shard need not wait for that page's records.
+    busy: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def release(self) -> None:
+        with self.lock:
+            self.busy -= 1
 
 
 def created_at(event: dict[str, Any]) -> float:
@@ -159,32 +183,33 @@ class StreamReader:
         """Read every shard ready in this listing, a child as soon as its parent ended; None
         when a shard ended whose children are not listed yet (a new listing may show them)."""
         running: set[str] = set()
-        waiting: list[str] = []
-        refresh = True  # what is ready changes only when a shard ended (O(shards) to find)
+        schedule = Schedule(ledger, run.listing, done_this_run)
         relist = False  # a shard ended whose children this listing does not show yet
-        parents = {s.get("ParentShardId") for s in run.listing.values()}
         try:
             while True:
-                if refresh:
-                    refresh = False
-                    ready = ledger.ready(run.listing)
-                    waiting = [
-                        s
-                        for s in self._by_priority(ledger, ready)
-                        if s not in done_this_run and s not in running
-                    ]
-                while waiting and len(running) < self.settings.parallel:
-                    shard_id = waiting.pop(0)
-                    running.add(shard_id)
-                    start = ledger.start_position(shard_id, run.listing[shard_id])
-                    pool.submit(self._fetch, run, shard_id, start)
-                if not running:
+                while run.busy < self.settings.parallel:
+                    cursor = schedule.next_cursor()
+                    if cursor is None:
+                        break
+                    running.add(cursor.shard_id)
+                    with run.lock:
+                        run.busy += 1
+                    pool.submit(self._fetch, run, cursor)
+                if not running and not schedule.parked:
                     if relist:
                         return None
                     return Outcome.ENDED if ledger.all_ended() else Outcome.CAUGHT_UP
-                item = self._next(run)
+                # A due parked shard needs a free thread; with none, the next item frees one.
+                free = run.busy < self.settings.parallel
+                item = self._next(run, schedule.due_at() if free else None)
+                if item is None:
+                    continue  # a parked shard is due
                 if isinstance(item, _Failed):
                     raise item.error
+                if isinstance(item, Parked):
+                    running.discard(item.cursor.shard_id)
+                    schedule.park(item)
+                    continue
                 if isinstance(item, _Stopped):
                     running.discard(item.shard_id)
                     done_this_run.add(item.shard_id)
@@ -201,24 +226,24 @@ class StreamReader:
                 if item.ended:
                     entry["ended"] = True
                     running.discard(item.shard_id)
-                    relist = relist or item.shard_id not in parents
-                    refresh = True  # its children may be ready now
+                    relist = relist or item.shard_id not in schedule.children
+                    schedule.ended(item.shard_id)
                 if item.records or item.ended:
                     progress()
         finally:
             run.stop.set()
 
-    def _next(self, run: _Run) -> _Page | _Stopped | _Failed:
+    def _next(self, run: _Run, until: float | None) -> _Page | Parked | _Stopped | _Failed | None:
+        """The next item from a worker; None once ``until`` (monotonic) passed without one."""
         while True:
+            timeout = 1.0 if until is None else min(1.0, max(0.0, until - time.monotonic()))
             try:
-                return run.pages.get(timeout=1.0)
+                return run.pages.get(timeout=timeout)
             except queue.Empty:
+                if until is not None and time.monotonic() >= until:
+                    return None
                 if time.monotonic() > run.deadline + 300:
                     return _Failed("", TimeoutError(f"Table {self.table!r}: shard reads hung"))
-
-    def _by_priority(self, ledger: ShardLedger, ready: list[str]) -> list[str]:
-        """Oldest position first: the shard nearest to losing data to the 24-hour trim."""
-        return sorted(ready, key=lambda s: ledger.entry(s).get("at") or 0)
 
     def _listing(self, arn: str) -> dict[str, dict[str, Any]]:
         description, listing = self.aws.describe_stream(arn)
@@ -257,18 +282,20 @@ class StreamReader:
         METRICS.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
 
     # -- worker threads -------------------------------------------------------------------
-    def _fetch(self, run: _Run, shard_id: str, start: dict[str, str]) -> None:
+    def _fetch(self, run: _Run, cursor: Cursor) -> None:
+        item: _Page | Parked | _Stopped | _Failed | None
         try:
-            outcome = self._follow(run, shard_id, start)
-            item: _Page | _Stopped | _Failed | None = (
-                None if outcome is None else _Stopped(shard_id, outcome)
-            )
+            last = self._follow(run, cursor)
+            item = _Stopped(cursor.shard_id, last) if isinstance(last, Outcome) else last
         except BaseException as err:  # handed to the caller's thread, which raises it
-            item = _Failed(shard_id, err)
+            # A probe's error is met again, in order, when the child is read for real.
+            item = held(cursor) if cursor.probe else _Failed(cursor.shard_id, err)
+        finally:
+            run.release()
         if item is not None:
             self._put(run, item)
 
-    def _put(self, run: _Run, item: _Page | _Stopped | _Failed) -> bool:
+    def _put(self, run: _Run, item: _Page | Parked | _Stopped | _Failed) -> bool:
         while not run.stop.is_set():
             try:
                 run.pages.put(item, timeout=0.5)
@@ -277,72 +304,84 @@ class StreamReader:
                 continue
         return False
 
-    def _follow(self, run: _Run, shard_id: str, start: dict[str, str]) -> Outcome | None:
-        """Hand this shard's pages over until its end (None), or until caught up or out of time."""
-        position = dict(start)
-        iterator = self._iterator(run, shard_id, position)
+    def _follow(self, run: _Run, cursor: Cursor) -> Outcome | Parked | _Page | None:
+        """Hand this shard's pages over until its last (returned), until caught up or out of
+        time, or until it has to wait for its next call (parked); None once the run stopped."""
+        shard_id = cursor.shard_id
+        if cursor.iterator is None:
+            cursor.iterator = self._iterator(run, shard_id, cursor.position)
         pace = 1.0 / self.settings.calls_per_second if self.settings.calls_per_second else 0.0
-        last_call, last_record = float("-inf"), time.monotonic()
+        listed_open = "EndingSequenceNumber" not in run.listing[shard_id]["SequenceNumberRange"]
         # AWS's empty stretches are counted in calls and a new run walks them again, so idle
         # also needs the empty pages the pace allows in idle_seconds: time lost to throttling
         # backoff or slow answers must not cut a stretch short (the shard would never pass it).
         idle_pages = max(1, math.ceil(self.settings.idle_seconds * self.settings.calls_per_second))
-        empty_pages = 0
-        not_found = 0
         while not run.stop.is_set():
             now = time.monotonic()
             if now > run.deadline:
                 return Outcome.OUT_OF_TIME
-            if pace and now - last_call < pace:
-                run.stop.wait(min(pace - (now - last_call), max(0.0, run.deadline - now)))
-                continue
-            last_call = time.monotonic()
+            quiet_poll = listed_open and cursor.empty_pages > 0
+            due = cursor.last_call + (max(pace, QUIET_POLL_SECONDS) if quiet_poll else pace)
+            if now < due:
+                return Parked(cursor, min(due, run.deadline))
+            cursor.last_call = now
             try:
-                page = self.aws.records(iterator, self.settings.limit)
+                page = self.aws.records(cursor.iterator, self.settings.limit)
             except ExpiredIterator:
-                iterator = self._iterator(run, shard_id, position)
+                self._renew(run, cursor)
                 continue
             except ResourceNotFound:
-                not_found = self._not_found(run, shard_id, position, not_found)
-                if not_found < 0:
-                    self._put(run, _Page(shard_id, [], ended=True))
-                    return None
-                iterator = self._iterator(run, shard_id, position)
+                if cursor.probe:
+                    raise
+                cursor.not_found = self._not_found(run, shard_id, cursor.position, cursor.not_found)
+                if cursor.not_found < 0:
+                    return _Page(shard_id, [], ended=True)
+                self._renew(run, cursor)
                 continue
             except TrimmedData:
-                raise self._trimmed(shard_id, position) from None
+                raise self._trimmed(shard_id, cursor.position) from None
             except MalformedResponse as err:
                 raise self._malformed(shard_id, err) from None
-            not_found = 0
+            cursor.not_found = 0
             try:
                 records = checked(page["Records"])
             except MalformedResponse as err:
                 raise self._malformed(shard_id, err) from None
             next_iterator = page.get("NextShardIterator")
-            empty_pages = 0 if records else empty_pages + 1
+            if (records or next_iterator is None) and cursor.probe:
+                return held(cursor)
+            cursor.empty_pages = 0 if records else cursor.empty_pages + 1
             if records:
-                last_record = time.monotonic()
-                position = {
+                cursor.last_record = time.monotonic()
+                cursor.position = {
                     "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
                     "SequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
                 }
-            if (records or next_iterator is None) and not self._put(
-                run, _Page(shard_id, records, ended=next_iterator is None)
-            ):
-                return None
             if next_iterator is None:
+                return _Page(shard_id, records, ended=True)
+            if records and not self._put(run, _Page(shard_id, records, ended=False)):
                 return None
             if records and created_at(records[-1]) > run.not_before + 1:
                 # Written after this run began (the Date header has whole seconds): later
                 # events are left for the next run, so a busy shard cannot hold a run forever.
                 return Outcome.CAUGHT_UP
-            quiet = time.monotonic() - last_record > self.settings.idle_seconds
-            listed_open = "EndingSequenceNumber" not in run.listing[shard_id]["SequenceNumberRange"]
-            if quiet and empty_pages >= idle_pages and listed_open:
-                self._log_idle(shard_id, position, time.monotonic() - last_record, empty_pages)
+            quiet = time.monotonic() - cursor.last_record > self.settings.idle_seconds
+            if quiet and cursor.empty_pages >= idle_pages and listed_open:
+                self._log_idle(
+                    shard_id,
+                    cursor.position,
+                    time.monotonic() - cursor.last_record,
+                    cursor.empty_pages,
+                )
                 return Outcome.CAUGHT_UP  # open and quiet; a closed shard is followed on
-            iterator = next_iterator
+            cursor.iterator = next_iterator
         return None
+
+    def _renew(self, run: _Run, cursor: Cursor) -> None:
+        """A new iterator from the last emitted position walks any empty stretch again, so
+        the empty pages of the old one no longer count towards idle."""
+        cursor.iterator = self._iterator(run, cursor.shard_id, cursor.position)
+        cursor.empty_pages = 0
 
     def _log_idle(
         self, shard_id: str, position: dict[str, str], seconds: float, pages: int

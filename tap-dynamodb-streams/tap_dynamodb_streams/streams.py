@@ -75,18 +75,25 @@ class TableStream(Stream):
     # conformance pass would only cost time.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    def __init__(self, tap: Tap, table: str, description: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        tap: Tap,
+        table: str,
+        description: dict[str, Any],
+        aws: AwsClients | None = None,
+    ) -> None:
         self.table = table
         self.key_names = [k["AttributeName"] for k in description["KeySchema"]]
         mark_expired = tap.config.get("ttl_deletions") == "mark"
         super().__init__(tap, schema=table_schema(description, mark_expired), name=table)
         self.primary_keys = self.key_names
-        self._aws: AwsClients | None = None
+        self._aws = aws  # discovery's clients, when it made them: no second set to build
         self._reader: StreamReader | None = None
         self._deadline = 0.0
         self._moved = False
         self._last_state_at = 0.0
         self._stream_status: str | None = None
+        self._checked: dict[str, str] = {}  # attribute name -> type already in the schema
 
     @property
     def aws(self) -> AwsClients:
@@ -126,10 +133,11 @@ class TableStream(Stream):
     def _declare(self, image: dict[str, Any]) -> None:
         """Add attributes seen for the first time to the schema and re-send SCHEMA."""
         properties = self.schema["properties"]
+        checked = self._checked
         wanted: dict[str, dict[str, Any]] = {}
         for name, attribute in image.items():
             kind = convert.kind_of(attribute)
-            if kind == "NULL" or name in self.key_names:
+            if checked.get(name) == kind or kind == "NULL" or name in self.key_names:
                 continue
             schema = convert.kind_schema(kind)
             known = properties.get(name)
@@ -139,10 +147,15 @@ class TableStream(Stream):
                 widened = self._widen(name, known, schema)
                 if widened != known:
                     wanted[name] = widened
+                else:
+                    checked[name] = kind
+            else:
+                checked[name] = kind
         if wanted:
             self._adopt(wanted)
 
     def _adopt(self, attributes: dict[str, dict[str, Any]]) -> None:
+        self._checked.clear()
         self.schema["properties"].update(attributes)
         if self._input_schema is not None and self._input_schema is not self.schema:
             self._input_schema["properties"].update(copy.deepcopy(attributes))
@@ -170,7 +183,9 @@ class TableStream(Stream):
         self._declare(image)
         properties = self.schema["properties"]
         record = dict.fromkeys(properties)
-        record.update((k, v) for k, v in convert.item_values(image).items() if k in properties)
+        for name, attribute in image.items():
+            if name in properties:
+                record[name] = convert.attribute_value(attribute)
         return record
 
     def _record(
@@ -407,4 +422,6 @@ def is_ttl_deletion(event: dict[str, Any]) -> bool:
 
 def discover_table_streams(tap: Tap) -> list[Stream]:
     aws = AwsClients(tap.config)
-    return [TableStream(tap, table, aws.describe_table(table)) for table in tap.config["tables"]]
+    return [
+        TableStream(tap, table, aws.describe_table(table), aws) for table in tap.config["tables"]
+    ]

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import atexit
+import sys
 from typing import Any
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib import Message, RecordMessage
 
 from tap_dynamodb_streams import log_mask
 from tap_dynamodb_streams.redact import redacted, redacted_error
+
+PENDING_BYTES = 1 << 16
+
+
+class RecordBufferingWriter(MsgSpecWriter):
+    """singer-sdk's msgspec writer, without a write system call (and flush) per RECORD.
+
+    RECORD lines gather in memory (up to ``PENDING_BYTES``); every other message (STATE,
+    SCHEMA, ACTIVATE_VERSION, BATCH) goes out together with them and is flushed, so a STATE
+    reaches stdout with every record before it and never waits behind them. A process killed
+    before that STATE loses only records no STATE covers; any other exit writes them out.
+    Our own buffer, since ``PYTHONUNBUFFERED`` (common in containers) unbuffers stdout.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = bytearray()
+        atexit.register(self.flush)
+
+    def write_message(self, message: Message) -> None:
+        self._pending += self.format_message(message)  # copied: the encoder reuses its buffer
+        if not isinstance(message, RecordMessage) or len(self._pending) >= PENDING_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            sys.stdout.buffer.write(self._pending)
+            sys.stdout.flush()
+            self._pending.clear()
 
 
 class TapDynamoDBStreams(Tap):
     """Singer tap that reads DynamoDB Streams change events, one Singer stream per table."""
 
     name = "tap-dynamodb-streams"
-    message_writer_class = MsgSpecWriter  # singer-sdk[msgspec]: the fast message writer
+    message_writer_class = RecordBufferingWriter  # singer-sdk[msgspec]: the fast writer
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -109,7 +141,11 @@ class TapDynamoDBStreams(Tap):
             "max_parallel_shards",
             th.IntegerType,
             default=64,
-            description="Shards read at once (a child only after its parent was read to its end).",
+            description=(
+                "Shards read at once, one thread each (a child only after its parent was read "
+                "to its end). A shard waiting for its next call (the pace, or a quiet open "
+                "shard between polls) leaves its thread to another."
+            ),
         ),
         th.Property(
             "max_get_records_per_shard_per_second",

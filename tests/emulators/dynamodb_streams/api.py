@@ -198,6 +198,7 @@ def _wire_record(model: StreamsModel, stream: Stream, record: Record) -> dict[st
 
 def get_records(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]:
     arn, shard_id, after, issued, passed = _parse(body["ShardIterator"])
+    model.reads.append(shard_id)
     limit = _limit(body, MAX_LIMIT, MAX_LIMIT)
     if model.clock - issued > ITERATOR_TTL_SECONDS:
         raise StreamsError(

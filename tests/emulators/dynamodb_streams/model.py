@@ -135,6 +135,12 @@ class Faults:
     # the first N GetRecords answer 200 with a body that lacks "Records".
     transient_not_found_rate: float = 0.0
     malformed_get_records: int = 0
+    # Seconds every call waits before its answer (wall clock, outside the endpoint's lock, so
+    # concurrent calls overlap as they do against AWS). AWS publishes no DynamoDB Streams call
+    # latency (CloudWatch reports SuccessfulRequestLatency per operation, without a figure);
+    # 0 here keeps the suite fast and changes no outcome, only time. Benchmarks set
+    # ``BENCH_CALL_LATENCY_SECONDS``; see its comment.
+    call_latency_seconds: float = 0.0
 
     @classmethod
     def lenient(cls, **overrides: Any) -> Faults:
@@ -158,6 +164,13 @@ class Faults:
         return self.empty_stretch_pages if draw < self.empty_stretch_rate else 0
 
 
+# A conservative per-call latency for benchmarks. AWS publishes no figure for Streams calls;
+# for table reads it promises "single-digit millisecond performance at any scale"
+# (aws.amazon.com/dynamodb). 10 ms is that figure's upper end with nothing added for the
+# HTTPS round trip from the reader: low, since a lower latency flatters parallel readers less.
+BENCH_CALL_LATENCY_SECONDS = 0.010
+
+
 def sequence_base(generation: int) -> int:
     """Lowest sequence number of a shard generation: 21 digits for roots, up to 40."""
     return 10 ** min(20 + 6 * generation, 39)
@@ -179,6 +192,7 @@ class StreamsModel:
         self.streams: dict[str, Stream] = {}
         self.history: list[tuple[str, str, Record]] = []  # (stream arn, shard id, record)
         self.recent_calls: dict[str, collections.deque[float]] = {}  # rate limits (wall clock)
+        self.reads: list[str] = []  # the shard of every GetRecords call, in call order
 
     # -- time ------------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -44,6 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         status, payload = self.server.emulator.handle(target, raw)
         body = encode(payload)
+        latency = self.server.emulator.model.faults.call_latency_seconds
+        if latency:
+            time.sleep(latency)  # outside the lock: calls in flight overlap, as on AWS
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(body)))
@@ -222,6 +225,11 @@ class StreamsEmulator:
                 for arn, shard_id, r in self.model.history
                 if arn.split("/")[1] == table
             ]
+
+    def reads(self) -> list[str]:
+        """The shard each GetRecords call asked for, in call order (every table)."""
+        with self.lock:
+            return list(self.model.reads)
 
     def shards(self, table: str) -> list[dict[str, Any]]:
         with self.lock:
