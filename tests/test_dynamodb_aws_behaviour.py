@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.emulators.dynamodb_streams import Faults, Stack
 from tests.support.dynamodb import TapRun, run_tap, running_stack
 
@@ -34,6 +36,7 @@ def split_table(stack: Stack, table: str) -> None:
     put(stack, table, *"ijklmnop")
 
 
+@pytest.mark.slow
 def test_empty_stretches_on_closed_and_open_shards_are_followed(tmp_path: Path) -> None:
     """Bug 3: a closed shard returns runs of empty pages before its null iterator; the old
     reader gave up after 3 and restarted the stretch every run, so the children never came."""
@@ -113,6 +116,7 @@ def test_no_credential_in_any_log_line_at_debug_level(tmp_path: Path) -> None:
     assert not re.search(r"Signature=[0-9a-f]{16}", run.stderr)
 
 
+@pytest.mark.slow
 def test_throttling_inside_an_empty_stretch_does_not_end_an_open_shard(tmp_path: Path) -> None:
     """Crash soak: an open shard counted as caught up after 1 s without a record, backoff
     included, so a 4-page stretch plus a throttle ended it short of its records every run
