@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGES := tap-jira-safe tap-dynamodb-streams target-postgres-atomic state-service
 PYTEST_ARGS ?=
+# Parallel workers for `make test`: most of the suite waits (pacing, leases, idle shards, process
+# start-ups), so more workers than cores pay; xdist_group keeps tests that share a thing together.
+TEST_WORKERS ?= 3
 
 .PHONY: install browser test demo lint soak bench clean
 
@@ -23,7 +26,7 @@ browser:
 	@command -v chromium >/dev/null || echo "chromium missing: sudo apt-get install -y chromium"
 
 test: install browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/python -m tests.support.demo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -12,12 +13,27 @@ from tests.support.postgres import PgServer, find_server, fresh_database
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests marked slow start first, so parallel workers (`make test`) do not end on one.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if os.environ.get("RUN_SOAK"):
         return
     skip = pytest.mark.skip(reason="soak test: run with `make soak`")
     for item in items:
         if item.get_closest_marker("soak"):  # not `keywords`: tests/soak/ itself is one
             item.add_marker(skip)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands what it did with the peers to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["peers"] = dict(peers.REPORT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    for requirement, what in getattr(node, "workeroutput", {}).get("peers", {}).items():
+        if requirement not in peers.REPORT or what.startswith("installed"):
+            peers.REPORT[requirement] = what
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

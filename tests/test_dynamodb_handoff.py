@@ -40,6 +40,7 @@ def applied(records: list[dict[str, Any]]) -> dict[str, str]:
     return {k: str(r["v"]) for k, (_, r) in rows.items() if not r["_sdc_deleted_at"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["latest", "initial_snapshot"])
 def test_handoff_progresses_every_run_and_completes_without_loss(tmp_path: Path, mode: str) -> None:
     with running_stack(Faults(seed=8)) as stack:

@@ -8,6 +8,8 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.support.dynamodb import TapRun, random_writes, run_tap, running_stack
 
 
@@ -15,6 +17,7 @@ def sequence_numbers(run: TapRun) -> list[str]:
     return [str(r["_sdc_sequence_number"]) for r in run.records]
 
 
+@pytest.mark.slow
 def test_four_partitions_together_emit_exactly_what_one_process_does(tmp_path: Path) -> None:
     """``partition: "i/N"`` splits the lineages (stable by root shard) across N pipelines,
     each with its own state; the union of 4 equals one process, with no event twice."""

@@ -165,6 +165,7 @@ def drive_wide(
     return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "batched",
     # Records mode is what every other test here reads; `make soak` runs it at this scale too.

@@ -186,6 +186,7 @@ def test_issue_left_out_of_a_page_is_caught_by_window_verification(
     assert_matches_truth(emulator, [run])
 
 
+@pytest.mark.slow
 def test_all_adversities_combined(jira: Factory, issues_only: dict[str, Any]) -> None:
     emulator = jira(
         issue_count=80,

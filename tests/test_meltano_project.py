@@ -20,8 +20,12 @@ from tests.support.peers import MELTANOLABS_TAP_POSTGRES, peer_script
 from tests.support.postgres import REPO_ROOT, PgServer
 
 OURS = ("tap-jira-safe", "tap-dynamodb-streams", "target-postgres-atomic")
+# `meltano install` rewrites the repository's .meltano/ (plugin venvs, system database): under
+# pytest-xdist, every test that uses it runs on one worker (tests/test_third_party_refresh.py).
+REPO_MELTANO = pytest.mark.xdist_group("repo-meltano-project")
 
 
+@REPO_MELTANO
 def test_meltano_install_succeeds() -> None:
     result = subprocess.run(
         [script("meltano"), "install"], cwd=REPO_ROOT, capture_output=True, text=True
@@ -30,6 +34,7 @@ def test_meltano_install_succeeds() -> None:
     assert "Installed 4/4 plugins" in result.stdout + result.stderr
 
 
+@REPO_MELTANO
 def test_meltano_lists_plugin_settings() -> None:
     result = subprocess.run(
         [script("meltano"), "config", "list", "tap-jira-safe", "--all"],

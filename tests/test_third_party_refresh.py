@@ -18,6 +18,9 @@ import pytest
 from tests.support.cli import script
 from tests.support.postgres import REPO_ROOT, PgServer
 
+# It uses the repository's .meltano/, which `meltano install` rewrites: one xdist worker runs
+# every test that does (tests/test_meltano_project.py).
+pytestmark = pytest.mark.xdist_group("repo-meltano-project")
 TAP = REPO_ROOT / ".meltano" / "extractors" / "tap-postgres" / "venv" / "bin" / "tap-postgres"
 LIVE = "SELECT id, name FROM dst.items WHERE _sdc_deleted_at IS NULL ORDER BY id"
 # Passes the first N lines of the tap's output on, then kills the tap and itself (SIGKILL):
@@ -195,6 +198,7 @@ def meltano_run(db: PgServer, project: Path, tap: str) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_tap_killed_mid_refresh_changes_nothing_and_a_completed_refresh_swaps_in(
     tap_postgres: Path, pg_db: PgServer, tmp_path: Path
 ) -> None:

@@ -7,6 +7,8 @@ import random
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.emulators.dynamodb_streams import Faults, Stack
 from tests.support.cli import script
 from tests.support.dynamodb import random_writes, run_tap
@@ -57,6 +59,7 @@ def test_seed_case_five_writes_give_exactly_five_records_in_order(
     assert [s["sequence_number"] for s in shards.values()] == [truth[-1]]
 
 
+@pytest.mark.slow
 def test_split_generations_with_faults_emit_every_event_parents_first(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -135,6 +138,7 @@ def test_discover_gives_composite_keys_typed_from_the_table(stack: Stack, tmp_pa
     assert properties["_sdc_sequence_number"]["format"] == "x-singer.decimal"
 
 
+@pytest.mark.slow
 def test_max_run_seconds_ends_early_without_losing_or_repeating(
     stack: Stack, tmp_path: Path
 ) -> None:

@@ -93,6 +93,7 @@ def crash_soak(
     return figures
 
 
+@pytest.mark.slow
 def test_short_crash_soak(
     pg_db: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,17 +2,20 @@
 
 A venv is built once with the repo's `.venv/bin/uv` and reused by later runs; the end of the
 test output says, per peer, whether it was installed (and how long that took) or reused. A
-failed install fails the test with the command to run by hand, never a skip.
+failed install fails the test with the command to run by hand, never a skip. Parallel test
+workers take a lock per peer, so one builds the venv while the others wait for it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -22,6 +25,7 @@ PEERS_DIR = REPO_ROOT / ".peers"
 UV = REPO_ROOT / ".venv" / "bin" / "uv"
 # What this session did per peer, printed at the end of the run (conftest.py).
 REPORT: dict[str, str] = {}
+LOCK_WAIT_SECONDS = 900.0  # longer than one install (two bounded uv commands) takes
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,35 @@ SINGER_TOOLS = Peer("singer-tools==0.4.1", "singer-check-tap")
 
 def peer_script(peer: Peer, *, python: str = sys.executable) -> str:
     """Path of ``peer``'s console script, installing the peer first if its venv is missing."""
+    PEERS_DIR.mkdir(exist_ok=True)
+    with (PEERS_DIR / f"{peer.venv.name}.lock").open("w") as lock:
+        _wait_for_lock(lock, peer)
+        return _installed(peer, python)
+
+
+def _wait_for_lock(lock: IO[str], peer: Peer) -> None:
+    """Take ``peer``'s lock; while another test worker holds it, that worker is installing."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        print(f"waiting for another test worker to install {peer.requirement}", file=sys.stderr)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            continue
+    pytest.fail(
+        f"gave up after {LOCK_WAIT_SECONDS:.0f}s waiting for another test worker to install "
+        f"{peer.requirement} (it holds {lock.name})",
+        pytrace=False,
+    )
+
+
+def _installed(peer: Peer, python: str) -> str:
     script = peer.venv / "bin" / peer.script
     stamp = peer.venv / ".installed"
     if stamp.exists() and script.exists():

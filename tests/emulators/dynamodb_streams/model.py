@@ -269,7 +269,10 @@ class StreamsModel:
         if parent is not None:
             start = max(start, parent.next_sequence_number + self.rng.randrange(1, 10**6))
         millis = int(self.clock * 1000) + len(stream.shards)
-        shard_id = f"shardId-{millis:020d}-{uuid.uuid4().hex[:8]}"
+        # AWS's suffix is opaque; a seeded one keeps a run (and the faults drawn per shard id)
+        # the same every time, so a failure replays.
+        suffix = zlib.crc32(f"{self.faults.seed}/{stream.arn}/{len(stream.shards)}".encode())
+        shard_id = f"shardId-{millis:020d}-{suffix:08x}"
         shard = Shard(
             shard_id,
             parent.shard_id if parent else None,
