@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from target_postgres_atomic.target import TargetPostgresAtomic
 
+from tests.support.cli import script
 from tests.support.postgres import PgServer
 
 
@@ -104,3 +106,37 @@ def rows(pg_db: PgServer) -> Callable[..., list[tuple[Any, ...]]]:
             return conn.execute(statement, params or None).fetchall()  # type: ignore[arg-type]
 
     return query
+
+
+@pytest.fixture
+def start_target(pg_db: PgServer, tmp_path: Path) -> Iterator[Any]:
+    """Start the target's console script as a shell pipeline would: on an input file of
+    `messages`, or with a pipe for stdin that the test feeds; `settings` join the config.
+    Processes still running when the test ends are killed."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(
+        messages: list[dict[str, Any]] | None = None, **settings: Any
+    ) -> subprocess.Popen[str]:
+        name = f"load{len(procs)}"
+        config = tmp_path / f"{name}.json"
+        config.write_text(json.dumps({**pg_db.target_config(), **settings}))
+        stdin: Any = subprocess.PIPE
+        if messages is not None:
+            (tmp_path / f"{name}.in").write_text("".join(json.dumps(m) + "\n" for m in messages))
+            stdin = (tmp_path / f"{name}.in").open()
+        proc = subprocess.Popen(
+            [script("target-postgres-atomic"), "--config", str(config)],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

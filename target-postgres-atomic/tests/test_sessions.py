@@ -7,43 +7,15 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cli import script
 from tests.support.postgres import PgServer
 from tests.support.target_messages import record, schema, state
 
 PROPS = {"id": {"type": "integer"}}
 WAIT = 60  # bound on waiting for the target's output, never an expected duration
-
-
-@pytest.fixture
-def start_target(pg_db: PgServer, tmp_path: Path) -> Iterator[Any]:
-    """Start the target's console script with a pipe for stdin, as a tap would feed it."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(**settings: Any) -> subprocess.Popen[str]:
-        config = tmp_path / f"config{len(procs)}.json"
-        config.write_text(json.dumps({**pg_db.target_config(), **settings}))
-        proc = subprocess.Popen(
-            [script("target-postgres-atomic"), "--config", str(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def send(proc: subprocess.Popen[str], *messages: dict[str, Any]) -> None:

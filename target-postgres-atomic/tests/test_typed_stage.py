@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.support.cli import script
 from tests.support.postgres import PgServer
 from tests.support.target_messages import record, schema, state
 
@@ -83,32 +78,6 @@ def test_duplicate_keys_in_a_typed_batch_keep_the_newest(run_target, rows) -> No
     )
     assert run.returncode == 0, run.stderr
     assert rows("SELECT id, v FROM t ORDER BY id") == [(1, 3), (2, 1)]
-
-
-@pytest.fixture
-def start_target(pg_db: PgServer, tmp_path: Path) -> Iterator[Any]:
-    """Start the target's console script on an input file, as a shell pipeline would."""
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(messages: list[dict[str, Any]]) -> subprocess.Popen[str]:
-        name = f"load{len(procs)}"
-        (tmp_path / f"{name}.json").write_text(json.dumps(pg_db.target_config()))
-        (tmp_path / f"{name}.in").write_text("".join(json.dumps(m) + "\n" for m in messages))
-        proc = subprocess.Popen(
-            [script("target-postgres-atomic"), "--config", str(tmp_path / f"{name}.json")],
-            stdin=(tmp_path / f"{name}.in").open(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def _load(stream_version: int, keys: range) -> list[dict[str, Any]]:
@@ -233,7 +202,7 @@ def test_a_case_insensitive_key_collation_dedupes_as_postgresql_does(
         batch_size_rows=3,
     )
     assert run.returncode == 0, run.stderr
-    assert rows("SELECT id, v FROM t ORDER BY id COLLATE \"C\"") == [
+    assert rows('SELECT id, v FROM t ORDER BY id COLLATE "C"') == [
         ("C", 2),
         ("a", 3),
         ("b", 1),
@@ -248,9 +217,7 @@ def _text_load(stream_version: int, keys: range) -> list[dict[str, Any]]:
     ]
 
 
-def test_concurrent_loaders_of_new_text_keys_never_put_older_over_newer(
-    start_target, rows
-) -> None:
+def test_concurrent_loaders_of_new_text_keys_never_put_older_over_newer(start_target, rows) -> None:
     """As with integer keys: the loader that merges second sees the first's keys (all above
     its own or not) and upserts under the version guard."""
     older = start_target(_text_load(1, range(0, 3000)))
