@@ -105,6 +105,19 @@ def decoded(response: requests.Response) -> Any:
     return body
 
 
+def more_pages(body: Any, items_key: str | None, page_size: int) -> bool:
+    """Whether a ``startAt`` page has more: ``isLast``, else ``total``, else a full page."""
+    items = body if items_key is None else body.get(items_key)
+    if not isinstance(items, list) or not items:
+        return False
+    if isinstance(body, dict):
+        if "isLast" in body:
+            return not body["isLast"]
+        if "total" in body:
+            return int(body["startAt"]) + len(items) < int(body["total"])
+    return len(items) >= page_size
+
+
 class StartAtPaginator(OffsetPaginator):
     """``startAt`` paging; stops on ``isLast``, on ``total``, or on a short page."""
 
@@ -113,19 +126,10 @@ class StartAtPaginator(OffsetPaginator):
         self.items_key = items_key
 
     def has_more(self, response: requests.Response) -> bool:
-        body = response.json()
-        items = body if self.items_key is None else body.get(self.items_key)
-        if not isinstance(items, list) or not items:
-            return False
-        if isinstance(body, dict):
-            if "isLast" in body:
-                return not body["isLast"]
-            if "total" in body:
-                return int(body["startAt"]) + len(items) < int(body["total"])
-        return len(items) >= self._page_size
+        return more_pages(decoded(response), self.items_key, self._page_size)
 
     def get_next(self, response: requests.Response) -> int | None:
-        items = response.json()
+        items = decoded(response)
         if isinstance(items, dict):
             items = items.get(self.items_key or "", [])
         # the server may cap the page below what was asked: advance by what came back

@@ -12,7 +12,7 @@ from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
 
-from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, StartAtPaginator
+from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, StartAtPaginator, more_pages
 from tap_jira_safe.issues import IssuesStream
 from tap_jira_safe.reference import (
     IssueTypesStream,
@@ -278,7 +278,7 @@ class IssueCommentsStream(IssueChildStream):
                 raise
 
     def _page(self, issue_id: str) -> list[dict[str, Any]]:
-        """One issue's comments, ``startAt``-paged until ``total`` (or an empty page)."""
+        """One issue's comments, ``startAt``-paged as ``StartAtPaginator`` pages."""
         rows: list[dict[str, Any]] = []
         while True:
             page = self.call(
@@ -293,7 +293,7 @@ class IssueCommentsStream(IssueChildStream):
                     "without a `comments` list; run again."
                 )
             rows.extend(items)
-            if not items or len(rows) >= int(page.get("total", 0)):
+            if not more_pages(page, "comments", self.page_size):
                 return rows
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
