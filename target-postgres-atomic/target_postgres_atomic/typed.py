@@ -20,7 +20,6 @@ time zone, which only the general way applies).
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -33,9 +32,8 @@ from psycopg.adapt import Dumper
 from target_postgres_atomic.columns import json_types
 from target_postgres_atomic.reader import Message
 from target_postgres_atomic.spec import TableSpec
+from target_postgres_atomic.validation import UNNAMEABLE  # msgspec cannot name these
 
-# msgspec cannot name a field with these (see validation.py): such streams go the general way.
-_UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
 _NUMBER_START = frozenset(b"-0123456789")
 _INTEGERS = {"smallint": ("int2", 15), "integer": ("int4", 31), "bigint": ("int8", 63)}
 _KIND_START = {"object": frozenset(b"{"), "array": frozenset(b"[")}
@@ -127,7 +125,7 @@ class TypedLayout:
         """The record's stage values, or None where the strict decode or a kind check fails."""
         try:
             return self._checked(msgspec.structs.astuple(self.decode(raw)))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # the general path names the line
             return None
 
     def line(self, line: bytes) -> tuple[Any, tuple[Any, ...]] | None:
@@ -135,7 +133,7 @@ class TypedLayout:
         None where the line is not such a record (the reader then decodes it the usual way)."""
         try:
             message = self.decode_line(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # the general path names the line
             return None
         values = self._checked(msgspec.structs.astuple(message.record))
         return None if values is None else (message, values)
@@ -160,7 +158,7 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
     sourced = [c for c in spec.columns if c.source is not None]
     for index, column in enumerate(sourced):
         assert column.source is not None
-        if _UNNAMEABLE.search(column.source) or column.encoding is not None:
+        if UNNAMEABLE.search(column.source) or column.encoding is not None:
             return None
         prop = spec.properties.get(column.source, _DELETED_AT_PROPERTY)
         field = _field(prop, column.pg_type)

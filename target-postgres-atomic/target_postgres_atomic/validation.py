@@ -26,7 +26,7 @@ _PYTHON_TYPES: dict[str, Any] = {
     "array": list,
 }
 # msgspec cannot name a field with these; such (rare) properties are not checked here.
-_UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
+UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
 _MISSING = re.compile(r"missing required field `(?P<field>.*)`")
 _AT = re.compile(r" - at `\$\.(?P<field>.*)`$")
 _MSGSPEC_TYPE = re.compile(r"`([a-z| ]+)`")
@@ -94,7 +94,7 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
     fields: list[Any] = []
     rename: dict[str, str] = {}
     for index, (name, prop) in enumerate(spec.properties.items()):
-        if _UNNAMEABLE.search(name):
+        if UNNAMEABLE.search(name):
             continue
         attribute = f"f{index}"
         rename[attribute] = name

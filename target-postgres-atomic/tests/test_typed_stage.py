@@ -45,6 +45,25 @@ def test_a_value_typed_copy_refuses_names_line_and_field(run_target, rows) -> No
     assert rows("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
 
 
+def test_a_record_nested_too_deep_after_typed_records_names_line_and_field(
+    run_target, rows
+) -> None:
+    """The one-pass decode meets nesting msgspec cannot skip: the general path names it."""
+    deep = "[" * 200_000 + "]" * 200_000
+    messages = [
+        schema("t", PROPS),
+        record("t", {"id": 1, "tags": ["a"]}),
+        state({"s": 1}),
+        '{"type": "RECORD", "stream": "t", "record": {"id": 2, "tags": ' + deep + "}}",
+    ]
+    run = run_target(messages, batch_size_rows=1)
+    assert run.returncode != 0
+    assert "stream 't', input line 4, field 'tags'" in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert run.states == [{"s": 1}]
+    assert rows("SELECT id FROM t ORDER BY id") == [(1,)]
+
+
 def test_typed_and_raw_rows_of_one_batch_load_alike(run_target, rows) -> None:
     """A time without an offset (read by PostgreSQL, refused by the strict decode) is staged
     as raw JSON next to typed rows of the same batch; numbers keep every digit."""
