@@ -331,8 +331,8 @@ class StreamReader:
                 self._renew(run, cursor)
                 continue
             except ResourceNotFound:
-                if cursor.probe:
-                    raise
+                if cursor.probe:  # met again when read for real (not via _fetch's 2nd look)
+                    return held(cursor)
                 cursor.not_found = self._not_found(run, shard_id, cursor.position, cursor.not_found)
                 if cursor.not_found < 0:
                     return _Page(shard_id, [], ended=True)
