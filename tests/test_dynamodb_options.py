@@ -98,3 +98,23 @@ def test_a_shard_far_behind_is_warned_about_with_a_lag_metric(tmp_path: Path) ->
     assert metric is not None
     assert json.loads(metric.group(1))["value"] >= 13 * 3600
     assert "hours behind" not in quiet.stderr
+
+
+def test_stream_maps_still_shape_records_on_the_fast_record_path(tmp_path: Path) -> None:
+    """RECORD messages skip the SDK's per-record selection walk only when nothing would change:
+    a stream map (or deselected property) still removes, adds and renames what it says."""
+    with running_stack() as stack:
+        stack.create_table("mapped")
+        db = stack.dynamodb()
+        for n in range(3):
+            db.put_item(TableName="mapped", Item={"pk": {"S": f"k{n}"}, "v": {"N": str(n)}})
+        plain = run_tap(tmp_path / "plain", stack.tap_config(["mapped"]))
+        maps = {"mapped": {"v": "__NULL__", "doubled": "int(record['v']) * 2"}}
+        mapped = run_tap(tmp_path / "mapped", stack.tap_config(["mapped"], stream_maps=maps))
+    assert plain.returncode == 0 and mapped.returncode == 0, mapped.stderr[-3000:]
+    assert [r["v"] for r in plain.records] == ["0", "1", "2"]
+    assert [r.get("doubled") for r in mapped.records] == [0, 2, 4]
+    assert all("v" not in r for r in mapped.records)
+    for run in (plain, mapped):  # every RECORD says when it was read, as the SDK's do
+        records = [m for m in run.messages if m["type"] == "RECORD"]
+        assert all(m["stream"] == "mapped" and m["time_extracted"] for m in records)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -85,6 +85,7 @@ class _Page:
     shard_id: str
     records: list[dict[str, Any]]
     ended: bool
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 @dataclass
@@ -148,6 +149,7 @@ class StreamReader:
         self.settings = settings
         self.stream_status: str | None = None
         self.max_lag = 0.0
+        self.extracted_at = datetime.now(timezone.utc)  # when the events being yielded came
         self._warned: set[str] = set()
 
     # -- the caller's thread -----------------------------------------------------------------
@@ -217,6 +219,7 @@ class StreamReader:
                         return Outcome.OUT_OF_TIME
                     continue
                 entry = ledger.entry(item.shard_id)
+                self.extracted_at = item.fetched_at
                 for event in item.records:
                     yield item.shard_id, event
                     entry["sequence_number"] = event["dynamodb"]["SequenceNumber"]
@@ -322,6 +325,10 @@ class StreamReader:
                 return Outcome.OUT_OF_TIME
             quiet_poll = listed_open and cursor.empty_pages > 0
             due = cursor.last_call + (max(pace, QUIET_POLL_SECONDS) if quiet_poll else pace)
+            if quiet_poll and cursor.empty_pages >= idle_pages:
+                # Enough empty pages already: only the idle time is missing, and a poll before
+                # it ends could not conclude anything, so the next one is when it ends.
+                due = max(due, cursor.last_record + self.settings.idle_seconds)
             if now < due:
                 return Parked(cursor, min(due, run.deadline))
             cursor.last_call = now

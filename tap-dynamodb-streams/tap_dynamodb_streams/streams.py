@@ -11,6 +11,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib import RecordMessage
 
 from tap_dynamodb_streams import convert
 from tap_dynamodb_streams.client import AwsClients, InvalidPosition, StillThrottled
@@ -67,6 +69,16 @@ def event_time(value: float | datetime) -> str:
     return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
 
 
+class EventTimes(dict[Any, str]):
+    """``event_time`` remembered: events of one page mostly share their creation second."""
+
+    def __missing__(self, value: Any) -> str:
+        if len(self) >= 4096:
+            self.clear()
+        text = self[value] = event_time(value)
+        return text
+
+
 class TableStream(Stream):
     """Change events of one table, read shard by shard in lineage order."""
 
@@ -94,6 +106,10 @@ class TableStream(Stream):
         self._last_state_at = 0.0
         self._stream_status: str | None = None
         self._checked: dict[str, str] = {}  # attribute name -> type already in the schema
+        self._event_times = EventTimes()
+        self._plain_records: bool | None = None  # see _generate_record_messages
+        self._floor: int | None = None  # the snapshot version, while reading (see _version)
+        self._snapshotting = False
 
     @property
     def aws(self) -> AwsClients:
@@ -137,7 +153,10 @@ class TableStream(Stream):
         wanted: dict[str, dict[str, Any]] = {}
         for name, attribute in image.items():
             kind = convert.kind_of(attribute)
-            if checked.get(name) == kind or kind == "NULL" or name in self.key_names:
+            if checked.get(name) == kind:
+                continue
+            if kind == "NULL" or name in self.key_names:
+                checked[name] = kind
                 continue
             schema = convert.kind_schema(kind)
             known = properties.get(name)
@@ -156,6 +175,7 @@ class TableStream(Stream):
 
     def _adopt(self, attributes: dict[str, dict[str, Any]]) -> None:
         self._checked.clear()
+        self._plain_records = None
         self.schema["properties"].update(attributes)
         if self._input_schema is not None and self._input_schema is not self.schema:
             self._input_schema["properties"].update(copy.deepcopy(attributes))
@@ -180,11 +200,17 @@ class TableStream(Stream):
     def _full_image(self, image: dict[str, Any]) -> dict[str, Any]:
         """The item as a record; attributes it lacks are null, since an image is the whole
         item (an upsert must not keep a value the item no longer has)."""
-        self._declare(image)
-        properties = self.schema["properties"]
-        record = dict.fromkeys(properties)
+        checked = self._checked
         for name, attribute in image.items():
-            if name in properties:
+            if checked.get(name) != convert.kind_of(attribute):
+                self._declare(image)
+                break
+        record = dict.fromkeys(self.schema["properties"])
+        for name, attribute in image.items():
+            ((kind, value),) = attribute.items()
+            if kind == "S" or kind == "N":
+                record[name] = value
+            elif kind != "NULL":  # a NULL is the record's null; one never typed is no column
                 record[name] = convert.attribute_value(attribute)
         return record
 
@@ -193,7 +219,7 @@ class TableStream(Stream):
     ) -> dict[str, Any]:
         data = event["dynamodb"]
         try:
-            when = event_time(data["ApproximateCreationDateTime"])
+            when = self._event_times[data["ApproximateCreationDateTime"]]
             if event["eventName"] == "REMOVE":
                 image = data.get("OldImage") or data["Keys"]
             else:
@@ -225,10 +251,39 @@ class TableStream(Stream):
         snapshot, below every sequence number greater than ``S``, and ordered like the
         sequence numbers themselves, so within the item's lineage the newer event still wins.
         """
-        floor = self.stream_state.get("snapshot_version")
-        if floor is None or int(sequence_number) > int(floor):
+        floor = self._floor
+        if floor is None or int(sequence_number) > floor:
             return sequence_number
         return f"{floor}.{int(sequence_number):040d}"
+
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Any
+    ) -> Iterable[dict[str, Any] | None]:
+        return ()  # a table has no child streams: skip the SDK's per-record child context
+
+    def _generate_record_messages(
+        self, record: dict[str, Any]
+    ) -> Generator[RecordMessage, None, None]:
+        """The SDK's RECORD message, without its per-record walk of the schema for deselected
+        properties and its clock read, when neither applies: every property selected, no
+        stream map, no type conformance. ``time_extracted`` is when the event's page came."""
+        if self._plain_records is None:
+            maps = self.stream_maps
+            self._plain_records = (
+                all(self.mask.values())
+                and len(maps) == 1
+                and type(maps[0]) is SameRecordTransform
+                and maps[0].stream_alias == self.name
+            )
+        if not self._plain_records or self._reader is None or self._snapshotting:
+            yield from super()._generate_record_messages(record)
+            return
+        yield RecordMessage(
+            stream=self.name,
+            record=record,
+            version=self._stream_version,
+            time_extracted=self._reader.extracted_at,
+        )
 
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         try:
@@ -314,6 +369,8 @@ class TableStream(Stream):
                 self.aws, self.table, ReaderSettings.from_config(self.config)
             )
         since = float(self.stream_state.get("emit_since") or 0)
+        floor = self.stream_state.get("snapshot_version")
+        self._floor = None if floor is None else int(floor)
         ttl = self.config.get("ttl_deletions") or "delete"
         reading = self._reader.read(arn, ledger, self._deadline, self._state_moved)
         outcome: Outcome = yield from self._emitted(reading, emit, since, ttl)
@@ -378,6 +435,7 @@ class TableStream(Stream):
         table_version = int(time.time() * 1000)
         self._stream_version = table_version
         self._write_activate_version_message(table_version)
+        self._snapshotting = True
         for item in scan_table(self.aws, self.table, segments):
             record = self._full_image(item)
             record.update(
@@ -389,6 +447,7 @@ class TableStream(Stream):
             )
             yield record
         # Resumed: the SDK wrote every snapshot record; close the version.
+        self._snapshotting = False
         self._write_activate_version_message(table_version)
         self._stream_version = None
 
