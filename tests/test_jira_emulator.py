@@ -63,13 +63,13 @@ def test_embedded_comments_are_truncated(jira: JiraEmulator) -> None:
     ("deployment", "search", "embedded"),
     [
         # Cloud: at most 40 histories (JRACLOUD-96459); comments undocumented, so 5
-        ("Cloud", "/rest/api/3/search/jql", (5, 40)),
+        ("Cloud", "/rest/api/3/search/jql", (5, 40, 100)),
         # Server/DC: every comment and history (CommentSystemField, ChangelogBeanBuilder)
-        ("Server", "/rest/api/2/search", (6, 45)),
+        ("Server", "/rest/api/2/search", (6, 45, 120)),
     ],
 )
 def test_issues_embed_what_each_deployment_renders(
-    deployment: str, search: str, embedded: tuple[int, int]
+    deployment: str, search: str, embedded: tuple[int, int, int]
 ) -> None:
     with JiraEmulator(issue_count=10, deployment=deployment) as jira:
         issue = next(i for i in jira.dataset.issues.values() if len(i.comments) == 6)
@@ -78,10 +78,19 @@ def test_issues_embed_what_each_deployment_renders(
         jira.advance(minutes=1)  # past the index lag
         body = {"jql": f"issue = {issue.id}", "fields": "*all", "expand": "changelog"}
         found = call(jira, "POST", search, json=body).json()["issues"][0]
-        read = call(jira, "GET", f"{search.split('/search')[0]}/issue/{issue.id}").json()
+        issue_path = f"{search.split('/search')[0]}/issue/{issue.id}"
+        read = call(jira, "GET", issue_path).json()
+        for _ in range(120 - len(issue.histories)):
+            jira.dataset.edit_issue(issue.id)
+        expanded = call(jira, "GET", issue_path, params={"expand": "changelog"}).json()
+        newest = issue.histories[-1].id
     for got in (found["fields"]["comment"], read["fields"]["comment"]):
         assert (len(got["comments"]), got["total"]) == (embedded[0], 6)
     assert (len(found["changelog"]["histories"]), found["changelog"]["total"]) == (embedded[1], 45)
+    # GET issue?expand=changelog: Cloud the most recent 100 (pycontribs/jira#911), Server all
+    changelog = expanded["changelog"]
+    assert (len(changelog["histories"]), changelog["total"]) == (embedded[2], 120)
+    assert changelog["histories"][-1]["id"] == str(newest)
 
 
 def test_errors_like_jira(jira: JiraEmulator) -> None:

@@ -244,6 +244,25 @@ def test_cloud_children_are_complete_and_fetched_only_where_search_truncated() -
     assert paths["/rest/api/{id}/changelog/bulkfetch"] == 1, "one call for both busy issues"
 
 
+def test_a_cut_server_changelog_read_fails_loudly_instead_of_passing_as_complete() -> None:
+    """Server/DC reads a changelog the search did not embed whole with GET issue?expand=
+    changelog, which renders every history there; if one ever comes back cut, the run stops
+    naming the issue instead of emitting part of its changelog as all of it."""
+    with JiraEmulator(
+        issue_count=10, deployment="Server", embedded_limit=1, issue_changelog_cap=1
+    ) as jira:
+        config = jira.tap_config(search_lag_seconds=0, page_size=10)
+        catalog = catalog_selecting(config, {"issues", "issue_changelogs"})
+        run = run_tap(config, catalog=catalog)
+    assert run.returncode != 0
+    assert re.search(
+        r"issue_changelogs: issue \d+ has \d+ changelog entries but the issue read returned "
+        r"1; run again",
+        run.stderr,
+    )
+    assert not run.bookmark()  # the issues' bookmark did not move past the cut changelog
+
+
 def test_parallel_comment_pages_wait_out_every_429_exactly() -> None:
     with JiraEmulator(issue_count=30, comment_page_cap=2) as jira:
         config = jira.tap_config(search_lag_seconds=0, page_size=10, parallel_requests=4)

@@ -336,7 +336,17 @@ class IssueChangelogsStream(IssueChildStream):
                     f"{self.api}/issue/{issue_id}",
                     params={"expand": "changelog", "fields": "id"},
                 )
-                yield from ({**h, "issue_id": issue_id} for h in body["changelog"]["histories"])
+                changelog = body["changelog"]
+                histories = changelog["histories"]
+                # Server/DC renders every history (ChangelogBeanBuilder); Cloud would cut
+                # this read to the newest 100. A cut one must not pass as complete.
+                if len(histories) < int(changelog.get("total", len(histories))):
+                    raise RuntimeError(
+                        f"issue_changelogs: issue {issue_id} has {changelog['total']} "
+                        f"changelog entries but the issue read returned {len(histories)}; "
+                        "run again."
+                    )
+                yield from ({**h, "issue_id": issue_id} for h in histories)
         if (context or {}).get("last"):
             yield from self._drain()
 

@@ -294,19 +294,29 @@ def _issue_or_404(em: JiraEmulator, ident: str) -> Any:
     return issue
 
 
+# Cloud's ``GET issue?expand=changelog`` "supplies the most recent 100 histories and there is
+# no pagination" (pycontribs/jira#911; also pycontribs/jira#712, airbytehq/airbyte#33040):
+# the rest only through the paged ``issue/{id}/changelog``.
+CLOUD_ISSUE_HISTORY_CAP = 100
+
+
 @route("GET", r"/issue/([^/]+)")
 def issue_get(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     """One issue, archived ones too (with ``archiveddate``/``archivedby``); the changelog
-    expanded here is complete (Server/DC has no paged changelog endpoint)."""
+    expanded here is complete on Server/DC (no paged changelog endpoint there) and the most
+    recent 100 histories on Cloud."""
     issue = _issue_or_404(em, m.group(1))
     body = r.issue(issue, em.settings.projects, ["*all"], p.get("expand", ""))
     if "changelog" in p.get("expand", ""):
-        histories = [r.history(h) for h in issue.histories]
+        cap = em.settings.issue_changelog_cap
+        if cap is None and em.settings.deployment == "Cloud":
+            cap = CLOUD_ISSUE_HISTORY_CAP
+        shown = issue.histories if cap is None else issue.histories[len(issue.histories) - cap :]
         body["changelog"] = {
             "startAt": 0,
-            "maxResults": len(histories),
-            "total": len(histories),
-            "histories": histories,
+            "maxResults": len(shown),
+            "total": len(issue.histories),
+            "histories": [r.history(h) for h in shown],
         }
     return body
 

@@ -32,6 +32,8 @@ class JiraSettings:
     embedded_limit: int | None = None
     comment_page_cap: int = 100
     changelog_page_cap: int = 100
+    # histories GET issue?expand=changelog returns; None: the deployment's (routes.issue_get)
+    issue_changelog_cap: int | None = None
     worklog_page_cap: int = 1000
     token_ttl_s: float = 600.0  # on Jira's clock: `advance()` expires tokens too
     # adversity
