@@ -26,9 +26,9 @@ editable) from ``tap-dynamodb-streams/`` into ``bench/.venvs/tap-dynamodb-stream
 run, so the code measured is the checkout's. The repo's dev venv would cost ours start-up time a
 user's plugin venv does not have (its ~200 distributions, whose entry points fsspec scans when
 singer-sdk imports it). The peer is installed into ``bench/.venvs/tap-dynamodb`` with uv when
-missing. Its boto3
-(1.14) has no endpoint setting except a hard-coded localhost:8000, so it runs under a shim that
-points its boto3 clients at our ephemeral ports (``bench/peers/tap_dynamodb_shim.py``).
+missing. Its boto3 (1.14) has no endpoint setting except a hard-coded localhost:8000, so it
+runs under a shim that points its boto3 clients at our ephemeral ports
+(``bench/peers/tap_dynamodb_shim.py``).
 
 Usage: ``.venv/bin/python bench/tap_dynamodb_streams.py [--events 20000] [--writes 300]``
 """

@@ -140,3 +140,45 @@ def test_throttling_inside_an_empty_stretch_does_not_end_an_open_shard(tmp_path:
         assert run.returncode == 0, run.stderr
         assert emitted(run) == truth(stack, "throttled")
         assert "counted as caught up for this run" in run.stderr
+
+
+def test_unpaced_quiet_open_shard_passes_an_empty_stretch(tmp_path: Path) -> None:
+    """Unpaced (``max_get_records_per_shard_per_second: 0``), a quiet open shard is still
+    polled at the quiet rate for all of open_shard_idle_seconds: records behind a 3-page empty
+    stretch are read (a new iterator walks the stretch again, so a run that gave up after 2
+    pages would never pass it; found in review)."""
+    faults = Faults.lenient(empty_stretch_rate=1.0, empty_stretch_pages=3)
+    with running_stack(faults) as stack:
+        stack.create_table("quiet")
+        db = stack.dynamodb()
+        for n in range(2):
+            db.put_item(TableName="quiet", Item={"pk": {"S": f"k{n}"}})
+        stack.streams.sync()
+        config = stack.tap_config(["quiet"], max_get_records_per_shard_per_second=0)
+        first = run_tap(tmp_path / "1", config)
+        second = run_tap(tmp_path / "2", config, state=first.last_state)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr[-3000:]
+    assert len(first.records) + len(second.records) == 2, first.stderr[-2000:]
+
+
+def test_shard_reads_are_signed_directly_and_a_refused_key_fails_loudly(tmp_path: Path) -> None:
+    """GetShardIterator and GetRecords skip botocore's per-call machinery (client.py,
+    DirectCalls) with signatures the endpoint checks as AWS does: none is refused and none
+    falls back to botocore. A secret key AWS refuses stops the run, naming AWS's error."""
+    wrong = "Wr0ng/secret+never-logged"
+    with running_stack(Faults.lenient()) as stack:
+        stack.create_table("signed")
+        put(stack, "signed", "a", "b", "c")
+        run = run_tap(tmp_path / "ok", stack.tap_config(["signed"]), env={"LOGLEVEL": "DEBUG"})
+        refused = run_tap(
+            tmp_path / "refused",
+            {**stack.tap_config(["signed"]), "aws_secret_access_key": wrong},
+        )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(r["pk"] for r in run.records) == ["a", "b", "c"]
+    assert "Making request for OperationModel(name=DescribeStream)" in run.stderr  # debug on
+    assert "OperationModel(name=GetRecords)" not in run.stderr
+    assert "OperationModel(name=GetShardIterator)" not in run.stderr
+    assert "refused where botocore's were not" not in run.stderr
+    assert refused.returncode != 0 and not refused.records
+    assert "InvalidSignatureException" in refused.stderr and wrong not in refused.stderr

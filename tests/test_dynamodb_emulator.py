@@ -7,7 +7,9 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.emulators.dynamodb_streams import Faults, Stack, start_stack
 from tests.emulators.dynamodb_streams.feed import CREDENTIALS
@@ -191,3 +193,23 @@ def test_aws_faithful_default_empty_stretches_limits_and_strict_positions() -> N
         assert throttled(client, lambda: client.describe_stream(StreamArn=arn), 14)
     finally:
         s.stop()
+
+
+def test_requests_are_signature_checked_like_aws(stack: Stack) -> None:
+    """Every request's SigV4 signature is checked (sigv4.py): a wrong secret key and a request
+    without Authorization get DynamoDB's errors, as from AWS."""
+    stack.create_table("signed")
+    assert streams_client(stack).list_streams(TableName="signed")["Streams"]
+    wrong = {**CREDENTIALS, "aws_secret_access_key": "not-the-secret"}
+    client = boto3.client("dynamodbstreams", endpoint_url=stack.streams.url, **wrong)
+    with pytest.raises(ClientError) as refused:
+        client.list_streams(TableName="signed")
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+    unsigned = requests.post(
+        stack.streams.url,
+        data=b'{"TableName": "signed"}',
+        headers={"X-Amz-Target": "DynamoDBStreams_20120810.ListStreams"},
+        timeout=10,
+    )
+    assert unsigned.status_code == 400
+    assert unsigned.json()["__type"].endswith("#MissingAuthenticationTokenException")

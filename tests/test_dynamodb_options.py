@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulators.dynamodb_streams import Faults
 from tests.support.dynamodb import TapRun, random_writes, run_tap, running_stack
 
 
@@ -118,3 +119,24 @@ def test_stream_maps_still_shape_records_on_the_fast_record_path(tmp_path: Path)
     for run in (plain, mapped):  # every RECORD says when it was read, as the SDK's do
         records = [m for m in run.messages if m["type"] == "RECORD"]
         assert all(m["stream"] == "mapped" and m["time_extracted"] for m in records)
+
+
+def test_flattening_still_applies_to_records(tmp_path: Path) -> None:
+    """flattening_enabled keeps one SameRecordTransform, but its transform() flattens: the
+    SCHEMA says ``m`` is a string, so every RECORD must carry it as JSON text (review of the
+    fast record path: it skipped the transform)."""
+    with running_stack(Faults.lenient()) as stack:
+        stack.create_table("flat")
+        db = stack.dynamodb()
+        item = {"pk": {"S": "k"}, "m": {"M": {"x": {"N": "1"}}}, "l": {"L": [{"S": "a"}]}}
+        db.put_item(TableName="flat", Item=item)
+        config = stack.tap_config(["flat"], flattening_enabled=True, flattening_max_depth=1)
+        run = run_tap(tmp_path, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    schemas = [m for m in run.messages if m["type"] == "SCHEMA"]
+    assert schemas[-1]["schema"]["properties"]["m"]["type"] == ["string", "null"]
+    assert run.records, run.stderr[-3000:]
+    for record in run.records:
+        assert isinstance(record["m"], str), record
+        assert json.loads(record["m"]) == {"x": "1"}
+        assert isinstance(record["l"], str), record

@@ -318,17 +318,15 @@ class StreamReader:
         # AWS's empty stretches are counted in calls and a new run walks them again, so idle
         # also needs the empty pages the pace allows in idle_seconds: time lost to throttling
         # backoff or slow answers must not cut a stretch short (the shard would never pass it).
-        idle_pages = max(1, math.ceil(self.settings.idle_seconds * self.settings.calls_per_second))
+        # Unpaced, quiet open shards are still polled at QUIET_POLL_SECONDS: count at that rate.
+        rate = self.settings.calls_per_second or 1 / QUIET_POLL_SECONDS
+        idle_pages = max(1, math.ceil(self.settings.idle_seconds * rate))
         while not run.stop.is_set():
             now = time.monotonic()
             if now > run.deadline:
                 return Outcome.OUT_OF_TIME
             quiet_poll = listed_open and cursor.empty_pages > 0
             due = cursor.last_call + (max(pace, QUIET_POLL_SECONDS) if quiet_poll else pace)
-            if quiet_poll and cursor.empty_pages >= idle_pages:
-                # Enough empty pages already: only the idle time is missing, and a poll before
-                # it ends could not conclude anything, so the next one is when it ends.
-                due = max(due, cursor.last_record + self.settings.idle_seconds)
             if now < due:
                 return Parked(cursor, min(due, run.deadline))
             cursor.last_call = now

@@ -73,7 +73,7 @@ class EventTimes(dict[Any, str]):
     """``event_time`` remembered: events of one page mostly share their creation second."""
 
     def __missing__(self, value: Any) -> str:
-        if len(self) >= 4096:
+        if len(self) >= 4096:  # bounded: a long run meets a new second every second
             self.clear()
         text = self[value] = event_time(value)
         return text
@@ -206,7 +206,7 @@ class TableStream(Stream):
                 self._declare(image)
                 break
         record = dict.fromkeys(self.schema["properties"])
-        for name, attribute in image.items():
+        for name, attribute in image.items():  # the commonest kinds inline; see convert.py
             ((kind, value),) = attribute.items()
             if kind == "S" or kind == "N":
                 record[name] = value
@@ -266,14 +266,17 @@ class TableStream(Stream):
     ) -> Generator[RecordMessage, None, None]:
         """The SDK's RECORD message, without its per-record walk of the schema for deselected
         properties and its clock read, when neither applies: every property selected, no
-        stream map, no type conformance. ``time_extracted`` is when the event's page came."""
+        stream map, no flattening, no type conformance. ``time_extracted`` is when the event's
+        page came."""
         if self._plain_records is None:
             maps = self.stream_maps
             self._plain_records = (
-                all(self.mask.values())
+                self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
+                and all(self.mask.values())
                 and len(maps) == 1
                 and type(maps[0]) is SameRecordTransform
                 and maps[0].stream_alias == self.name
+                and not maps[0].flattening_enabled  # its transform() flattens
             )
         if not self._plain_records or self._reader is None or self._snapshotting:
             yield from super()._generate_record_messages(record)
@@ -435,19 +438,21 @@ class TableStream(Stream):
         table_version = int(time.time() * 1000)
         self._stream_version = table_version
         self._write_activate_version_message(table_version)
-        self._snapshotting = True
-        for item in scan_table(self.aws, self.table, segments):
-            record = self._full_image(item)
-            record.update(
-                _sdc_event_name="SNAPSHOT",
-                _sdc_sequence_number=version,
-                _sdc_shard_id=None,
-                _sdc_event_time=started,
-                _sdc_deleted_at=None,
-            )
-            yield record
+        self._snapshotting = True  # records of a scan: the SDK's own time_extracted
+        try:
+            for item in scan_table(self.aws, self.table, segments):
+                record = self._full_image(item)
+                record.update(
+                    _sdc_event_name="SNAPSHOT",
+                    _sdc_sequence_number=version,
+                    _sdc_shard_id=None,
+                    _sdc_event_time=started,
+                    _sdc_deleted_at=None,
+                )
+                yield record
+        finally:
+            self._snapshotting = False
         # Resumed: the SDK wrote every snapshot record; close the version.
-        self._snapshotting = False
         self._write_activate_version_message(table_version)
         self._stream_version = None
 

@@ -15,8 +15,8 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.emulators.dynamodb_streams import api
-from tests.emulators.dynamodb_streams.feed import MotoFeed
+from tests.emulators.dynamodb_streams import api, sigv4
+from tests.emulators.dynamodb_streams.feed import CREDENTIALS, MotoFeed
 from tests.emulators.dynamodb_streams.model import Faults, Record, StreamsError, StreamsModel
 
 TARGET_PREFIX = "DynamoDBStreams_20120810."
@@ -45,7 +45,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         target = self.headers.get("X-Amz-Target", "")
-        status, payload = self.server.emulator.handle(target, raw)
+        try:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            region = CREDENTIALS["region_name"]
+            sigv4.check("POST", self.path, headers, raw, self.server.emulator.secrets, region)
+        except StreamsError as err:
+            status, payload = err.status, self.server.emulator.refusal(err)
+        else:
+            status, payload = self.server.emulator.handle(target, raw)
         body = encode(payload)
         latency = self.server.emulator.model.faults.call_latency_seconds
         if latency:
@@ -87,6 +94,8 @@ class StreamsEmulator:
         self._thread: threading.Thread | None = None
         self.calls: dict[str, int] = {}
         self.errors: dict[str, int] = {}
+        # Secret keys whose signatures pass (sigv4.py); Stack.tap_config adds the tap's.
+        self.secrets: set[str] = {CREDENTIALS["aws_secret_access_key"]}
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> StreamsEmulator:
@@ -127,8 +136,12 @@ class StreamsEmulator:
                 self._auto_sync()
                 return 200, api.call(self.model, operation, json.loads(raw or b"{}"))
             except StreamsError as err:
-                self.errors[err.code] = self.errors.get(err.code, 0) + 1
-                return err.status, {"__type": ERROR_NAMESPACE + err.code, "message": err.message}
+                return err.status, self.refusal(err)
+
+    def refusal(self, err: StreamsError) -> dict[str, Any]:
+        with self.lock:
+            self.errors[err.code] = self.errors.get(err.code, 0) + 1
+        return {"__type": ERROR_NAMESPACE + err.code, "message": err.message}
 
     def _auto_sync(self) -> None:
         """Writes made while a reader runs reach the shards without the test calling sync()."""

@@ -40,7 +40,10 @@ class Stack:
         return self.moto.client("dynamodb")
 
     def tap_config(self, tables: list[str], **extra: Any) -> dict[str, Any]:
-        """Settings for tap-dynamodb-streams pointed at this stack."""
+        """Settings for tap-dynamodb-streams pointed at this stack (whose endpoint then takes
+        the secret key they carry, as AWS takes a key it issued)."""
+        if extra.get("aws_secret_access_key"):
+            self.streams.secrets.add(str(extra["aws_secret_access_key"]))
         return {
             "tables": tables,
             "region_name": CREDENTIALS["region_name"],
