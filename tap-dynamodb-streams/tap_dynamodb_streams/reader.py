@@ -63,19 +63,19 @@ class ReaderSettings:
     calls_per_second: float = 2.5  # GetRecords per shard: half of AWS's, room for a 2nd reader
     idle_seconds: float = 3.0  # an open shard with no record for this long is caught up
     # A listed shard said ResourceNotFound: retry this often (waits 0.2 s doubling, at most
-    # 5 s: ~21 s in all) before calling it vanished. 4 gave up on one run in a few of the
-    # suite's 30%-transient endpoint (five in a row: 0.3^5); nine in a row is 0.3^9, 2e-5.
-    not_found_retries: int = 8
+    # 5 s: 3 s in all for 4, ~21 s for 8) before calling it vanished.
+    not_found_retries: int = 4
     lag_warning_seconds: float = 12 * 3600
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ReaderSettings:
+        retries = config.get("not_found_retries")  # 0 is a choice: fail at the first answer
         return cls(
             limit=int(config.get("max_records_per_request") or 1000),
             parallel=max(1, int(config.get("max_parallel_shards") or 64)),
             calls_per_second=float(config.get("max_get_records_per_shard_per_second") or 0),
             idle_seconds=float(config.get("open_shard_idle_seconds") or 3.0),
-            not_found_retries=int(config.get("not_found_retries") or 8),
+            not_found_retries=cls.not_found_retries if retries is None else int(retries),
             lag_warning_seconds=float(config.get("lag_warning_hours") or 12) * 3600,
         )
 
@@ -424,6 +424,8 @@ class StreamReader:
             except TrimmedData:
                 raise self._trimmed(shard_id, position) from None
             except ResourceNotFound:
+                if attempt == self.settings.not_found_retries:
+                    break  # no wait (nor "retrying" line) after the last try
                 self._wait_not_found(run, shard_id, attempt)
         raise vanished(self.table, shard_id, position.get("SequenceNumber"))
 

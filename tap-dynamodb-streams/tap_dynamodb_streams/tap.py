@@ -12,8 +12,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import Message, RecordMessage
 
-from tap_dynamodb_streams import log_mask
-from tap_dynamodb_streams.redact import redacted, redacted_error
+from tap_dynamodb_streams import redact
 
 PENDING_BYTES = 1 << 16
 
@@ -157,6 +156,16 @@ class TapDynamoDBStreams(Tap):
             ),
         ),
         th.Property(
+            "not_found_retries",
+            th.IntegerType(minimum=0),
+            default=4,
+            description=(
+                "A listed shard answering ResourceNotFound (usually transient) is retried this "
+                "often, waiting 0.2 s doubling up to 5 s (4: 3 s in all, 8: 21 s), before the "
+                "run stops with the shard reported vanished."
+            ),
+        ),
+        th.Property(
             "describe_stream_per_second",
             th.NumberType,
             default=5,
@@ -196,16 +205,13 @@ class TapDynamoDBStreams(Tap):
         try:
             errors = super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as exc:
-            raise redacted_error(exc, self._config) from None
-        return redacted(errors, self._config, self.config_jsonschema)
+            raise redact.redacted_error(exc, self._config) from None
+        return redact.redacted(errors, self._config, self.config_jsonschema)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        log_mask.install()  # before the first AWS call logs anything
+        redact.install()  # before the first AWS call logs anything
         super().__init__(*args, **kwargs)
-        log_mask.forget_in_logs(
-            self.config.get(k)
-            for k in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-        )
+        redact.forget_in_logs(redact.secret_settings(self.config, self.config_jsonschema))
 
     def discover_streams(self) -> list[Stream]:
         from tap_dynamodb_streams.streams import discover_table_streams

@@ -1,6 +1,8 @@
 """`tap-dynamodb-streams --about` works and lists the settings users configure."""
 
+import json
 import subprocess
+from pathlib import Path
 
 from tests.support.cli import about, script
 
@@ -26,3 +28,18 @@ def test_help_exits_zero() -> None:
     )
     assert result.returncode == 0
     assert "--config" in result.stdout
+
+
+def test_a_negative_not_found_retries_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    """-1 would report every shard vanished without asking AWS once."""
+    path = tmp_path / "config.json"
+    config = {"tables": ["t"], "endpoint_url": "http://127.0.0.1:9", "not_found_retries": -1}
+    path.write_text(json.dumps(config))
+    result = subprocess.run(
+        [script("tap-dynamodb-streams"), "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Config validation failed" in result.stderr and "not_found_retries" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.emulators.dynamodb_streams import Stack
+from tests.emulators.dynamodb_streams import Faults, Stack
 from tests.support.dynamodb import TapRun, run_tap
 
 SECRET = "s3cret-never-in-logs"  # moto accepts any key; the tap must not print it
@@ -62,6 +62,25 @@ def test_a_vanished_shard_fails_loudly(stack: Stack, tmp_path: Path) -> None:
 
     run = run_tap(tmp_path, config(stack, "vanish"), state=state)
     assert_loud_and_unmoved(run, state, "'vanish'", open_child, "vanished")
+
+
+def test_a_listed_shard_that_keeps_answering_not_found_fails_after_the_retries(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """DescribeStream still lists the shard, but every call about it says ResourceNotFound:
+    one try and ``not_found_retries`` retries (no wait after the last), then a loud stop."""
+    stack.create_table("gone")
+    put(stack, "gone", "a", "b")
+    state = first_run(stack, tmp_path, "gone")
+    ((shard_id, entry),) = state["bookmarks"]["gone"]["shards"].items()
+    put(stack, "gone", "c")
+    before = stack.streams.errors.get("ResourceNotFoundException", 0)
+    stack.streams.set_faults(Faults(transient_not_found_rate=1.0))
+
+    run = run_tap(tmp_path, {**config(stack, "gone"), "not_found_retries": 2}, state=state)
+    assert_loud_and_unmoved(run, state, "'gone'", shard_id, entry["sequence_number"], "vanished")
+    assert stack.streams.errors["ResourceNotFoundException"] - before == 3
+    assert run.stderr.count(f"shard {shard_id} answered ResourceNotFound") == 2, run.stderr
 
 
 def test_a_changed_stream_arn_drains_the_old_stream_then_fails(
