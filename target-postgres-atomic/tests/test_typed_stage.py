@@ -217,6 +217,38 @@ def test_a_case_insensitive_key_collation_dedupes_as_postgresql_does(
     ]
 
 
+def test_a_key_change_mid_run_merges_in_the_new_key_columns_collation(
+    run_target, rows, pg_db: PgServer, ci_collation: str
+) -> None:
+    """How the table compares its keys is learnt again after a SCHEMA changes the table: the
+    new key 'name' is case-insensitive, so 'A' and 'a' of one batch are one key, the newest."""
+    with pg_db.connect() as conn:
+        conn.execute(
+            f"CREATE TABLE t (id bigint PRIMARY KEY, name text COLLATE {ci_collation}, v bigint)"
+        )
+    props = {"id": {"type": "integer"}, "name": {"type": "string"}, "v": {"type": "integer"}}
+    run = run_target(
+        [
+            schema("t", props, bookmark="v"),
+            record("t", {"id": 1, "name": "x", "v": 1}),
+            record("t", {"id": 2, "name": "y", "v": 1}),
+            state({"s": 1}),
+            schema("t", props, keys=("name",), bookmark="v"),
+            record("t", {"id": 3, "name": "a", "v": 3}),
+            record("t", {"id": 4, "name": "A", "v": 2}),
+            record("t", {"id": 5, "name": "z", "v": 1}),
+            state({"s": 2}),
+        ]
+    )
+    assert run.returncode == 0, run.stderr
+    assert rows('SELECT id, name, v FROM t ORDER BY id') == [
+        (1, "x", 1),
+        (2, "y", 1),
+        (3, "a", 3),
+        (5, "z", 1),
+    ]
+
+
 def _text_load(stream_version: int, keys: range) -> list[dict[str, Any]]:
     return [
         schema("t", TEXT_PROPS, bookmark="v"),
