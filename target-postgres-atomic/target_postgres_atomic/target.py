@@ -33,7 +33,7 @@ from target_postgres_atomic.errors import (
     SchemaError,
 )
 from target_postgres_atomic.mapping import StreamMaps
-from target_postgres_atomic.reader import LineReader
+from target_postgres_atomic.reader import LineReader, stream_name
 from target_postgres_atomic.redact import redacted, redacted_error
 from target_postgres_atomic.settings import unsupported_settings
 from target_postgres_atomic.sinks import NUL_ESCAPE, PostgresSink, SinkSettings
@@ -204,8 +204,9 @@ class TargetPostgresAtomic(Target):
             self.message_reader.on_idle = self._end_copy
             self.message_reader.fast_record = self._fast_record
         self._sinks: dict[str, PostgresSink] = {}
-        self._fast_sink: PostgresSink | None = None
-        """The sink of the last unmapped RECORD, whose lines `_fast_record` tries first."""
+        self._fast_sinks: dict[bytes, PostgresSink] = {}
+        """Sinks of unmapped streams with a RECORD since the last SCHEMA, by stream name
+        (UTF-8): `_fast_record` decodes their lines in one pass."""
         self._unguarded: set[str] = set()
         self._tables: dict[tuple[str, str], str] = {}
         """The stream that loads each (schema, table) in this run."""
@@ -285,6 +286,7 @@ class TargetPostgresAtomic(Target):
 
     def _process_schema_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "schema"})
+        self._fast_sinks = {}  # a SCHEMA may change a stream's layout or maps
         routes = self._maps.route_schema(message_dict)
         if routes is None:
             self._load_schema(message_dict)
@@ -298,7 +300,6 @@ class TargetPostgresAtomic(Target):
 
     def _load_schema(self, message_dict: dict) -> None:
         """One SCHEMA (after stream maps): its table created or evolved, its sink ready."""
-        self._fast_sink = None
         spec = build_spec(
             message_dict,
             message_dict["line"],
@@ -386,17 +387,20 @@ class TargetPostgresAtomic(Target):
                 self._add_record(mapped)
         else:
             self._add_record(message_dict)
-            self._fast_sink = self._sinks[message_dict["stream"]]
+            stream = message_dict["stream"]
+            self._fast_sinks[stream.encode()] = self._sinks[stream]
 
     def _fast_record(self, line: bytes, number: int) -> bool:
-        """A RECORD line of the same stream as the last one, decoded in one pass straight
-        into its typed stage values; False (nothing done) for any other line, which the
+        """A RECORD line of a stream seen before, decoded in one pass straight into its
+        typed stage values (with the struct of the stream the line names, so interleaved
+        streams decode once too); False (nothing done) for any other line, which the
         reader then decodes and checks the usual way."""
-        sink = self._fast_sink
-        if sink is None or sink.layout is None or sink.shadow_version is not None:
-            return False
         if not isinstance(line, bytes):
             return False  # (a text stream, as singer-sdk's test suites feed, goes the usual way)
+        name = stream_name(line)
+        sink = None if name is None else self._fast_sinks.get(name)
+        if sink is None or sink.layout is None or sink.shadow_version is not None:
+            return False
         if b"\\" in line and NUL_ESCAPE in line:  # memchr first: most lines have no escape
             return False
         decoded = sink.layout.line(line)

@@ -150,6 +150,20 @@ def test_interleaved_streams_of_one_shape_land_in_their_own_tables(run_target, r
     assert rows("SELECT id FROM b ORDER BY id") == [(0,), (3,)]
 
 
+def test_a_record_field_named_stream_does_not_pick_the_stream(run_target, rows) -> None:
+    """The one-pass decode picks its struct by the first "stream" in the line, which may be
+    the record's own field: the decoded envelope's stream still decides the table."""
+    messages: list[dict[str, Any] | str] = [schema("a", PROPS), schema("b", PROPS)]
+    messages += [record("a", {"id": 1}), record("b", {"id": 2})]
+    messages.append('{"type": "RECORD", "record": {"id": 3, "stream": "b"}, "stream": "a"}')
+    messages.append('{"type": "RECORD", "record": {"stream": "a", "id": 4}, "stream": "b"}')
+    messages.append(state({"done": True}))
+    run = run_target(messages)
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id FROM a ORDER BY id") == [(1,), (3,)]
+    assert rows("SELECT id FROM b ORDER BY id") == [(2,), (4,)]
+
+
 def test_nul_after_typed_records_is_sanitised_or_named(run_target, rows) -> None:
     """A NUL escape in a record that follows typed records of its stream takes the NUL rules."""
     props = {"id": {"type": "integer"}, "s": {"type": ["string", "null"]}}
