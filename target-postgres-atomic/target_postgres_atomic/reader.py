@@ -25,17 +25,18 @@ _COLON = re.compile(rb"\s*:")
 _STREAM = re.compile(rb'"stream"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
-def stream_name(line: bytes) -> bytes | None:
-    """The stream a Singer line names (UTF-8), found without decoding the line: a guess to
-    check once the line is decoded (a record's own "stream" field may come first)."""
+def stream_name(line: bytes) -> tuple[bytes, int] | None:
+    """The stream a Singer line names (UTF-8) and where that name ends in the line, found
+    without decoding the line: a guess to check once the line is decoded (a record's own
+    "stream" field may come first)."""
     found = _STREAM.search(line)
     if found is None:
         return None
     name = found[1]
     if b"\\" not in name:
-        return name
+        return name, found.end()
     try:
-        return msgspec.json.decode(b'"%b"' % name, type=str).encode()
+        return msgspec.json.decode(b'"%b"' % name, type=str).encode(), found.end()
     except msgspec.DecodeError:  # a bad escape: the decode of the line names it
         return None
 
@@ -197,7 +198,7 @@ def _too_deep(number: int, line: bytes) -> BadRecordError | InvalidInputLine:
     )
     if stream is None:
         return InvalidInputLine(f"input line {number}: {problem}")
-    return BadRecordError(stream.decode(errors="replace"), number << SEQ_SHIFT, key, problem)
+    return BadRecordError(stream[0].decode(errors="replace"), number << SEQ_SHIFT, key, problem)
 
 
 def _undecodable(number: int, line: bytes, exc: Exception) -> Exception:

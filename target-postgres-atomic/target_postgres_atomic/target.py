@@ -207,6 +207,8 @@ class TargetPostgresAtomic(Target):
         self._fast_sinks: dict[bytes, PostgresSink] = {}
         """Sinks of unmapped streams with a RECORD since the last SCHEMA, by stream name
         (UTF-8): `_fast_record` decodes their lines in one pass."""
+        self._fast_last: tuple[bytes, PostgresSink] | None = None
+        """The start of the last fast line, up to its stream name, and that stream's sink."""
         self._unguarded: set[str] = set()
         self._tables: dict[tuple[str, str], str] = {}
         """The stream that loads each (schema, table) in this run."""
@@ -286,7 +288,8 @@ class TargetPostgresAtomic(Target):
 
     def _process_schema_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "schema"})
-        self._fast_sinks = {}  # a SCHEMA may change a stream's layout or maps
+        # A SCHEMA may change a stream's layout or maps.
+        self._fast_sinks, self._fast_last = {}, None
         routes = self._maps.route_schema(message_dict)
         if routes is None:
             self._load_schema(message_dict)
@@ -390,6 +393,17 @@ class TargetPostgresAtomic(Target):
             stream = message_dict["stream"]
             self._fast_sinks[stream.encode()] = self._sinks[stream]
 
+    def _fast_sink_named(self, line: bytes) -> PostgresSink | None:
+        """The sink of the stream the line names (a guess the decode checks), remembered
+        with the line's start up to that name."""
+        found = stream_name(line)
+        if found is None:
+            return None
+        sink = self._fast_sinks.get(found[0])
+        if sink is not None:
+            self._fast_last = (line[: found[1]], sink)
+        return sink
+
     def _fast_record(self, line: bytes, number: int) -> bool:
         """A RECORD line of a stream seen before, decoded in one pass straight into its
         typed stage values (with the struct of the stream the line names, so interleaved
@@ -397,8 +411,13 @@ class TargetPostgresAtomic(Target):
         reader then decodes and checks the usual way."""
         if not isinstance(line, bytes):
             return False  # (a text stream, as singer-sdk's test suites feed, goes the usual way)
-        name = stream_name(line)
-        sink = None if name is None else self._fast_sinks.get(name)
+        # A line that starts as the last one did, up to its stream name, needs no search:
+        # most inputs are runs of one stream.
+        last = self._fast_last
+        if last is not None and line.startswith(last[0]):
+            sink: PostgresSink | None = last[1]
+        else:
+            sink = self._fast_sink_named(line)
         if sink is None or sink.layout is None or sink.shadow_version is not None:
             return False
         if b"\\" in line and NUL_ESCAPE in line:  # memchr first: most lines have no escape
