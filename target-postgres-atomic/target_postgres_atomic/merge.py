@@ -98,7 +98,7 @@ class KeyCollations:
     """A single key that PostgreSQL finds equal only when the values are equal in Python:
     integers, or text in a deterministic collation (byte-wise equality) under every unique
     index. Then staging can tell unique keys and the all-new-keys check can compare."""
-    loose: frozenset[str] = frozenset()
+    loose: frozenset[str]
     """Key columns in a nondeterministic collation (say case-insensitive), whose equal values
     may differ byte-wise."""
 
