@@ -92,11 +92,12 @@ def lock_table(conn: psycopg.Connection, schema: str, table: str) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
-# Per key column: its collation (if any), and whether PostgreSQL's equality of its values is
-# Python's (integers; text in a deterministic collation compares byte-wise). A unique index
-# in a nondeterministic collation (or of another type: citext, char(n)) makes it not so.
+# Per key column: its collation (if any), whether that collation is deterministic, and
+# whether PostgreSQL's equality of its values is Python's (integers; text in a deterministic
+# collation compares byte-wise). A unique index in a nondeterministic collation (or of
+# another type: citext, char(n)) makes it not so.
 _KEY_COLLATIONS = """
-SELECT a.attname, n.nspname, c.collname,
+SELECT a.attname, n.nspname, c.collname, c.collisdeterministic,
     a.atttypid = ANY ('{int2,int4,int8,text,varchar}'::regtype[])
     AND (a.attcollation = 0 OR c.collisdeterministic)
     AND NOT EXISTS (
@@ -116,11 +117,12 @@ def key_collations(conn: psycopg.Connection, spec: TableSpec) -> KeyCollations:
     found = conn.execute(_KEY_COLLATIONS, (spec.qualified_text(), list(spec.keys))).fetchall()
     collations = {
         name: sql.Identifier(schema, collation)
-        for name, schema, collation, _ in found
+        for name, schema, collation, _, _ in found
         if collation is not None
     }
-    exact = len(spec.keys) == 1 and len(found) == 1 and bool(found[0][3])
-    return KeyCollations(collations, exact)
+    loose = frozenset(name for name, _, _, deterministic, _ in found if deterministic is False)
+    exact = len(spec.keys) == 1 and len(found) == 1 and bool(found[0][4])
+    return KeyCollations(collations, exact, loose)
 
 
 def next_table_version(conn: psycopg.Connection, spec: TableSpec) -> int:

@@ -98,6 +98,9 @@ class KeyCollations:
     """A single key that PostgreSQL finds equal only when the values are equal in Python:
     integers, or text in a deterministic collation (byte-wise equality) under every unique
     index. Then staging can tell unique keys and the all-new-keys check can compare."""
+    loose: frozenset[str]
+    """Key columns in a nondeterministic collation (say case-insensitive), whose equal values
+    may differ byte-wise."""
 
     def key(self, name: str, prefix: str = "") -> sql.Composable:
         """The key column (of `prefix`) in the table's collation."""
@@ -175,7 +178,7 @@ def upsert(
     )
     tombstones = tombstone_table(spec) if hard_delete else None
     if tombstones is not None:
-        newer = _tombstone_sql(spec, tombstones, _NEWER_TOMBSTONE)
+        newer = _tombstone_sql(spec, keys, tombstones, _NEWER_TOMBSTONE)
         keep += sql.SQL(" AND NOT EXISTS ({})").format(newer)
     newest = sql.SQL(
         "SELECT * FROM ({rows}) r"
@@ -213,7 +216,7 @@ def upsert(
     )
     if tombstones is not None:
         statement += sql.SQL(", tomb AS ({}) ").format(
-            _tombstone_sql(spec, tombstones, _KEEP_TOMBSTONES)
+            _tombstone_sql(spec, keys, tombstones, _KEEP_TOMBSTONES)
         )
     return statement + sql.SQL(
         "DELETE FROM {table} AS t USING src WHERE src.{deleted} IS NOT NULL AND {match} AND {guard}"
@@ -262,19 +265,42 @@ def tombstone_table(spec: TableSpec) -> sql.Identifier | None:
     return sql.Identifier(spec.schema, TOMBSTONES)
 
 
+def _key_text(name: str) -> sql.Composable:
+    return sql.SQL("src.{}::text").format(sql.Identifier(name))
+
+
 def _key_array(spec: TableSpec) -> sql.Composable:
-    return sql.SQL("ARRAY[{}]").format(
-        sql.SQL(", ").join(sql.SQL("src.{}::text").format(sql.Identifier(k)) for k in spec.keys)
+    return sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(map(_key_text, spec.keys)))
+
+
+def _tombstone_of(spec: TableSpec, keys: KeyCollations) -> sql.Composable:
+    """True for a tombstone `d` of the key of `src`, equal as the table's keys are equal.
+
+    Byte-wise (the tombstones' primary key finds it) unless a key column's collation is
+    nondeterministic: then 'a' is the key 'A', so those elements compare in that collation.
+    """
+    if not keys.loose:
+        return sql.SQL("d.key = {}").format(_key_array(spec))
+    return sql.SQL(" AND ").join(
+        sql.SQL("d.key[{}] = {}").format(
+            sql.Literal(position),
+            _collated(_key_text(name), keys.collations.get(name) if name in keys.loose else None),
+        )
+        for position, name in enumerate(spec.keys, 1)
     )
 
 
-def _tombstone_sql(spec: TableSpec, tombstones: sql.Identifier, template: str) -> sql.Composed:
-    """`template` with the tombstone table, this table's name, key array and version column."""
+def _tombstone_sql(
+    spec: TableSpec, keys: KeyCollations, tombstones: sql.Identifier, template: str
+) -> sql.Composed:
+    """`template` with the tombstone table, this table's name, key array, the match of a
+    tombstone to `src`'s key, and the version column."""
     version_type = next(c.pg_type for c in spec.columns if c.name == spec.version)
     return sql.SQL(template).format(
         tb=tombstones,
         name=sql.Literal(spec.table),
         key=_key_array(spec),
+        match=_tombstone_of(spec, keys),
         v=sql.Identifier(spec.version or ""),
         type=sql.SQL(version_type),
         deleted=sql.Identifier(DELETED_AT),
@@ -283,7 +309,7 @@ def _tombstone_sql(spec: TableSpec, tombstones: sql.Identifier, template: str) -
 
 # The key was deleted at a version newer than the incoming row's.
 _NEWER_TOMBSTONE = (
-    "SELECT 1 FROM {tb} d WHERE d.table_name = {name} AND d.key = {key} "
+    "SELECT 1 FROM {tb} d WHERE d.table_name = {name} AND {match} "
     "AND d.version::{type} > src.{v}"
 )
 # Each deleted key's newest delete version (as text of the typed value).

@@ -22,7 +22,23 @@ READ_BYTES = 1 << 20
 MAX_DEPTH = 500
 """Past this depth the field being read is the one too deep for msgspec (Python's limit)."""
 _COLON = re.compile(rb"\s*:")
-_STREAM = re.compile(rb'"stream"\s*:\s*"([^"\\]*)"')
+_STREAM = re.compile(rb'"stream"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def stream_name(line: bytes) -> tuple[bytes, int] | None:
+    """The stream a Singer line names (UTF-8) and where that name ends in the line, found
+    without decoding the line: a guess to check once the line is decoded (a record's own
+    "stream" field may come first)."""
+    found = _STREAM.search(line)
+    if found is None:
+        return None
+    name = found[1]
+    if b"\\" not in name:
+        return name, found.end()
+    try:
+        return msgspec.json.decode(b'"%b"' % name, type=str).encode(), found.end()
+    except msgspec.DecodeError:  # a bad escape: the decode of the line names it
+        return None
 
 
 class Message(msgspec.Struct):
@@ -157,7 +173,7 @@ class LineReader(GenericSingerReader[t.Any]):
 
 def _too_deep(number: int, line: bytes) -> BadRecordError | InvalidInputLine:
     """Name the stream and the record field whose value nests too deep to decode."""
-    stream = _STREAM.search(line)
+    stream = stream_name(line)
     depth, key, in_string, escaped, start = 0, None, False, False, 0
     for index, byte in enumerate(line):
         if in_string:
@@ -182,7 +198,7 @@ def _too_deep(number: int, line: bytes) -> BadRecordError | InvalidInputLine:
     )
     if stream is None:
         return InvalidInputLine(f"input line {number}: {problem}")
-    return BadRecordError(stream[1].decode(errors="replace"), number << SEQ_SHIFT, key, problem)
+    return BadRecordError(stream[0].decode(errors="replace"), number << SEQ_SHIFT, key, problem)
 
 
 def _undecodable(number: int, line: bytes, exc: Exception) -> Exception:

@@ -74,6 +74,8 @@ class PostgresSink:
         self._keys: set[Any] = set()
         self._unique_keys = False
         """Every row of this batch so far is typed and has a key no other row has."""
+        self._key_collations: tuple[TableSpec, merge.KeyCollations] | None = None
+        """How the table compares its keys, learnt at the first merge under this spec."""
         self._make_stages()
         self.check = record_checker(spec, check_types=settings.validate_records)
         self.chunk: list[Any] = []
@@ -280,7 +282,7 @@ class PostgresSink:
         rows = merge.typed_rows(spec, source, where, typed)
         keys = None
         if self.settings.upsert and spec.keys:
-            keys = connector.key_collations(conn, spec)
+            keys = self._keys_of(conn, spec)
             # Keys unique in Python may still be equal in the table's collation.
             unique_keys = unique_keys and keys.exact
             statement = merge.upsert(
@@ -302,6 +304,16 @@ class PostgresSink:
             if found is None:
                 raise
             raise missing_key(spec.stream, found[0], found[1]) from None
+
+    def _keys_of(self, conn: psycopg.Connection, spec: TableSpec) -> merge.KeyCollations:
+        """The table's key collations, asked once per spec: the table only changes (DDL)
+        at a SCHEMA, which hands the sink a new spec (`update_spec`)."""
+        cached = self._key_collations
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        keys = connector.key_collations(conn, spec)
+        self._key_collations = (spec, keys)
+        return keys
 
     def _inserted(
         self,

@@ -33,7 +33,7 @@ from target_postgres_atomic.errors import (
     SchemaError,
 )
 from target_postgres_atomic.mapping import StreamMaps
-from target_postgres_atomic.reader import LineReader
+from target_postgres_atomic.reader import LineReader, stream_name
 from target_postgres_atomic.redact import redacted, redacted_error
 from target_postgres_atomic.settings import unsupported_settings
 from target_postgres_atomic.sinks import NUL_ESCAPE, PostgresSink, SinkSettings
@@ -204,8 +204,11 @@ class TargetPostgresAtomic(Target):
             self.message_reader.on_idle = self._end_copy
             self.message_reader.fast_record = self._fast_record
         self._sinks: dict[str, PostgresSink] = {}
-        self._fast_sink: PostgresSink | None = None
-        """The sink of the last unmapped RECORD, whose lines `_fast_record` tries first."""
+        self._fast_sinks: dict[bytes, PostgresSink] = {}
+        """Sinks of unmapped streams with a RECORD since the last SCHEMA, by stream name
+        (UTF-8): `_fast_record` decodes their lines in one pass."""
+        self._fast_last: tuple[bytes, PostgresSink] | None = None
+        """The start of the last fast line, up to its stream name, and that stream's sink."""
         self._unguarded: set[str] = set()
         self._tables: dict[tuple[str, str], str] = {}
         """The stream that loads each (schema, table) in this run."""
@@ -285,6 +288,8 @@ class TargetPostgresAtomic(Target):
 
     def _process_schema_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"stream", "schema"})
+        # A SCHEMA may change a stream's layout or maps.
+        self._fast_sinks, self._fast_last = {}, None
         routes = self._maps.route_schema(message_dict)
         if routes is None:
             self._load_schema(message_dict)
@@ -298,7 +303,6 @@ class TargetPostgresAtomic(Target):
 
     def _load_schema(self, message_dict: dict) -> None:
         """One SCHEMA (after stream maps): its table created or evolved, its sink ready."""
-        self._fast_sink = None
         spec = build_spec(
             message_dict,
             message_dict["line"],
@@ -386,17 +390,36 @@ class TargetPostgresAtomic(Target):
                 self._add_record(mapped)
         else:
             self._add_record(message_dict)
-            self._fast_sink = self._sinks[message_dict["stream"]]
+            stream = message_dict["stream"]
+            self._fast_sinks[stream.encode()] = self._sinks[stream]
+
+    def _fast_sink_named(self, line: bytes) -> PostgresSink | None:
+        """The sink of the stream the line names (a guess the decode checks), remembered
+        with the line's start up to that name."""
+        found = stream_name(line)
+        if found is None:
+            return None
+        sink = self._fast_sinks.get(found[0])
+        if sink is not None:
+            self._fast_last = (line[: found[1]], sink)
+        return sink
 
     def _fast_record(self, line: bytes, number: int) -> bool:
-        """A RECORD line of the same stream as the last one, decoded in one pass straight
-        into its typed stage values; False (nothing done) for any other line, which the
+        """A RECORD line of a stream seen before, decoded in one pass straight into its
+        typed stage values (with the struct of the stream the line names, so interleaved
+        streams decode once too); False (nothing done) for any other line, which the
         reader then decodes and checks the usual way."""
-        sink = self._fast_sink
-        if sink is None or sink.layout is None or sink.shadow_version is not None:
-            return False
         if not isinstance(line, bytes):
             return False  # (a text stream, as singer-sdk's test suites feed, goes the usual way)
+        # A line that starts as the last one did, up to its stream name, needs no search:
+        # most inputs are runs of one stream.
+        last = self._fast_last
+        if last is not None and line.startswith(last[0]):
+            sink: PostgresSink | None = last[1]
+        else:
+            sink = self._fast_sink_named(line)
+        if sink is None or sink.layout is None or sink.shadow_version is not None:
+            return False
         if b"\\" in line and NUL_ESCAPE in line:  # memchr first: most lines have no escape
             return False
         decoded = sink.layout.line(line)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from target_postgres_atomic.target import TargetPostgresAtomic
 
@@ -106,6 +107,22 @@ def rows(pg_db: PgServer) -> Callable[..., list[tuple[Any, ...]]]:
             return conn.execute(statement, params or None).fetchall()  # type: ignore[arg-type]
 
     return query
+
+
+@pytest.fixture
+def ci_collation(pg_db: PgServer) -> str:
+    """A case-insensitive (nondeterministic) ICU collation `ci` in the test database: 'A'
+    and 'a' are equal in it, though not byte-wise."""
+    with pg_db.connect() as conn:
+        try:
+            conn.execute(
+                "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', "
+                "deterministic = false)"
+            )
+        except psycopg.Error as exc:
+            pytest.fail(f"this PostgreSQL server cannot create an ICU collation: {exc}")
+        conn.commit()
+    return "ci"
 
 
 @pytest.fixture

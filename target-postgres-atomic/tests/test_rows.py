@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from tests.support.postgres import PgServer
 from tests.support.target_messages import record, schema, state
 
 ISSUE = {
@@ -304,3 +305,33 @@ def test_hard_delete_keeps_a_tombstone_so_an_older_replay_stays_deleted(run_targ
     # A newer upsert after the delete brings the key back.
     assert run_target([head, issue("A", "06", "back")], **settings).returncode == 0
     assert rows("SELECT id, summary FROM issues ORDER BY id") == [("A", "back"), ("B", "b4")]
+
+
+def test_hard_delete_tombstone_matches_keys_as_the_key_column_collation_does(
+    run_target, rows, pg_db: PgServer, ci_collation: str
+) -> None:
+    """In a case-insensitive key collation 'a' is the key 'A': once 'A' is deleted, an older
+    version spelled 'a' stays deleted, and a newer one (either spelling) comes back."""
+    with pg_db.connect() as conn:
+        conn.execute(
+            f"CREATE TABLE issues (id text COLLATE {ci_collation} PRIMARY KEY, "
+            "updated timestamp with time zone, summary text)"
+        )
+    head = schema("issues", ISSUE, bookmark="updated")
+    deleted = issue("A", "05", "gone", _sdc_deleted_at="2024-01-05T00:00:00Z")
+    settings = {"hard_delete": True}
+    assert (
+        run_target([head, issue("A", "03", "a3"), issue("B", "03", "b3")], **settings).returncode
+        == 0
+    )
+    assert run_target([head, deleted], **settings).returncode == 0
+    run = run_target([head, issue("a", "04", "replayed"), issue("b", "04", "b4")], **settings)
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, summary FROM issues") == [("b", "b4")]
+    # The delete spelled in the other case also keeps its version: its older replay stays out.
+    deleted = issue("b", "06", "gone", _sdc_deleted_at="2024-01-06T00:00:00Z")
+    run = run_target([head, deleted], **settings)
+    assert run.returncode == 0, run.stderr
+    run = run_target([head, issue("a", "06", "back"), issue("B", "05", "replayed")], **settings)
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, summary FROM issues") == [("a", "back")]
