@@ -309,8 +309,7 @@ def _tombstone_sql(
 
 # The key was deleted at a version newer than the incoming row's.
 _NEWER_TOMBSTONE = (
-    "SELECT 1 FROM {tb} d WHERE d.table_name = {name} AND {match} "
-    "AND d.version::{type} > src.{v}"
+    "SELECT 1 FROM {tb} d WHERE d.table_name = {name} AND {match} AND d.version::{type} > src.{v}"
 )
 # Each deleted key's newest delete version (as text of the typed value).
 _KEEP_TOMBSTONES = (

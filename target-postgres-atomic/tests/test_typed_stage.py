@@ -255,7 +255,7 @@ def test_a_key_change_mid_run_merges_in_the_new_key_columns_collation(
         ]
     )
     assert run.returncode == 0, run.stderr
-    assert rows('SELECT id, name, v FROM t ORDER BY id') == [
+    assert rows("SELECT id, name, v FROM t ORDER BY id") == [
         (1, "x", 1),
         (2, "y", 1),
         (3, "a", 3),
