@@ -140,3 +140,15 @@ def test_flattening_still_applies_to_records(tmp_path: Path) -> None:
         assert isinstance(record["m"], str), record
         assert json.loads(record["m"]) == {"x": "1"}
         assert isinstance(record["l"], str), record
+
+
+def test_an_open_shard_idle_time_of_zero_is_honoured_not_replaced(tmp_path: Path) -> None:
+    """``open_shard_idle_seconds: 0`` means caught up at the first empty page (it was silently
+    replaced by the default, 3 s)."""
+    with running_stack(Faults.lenient()) as stack:
+        stack.create_table("zero")
+        stack.dynamodb().put_item(TableName="zero", Item={"pk": {"S": "a"}})
+        run = run_tap(tmp_path, stack.tap_config(["zero"], open_shard_idle_seconds=0))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert [r["pk"] for r in run.records] == ["a"]
+    assert re.search(r"returned no record for 0\.\d s \(1 empty pages\)", run.stderr), run.stderr

@@ -69,14 +69,20 @@ class ReaderSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ReaderSettings:
-        retries = config.get("not_found_retries")  # 0 is a choice: fail at the first answer
+        """A 0 the user set stays 0 (unpaced, idle at the first empty pages, no retry); the
+        config schema (which also fills in the defaults) refuses what makes no sense."""
+
+        def setting(name: str, default: float) -> float:
+            value = config.get(name)
+            return default if value is None else float(value)
+
         return cls(
-            limit=int(config.get("max_records_per_request") or 1000),
-            parallel=max(1, int(config.get("max_parallel_shards") or 64)),
-            calls_per_second=float(config.get("max_get_records_per_shard_per_second") or 0),
-            idle_seconds=float(config.get("open_shard_idle_seconds") or 3.0),
-            not_found_retries=cls.not_found_retries if retries is None else int(retries),
-            lag_warning_seconds=float(config.get("lag_warning_hours") or 12) * 3600,
+            limit=int(setting("max_records_per_request", cls.limit)),
+            parallel=int(setting("max_parallel_shards", cls.parallel)),
+            calls_per_second=setting("max_get_records_per_shard_per_second", cls.calls_per_second),
+            idle_seconds=setting("open_shard_idle_seconds", cls.idle_seconds),
+            not_found_retries=int(setting("not_found_retries", cls.not_found_retries)),
+            lag_warning_seconds=setting("lag_warning_hours", cls.lag_warning_seconds / 3600) * 3600,
         )
 
 

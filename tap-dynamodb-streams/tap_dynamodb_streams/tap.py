@@ -90,13 +90,13 @@ class TapDynamoDBStreams(Tap):
         ),
         th.Property(
             "max_run_seconds",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=300,
             description="Stop after this many seconds; the next run resumes from the state.",
         ),
         th.Property(
             "max_records_per_request",
-            th.IntegerType,
+            th.IntegerType(minimum=1, maximum=1000),
             default=1000,
             description="GetRecords Limit (1-1000).",
         ),
@@ -112,13 +112,13 @@ class TapDynamoDBStreams(Tap):
         ),
         th.Property(
             "scan_segments",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=4,
             description="Parallel Scan segments (threads) of the initial snapshot.",
         ),
         th.Property(
             "open_shard_idle_seconds",
-            th.NumberType,
+            th.NumberType(minimum=0),
             default=3,
             description=(
                 "An open shard that returned no record for this long, over at least as many "
@@ -129,7 +129,7 @@ class TapDynamoDBStreams(Tap):
         ),
         th.Property(
             "state_interval_seconds",
-            th.NumberType,
+            th.NumberType(minimum=0),
             default=1,
             description=(
                 "Least time between STATE messages (each carries every shard's position); "
@@ -138,7 +138,7 @@ class TapDynamoDBStreams(Tap):
         ),
         th.Property(
             "max_parallel_shards",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=64,
             description=(
                 "Shards read at once, one thread each (a child only after its parent was read "
@@ -148,7 +148,7 @@ class TapDynamoDBStreams(Tap):
         ),
         th.Property(
             "max_get_records_per_shard_per_second",
-            th.NumberType,
+            th.NumberType(minimum=0),
             default=2.5,
             description=(
                 "GetRecords calls per shard per second. AWS allows two readers per shard: the "
@@ -167,13 +167,13 @@ class TapDynamoDBStreams(Tap):
         ),
         th.Property(
             "describe_stream_per_second",
-            th.NumberType,
+            th.NumberType(exclusive_minimum=0),
             default=5,
             description="DescribeStream calls per second (AWS allows 10 per account).",
         ),
         th.Property(
             "lag_warning_hours",
-            th.NumberType,
+            th.NumberType(exclusive_minimum=0),
             default=12,
             description=(
                 "Warn (log and replication_lag_seconds metric) when a shard's position is "

@@ -4,6 +4,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import about, script
 
 EXPECTED_SETTINGS = {
@@ -30,10 +32,22 @@ def test_help_exits_zero() -> None:
     assert "--config" in result.stdout
 
 
-def test_a_negative_not_found_retries_is_refused_naming_the_setting(tmp_path: Path) -> None:
-    """-1 would report every shard vanished without asking AWS once."""
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("not_found_retries", -1),  # would report every shard vanished without asking AWS
+        ("max_parallel_shards", 0),  # no shard would ever be read
+        ("max_records_per_request", 1001),  # GetRecords' Limit is 1 to 1000
+        ("describe_stream_per_second", 0),
+        ("open_shard_idle_seconds", -1),
+    ],
+)
+def test_a_setting_out_of_its_range_is_refused_naming_it(
+    tmp_path: Path, setting: str, value: int
+) -> None:
+    """Never silently replaced by a default: refused before any AWS call."""
     path = tmp_path / "config.json"
-    config = {"tables": ["t"], "endpoint_url": "http://127.0.0.1:9", "not_found_retries": -1}
+    config = {"tables": ["t"], "endpoint_url": "http://127.0.0.1:9", setting: value}
     path.write_text(json.dumps(config))
     result = subprocess.run(
         [script("tap-dynamodb-streams"), "--config", str(path)],
@@ -42,4 +56,4 @@ def test_a_negative_not_found_retries_is_refused_naming_the_setting(tmp_path: Pa
         timeout=120,
     )
     assert result.returncode != 0
-    assert "Config validation failed" in result.stderr and "not_found_retries" in result.stderr
+    assert "Config validation failed" in result.stderr and setting in result.stderr
