@@ -122,19 +122,30 @@ def _records_as_wire_json(
 
 
 class DirectCalls:
-    """GetShardIterator and GetRecords without botocore's per-call machinery, for 200 answers.
+    """GetShardIterator and GetRecords without botocore's per-call machinery.
 
     botocore spends about 1.2 ms of CPU on each call (parameter validation, a dozen event
     hooks, endpoint rules, parsing), and a table with thousands of shards costs a few calls per
     shard per run, all under one GIL. This signs the same JSON request with botocore's own
     SigV4 signer and credentials and sends it on the client's own HTTP session (its pool,
-    proxies, TLS settings and timeouts), to the URL botocore itself last sent to: about 0.7 ms.
-    Any other answer (an error, a throttle, a dropped connection, a body that is no JSON
-    object) gives None, and the caller makes the call again through botocore, so retries and
-    error codes stay botocore's. Should botocore then succeed where this failed more than a few
-    times (a signature AWS refuses, say), this path turns itself off for the run.
+    proxies, TLS settings and timeouts), to the URL botocore itself last sent to: about 0.8 ms.
+    A 200 JSON object is the answer. An error about the data (``DATA_ERRORS``: expired
+    iterator, trimmed data, missing shard, invalid position) is raised as botocore raises it,
+    without asking twice. Anything else (a throttle, a 5xx, a dropped connection, a body that
+    is no JSON object, an error botocore might not get) gives None, and the caller makes the
+    call again through botocore, whose retries and backoff then apply. Should botocore succeed
+    where this was refused a few times (a signature AWS refuses, say), this path turns itself
+    off for the run.
     """
 
+    DATA_ERRORS = frozenset(
+        {
+            "ExpiredIteratorException",
+            "TrimmedDataAccessException",
+            "ResourceNotFoundException",
+            "ValidationException",
+        }
+    )
     GIVE_UP_AFTER = 3
 
     def __init__(self, client: Any, credentials: Any) -> None:
@@ -184,7 +195,16 @@ class DirectCalls:
             return None, False
         if response.status_code == 200:
             return (body if isinstance(body, dict) else None), False
-        code = str(body.get("__type", "")).rpartition("#")[2] if isinstance(body, dict) else ""
+        error = body if isinstance(body, dict) else {}
+        code = str(error.get("__type", "")).rpartition("#")[2]
+        if code in self.DATA_ERRORS:
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": str(error.get("message", ""))},
+                    "ResponseMetadata": {"HTTPStatusCode": response.status_code},
+                },
+                operation,
+            )
         return None, response.status_code < 500 and code not in RETRYABLE_CODES
 
     def botocore_succeeded_instead(self) -> None:
@@ -310,8 +330,8 @@ class AwsClients:
     def _call(
         self, operation: str, params: dict[str, Any], botocore_call: Callable[..., Any]
     ) -> Any:
-        """The direct call when it answers 200, else botocore's (see ``DirectCalls``)."""
-        answer, refused = self._direct.call(operation, params)
+        """The direct call's answer or data error, else botocore's (see ``DirectCalls``)."""
+        answer, refused = _classified(lambda: self._direct.call(operation, params))
         if answer is not None:
             return answer
         answer = _retrying(lambda: botocore_call(**params))
