@@ -78,3 +78,18 @@ def test_records_of_a_refresh_count_when_swapped_in_not_when_staged_in_its_shado
     assert run.returncode == 0, run.stderr
     assert rows("SELECT count(*) FROM items") == [(5,)]
     assert counted(run.stderr) == {"items": 5}
+
+
+def test_a_refresh_restarted_in_one_run_counts_only_the_records_it_swaps_in(
+    run_target, rows
+) -> None:
+    """A new opening ACTIVATE_VERSION empties the shadow: the first attempt's records never
+    land, so they never count."""
+    messages = [HEAD, activate("items", 1)]
+    messages += [record("items", {"id": i, "n": 1}, version=1) for i in range(3)]
+    messages += [activate("items", 2)]
+    messages += [record("items", {"id": i, "n": 2}, version=2) for i in range(2)]
+    run = run_target([*messages, activate("items", 2)], batch_size_rows=2)
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id, n FROM items ORDER BY id") == [(0, 2), (1, 2)]
+    assert counted(run.stderr) == {"items": 2}
