@@ -87,7 +87,9 @@ def test_state_service_run_over_jira_into_postgres(
         ("SUCCESS", "0/0"),
         ("SUCCESS", "0/0"),
     ]
-    # Both sides log record_count metrics: what the tap emitted is what the target committed.
+    # Both sides log record_count metrics: what the tap emitted is what the target committed,
+    # shown as the run ends and stored with it.
+    assert re.search(r"state-service: done: issues: 40 records \(\d+/s\), target 40,", first.stderr)
     assert history[-1]["records tap/target"] == "issues 40/40"
     assert re.fullmatch(r"issues (\d+)/\1", history[0]["records tap/target"]), history[0]
     store.dispose()

@@ -5,7 +5,8 @@ singer-sdk logs ``METRIC: {"type": "counter", "metric": "record_count", "value":
 "tags": {"stream": S, ...}}`` on stderr (``singer_sdk/metrics.py``); each counter line carries
 the count since the previous line of that counter, so a stream's total is their sum. A tap's
 lines count records emitted; a singer-sdk target's count records it took in, all committed
-once it exits 0. Plugins that log no such lines leave their side of the count unknown.
+once it exits 0 (target-postgres-atomic's count records as their batch commits). Plugins that
+log no such lines leave their side of the count unknown.
 """
 
 from __future__ import annotations

@@ -92,10 +92,10 @@ def lock_table(conn: psycopg.Connection, schema: str, table: str) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
-# Per key column: its collation (if any), whether that collation is deterministic, and
-# whether PostgreSQL's equality of its values is Python's (integers; text in a deterministic
-# collation compares byte-wise). A unique index in a nondeterministic collation (or of
-# another type: citext, char(n)) makes it not so.
+# Per key column: its collation (if any), whether that collation is deterministic, whether
+# PostgreSQL's equality of its values is Python's (integers; text in a deterministic
+# collation compares byte-wise), and its type. A unique index in a nondeterministic collation
+# (or of another type: citext, char(n)) makes it not so.
 _KEY_COLLATIONS = """
 SELECT a.attname, n.nspname, c.collname, c.collisdeterministic,
     a.atttypid = ANY ('{int2,int4,int8,text,varchar}'::regtype[])
@@ -103,7 +103,8 @@ SELECT a.attname, n.nspname, c.collname, c.collisdeterministic,
     AND NOT EXISTS (
         SELECT 1 FROM pg_index i CROSS JOIN unnest(i.indcollation::oid[]) AS ic (oid)
         JOIN pg_collation ixc ON ixc.oid = ic.oid
-        WHERE i.indrelid = a.attrelid AND i.indisunique AND NOT ixc.collisdeterministic)
+        WHERE i.indrelid = a.attrelid AND i.indisunique AND NOT ixc.collisdeterministic),
+    a.atttypid::regtype::text
 FROM pg_attribute a
 LEFT JOIN pg_collation c ON c.oid = a.attcollation
 LEFT JOIN pg_namespace n ON n.oid = c.collnamespace
@@ -117,12 +118,17 @@ def key_collations(conn: psycopg.Connection, spec: TableSpec) -> KeyCollations:
     found = conn.execute(_KEY_COLLATIONS, (spec.qualified_text(), list(spec.keys))).fetchall()
     collations = {
         name: sql.Identifier(schema, collation)
-        for name, schema, collation, _, _ in found
+        for name, schema, collation, *_ in found
         if collation is not None
     }
-    loose = frozenset(name for name, _, _, deterministic, _ in found if deterministic is False)
+    types = {name: pg_type for name, *_, pg_type in found}
+    loose = frozenset(
+        name
+        for name, _, _, deterministic, _, pg_type in found
+        if deterministic is False or pg_type == "jsonb"
+    )
     exact = len(spec.keys) == 1 and len(found) == 1 and bool(found[0][4])
-    return KeyCollations(collations, exact, loose)
+    return KeyCollations(collations, exact, loose, types)
 
 
 def next_table_version(conn: psycopg.Connection, spec: TableSpec) -> int:

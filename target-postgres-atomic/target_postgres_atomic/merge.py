@@ -99,8 +99,11 @@ class KeyCollations:
     integers, or text in a deterministic collation (byte-wise equality) under every unique
     index. Then staging can tell unique keys and the all-new-keys check can compare."""
     loose: frozenset[str]
-    """Key columns in a nondeterministic collation (say case-insensitive), whose equal values
-    may differ byte-wise."""
+    """Key columns whose equal values may differ byte-wise as text, with no one spelling to
+    turn them into: a nondeterministic collation (say case-insensitive), or jsonb (whose
+    numbers keep their trailing zeros)."""
+    types: Mapping[str, str]
+    """Key column -> its type in the table (which decides equality, whatever the schema says)."""
 
     def key(self, name: str, prefix: str = "") -> sql.Composable:
         """The key column (of `prefix`) in the table's collation."""
@@ -265,28 +268,49 @@ def tombstone_table(spec: TableSpec) -> sql.Identifier | None:
     return sql.Identifier(spec.schema, TOMBSTONES)
 
 
-def _key_text(name: str) -> sql.Composable:
-    return sql.SQL("src.{}::text").format(sql.Identifier(name))
+def _key_text(name: str, keys: KeyCollations) -> sql.Composable:
+    """The key of `src` as a tombstone keeps it: one spelling per value of the column's type.
+
+    A numeric column holds 1.0 and 1.00 as one key, whose text keeps the scale: trimmed, equal
+    values are equal text. The other types our tables have print one spelling per value.
+    """
+    key = sql.SQL("src.{}").format(sql.Identifier(name))
+    if keys.types.get(name) == "numeric":
+        return sql.SQL("trim_scale({}::numeric)::text").format(key)
+    return sql.SQL("{}::text").format(key)
 
 
-def _key_array(spec: TableSpec) -> sql.Composable:
-    return sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(map(_key_text, spec.keys)))
+def _key_array(spec: TableSpec, keys: KeyCollations) -> sql.Composable:
+    return sql.SQL("ARRAY[{}]").format(
+        sql.SQL(", ").join(_key_text(name, keys) for name in spec.keys)
+    )
 
 
 def _tombstone_of(spec: TableSpec, keys: KeyCollations) -> sql.Composable:
     """True for a tombstone `d` of the key of `src`, equal as the table's keys are equal.
 
-    Byte-wise (the tombstones' primary key finds it) unless a key column's collation is
-    nondeterministic: then 'a' is the key 'A', so those elements compare in that collation.
+    Byte-wise (the tombstones' primary key finds it) unless a key column is loose: then 'a'
+    is the key 'A' in a case-insensitive collation, and jsonb 1.0 is 1.00, so those elements
+    compare as values of the column's type, in its collation.
     """
     if not keys.loose:
-        return sql.SQL("d.key = {}").format(_key_array(spec))
+        return sql.SQL("d.key = {}").format(_key_array(spec, keys))
     return sql.SQL(" AND ").join(
-        sql.SQL("d.key[{}] = {}").format(
-            sql.Literal(position),
-            _collated(_key_text(name), keys.collations.get(name) if name in keys.loose else None),
-        )
-        for position, name in enumerate(spec.keys, 1)
+        _element_of(position, name, keys) for position, name in enumerate(spec.keys, 1)
+    )
+
+
+def _element_of(position: int, name: str, keys: KeyCollations) -> sql.Composable:
+    element = sql.SQL("d.key[{}]").format(sql.Literal(position))
+    if name not in keys.loose:
+        return sql.SQL("{} = {}").format(element, _key_text(name, keys))
+    pg_type = sql.SQL(keys.types[name])
+    return sql.SQL("{}::{} = {}").format(
+        element,
+        pg_type,
+        _collated(
+            sql.SQL("src.{}::{}").format(sql.Identifier(name), pg_type), keys.collations.get(name)
+        ),
     )
 
 
@@ -299,7 +323,7 @@ def _tombstone_sql(
     return sql.SQL(template).format(
         tb=tombstones,
         name=sql.Literal(spec.table),
-        key=_key_array(spec),
+        key=_key_array(spec, keys),
         match=_tombstone_of(spec, keys),
         v=sql.Identifier(spec.version or ""),
         type=sql.SQL(version_type),

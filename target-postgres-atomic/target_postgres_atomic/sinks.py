@@ -89,6 +89,8 @@ class PostgresSink:
         """Records of this table version go to the shadow table until it is activated."""
         self.opened: set[int] = set()
         """Table versions whose opening ACTIVATE_VERSION this run has seen."""
+        self.shadowed = 0
+        """Records in the shadow table: they land in the table (and count) when it swaps in."""
         self.shadow = sql.Identifier(
             spec.schema, generated_name(f"_sdc_shadow_{spec.table}", spec.schema, spec.table)
         )
@@ -222,12 +224,13 @@ class PostgresSink:
                 )
         return raw
 
-    def take_batch(self) -> Callable[[psycopg.Connection], None]:
-        """The staged batch as a merge to run later (maybe on another thread) in a transaction.
+    def take_batch(self) -> Callable[[psycopg.Connection], int]:
+        """The staged batch as a merge to run later (maybe on another thread) in a transaction,
+        which returns how many of its records land in the table at its commit.
 
         The stream's schema and shadow version are fixed now, as the records were staged.
         """
-        spec, shadow_version = self.spec, self.shadow_version
+        spec, shadow_version, records = self.spec, self.shadow_version, self.pending
         typed = None
         if self.layout is not None:
             typed = merge.Staged(self.layout.columns, mixed=self._general_rows > 0)
@@ -235,7 +238,9 @@ class PostgresSink:
         self.pending = 0
         self.size_bytes = 0
         self._start_batch()
-        return lambda conn: self._merge_staged(conn, spec, shadow_version, typed, unique_keys)
+        return lambda conn: self._merge_staged(
+            conn, spec, shadow_version, typed, unique_keys, records
+        )
 
     def _merge_staged(
         self,
@@ -244,19 +249,25 @@ class PostgresSink:
         shadow_version: int | None,
         typed: merge.Staged | None,
         unique_keys: bool,
-    ) -> None:
+        records: int,
+    ) -> int:
         where: sql.Composable = sql.SQL("")
         if shadow_version is not None:
             version = sql.Literal(shadow_version)
             self._check_fit(conn, spec, sql.SQL("WHERE s._table_version = {}").format(version))
-            conn.execute(
+            shadowed = conn.execute(
                 sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE _table_version = {}").format(
                     self.shadow, merge.COPY_COLUMNS, merge.COPY_COLUMNS, self.stage, version
                 )
-            )
+            ).rowcount
+            # Counted if this transaction commits: a failed one fails the run, which drops
+            # the shadow and reports nothing after it.
+            self.shadowed += shadowed
+            records -= shadowed
             where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
         self._merge(conn, spec, self.stage, where, typed, unique_keys=unique_keys)
         conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
+        return records
 
     def _check_fit(self, conn: psycopg.Connection, spec: TableSpec, where: sql.Composable) -> None:
         """Cast the rows bound for the shadow now: a bad value fails its batch, not the swap."""
@@ -370,13 +381,16 @@ class PostgresSink:
         )
         conn.execute(sql.SQL("DELETE FROM {}").format(self.shadow))
         self.shadow_version = version
+        self.shadowed = 0
 
-    def activate_version(self, conn: psycopg.Connection, version: int | None) -> None:
+    def activate_version(self, conn: psycopg.Connection, version: int | None) -> int:
         """Make `version` the table's content: insert it, then retire older rows (one tx).
+        Returns how many records land in the table at the commit (the shadow's, if it swaps in).
 
         With `version` None the open refresh's rows are only merged (upserts), nothing is
         retired: its end was not proven, and deleting what it did not reach could lose rows.
         """
+        landed = 0
         shadow_version = self.shadow_version
         if shadow_version is not None and version in (None, shadow_version):
             self._merge(
@@ -387,10 +401,12 @@ class PostgresSink:
             )
             conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
             self.shadow_version = None
+            landed, self.shadowed = self.shadowed, 0
         if version is not None:
             conn.execute(
                 merge.retire_versions(self.spec, version, hard_delete=self.settings.hard_delete)
             )
+        return landed
 
 
 def _unfit_error(

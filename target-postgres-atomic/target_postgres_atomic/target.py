@@ -21,7 +21,6 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.io_base import SingerMessageType
-from singer_sdk.metrics import Metric
 
 from target_postgres_atomic import connector, merge, shadows
 from target_postgres_atomic.batch_files import read_batch_file
@@ -633,8 +632,7 @@ class TargetPostgresAtomic(Target):
         session.stager.close()
         tables = {(s.spec.schema, s.spec.table) for s in dirty}
         tables |= {(s.spec.schema, s.spec.table) for s, _ in activate or []}
-        counts = {sink.spec.stream: sink.pending for sink in dirty}
-        batches = [sink.take_batch() for sink in dirty]
+        batches = [(sink.spec.stream, sink.take_batch()) for sink in dirty]
         state_out = state if new_state else None
         if new_state:
             self._emitted_state = state
@@ -646,13 +644,13 @@ class TargetPostgresAtomic(Target):
             # A STATE alone, right after a batch: it commits after that batch, on that batch's
             # session, so records keep streaming into this one (no wait for the merge).
             self._queue_commit(
-                busy, lambda conn: self._commit_batches(conn, [], [], streams, state_out, None, {})
+                busy, lambda conn: self._commit_batches(conn, [], [], streams, state_out, None)
             )
             return
 
         def commit() -> None:
             self._commit_batches(
-                session.conn, sorted(tables), batches, streams, state_out, activate, counts
+                session.conn, sorted(tables), batches, streams, state_out, activate
             )
 
         if activate:
@@ -724,11 +722,10 @@ class TargetPostgresAtomic(Target):
         self,
         conn: psycopg.Connection,
         tables: list[tuple[str, str]],
-        batches: list[Callable[[psycopg.Connection], None]],
+        batches: list[tuple[str, Callable[[psycopg.Connection], int]]],
         streams: list[str],
         state: str | None,
         activate: list[tuple[PostgresSink, int | None]] | None,
-        counts: dict[str, int],
     ) -> None:
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported
@@ -737,22 +734,21 @@ class TargetPostgresAtomic(Target):
                 # One lock order for every process, so two targets never deadlock.
                 for table in tables:
                     connector.lock_table(conn, *table)
-                for merge_batch in batches:
-                    merge_batch(conn)
+                landed = {stream: merge_batch(conn) for stream, merge_batch in batches}
                 for sink, version in activate or []:
-                    sink.activate_version(conn, version)
+                    stream = sink.spec.stream
+                    landed[stream] = landed.get(stream, 0) + sink.activate_version(conn, version)
                 if state is not None:
                     connector.save_state(conn, self.state_schema, streams, state)
         except BaseException:
             self._failed = True
             raise
-        # singer-sdk's record_count METRIC lines, per committed batch, so a runner can compare
-        # what the tap emitted with what landed (state-service's per-run counts read them).
-        for stream, count in counts.items():
-            metrics.log(
-                self.metrics_logger,
-                metrics.Point("counter", Metric.RECORD_COUNT, count, {"stream": stream}),
-            )
+        # singer-sdk's record_count METRIC lines (tagged as its sinks tag them), only now that
+        # the records are committed in their tables, so a runner can compare what the tap
+        # emitted with what landed (state-service's per-run counts read them).
+        for stream, count in landed.items():
+            with metrics.record_counter(stream) as counter:
+                counter.increment(count)
         if state is not None:
             sys.stdout.write(state + "\n")
             sys.stdout.flush()

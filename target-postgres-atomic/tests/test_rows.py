@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import pytest
+
 from tests.support.postgres import PgServer
 from tests.support.target_messages import record, schema, state
 
@@ -335,3 +337,34 @@ def test_hard_delete_tombstone_matches_keys_as_the_key_column_collation_does(
     run = run_target([head, issue("a", "06", "back"), issue("B", "05", "replayed")], **settings)
     assert run.returncode == 0, run.stderr
     assert rows("SELECT id, summary FROM issues") == [("a", "back")]
+
+
+@pytest.mark.parametrize(
+    ("key_type", "key"),
+    [("number", "{}"), ("object", '{{"n": {}}}')],
+    ids=["numeric", "jsonb"],
+)
+def test_hard_delete_tombstone_matches_keys_by_value_not_spelling(
+    run_target, rows, key_type: str, key: str
+) -> None:
+    """A number key is a numeric column (an object key a jsonb one), where 1.0, 1.00 and 1
+    are one key: once 1.0 is deleted, an older replay spelled 1.00 stays deleted, and a newer
+    one spelled 1 comes back."""
+    head = schema("m", {"id": {"type": key_type}, "v": {"type": "integer"}}, bookmark="v")
+
+    def line(number: str, version: int, deleted: bool = False) -> str:
+        gone = ', "_sdc_deleted_at": "2024-01-05T00:00:00Z"' if deleted else ""
+        row = f'{{"id": {key.format(number)}, "v": {version}{gone}}}'
+        return f'{{"type": "RECORD", "stream": "m", "record": {row}}}'
+
+    settings = {"hard_delete": True}
+    assert run_target([head, line("1.0", 1), line("2.50", 1)], **settings).returncode == 0
+    assert run_target([head, line("1.0", 5, deleted=True)], **settings).returncode == 0
+    run = run_target([head, line("1.00", 3), line("2.5", 2)], **settings)
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT v FROM m") == [(2,)]
+    # Deleted spelled 2.500: the tombstone's key is the value, so an older 2.5 stays out too.
+    assert run_target([head, line("2.500", 4, deleted=True)], **settings).returncode == 0
+    run = run_target([head, line("1", 6), line("2.5", 3)], **settings)
+    assert run.returncode == 0, run.stderr
+    assert rows("SELECT id::text, v FROM m") == [(key.format("1"), 6)]
