@@ -291,15 +291,18 @@ def test_date_column_widens_to_timestamp_and_lossy_changes_are_refused(run_targe
     assert "stream 't'" in run.stderr and "column 'd'" in run.stderr
 
 
+def load_a_and_b_then_delete_a(run_target, head: dict) -> None:
+    """Issues A and B at version 03, then A deleted at 05, with hard_delete."""
+    first = run_target([head, issue("A", "03", "a3"), issue("B", "03", "b3")], hard_delete=True)
+    assert first.returncode == 0, first.stderr
+    deleted = issue("A", "05", "gone", _sdc_deleted_at="2024-01-05T00:00:00Z")
+    assert run_target([head, deleted], hard_delete=True).returncode == 0
+
+
 def test_hard_delete_keeps_a_tombstone_so_an_older_replay_stays_deleted(run_target, rows) -> None:
     head = schema("issues", ISSUE, bookmark="updated")
-    deleted = issue("A", "05", "gone", _sdc_deleted_at="2024-01-05T00:00:00Z")
     settings = {"hard_delete": True}
-    assert (
-        run_target([head, issue("A", "03", "a3"), issue("B", "03", "b3")], **settings).returncode
-        == 0
-    )
-    assert run_target([head, deleted], **settings).returncode == 0
+    load_a_and_b_then_delete_a(run_target, head)
     # A replay of older upserts (in a later run, and in one batch with a newer key) stays out.
     run = run_target([head, issue("A", "04", "replayed"), issue("B", "04", "b4")], **settings)
     assert run.returncode == 0, run.stderr
@@ -320,13 +323,8 @@ def test_hard_delete_tombstone_matches_keys_as_the_key_column_collation_does(
             "updated timestamp with time zone, summary text)"
         )
     head = schema("issues", ISSUE, bookmark="updated")
-    deleted = issue("A", "05", "gone", _sdc_deleted_at="2024-01-05T00:00:00Z")
     settings = {"hard_delete": True}
-    assert (
-        run_target([head, issue("A", "03", "a3"), issue("B", "03", "b3")], **settings).returncode
-        == 0
-    )
-    assert run_target([head, deleted], **settings).returncode == 0
+    load_a_and_b_then_delete_a(run_target, head)
     run = run_target([head, issue("a", "04", "replayed"), issue("b", "04", "b4")], **settings)
     assert run.returncode == 0, run.stderr
     assert rows("SELECT id, summary FROM issues") == [("b", "b4")]
