@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.credentials import Credentials
+from tap_dynamodb_streams.client import AwsClients, DirectCalls
 
 from tests.emulators.dynamodb_streams import Faults, Stack
 from tests.support.dynamodb import TapRun, run_tap, running_stack
@@ -183,3 +185,27 @@ def test_shard_reads_are_signed_directly_and_a_refused_key_fails_loudly(tmp_path
     assert "refused where botocore's were not" not in run.stderr
     assert refused.returncode != 0 and not refused.records
     assert "InvalidSignatureException" in refused.stderr and wrong not in refused.stderr
+
+
+def test_direct_reads_refused_where_botocore_is_not_fall_back_then_switch_off() -> None:
+    """A direct shard read that AWS refuses (here: signed with a secret the endpoint does not
+    know, while botocore's is right) is asked again through botocore and answered; after 3
+    such refusals the direct path is off, so a broken one cannot double every call."""
+    with running_stack(Faults.lenient()) as stack:
+        stack.create_table("fallback")
+        put(stack, "fallback", "a")
+        aws = AwsClients(stack.tap_config(["fallback"]))
+        arn = aws.stream_arns("fallback")[-1]
+        _, listing = aws.describe_stream(arn)
+        shard_id = next(iter(listing))
+        # The one seam the tap has no setting for: the direct path's own credentials.
+        aws._direct = DirectCalls(aws.streams, Credentials("testing", "not-the-secret"))
+        aws.describe_stream(arn)  # botocore's request tells the direct path its URL
+        iterators = [
+            aws.shard_iterator(arn, shard_id, {"ShardIteratorType": "TRIM_HORIZON"})
+            for _ in range(5)
+        ]
+        refused = stack.streams.errors.get("InvalidSignatureException", 0)
+    assert all(iterators)
+    assert refused == 3
+    assert not aws._direct.usable

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.emulators.dynamodb_streams import Faults
-from tests.support.dynamodb import TapRun, random_writes, run_tap, running_stack
+from tests.support.dynamodb import TapRun, discovered, random_writes, run_tap, running_stack
 
 
 def sequence_numbers(run: TapRun) -> list[str]:
@@ -152,3 +152,23 @@ def test_an_open_shard_idle_time_of_zero_is_honoured_not_replaced(tmp_path: Path
     assert run.returncode == 0, run.stderr[-3000:]
     assert [r["pk"] for r in run.records] == ["a"]
     assert re.search(r"returned no record for 0\.\d s \(1 empty pages\)", run.stderr), run.stderr
+
+
+def test_a_deselected_property_is_left_out_on_the_fast_record_path(tmp_path: Path) -> None:
+    """A catalog that deselects an attribute: records leave it out (the SDK's own selection
+    walk runs whenever anything is deselected)."""
+    with running_stack(Faults.lenient()) as stack:
+        stack.create_table("picked")
+        stack.dynamodb().put_item(TableName="picked", Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+        config = stack.tap_config(["picked"])
+        catalog = discovered(tmp_path / "discover", config)
+        for stream in catalog["streams"]:
+            stream["metadata"].append(
+                {"breadcrumb": ["properties", "v"], "metadata": {"selected": False}}
+            )
+        plain = run_tap(tmp_path / "plain", config)
+        picked = run_tap(tmp_path / "picked", config, catalog=catalog)
+    assert plain.returncode == 0 and picked.returncode == 0, picked.stderr[-3000:]
+    assert [r["v"] for r in plain.records] == ["1"]
+    assert [r["pk"] for r in picked.records] == ["a"]
+    assert "v" not in picked.records[0]

@@ -257,7 +257,7 @@ def test_a_cut_server_changelog_read_fails_loudly_instead_of_passing_as_complete
     assert run.returncode != 0
     assert re.search(
         r"issue_changelogs: issue \d+ has \d+ changelog entries but the issue read returned "
-        r"1; run again",
+        r"1: this Jira cuts expand=changelog",
         run.stderr,
     )
     assert not run.bookmark()  # the issues' bookmark did not move past the cut changelog

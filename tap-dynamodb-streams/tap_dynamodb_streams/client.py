@@ -72,21 +72,24 @@ def error_code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
+# Errors about the data asked for: each its own outcome for the reader to act on.
+DATA_ERRORS: dict[str, type[Exception]] = {
+    "ExpiredIteratorException": ExpiredIterator,
+    "TrimmedDataAccessException": TrimmedData,
+    "ResourceNotFoundException": ResourceNotFound,
+    "ValidationException": InvalidPosition,
+}
+
+
 def _classified(call: Callable[[], T]) -> T:
     try:
         return call()
     except ClientError as err:
         code = error_code(err)
-        if code == "ExpiredIteratorException":
-            raise ExpiredIterator(str(err)) from err
-        if code == "TrimmedDataAccessException":
-            raise TrimmedData(str(err)) from err
-        if code == "ResourceNotFoundException":
-            raise ResourceNotFound(str(err)) from err
+        if code in DATA_ERRORS:
+            raise DATA_ERRORS[code](str(err)) from err
         if code in RETRYABLE_CODES:
             raise StillThrottled(str(err)) from err
-        if code == "ValidationException":
-            raise InvalidPosition(str(err)) from err
         raise
 
 
@@ -133,19 +136,12 @@ class DirectCalls:
     iterator, trimmed data, missing shard, invalid position) is raised as botocore raises it,
     without asking twice. Anything else (a throttle, a 5xx, a dropped connection, a body that
     is no JSON object, an error botocore might not get) gives None, and the caller makes the
-    call again through botocore, whose retries and backoff then apply. Should botocore succeed
-    where this was refused a few times (a signature AWS refuses, say), this path turns itself
-    off for the run.
+    call again through botocore, whose retries and backoff then apply (a throttle so costs one
+    call more). Should botocore succeed a few times where this failed for a reason other than
+    load (a signature AWS refuses, a proxy's HTML page, a dropped connection), this path turns
+    itself off for the run.
     """
 
-    DATA_ERRORS = frozenset(
-        {
-            "ExpiredIteratorException",
-            "TrimmedDataAccessException",
-            "ResourceNotFoundException",
-            "ValidationException",
-        }
-    )
     GIVE_UP_AFTER = 3
 
     def __init__(self, client: Any, credentials: Any) -> None:
@@ -191,13 +187,15 @@ class DirectCalls:
             SigV4Auth(frozen, self._signing_name, self._region).add_auth(request)
             response = self._http.send(request.prepare())  # type: ignore[union-attr]
             body = msgspec.json.decode(response.content)
-        except Exception:  # botocore makes the call again and says what failed
-            return None, False
+        except Exception as err:  # botocore makes the call again and says what failed
+            # Counted like a refusal: a path that always fails must not double every call.
+            LOG.debug("direct %s failed (%s): botocore asks again", operation, type(err).__name__)
+            return None, True
         if response.status_code == 200:
             return (body if isinstance(body, dict) else None), False
         error = body if isinstance(body, dict) else {}
         code = str(error.get("__type", "")).rpartition("#")[2]
-        if code in self.DATA_ERRORS:
+        if code in DATA_ERRORS:
             raise ClientError(
                 {
                     "Error": {"Code": code, "Message": str(error.get("message", ""))},

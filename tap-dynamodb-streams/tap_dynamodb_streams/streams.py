@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime, timezone
@@ -62,21 +63,12 @@ def table_schema(description: dict[str, Any], mark_expired: bool = False) -> dic
     return {"type": "object", "properties": properties, "required": [*keys, SEQUENCE]}
 
 
+@functools.lru_cache(maxsize=4096)  # events of one page mostly share their creation second
 def event_time(value: float | datetime) -> str:
     """ApproximateCreationDateTime (wire: epoch seconds) as an ISO 8601 UTC timestamp."""
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat()
     return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
-
-
-class EventTimes(dict[Any, str]):
-    """``event_time`` remembered: events of one page mostly share their creation second."""
-
-    def __missing__(self, value: Any) -> str:
-        if len(self) >= 4096:  # bounded: a long run meets a new second every second
-            self.clear()
-        text = self[value] = event_time(value)
-        return text
 
 
 class TableStream(Stream):
@@ -106,7 +98,6 @@ class TableStream(Stream):
         self._last_state_at = 0.0
         self._stream_status: str | None = None
         self._checked: dict[str, str] = {}  # attribute name -> type already in the schema
-        self._event_times = EventTimes()
         self._plain_records: bool | None = None  # see _generate_record_messages
         self._floor: int | None = None  # the snapshot version, while reading (see _version)
         self._snapshotting = False
@@ -201,13 +192,12 @@ class TableStream(Stream):
         """The item as a record; attributes it lacks are null, since an image is the whole
         item (an upsert must not keep a value the item no longer has)."""
         checked = self._checked
-        for name, attribute in image.items():
-            if checked.get(name) != convert.kind_of(attribute):
-                self._declare(image)
-                break
         record = dict.fromkeys(self.schema["properties"])
         for name, attribute in image.items():  # the commonest kinds inline; see convert.py
             ((kind, value),) = attribute.items()
+            if checked.get(name) != kind:
+                self._declare(image)  # a new attribute or type: the schema first, then again
+                return self._full_image(image)
             if kind == "S" or kind == "N":
                 record[name] = value
             elif kind != "NULL":  # a NULL is the record's null; one never typed is no column
@@ -219,7 +209,7 @@ class TableStream(Stream):
     ) -> dict[str, Any]:
         data = event["dynamodb"]
         try:
-            when = self._event_times[data["ApproximateCreationDateTime"]]
+            when = event_time(data["ApproximateCreationDateTime"])
             if event["eventName"] == "REMOVE":
                 image = data.get("OldImage") or data["Keys"]
             else:

@@ -343,8 +343,9 @@ class IssueChangelogsStream(IssueChildStream):
                 if len(histories) < int(changelog.get("total", len(histories))):
                     raise RuntimeError(
                         f"issue_changelogs: issue {issue_id} has {changelog['total']} "
-                        f"changelog entries but the issue read returned {len(histories)}; "
-                        "run again."
+                        f"changelog entries but the issue read returned {len(histories)}: "
+                        "this Jira cuts expand=changelog, so running again will not help; "
+                        "report it with the Jira version."
                     )
                 yield from ({**h, "issue_id": issue_id} for h in histories)
         if (context or {}).get("last"):

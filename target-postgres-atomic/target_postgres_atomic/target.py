@@ -642,7 +642,8 @@ class TargetPostgresAtomic(Target):
         busy = next((s for s in self._sessions if s.job is not None and not s.job.done()), None)
         if not dirty and not activate and busy is not None:
             # A STATE alone, right after a batch: it commits after that batch, on that batch's
-            # session, so records keep streaming into this one (no wait for the merge).
+            # session, so records keep streaming into this one (no wait for the merge). Only
+            # after every batch before it: the one commit thread runs jobs in submission order.
             self._queue_commit(
                 busy, lambda conn: self._commit_batches(conn, [], [], streams, state_out, None)
             )
@@ -747,6 +748,8 @@ class TargetPostgresAtomic(Target):
         # the records are committed in their tables, so a runner can compare what the tap
         # emitted with what landed (state-service's per-run counts read them).
         for stream, count in landed.items():
+            if not count:
+                continue  # an ACTIVATE_VERSION with nothing swapped in landed no record
             with metrics.record_counter(stream) as counter:
                 counter.increment(count)
         if state is not None:

@@ -39,16 +39,29 @@ class TapRun:
         return self.states[-1] if self.states else None
 
 
-def _write_inputs(workdir: Path, config: dict[str, Any], state: dict[str, Any] | None) -> list[str]:
+def _write_inputs(
+    workdir: Path,
+    config: dict[str, Any],
+    state: dict[str, Any] | None,
+    catalog: dict[str, Any] | None = None,
+) -> list[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "tap-config.json"
     config_path.write_text(json.dumps(config))
     args = [script(TAP), "--config", str(config_path)]
-    if state is not None:
-        state_path = workdir / "tap-state.json"
-        state_path.write_text(json.dumps(state))
-        args += ["--state", str(state_path)]
+    for name, value in (("state", state), ("catalog", catalog)):
+        if value is not None:
+            path = workdir / f"tap-{name}.json"
+            path.write_text(json.dumps(value))
+            args += [f"--{name}", str(path)]
     return args
+
+
+def discovered(workdir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The tap's own catalog (``--discover``), for a test to change selections in."""
+    args = [*_write_inputs(workdir, config, None), "--discover"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)
+    return dict(json.loads(done.stdout))
 
 
 def _parse(lines: list[str]) -> list[dict[str, Any]]:
@@ -67,8 +80,9 @@ def run_tap(
     state: dict[str, Any] | None = None,
     timeout: float = 120,
     env: dict[str, str] | None = None,
+    catalog: dict[str, Any] | None = None,
 ) -> TapRun:
-    args = _write_inputs(workdir, config, state)
+    args = _write_inputs(workdir, config, state, catalog)
     done = subprocess.run(
         args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
     )
