@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PACKAGES := tap-jira-safe tap-dynamodb-streams target-postgres-atomic state-service
+PACKAGES := safe-singer-common tap-jira-safe tap-dynamodb-streams target-postgres-atomic state-service
 PYTEST_ARGS ?=
 # Parallel workers for `make test`: most of the suite waits (pacing, leases, idle shards, process
 # start-ups), so more workers than cores pay; xdist_group keeps tests that share a thing together.

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from tap_dynamodb_streams import redact
+from safe_singer_common import redact
 from tap_dynamodb_streams.tap import TapDynamoDBStreams
 
 from tests.emulators.dynamodb_streams import Stack

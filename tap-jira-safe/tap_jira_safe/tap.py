@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
+from safe_singer_common.plugin import refuse_bad_config, run_plugin
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from singer_sdk.exceptions import FatalAPIError
+from typing_extensions import override
 
 from tap_jira_safe.client import JiraRequestError
-from tap_jira_safe.redact import redacted, redacted_error
+
+# Errors this tap raises on purpose (a request that failed for good, a refused
+# reconciliation, a window that would not verify): one line and exit code 1.
+REFUSALS = (FatalAPIError, JiraRequestError, RuntimeError)
 
 
 class TapJiraSafe(Tap):
@@ -123,13 +125,11 @@ class TapJiraSafe(Tap):
         ),
     ).to_dict()
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            raise redacted_error(exc, self._config) from None
-        return redacted(errors, self._config, self.config_jsonschema)
+        """A bad or unknown setting is refused in every mode, --discover too (discovery asks
+        the server), without quoting a secret value."""
+        return refuse_bad_config(self, super()._validate_config)
 
     def discover_streams(self) -> list[Stream]:
         from tap_jira_safe.streams import STREAM_TYPES
@@ -138,16 +138,9 @@ class TapJiraSafe(Tap):
 
 
 def main() -> None:
-    """The console script: errors this tap raises on purpose (a request that failed for
-    good, a refused reconciliation, a window that would not verify) end the run with one
-    line and exit code 1; the traceback only with ``TAP_JIRA_SAFE_DEBUG=1``."""
-    try:
-        TapJiraSafe.cli()
-    except (FatalAPIError, JiraRequestError, RuntimeError) as exc:
-        if os.environ.get("TAP_JIRA_SAFE_DEBUG"):
-            raise
-        print(f"tap-jira-safe: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    """The console script: a refusal ends the run with one line, ``tap-jira-safe: error:
+    ...``, and exit code 1; the traceback only with ``TAP_JIRA_SAFE_DEBUG=1``."""
+    run_plugin(TapJiraSafe, REFUSALS)
 
 
 if __name__ == "__main__":

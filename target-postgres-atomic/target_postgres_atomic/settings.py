@@ -7,9 +7,6 @@ any other unknown key is refused too, so a typo never silently changes what land
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from singer_sdk import typing as th
 
 DEFAULT_BATCH_SIZE_ROWS = 100_000
@@ -135,13 +132,3 @@ INSTEAD = {
     "ssh_tunnel": "SSH tunnels are not supported; open one yourself and set host and port",
     "dialect+driver": "only PostgreSQL is supported; use sqlalchemy_url or host/port/database",
 }
-
-
-def unsupported_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """One error per configured key the target does not implement."""
-    known = set(schema.get("properties", {}))
-    errors = []
-    for key in sorted(set(config) - known):
-        hint = INSTEAD.get(key, "not a setting of target-postgres-atomic (see --about)")
-        errors.append(f"setting '{key}' would be ignored, so it is refused: {hint}")
-    return errors

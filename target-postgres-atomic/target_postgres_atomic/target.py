@@ -16,10 +16,12 @@ from types import FrameType
 import msgspec
 import psycopg
 from psycopg import sql
+from safe_singer_common.plugin import refuse_bad_config
 from singer_sdk import Target, metrics
-from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
+from singer_sdk.exceptions import SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.io_base import SingerMessageType
+from typing_extensions import override
 
 from target_postgres_atomic import connector, merge, shadows
 from target_postgres_atomic.batch_files import read_batch_file
@@ -32,12 +34,7 @@ from target_postgres_atomic.errors import (
 )
 from target_postgres_atomic.mapping import StreamMaps
 from target_postgres_atomic.reader import LineReader, stream_name
-from target_postgres_atomic.redact import redacted, redacted_error
-from target_postgres_atomic.settings import (
-    CONFIG_SCHEMA,
-    DEFAULT_BATCH_SIZE_ROWS,
-    unsupported_settings,
-)
+from target_postgres_atomic.settings import CONFIG_SCHEMA, DEFAULT_BATCH_SIZE_ROWS, INSTEAD
 from target_postgres_atomic.sinks import NUL_ESCAPE, PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.staging import Stager
@@ -127,21 +124,11 @@ class TargetPostgresAtomic(Target):
             sanitize_null_text_characters=bool(self.config.get("sanitize_null_text_characters")),
         )
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
-        schema = self.config_jsonschema
-        self.append_builtin_config(schema)
-        unsupported = unsupported_settings(self._config, schema)
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            exc.errors += unsupported
-            raise redacted_error(exc, self._config) from None
-        if unsupported and raise_errors:
-            raise ConfigValidationError(
-                "Config validation failed", errors=unsupported, schema=self.config_jsonschema
-            )
-        return redacted(errors, self._config, self.config_jsonschema) + unsupported
+        """A bad setting, or one the target does not implement (peers' names get what to use
+        instead), is refused without quoting a secret value."""
+        return refuse_bad_config(self, super()._validate_config, INSTEAD)
 
     @property
     def state_schema(self) -> str:
@@ -439,18 +426,6 @@ class TargetPostgresAtomic(Target):
                 row += 1
                 sink.add((line << SEQ_SHIFT) | row, raw, version, None)
                 self._after_add(sink)
-
-    @classmethod
-    def invoke(cls, **kwargs: t.Any) -> None:
-        """A refusal is one clear line and exit code 1; its traceback only at debug level."""
-        try:
-            super().invoke(**kwargs)
-        except ConfigValidationError:
-            raise  # singer-sdk's CLI lists each error itself
-        except REFUSALS as exc:
-            cls.logger.debug("Traceback of the refusal below", exc_info=True)
-            cls.logger.error("%s", exc)
-            sys.exit(1)
 
     def _hold_shadow(self, sink: PostgresSink) -> None:
         """This run fills the sink's shadow: its first session holds the shadow's lock."""
