@@ -14,8 +14,9 @@ from singer_sdk import Target
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.io_base import SingerMessageType
+from typing_extensions import override
 
-from target_postgres_atomic import connector, merge
+from target_postgres_atomic import connector, merge, sdk_compat
 from target_postgres_atomic.batch_files import read_batch_file
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.engine import LoadEngine
@@ -117,8 +118,9 @@ class TargetPostgresAtomic(Target):
             )
         return redacted(errors, self._config, self.config_jsonschema) + unsupported
 
+    @override
     def _process_schema_message(self, message_dict: dict) -> None:
-        self._assert_line_requires(message_dict, requires={"stream", "schema"})
+        sdk_compat.assert_line_requires(self, message_dict, requires={"stream", "schema"})
         # A SCHEMA may change a stream's layout or maps.
         self._fast_sinks, self._fast_last = {}, None
         routes = self._maps.route_schema(message_dict)
@@ -209,6 +211,7 @@ class TargetPostgresAtomic(Target):
                 "(or load them with separate runs and schemas)",
             )
 
+    @override
     def _process_record_message(self, message_dict: dict) -> None:
         if self._maps.maps_stream(message_dict["stream"]):
             for mapped in self._maps.route_record(message_dict):
@@ -273,8 +276,9 @@ class TargetPostgresAtomic(Target):
             message_dict["time_extracted"],
         )
 
+    @override
     def _process_state_message(self, message_dict: dict) -> None:
-        self._assert_line_requires(message_dict, requires={"value"})
+        sdk_compat.assert_line_requires(self, message_dict, requires={"value"})
         value = bytes(message_dict["value"])
         line = message_dict["line"]
         if not value:
@@ -300,8 +304,9 @@ class TargetPostgresAtomic(Target):
             )
         return sink
 
+    @override
     def _process_activate_version_message(self, message_dict: dict) -> None:
-        self._assert_line_requires(message_dict, requires={"stream", "version"})
+        sdk_compat.assert_line_requires(self, message_dict, requires={"stream", "version"})
         if self._maps.maps_stream(message_dict["stream"]):
             for alias in self._maps.aliases(message_dict["stream"]):
                 self._activate_version({**message_dict, "stream": alias})
@@ -333,9 +338,12 @@ class TargetPostgresAtomic(Target):
             connector.lock_table(conn, sink.spec.schema, sink.spec.table)
             sink.start_version(conn, version)
 
+    @override
     def _process_batch_message(self, message_dict: dict) -> None:
         """Records from singer-sdk BATCH files (jsonl, optionally gzip) load like RECORDs."""
-        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        sdk_compat.assert_line_requires(
+            self, message_dict, requires={"stream", "encoding", "manifest"}
+        )
         if self._maps.maps_stream(message_dict["stream"]):
             raise InvalidInputLine(
                 f"input line {message_dict['line']}: BATCH messages of stream "
@@ -369,6 +377,7 @@ class TargetPostgresAtomic(Target):
             cls.logger.error("%s", exc)
             sys.exit(1)
 
+    @override
     def process_endofpipe(self) -> None:
         """At a clean end of input, every open refresh ends: swapped in if proven complete.
 
@@ -398,6 +407,7 @@ class TargetPostgresAtomic(Target):
             )
         self._engine.close(ended)
 
+    @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: stop now, exit non-zero; nothing not yet committing commits.
 
