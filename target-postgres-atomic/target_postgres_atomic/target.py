@@ -29,13 +29,10 @@ from target_postgres_atomic.errors import (
 from target_postgres_atomic.mapping import StreamMaps
 from target_postgres_atomic.reader import LineReader, stream_name
 from target_postgres_atomic.redact import redacted, redacted_error
-from target_postgres_atomic.settings import (
-    CONFIG_SCHEMA,
-    DEFAULT_BATCH_SIZE_ROWS,
-    unsupported_settings,
-)
+from target_postgres_atomic.settings import CONFIG_SCHEMA, unsupported_settings
 from target_postgres_atomic.sinks import NUL_ESCAPE, PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec, build_spec
+from target_postgres_atomic.target_settings import TargetSettings
 
 # Errors that mean "this input or setting cannot be loaded as it is", as opposed to bugs.
 REFUSALS = (SingerSDKError, InvalidInputLine, psycopg.OperationalError)
@@ -79,20 +76,18 @@ class TargetPostgresAtomic(Target):
         """The stream that loads each (schema, table) in this run."""
         self._early_openings: dict[str, int] = {}
         """ACTIVATE_VERSION that came before its stream's SCHEMA."""
-        self._overwrite = self.config.get("load_method") == "overwrite"
+        self._settings = settings = TargetSettings.from_config(self.config)
         self._engine = LoadEngine(
             self.config,
-            state_schema=self.config.get("default_target_schema") or "public",
-            lock_timeout=float(self.config.get("lock_timeout", 300)),
+            state_schema=settings.state_schema,
+            lock_timeout=settings.lock_timeout,
             sink_settings=SinkSettings(
-                batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
+                batch_size_rows=settings.batch_size_rows,
                 batch_size_bytes=BATCH_SIZE_BYTES,
-                hard_delete=bool(self.config.get("hard_delete")),
-                validate_records=self.config.get("validate_records", True),
-                upsert=self.config.get("load_method", "upsert") != "append-only",
-                sanitize_null_text_characters=bool(
-                    self.config.get("sanitize_null_text_characters")
-                ),
+                hard_delete=settings.hard_delete,
+                validate_records=settings.validate_records,
+                upsert=settings.upsert,
+                sanitize_null_text_characters=settings.sanitize_null_text_characters,
             ),
             logger=self.logger,
         )
@@ -139,10 +134,10 @@ class TargetPostgresAtomic(Target):
         spec = build_spec(
             message_dict,
             message_dict["line"],
-            default_schema=self.config.get("default_target_schema"),
-            add_record_metadata=bool(self.config.get("add_record_metadata")),
-            version_columns=self.config.get("version_columns") or {},
-            interpret_content_encoding=bool(self.config.get("interpret_content_encoding")),
+            default_schema=self._settings.default_target_schema,
+            add_record_metadata=self._settings.add_record_metadata,
+            version_columns=self._settings.version_columns,
+            interpret_content_encoding=self._settings.interpret_content_encoding,
         )
         stream = spec.stream
         self._claim_table(spec, message_dict["line"])
@@ -179,7 +174,7 @@ class TargetPostgresAtomic(Target):
         sink = engine.open_sink(spec)
         with engine.transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
-            if self._overwrite:
+            if self._settings.overwrite:
                 # overwrite: this run's rows are one new table version, swapped in at the end.
                 engine.hold_shadow(sink)
                 sink.drop_orphan_shadow(conn)
@@ -272,7 +267,7 @@ class TargetPostgresAtomic(Target):
             sink,
             message_dict["line"] << SEQ_SHIFT,
             message_dict["record"],
-            sink.shadow_version if self._overwrite else message_dict["version"],
+            sink.shadow_version if self._settings.overwrite else message_dict["version"],
             message_dict["time_extracted"],
         )
 
@@ -315,7 +310,7 @@ class TargetPostgresAtomic(Target):
 
     def _activate_version(self, message_dict: dict) -> None:
         stream, version = message_dict["stream"], int(message_dict["version"])
-        if not self.config.get("activate_version", True) or self._overwrite:
+        if not self._settings.activate_version or self._settings.overwrite:
             self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", stream)
             return
         sink = self._sinks.get(stream)
@@ -358,7 +353,7 @@ class TargetPostgresAtomic(Target):
                 f"input line {line}: BATCH format '{encoding.get('format')}' is not supported "
                 "(jsonl only)"
             )
-        version = sink.shadow_version if self._overwrite else None
+        version = sink.shadow_version if self._settings.overwrite else None
         row = 0
         for url in message_dict["manifest"]:
             for raw in read_batch_file(url, encoding.get("compression"), line):
@@ -391,7 +386,7 @@ class TargetPostgresAtomic(Target):
         for sink in self._sinks.values():
             if sink.shadow_version is None:
                 continue
-            if self._overwrite or vouched:
+            if self._settings.overwrite or vouched:
                 ended.append((sink, sink.shadow_version))
                 continue
             ended.append((sink, None))
