@@ -122,22 +122,10 @@ class LoadEngine:
     ) -> None:
         """One record (raw JSON) into its sink; a full batch commits."""
         sink.add(seq, raw, version, time_extracted)
-        self._added(sink)
+        self.added(sink)
 
-    def add_values(
-        self,
-        sink: PostgresSink,
-        seq: int,
-        values: tuple[Any, ...],
-        version: int | None,
-        time_extracted: str | None,
-        size: int,
-    ) -> None:
-        """One record, decoded into its stage values already, into its sink."""
-        sink.add_values(seq, values, version, time_extracted, size)
-        self._added(sink)
-
-    def _added(self, sink: PostgresSink) -> None:
+    def added(self, sink: PostgresSink) -> None:
+        """A record went into `sink`: a full batch (or one buffered too long) commits."""
         if self._buffered_rows == 0:
             self._buffered_since = time.monotonic()
         self._buffered_rows += 1

@@ -251,9 +251,10 @@ class TargetPostgresAtomic(Target):
         message, values = decoded
         if message.type != SingerMessageType.RECORD or message.stream != sink.spec.stream:
             return False
-        self._engine.add_values(
-            sink, number << SEQ_SHIFT, values, message.version, message.time_extracted, len(line)
+        sink.add_values(
+            number << SEQ_SHIFT, values, message.version, message.time_extracted, len(line)
         )
+        self._engine.added(sink)
         return True
 
     def _add_record(self, message_dict: dict) -> None:
