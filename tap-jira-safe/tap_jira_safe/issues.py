@@ -27,7 +27,7 @@ from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
 from tap_jira_safe import reconcile, sdk_compat
-from tap_jira_safe.client import JiraStream, decoded
+from tap_jira_safe.client import JiraStream, decoded, listed_items
 from tap_jira_safe.errors import (
     IncompleteRead,
     JiraApiError,
@@ -87,7 +87,9 @@ class IssuesStream(JiraStream):
                 th.Property("archived_at", th.DateTimeType),
                 th.Property("_sdc_deleted_at", th.DateTimeType),
             ).to_dict()
-            props["properties"]["fields"] = fields_schema(self.call("GET", self.api + "/field"))
+            field_list = self.call("GET", self.api + "/field")
+            listed = listed_items(field_list, None, f"GET {self.api}/field")
+            props["properties"]["fields"] = fields_schema(listed)
             cached = self._fields_schema = props
         return cached
 
@@ -307,8 +309,20 @@ class IssuesStream(JiraStream):
                 self.logger.warning("issues: %s; restarting the window (try %d)", exc, attempt)
 
     def list_ids(self, jql: str) -> set[int]:
-        """Every id a JQL finds: ids-only pages of the server's size, token (Cloud) or
-        ``startAt`` (Server/DC) paging; every page is checked for shape."""
+        """Every id a JQL finds; a spent or repeated page token restarts the listing."""
+        attempt = 1
+        while True:
+            try:
+                return self._list_ids_once(jql)
+            except (RepeatedPageToken, JiraCursorExpired) as exc:
+                if attempt == WINDOW_TRIES:
+                    raise
+                self.logger.warning("issues: %s; restarting the id listing (try %d)", exc, attempt)
+                attempt += 1
+
+    def _list_ids_once(self, jql: str) -> set[int]:
+        """Ids-only pages of the server's size, token (Cloud) or ``startAt`` (Server/DC)
+        paging; every page is checked for shape."""
         ids: set[int] = set()
         token: str | None = None
         start_at = 0
@@ -348,7 +362,9 @@ class IssuesStream(JiraStream):
         for n in range(0, len(ids), size):
             chunk = ids[n : n + size]
             body = {"issueIdsOrKeys": [str(i) for i in chunk], "fields": list(fields)}
-            yield chunk, self.call("POST", "/rest/api/3/issue/bulkfetch", json=body)
+            answer = self.call("POST", "/rest/api/3/issue/bulkfetch", json=body)
+            listed_items(answer, "issues", "POST /rest/api/3/issue/bulkfetch")
+            yield chunk, answer
 
     def get_issue(self, issue_id: int, fields: tuple[str, ...]) -> dict[str, Any]:
         """One issue (archived ones too), or :class:`JiraNotFound`."""

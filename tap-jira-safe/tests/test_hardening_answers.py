@@ -132,3 +132,32 @@ def test_a_name_that_does_not_resolve_fails_fast() -> None:
     run = run_tap(config, catalog=projects_catalog(), timeout=120)
     assert_one_line(run, "does not resolve", "jira.does-not-exist.invalid")
     assert time.monotonic() - began < 15
+
+
+@functools.cache
+def issues_catalog() -> dict[str, Any]:
+    with JiraEmulator(issue_count=1) as quiet:
+        return catalog_selecting(quiet.tap_config(), {"issues"})
+
+
+def test_a_refused_page_token_restarts_the_query_whatever_its_wording() -> None:
+    """Issue 21 section 3: expiry was decided by the word "expired" in the message; a 400 to
+    a request that carried a token is a spent token, whatever Jira's words."""
+    stale = Fault(400, (("Content-Type", "application/json"),), b'{"errorMessages":["Stale."]}')
+    with JiraEmulator(issue_count=30, page_cap_ids=5) as jira, FaultFront(jira.url) as front:
+        front.add(r"/search/jql$", stale, times=1, body_has=b'"nextPageToken"')
+        config = {**jira.tap_config(search_lag_seconds=0), "domain": front.url}
+        run = run_tap(config, catalog=issues_catalog(), timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert {r["id"] for r in run.records("issues")} == set(jira.live_issues())
+        assert "restarting" in run.stderr
+
+
+def test_a_400_to_a_first_page_is_not_taken_for_a_spent_token() -> None:
+    stale = Fault(400, (("Content-Type", "application/json"),), b'{"errorMessages":["expired"]}')
+    with JiraEmulator(issue_count=30) as jira, FaultFront(jira.url) as front:
+        front.add(r"/search/jql$", stale)
+        config = {**jira.tap_config(page_size=5), "domain": front.url}
+        run = run_tap(config, catalog=issues_catalog(), timeout=120)
+    assert_one_line(run, "POST /rest/api/3/search/jql answered 400")
+    assert "restarting" not in run.stderr  # the word "expired" decides nothing

@@ -63,6 +63,9 @@ class Rule:
     pattern: re.Pattern[str]
     fault: Fault
     times: int | None  # None: every matching request
+    after: int  # matching requests forwarded untouched before the fault starts
+    body_has: bytes  # only requests whose body holds these bytes match (b"": any)
+    seen: int = 0
     served: int = 0
 
 
@@ -86,16 +89,27 @@ class FaultFront:
         self._stop = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
 
-    def add(self, path_pattern: str, fault: Fault, times: int | None = None) -> None:
-        """Serve ``fault`` to requests whose path matches (``re.search``), ``times`` times."""
+    def add(
+        self,
+        path_pattern: str,
+        fault: Fault,
+        times: int | None = None,
+        after: int = 0,
+        body_has: bytes = b"",
+    ) -> None:
+        """Serve ``fault`` to requests whose path matches (``re.search``) and whose body
+        holds ``body_has``, ``times`` times, once ``after`` of them went through untouched."""
         with self._lock:
-            self.rules.append(Rule(re.compile(path_pattern), fault, times))
+            self.rules.append(Rule(re.compile(path_pattern), fault, times, after, body_has))
 
-    def fault_for(self, path: str) -> Fault | None:
+    def fault_for(self, path: str, body: bytes) -> Fault | None:
         with self._lock:
             self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
             for rule in self.rules:
-                if rule.pattern.search(path) and (rule.times is None or rule.served < rule.times):
+                if not rule.pattern.search(path) or rule.body_has not in body:
+                    continue
+                rule.seen += 1
+                if rule.seen > rule.after and (rule.times is None or rule.served < rule.times):
                     rule.served += 1
                     self.stats.faults_served += 1
                     return rule.fault
@@ -150,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        fault = self.front.fault_for(urlsplit(self.path).path)
+        fault = self.front.fault_for(urlsplit(self.path).path, raw)
         if fault is None:
             self._forward(method, raw)
         elif fault.hang:
