@@ -428,7 +428,8 @@ class IssuesStream(JiraStream):
     ) -> Iterator[dict[str, Any]]:
         """Prove each missing id and re-check known archived ones; emit deletes, archive
         flags and scope leavers."""
-        archived = reconcile.decode_ids(state.get("archived_issue_ids") or []) - live
+        known_archived = reconcile.decode_ids(state.get("archived_issue_ids") or [])
+        archived = known_archived - live
         rechecked = reconcile.archived_to_recheck(
             state, archived, self.settings.archived_checks_per_run
         )
@@ -439,6 +440,10 @@ class IssuesStream(JiraStream):
             yield {"id": str(issue_id), "updated": when, "_sdc_deleted_at": when}
         still_archived = {int(r["id"]) for r in verdicts.archived}
         yield from self.fetch(sorted(still_archived - archived))  # newly archived: flag once
+        # back from the archive (listed again, or read back in scope): clear the flag, as
+        # restoring need not change `updated`
+        restored = (known_archived & live) | (verdicts.kept & rechecked)
+        yield from self.fetch(sorted(restored))
         leaving = self.settings.issues_leaving_scope
         left = [int(raw["id"]) for raw in verdicts.left_scope]
         if leaving == "delete":
@@ -448,17 +453,23 @@ class IssuesStream(JiraStream):
         else:
             yield from self.fetch(left)
         self.logger.info(
-            "issues: %d live; %d deleted, %d archived (%d re-checked), %d left scope (%s), "
-            "%d kept unproven",
+            "issues: %d live; %d deleted, %d archived (%d re-checked, %d restored), "
+            "%d left scope (%s), %d kept unproven",
             len(live),
             len(verdicts.deleted),
             len(still_archived - archived),
             len(rechecked),
+            len(restored),
             len(left),
             leaving,
-            len(verdicts.kept),
+            len(verdicts.unproven),
         )
         gone = set(verdicts.deleted) | still_archived | set(left)
-        state["live_issue_ids"] = reconcile.encode_ids((live | verdicts.kept) - gone)
-        state["archived_issue_ids"] = reconcile.encode_ids((archived - rechecked) | still_archived)
+        unproven_live = verdicts.unproven - rechecked
+        state["live_issue_ids"] = reconcile.encode_ids(
+            (live | verdicts.kept | unproven_live) - gone
+        )
+        state["archived_issue_ids"] = reconcile.encode_ids(
+            (archived - rechecked) | still_archived | (verdicts.unproven & rechecked)
+        )
         state.pop("live_issue_candidates", None)  # each was listed, emitted or proven above

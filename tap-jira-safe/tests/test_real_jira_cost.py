@@ -78,6 +78,19 @@ def test_an_archived_issue_deleted_later_is_deleted_downstream(deployment: str) 
     assert "archived_issue_ids" in fourth.final_state["bookmarks"]["issues"]
 
 
+def test_an_issue_restored_from_the_archive_loses_its_archive_flag() -> None:
+    with JiraEmulator(issue_count=30) as jira:
+        first = sync(jira, reconcile_deletes=True)
+        victim = sorted(int(i) for i in jira.live_issues())[5]
+        jira.dataset.archive_issue(victim)
+        second = sync(jira, first.final_state, reconcile_deletes=True)
+        jira.dataset.restore_issue(victim)
+        third = sync(jira, second.final_state, reconcile_deletes=True)
+    versions = [r for r in third.records("issues") if r["id"] == str(victim)]
+    assert versions and versions[-1]["archived_at"] is None
+    assert str(victim) not in deleted_ids(third)
+
+
 def test_the_last_runs_edge_issues_are_read_past_the_index_lag() -> None:
     """search/jql's `reconcileIssues`: the newest issue of run 1, edited again, is invisible
     to search for 10 minutes; run 2 names it and reads its newest version."""

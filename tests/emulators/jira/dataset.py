@@ -435,6 +435,15 @@ class Dataset:
             issue.archived_ms = now
             self._index(None, issue_id=issue_id, visible_at=now + self._lag())
 
+    def restore_issue(self, issue_id: int) -> None:
+        """Restore from the archive: searchable again (after the index lag). Whether Jira
+        changes ``updated`` then is not documented: kept here (the harsher case)."""
+        with self.lock:
+            issue = self.issues[issue_id]
+            now = self.write_ms()
+            issue.archived_ms = None
+            self._index(issue, visible_at=now + self._lag())
+
     def create_issue(self, project: str) -> int:
         with self.lock:
             now = self.write_ms()
