@@ -279,7 +279,7 @@ class IssuesStream(JiraStream):
             yield row
         if self.settings.reconcile_deletes:
             yield from self._apply_verdicts(state, listed | set(emitted), missing, newest)
-        if newest:
+        if newest and self.cloud:  # only Cloud's search/jql takes `reconcileIssues`
             edge = sorted(newest, key=lambda issue_id: newest[issue_id])[-RECONCILE_MAX:]
             state["window_edge_issue_ids"] = sorted(edge)
         # the last issues' children, and those held back for bulk calls: before our STATE
