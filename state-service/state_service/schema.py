@@ -19,6 +19,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
+    text,
 )
 
 metadata = MetaData()
@@ -83,7 +85,8 @@ bookmark_history = Table(
     Index("state_service_bookmark_history_pipeline", "pipeline", "id"),
 )
 
-# Per run and stream: records the tap reported emitting, rows the target reported committing.
+# Per run and stream: records the tap reported emitting, rows the target reported committing,
+# the tap's last reported replication lag (seconds).
 run_streams = Table(
     "state_service_run_streams",
     metadata,
@@ -91,6 +94,7 @@ run_streams = Table(
     Column("stream", String(255), nullable=False),
     Column("tap_records", BigInteger),
     Column("target_rows", BigInteger),
+    Column("lag_seconds", Float),
     PrimaryKeyConstraint("run_id", "stream"),
 )
 
@@ -101,7 +105,18 @@ def _create_first_tables(conn: Connection) -> None:
 
 
 def _add_run_streams(conn: Connection) -> None:
-    run_streams.create(conn, checkfirst=True)
+    run_streams.create(conn, checkfirst=True)  # a new database gets later columns here too
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_first_tables, _add_run_streams]
+def _add_stream_lag(conn: Connection) -> None:
+    """A nullable column: old rows read as "no lag reported"; no table rewrite in either
+    database (PostgreSQL and SQLite add a NULL column in the catalog only)."""
+    if "lag_seconds" not in {c["name"] for c in inspect(conn).get_columns(run_streams.name)}:
+        conn.execute(text(f"ALTER TABLE {run_streams.name} ADD COLUMN lag_seconds FLOAT"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _create_first_tables,
+    _add_run_streams,
+    _add_stream_lag,
+]
