@@ -20,7 +20,7 @@ from state_service.report import read_bookmark, run_history, status
 from state_service.runner import DEFAULT_TARGET_FINISH, Limits, run_command, run_singer
 from state_service.store import DEFAULT_URL, URL_ENV, Store, Timeouts
 from state_service.urls import UnusableUrl, check_usable
-from state_service.web import is_loopback, make_server
+from state_service.web import READ_TIMEOUT, is_loopback, make_server
 
 EXIT_REFUSED = 3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -343,17 +343,36 @@ def prune_command(
     envvar="STATE_SERVICE_SERVE_TOKEN",
     help="Required from every request (?token= or Bearer); needed to bind beyond loopback.",
 )
-@click.option("--refresh", default=5, show_default=True, help="Seconds between page reloads.")
+@click.option(
+    "--refresh",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Seconds between page reloads.",
+)
+@click.option(
+    "--read-timeout",
+    type=Seconds(),
+    default=READ_TIMEOUT,
+    show_default=True,
+    help="A connection silent this long is closed.",
+)
 @db_option
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str, port: int, token: str | None, refresh: int, sub_db: str | None
+    ctx: click.Context,
+    host: str,
+    port: int,
+    token: str | None,
+    refresh: int,
+    read_timeout: float,
+    sub_db: str | None,
 ) -> None:
-    """A read-only status page: pipelines, leases, recent runs, each pipeline's history."""
+    """A read-only status page (and /metrics for Prometheus): pipelines, leases, runs."""
     if not token and not is_loopback(host):
         raise click.UsageError(f"--token (or STATE_SERVICE_SERVE_TOKEN) is required on {host}")
     store = open_store(ctx, sub_db, read_only=True)[0]
-    server = make_server(store, host, port, token or None, refresh)
+    server = make_server(store, host, port, token or None, refresh, read_timeout)
     bound_port = server.server_address[1]
     click.echo(
         f"state-service: serving http://{host}:{bound_port}/ read-only from {store.display}",
