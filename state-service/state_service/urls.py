@@ -8,6 +8,8 @@ is shown as given and its contents are never read into a message.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -58,11 +60,13 @@ def display_url(url: str | URL) -> str:
     except ArgumentError:
         scheme = url.partition("://")[0] if isinstance(url, str) and "://" in url else ""
         return f"{scheme}://(unparsed)" if scheme.isidentifier() else "(unparsed URL)"
-    query = {
-        key: MASK if key.lower() in SECRET_QUERY_KEYS else value
-        for key, value in sa_url.query.items()
-    }
-    return sa_url.set(query=query).render_as_string(hide_password=True)
+    shown = sa_url.set(query={}).render_as_string(hide_password=True)
+    pairs = []
+    for key, values in sa_url.query.items():
+        for value in [values] if isinstance(values, str) else values:
+            readable = MASK if key.lower() in SECRET_QUERY_KEYS else quote(value, safe="/:,@")
+            pairs.append(f"{quote(key)}={readable}")
+    return f"{shown}?{'&'.join(pairs)}" if pairs else shown
 
 
 def secrets_in(url: str) -> list[str]:
