@@ -8,6 +8,7 @@ import shlex
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -196,6 +197,12 @@ def main(
     show_default=True,
     help="After the tap ended, the target's time to commit and exit before it is stopped.",
 )
+@click.option(
+    "--target-state-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="target-postgres-atomic's config file, to resume from its committed state when that "
+    "is newer (default: the --config of a target-postgres-atomic --target command).",
+)
 @click.option("--force", is_flag=True, help="Take the lease even from a live run (fencing it).")
 @db_option
 @click.pass_context
@@ -209,6 +216,7 @@ def run(
     heartbeat_seconds: float,
     stop_grace_seconds: float,
     target_finish_seconds: float,
+    target_state_config: Path | None,
     force: bool,
     sub_db: str | None,
 ) -> None:
@@ -220,7 +228,8 @@ def run(
     pipe = None
     if tap and target:
         pipe = (command_line(tap, "--tap"), command_line(target, "--target"))
-    limits = Limits(heartbeat_seconds, stop_grace_seconds, target_finish_seconds)
+    timeouts: Timeouts = ctx.obj["timeouts"]
+    limits = Limits(heartbeat_seconds, stop_grace_seconds, target_finish_seconds, timeouts.connect)
     store, url = open_store(ctx, sub_db)
     kind = "singer" if pipe else "command"
     held = leases.start(store, pipeline, lease_seconds=lease_seconds, kind=kind, force=force)
@@ -229,7 +238,7 @@ def run(
     )
     retention = ctx.obj["retention"]
     if pipe:
-        code = run_singer(store, held, url, pipe, limits, retention)
+        code = run_singer(store, held, url, pipe, limits, retention, target_state_config)
     else:
         code = run_command(store, held, url, list(command), limits, retention)
     sys.exit(code)

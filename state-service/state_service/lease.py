@@ -230,6 +230,20 @@ def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> 
             raise LeaseLost(_lost_message(conn, lease))
 
 
+def record_target_mark(store: Store, lease: Lease, mark: str) -> None:
+    """Note in this run's row the newest commit of the target's state table seen at its start
+    (fenced: a run that lost its lease writes nothing)."""
+
+    def once() -> None:
+        with store.transaction() as conn:
+            _fence(store, conn, lease)
+            conn.execute(
+                update(runs).where(runs.c.run_id == lease.run_id).values(target_state_mark=mark)
+            )
+
+    store.retrying(once, until=lease.surely_held_until(), what="target state mark")
+
+
 def finish(
     store: Store,
     lease: Lease,

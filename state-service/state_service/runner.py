@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from state_service.errors import DatabaseUnavailable, describe_error
+from state_service.faults import fault_point
 from state_service.heartbeat import Heartbeat
 from state_service.history import Retention, prune
 from state_service.lease import (
@@ -35,8 +36,8 @@ from state_service.processes import (
     spawn_failure,
 )
 from state_service.progress import Progress
-from state_service.report import read_bookmark
 from state_service.store import Store
+from state_service.target_state import config_path, starting_state
 
 EXIT_FAILED = 1  # state-service's own failure while piping (a bad target line, a refused write)
 EXIT_DATABASE = 3
@@ -76,11 +77,12 @@ def lease_env(lease: Lease, url: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Limits:
-    """How a run watches and stops its children."""
+    """How long a run waits: for its children, and for the target's database."""
 
     heartbeat_seconds: float = 10.0
     stop_grace: float = DEFAULT_STOP_GRACE  # SIGTERM, then SIGKILL this much later
     target_finish: float = DEFAULT_TARGET_FINISH  # the target's time to exit after its input
+    connect_timeout: float = 10.0  # reading the target's committed state
 
 
 class FirstFailure:
@@ -133,15 +135,21 @@ def run_singer(
     pipe: tuple[list[str], list[str]],
     limits: Limits,
     retention: Retention,
+    target_config: Path | None = None,
 ) -> int:
-    """Tap | target with the stored bookmark as --state; each emitted STATE stored, fenced."""
+    """Tap | target with the stored bookmark as --state; each emitted STATE stored, fenced.
+
+    ``target_config``: target-postgres-atomic's config file, to resume from its committed state
+    when that is newer (default: the ``--config`` of a target-postgres-atomic command line)."""
+    config = target_config or config_path(pipe[1])
     progress = Progress(sys.stderr, live=sys.stderr.isatty())
     with (
         _supervision(store, lease, limits) as (children, beat),
         tempfile.TemporaryDirectory(prefix="state-service-") as tmp,
     ):
         try:
-            outcome = _pipe(store, lease, url, pipe, Path(tmp), children, progress, limits)
+            state = starting_state(store, lease, config, limits.connect_timeout)
+            outcome = _pipe(store, lease, url, pipe, state, Path(tmp), children, progress, limits)
         except Exception as exc:  # any failure while piping is the run's outcome, recorded
             children.stop()
             outcome = Outcome(1, f"state-service failed while piping: {describe_error(exc)}")
@@ -156,6 +164,7 @@ def _pipe(
     lease: Lease,
     url: str,
     pipe: tuple[list[str], list[str]],
+    state: str | None,
     tmp: Path,
     children: Children,
     progress: Progress,
@@ -163,7 +172,7 @@ def _pipe(
 ) -> Outcome:
     env = lease_env(lease, url)
     tap_args, target_args = list(pipe[0]), list(pipe[1])
-    if (state := read_bookmark(store, lease.pipeline)) is not None:
+    if state is not None:
         state_file = tmp / "state.json"
         state_file.write_text(state)
         tap_args += ["--state", str(state_file)]
@@ -292,6 +301,7 @@ def _store_states(
             return
         if state is None:
             continue
+        fault_point("bookmark:before-write")  # the target committed this state; not stored yet
         try:
             write_bookmark(store, lease, state)
         except (LeaseLost, DatabaseUnavailable) as exc:  # either way the lease may be gone

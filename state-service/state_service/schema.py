@@ -51,6 +51,8 @@ runs = Table(
     Column("tap_exit_code", Integer),
     Column("target_exit_code", Integer),
     Column("error", Text),
+    # The newest commit in the target's state table seen at the run's start (target clock).
+    Column("target_state_mark", Text),
     Index("state_service_runs_pipeline", "pipeline", "run_id"),
 )
 
@@ -108,15 +110,20 @@ def _add_run_streams(conn: Connection) -> None:
     run_streams.create(conn, checkfirst=True)  # a new database gets later columns here too
 
 
-def _add_stream_lag(conn: Connection) -> None:
-    """A nullable column: old rows read as "no lag reported"; no table rewrite in either
-    database (PostgreSQL and SQLite add a NULL column in the catalog only)."""
-    if "lag_seconds" not in {c["name"] for c in inspect(conn).get_columns(run_streams.name)}:
-        conn.execute(text(f"ALTER TABLE {run_streams.name} ADD COLUMN lag_seconds FLOAT"))
+def _add_lag_and_target_mark(conn: Connection) -> None:
+    """Nullable columns: old rows read as "no lag reported" and "no mark"; no table rewrite in
+    either database (PostgreSQL and SQLite add a NULL column in the catalog only). A new
+    database got them when its tables were created."""
+    for table, column, sql_type in (
+        (run_streams.name, "lag_seconds", "FLOAT"),
+        (runs.name, "target_state_mark", "TEXT"),
+    ):
+        if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_first_tables,
     _add_run_streams,
-    _add_stream_lag,
+    _add_lag_and_target_mark,
 ]
