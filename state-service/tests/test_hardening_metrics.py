@@ -92,10 +92,12 @@ def test_status_page_shows_the_tap_lag(svc) -> None:
 
 @pytest.mark.parametrize("svc", ["sqlite", "postgresql"], indirect=True)
 def test_a_database_of_the_previous_schema_is_migrated(svc) -> None:
-    """Version 2 had no lag column: its rows stay, read as "no lag reported"."""
+    """Version 2 had no lag column and no target mark: its rows stay, read as "no lag
+    reported" and "no mark"."""
     lag_run(svc, "shop")
     with svc.store.transaction() as conn:
         conn.execute(text("ALTER TABLE state_service_run_streams DROP COLUMN lag_seconds"))
+        conn.execute(text("ALTER TABLE state_service_runs DROP COLUMN target_state_mark"))
         conn.execute(text("DELETE FROM state_service_schema WHERE version = 3"))
     svc.store.dispose()
     refused = svc.cli("serve", "--port", "0")  # read-only: never migrates, says what to do
