@@ -109,7 +109,7 @@ def test_a_run_killed_between_the_targets_commit_and_the_stored_state_loses_no_d
     assert f"{SCHEMA}._sdc_target_state" in last.stderr
     statuses = [r["status"] for r in run_history(store, "jira", 10)]
     assert statuses == ["SUCCESS", "RECLAIMED", "SUCCESS"]
-    assert live_rows(pg_db) == truth, f"issue {new_issue} was deleted in Jira"
+    assert live_rows(pg_db) == truth, f"issue {new_issue} was deleted in Jira\n{last.stderr}"
     store.dispose()
 
 
@@ -131,4 +131,95 @@ def test_an_edit_after_the_crash_wins_over_the_targets_state(
     assert "resuming from the target's committed state" not in last.stderr
     store = Store(pipeline.url)
     assert run_history(store, "jira", 1)[0]["records tap/target"] == "issues 5/5"
+    store.dispose()
+
+
+MELTANO_YML = """\
+default_environment: dev
+project_id: {project_id}
+send_anonymous_usage_stats: false
+environments:
+- name: dev
+state_backend:
+  uri: statesvc://{state_url}
+  statesvc:
+    lease_seconds: 2
+    heartbeat_seconds: 1
+    target_config: {target_config}
+plugins:
+  extractors:
+  - name: tap-jira
+    namespace: tap_jira
+    executable: {tap}
+    capabilities: [state]
+  loaders:
+  - name: target-pg
+    namespace: target_pg
+    executable: {target}
+"""
+
+
+def executable(path: Path, command: str, *, meltano_args: bool = False) -> str:
+    """A script Meltano can run as a plugin: ``command``, plus Meltano's arguments (its
+    `--config` and `--state`) when asked."""
+    forwarded = ' "$@"' if meltano_args else ""
+    path.write_text(f"#!/bin/sh\nexec {command}{forwarded}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_meltano_run_killed_in_the_window_resumes_from_the_targets_state(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    """The same window under `meltano run`: the backend reads the target's state table named
+    by `state_backend.statesvc.target_config`."""
+    import uuid
+
+    with JiraEmulator(issue_count=8) as jira:
+        pipeline = Pipeline(pg_db, jira, tmp_path, reconcile_deletes=True, max_delete_fraction=0.5)
+        target = f"{script('target-postgres-atomic')} --config {pipeline.target_config}"
+        plugin = tmp_path / "plugin"
+        plugin.mkdir()
+        (plugin / "meltano.yml").write_text(
+            MELTANO_YML.format(
+                project_id=uuid.uuid4(),
+                state_url=pipeline.url,
+                target_config=pipeline.target_config,
+                tap=executable(tmp_path / "tap.sh", pipeline.tap, meltano_args=True),
+                target=executable(tmp_path / "target.sh", target),
+            )
+        )
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("STATE_SERVICE_", "MELTANO_"))
+        }
+
+        def meltano_run(**extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [script("meltano"), "run", "--force", "tap-jira", "target-pg"],
+                cwd=plugin, env={**env, **extra}, capture_output=True, text=True, timeout=240,
+            )  # fmt: skip
+
+        first = meltano_run()
+        assert first.returncode == 0, first.stderr[-3000:]
+        new_issue = str(jira.dataset.create_issue(jira.settings.projects[0]))
+        killer = f"{sys.executable} {KILLER} {target}"
+        (tmp_path / "target.sh").write_text(f"#!/bin/sh\nexec {killer}\n")
+        found = f"SELECT 1 FROM {SCHEMA}.issues WHERE id = '{int(new_issue)}'"
+        killed = meltano_run(
+            KILL_AFTER_COMMIT_DSN=pg_db.conninfo(), KILL_AFTER_COMMIT_SQL=found,
+            KILL_AFTER_COMMIT_HOLD_FROM=new_issue,
+        )  # fmt: skip
+        assert killed.returncode == -9, killed.stderr[-3000:]
+        assert new_issue in live_rows(pg_db)
+        store = Store(pipeline.url)
+        assert new_issue not in (read_bookmark(store, "dev:tap-jira-to-target-pg") or "")
+
+        jira.dataset.delete_issue(int(new_issue))
+        executable(tmp_path / "target.sh", target)
+        time.sleep(2.5)  # the killed Meltano's lease runs out
+        last = meltano_run()
+        assert last.returncode == 0, last.stderr[-3000:]
+        truth = jira.live_issues()
+    assert "resuming from the target's committed state" in last.stderr, last.stderr[-3000:]
+    assert live_rows(pg_db) == truth, f"issue {new_issue} was deleted in Jira\n{last.stderr}"
     store.dispose()

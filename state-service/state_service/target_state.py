@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,9 +114,8 @@ class TargetStateTable:
             args.update({libpq: config[key] for key, libpq in keys.items() if key in config})
             if "database" in config:
                 args["dbname"] = config["database"]
-            where = (
-                f"{config.get('user', '')}@{config.get('host', '')}/{config.get('database', '')}"
-            )
+            user, host = config.get("user", ""), config.get("host", "")
+            where = f"{user}@{host}:{config.get('port', 5432)}/{config.get('database', '')}"
         if config.get("ssl_enable"):
             args["sslmode"] = config.get("ssl_mode", "verify-full")
             args.update({libpq: config[key] for key, libpq in SSL_FILES.items() if key in config})
@@ -196,7 +194,7 @@ def newer_committed(
 
 def describe(committed: Committed, table: TargetStateTable) -> str:
     return (
-        f"the target's committed state ({shlex.quote(table.where)}, stream "
+        f"the target's committed state ({table.where}, stream "
         f"{committed.stream!r}, committed {committed.committed_at.isoformat()})"
     )
 
