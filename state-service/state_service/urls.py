@@ -27,7 +27,7 @@ def parse_url(url: str) -> URL:
     """The SQLAlchemy URL, `postgresql://` meaning psycopg 3; UnusableUrl if it does not parse."""
     try:
         sa_url = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         # SQLAlchemy's message repeats the whole URL, password included: say it our way.
         raise UnusableUrl(
             f"database URL {display_url(url)} does not parse: expected "
@@ -57,7 +57,7 @@ def display_url(url: str | URL) -> str:
     """The URL with every password form replaced by ``***``; safe to print and to show."""
     try:
         sa_url = url if isinstance(url, URL) else make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         scheme = url.partition("://")[0] if isinstance(url, str) and "://" in url else ""
         return f"{scheme}://(unparsed)" if scheme.isidentifier() else "(unparsed URL)"
     shown = sa_url.set(query={}).render_as_string(hide_password=True)
@@ -73,7 +73,7 @@ def secrets_in(url: str) -> list[str]:
     """The password values a URL carries (for scrubbing error texts), longest first."""
     try:
         sa_url = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return [url]  # a URL we cannot read: hide it whole
     found = [sa_url.password or ""]
     for key, value in sa_url.query.items():

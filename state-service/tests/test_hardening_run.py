@@ -115,6 +115,9 @@ def test_bad_arguments_are_refused_before_any_lease(svc) -> None:
     mysql = svc.cli("--db", "mysql://u:s3cret@db/x", "run", "p", "--", "true")
     assert mysql.returncode == 2 and "driver is not installed" in mysql.stderr, mysql.stderr
     assert "s3cret" not in mysql.stderr and "Traceback" not in mysql.stderr
+    bad_port = svc.cli("--db", "postgresql://u:s3cret@h:notaport/x", "run", "p", "--", "true")
+    assert bad_port.returncode == 2 and "does not parse" in bad_port.stderr, bad_port.stderr
+    assert "s3cret" not in bad_port.stderr and "Traceback" not in bad_port.stderr
     unknown = svc.cli("run", "p", "--db", "nosuchdb://x/y", "--", "true")
     assert unknown.returncode == 2 and "unknown database type" in unknown.stderr
     limit = svc.cli("runs", "p", "--limit", "-1")
