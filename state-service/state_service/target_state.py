@@ -104,6 +104,9 @@ class TargetStateTable:
             raise TargetStateUnreadable(f"target config {path}: {describe_error(exc)}") from None
         if not isinstance(config, dict):
             raise TargetStateUnreadable(f"target config {path}: not a JSON object")
+        tunnel = config.get("ssh_tunnel")
+        if isinstance(tunnel, dict) and tunnel.get("enable"):
+            raise TargetStateUnreadable(f"target config {path}: reached through ssh_tunnel")
         schema = str(config.get("default_target_schema") or DEFAULT_SCHEMA)
         args: dict[str, Any] = {"connect_timeout": max(1, round(connect_timeout))}
         if url := config.get("sqlalchemy_url"):
@@ -118,7 +121,10 @@ class TargetStateTable:
             where = f"{user}@{host}:{config.get('port', 5432)}/{config.get('database', '')}"
         if config.get("ssl_enable"):
             args["sslmode"] = config.get("ssl_mode", "verify-full")
-            args.update({libpq: config[key] for key, libpq in SSL_FILES.items() if key in config})
+            files = {libpq: config[key] for key, libpq in SSL_FILES.items() if key in config}
+            if any("-----BEGIN" in str(value) for value in files.values()):
+                raise TargetStateUnreadable(f"target config {path}: inline SSL certificates")
+            args.update(files)
         return cls(args, schema, f"{where} {schema}.{STATE_TABLE}")
 
     def read(self) -> Snapshot:
