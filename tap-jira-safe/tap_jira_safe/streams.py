@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
-import requests
-from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
-from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, StartAtPaginator, more_pages
+from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, more_pages
 from tap_jira_safe.issues import IssuesStream
-from tap_jira_safe.reference import (
-    IssueTypesStream,
-    PrioritiesStream,
-    ProjectPartStream,
-    ResolutionsStream,
-    StatusesStream,
-)
+from tap_jira_safe.listing import ListingStream, schema
+from tap_jira_safe.reference import COMPONENT, VERSION, ProjectPartStream
 from tap_jira_safe.site import probe
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 
@@ -41,183 +35,120 @@ class IssueChildStream(JiraStream):
         return parent
 
 
-class StartAtStream(JiraStream):
-    """A list endpoint paged with ``startAt`` / ``maxResults``."""
-
-    items_key: str | None = "values"
-
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, self.items_key)
-
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        return {"startAt": next_page_token or 0, "maxResults": self.page_size}
-
-
-class ProjectsStream(StartAtStream):
+class ProjectsStream(ListingStream):
     """Cloud pages ``/project/search``; Server/DC lists every project at ``/project``."""
 
-    name = "projects"
+    name, cloud_path, dc_path = "projects", "/project/search", "/project"
     primary_keys = ("id",)
-    schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True),
-        th.Property("key", th.StringType),
-        th.Property("name", th.StringType),
-        th.Property("projectTypeKey", th.StringType),
-        th.Property("style", th.StringType),
-        th.Property("simplified", th.BooleanType),
-        th.Property("self", th.StringType),
-    ).to_dict()
+    extra_params = {"expand": "description,lead,issueTypes,url,projectKeys,permissions,insight"}
+    schema = schema(
+        ("id",),
+        id="string",
+        key="string",
+        name="string",
+        description="string",
+        projectTypeKey="string",
+        style="string",
+        simplified="boolean",
+        isPrivate="boolean",
+        archived="boolean",
+        lead="object",
+        projectCategory="object",
+        avatarUrls="object",
+        issueTypes="array",
+        url="string",
+        email="string",
+        assigneeType="string",
+        projectKeys="array",
+        permissions="object",
+        insight="object",
+        properties="object",
+        entityId="string",
+        uuid="string",
+        self="string",
+    )
 
     @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/project/search" if self.cloud else f"{self.api}/project"
+    def items_key(self) -> str | None:  # type: ignore[override]
+        return "values" if self.cloud else None
 
     @property
-    def records_jsonpath(self) -> str:  # type: ignore[override]
-        return "$.values[*]" if self.cloud else "$[*]"
+    def paged(self) -> bool:  # type: ignore[override]
+        return self.cloud
 
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, "values" if self.cloud else None)
-
+    @override
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
         return {"project_id": record["id"]}
 
 
 class VersionsStream(ProjectPartStream):
-    name, resource = "versions", "versions"
-    parent_stream_type = ProjectsStream
+    name, parent_stream_type, schema = "versions", ProjectsStream, VERSION
+    cloud_path = dc_path = "/project/{project_id}/versions"
 
 
 class ComponentsStream(ProjectPartStream):
-    name, resource = "components", "components"
-    parent_stream_type = ProjectsStream
+    name, parent_stream_type, schema = "components", ProjectsStream, COMPONENT
+    cloud_path = dc_path = "/project/{project_id}/components"
 
 
-class UsersStream(StartAtStream):
+class UsersStream(ListingStream):
     """Cloud: ``/users/search``; Server/DC: ``/user/search?username=.`` (``.`` is everyone)."""
 
-    name = "users"
+    name, cloud_path, dc_path, paged = "users", "/users/search", "/user/search", True
     primary_keys = ("accountId",)
-    items_key = None
-    schema = th.PropertiesList(
-        th.Property("accountId", th.StringType, required=True),
-        th.Property("name", th.StringType),
-        th.Property("key", th.StringType),
-        th.Property("displayName", th.StringType),
-        th.Property("accountType", th.StringType),
-        th.Property("active", th.BooleanType),
-        th.Property("timeZone", th.StringType),
-        th.Property("self", th.StringType),
-    ).to_dict()
+    schema = schema(
+        ("accountId",),
+        accountId="string",
+        name="string",
+        key="string",
+        emailAddress="string",
+        displayName="string",
+        accountType="string",
+        active="boolean",
+        timeZone="string",
+        locale="string",
+        avatarUrls="object",
+        self="string",
+    )
 
     @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/users/search" if self.cloud else f"{self.api}/user/search"
+    def extra_params(self) -> dict[str, Any]:  # type: ignore[override]
+        return {} if self.cloud else {"username": "."}
 
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        params = super().get_url_params(context, next_page_token)
-        return params if self.cloud else {**params, "username": "."}
-
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row.setdefault("accountId", row.get("key") or row.get("name"))  # DC has no accountId
         return row
 
 
-class FieldsStream(JiraStream):
-    name = "fields"
+class FieldsStream(ListingStream):
+    name, cloud_path, dc_path = "fields", "/field", "/field"
     primary_keys = ("id",)
-    schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True),
-        th.Property("key", th.StringType),
-        th.Property("name", th.StringType),
-        th.Property("custom", th.BooleanType),
-        th.Property("navigable", th.BooleanType),
-        th.Property("searchable", th.BooleanType),
-        th.Property("schema", ANY_OBJECT),
-    ).to_dict()
+    schema = schema(
+        ("id",),
+        id="string",
+        key="string",
+        name="string",
+        custom="boolean",
+        orderable="boolean",
+        navigable="boolean",
+        searchable="boolean",
+        clauseNames="array",
+        scope="object",
+        schema="object",
+        untranslatedName="string",
+    )
 
-    @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/field"
-
-
-class BoardsStream(StartAtStream):
-    name = "boards"
-    path = "/rest/agile/1.0/board"
-    primary_keys = ("id",)
-    records_jsonpath = "$.values[*]"
-    schema = th.PropertiesList(
-        th.Property("id", th.IntegerType, required=True),
-        th.Property("name", th.StringType),
-        th.Property("type", th.StringType),
-        th.Property("self", th.StringType),
-        th.Property("location", ANY_OBJECT),
-    ).to_dict()
-
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"board_id": record["id"]}
-
-
-class SprintsStream(StartAtStream):
-    name = "sprints"
-    parent_stream_type = BoardsStream
-    path = "/rest/agile/1.0/board/{board_id}/sprint"
-    primary_keys = ("id",)
-    records_jsonpath = "$.values[*]"
-    state_partitioning_keys: list[str] = []
-    schema = th.PropertiesList(
-        th.Property("id", th.IntegerType, required=True),
-        th.Property("board_id", th.IntegerType),
-        th.Property("originBoardId", th.IntegerType),
-        th.Property("name", th.StringType),
-        th.Property("state", th.StringType),
-        th.Property("startDate", th.DateTimeType),
-        th.Property("self", th.StringType),
-    ).to_dict()
-
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == 400 and "does not support sprints" in response.text:
-            return  # kanban boards have no sprints: an empty list, not an error
-        super().validate_response(response)
-
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        row["board_id"] = (context or {}).get("board_id")
-        row["startDate"] = jira_to_iso(row.get("startDate"))
-        return row
-
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"sprint_id": record["id"], "board_id": record.get("board_id")}
-
-
-class SprintIssuesStream(JiraStream):
-    """Sprint membership: one row per (sprint, issue), from Agile ``/sprint/{id}/issue``."""
-
-    name = "sprint_issues"
-    parent_stream_type = SprintsStream
-    path = "/rest/agile/1.0/sprint/{sprint_id}/issue"
-    primary_keys = ("sprint_id", "issue_id")
-    records_jsonpath = "$.issues[*]"
-    state_partitioning_keys: list[str] = []
-    schema = th.PropertiesList(
-        th.Property("sprint_id", th.IntegerType, required=True),
-        th.Property("issue_id", th.StringType, required=True),
-        th.Property("issue_key", th.StringType),
-        th.Property("board_id", th.IntegerType),
-    ).to_dict()
-
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, "issues")
-
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        return {"startAt": next_page_token or 0, "maxResults": self.page_size, "fields": "id"}
-
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        return {
-            "sprint_id": (context or {})["sprint_id"],
-            "issue_id": str(row["id"]),
-            "issue_key": row.get("key"),
-            "board_id": (context or {}).get("board_id"),
-        }
+    @override
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Context | None
+    ) -> Iterable[Context | None]:
+        """Contexts belong to custom fields only."""
+        if record.get("custom"):
+            yield {
+                "field_id": record["id"],
+                "field_type": (record.get("schema") or {}).get("custom"),
+            }
 
 
 class IssueCommentsStream(IssueChildStream):
@@ -439,23 +370,3 @@ class IssueWorklogsStream(JiraStream):
             for value in values:
                 when = iso_utc(from_ms(int(value["updatedTime"])))
                 yield {"id": str(value["worklogId"]), "updated": when, "_sdc_deleted_at": when}
-
-
-STREAM_TYPES: list[type[Stream]] = [
-    ProjectsStream,
-    VersionsStream,
-    ComponentsStream,
-    StatusesStream,
-    PrioritiesStream,
-    ResolutionsStream,
-    IssueTypesStream,
-    UsersStream,
-    FieldsStream,
-    BoardsStream,
-    SprintsStream,
-    SprintIssuesStream,
-    IssuesStream,
-    IssueCommentsStream,
-    IssueChangelogsStream,
-    IssueWorklogsStream,
-]

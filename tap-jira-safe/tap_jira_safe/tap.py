@@ -132,7 +132,7 @@ class TapJiraSafe(Tap):
         return redacted(errors, self._config, self.config_jsonschema)
 
     def discover_streams(self) -> list[Stream]:
-        from tap_jira_safe.streams import STREAM_TYPES
+        from tap_jira_safe.stream_types import STREAM_TYPES
 
         return [stream_class(tap=self) for stream_class in STREAM_TYPES]
 
