@@ -9,6 +9,7 @@ a malformed answer never deletes a row downstream.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -136,9 +137,13 @@ class ListingStream(JiraStream):
         found = body.get(self.items_key) if isinstance(body, dict) and self.items_key else body
         if not self.single and isinstance(found, list):
             return found
-        documented = "an object" if self.single else f"a `{self.items_key or 'JSON'}` list"
+        documented = "a JSON list"
+        if self.single or self.items_key:
+            documented = (
+                f"an object with a `{self.items_key}` list" if self.items_key else "an object"
+            )
         raise MalformedAnswerError(
-            f"{self.name}: {endpoint} answered {str(body)[:60]!r}, not {documented}: the "
+            f"{self.name}: {endpoint} answered {json.dumps(body, default=str)[:60]}, not {documented}: the "
             "listing may be incomplete, so nothing was replaced or deleted; run again, and "
             "report it to your Jira admin if it repeats."
         )
@@ -149,13 +154,21 @@ class ListingStream(JiraStream):
             row[name] = jira_to_iso(row.get(name))
         return row
 
+    def _say_not_offered(self) -> None:
+        """One INFO line for this stream and each below it (they are never synced)."""
+        if self._told_not_offered or not self.selected:
+            return
+        self._told_not_offered = True
+        deployment = "Jira Cloud" if self.cloud else "Jira Server / Data Center"
+        self.logger.info("%s: %s has no such endpoint; skipped", self.name, deployment)
+        for child in self.child_streams:
+            if isinstance(child, ListingStream):
+                child._say_not_offered()
+
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         if not self.offered:
-            if not self._told_not_offered:
-                self._told_not_offered = True
-                deployment = "Jira Cloud" if self.cloud else "Jira Server / Data Center"
-                self.logger.info("%s: %s has no such endpoint; skipped", self.name, deployment)
+            self._say_not_offered()
             return
         if self._skipped:
             return

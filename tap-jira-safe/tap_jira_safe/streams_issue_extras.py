@@ -5,6 +5,7 @@ so each costs one request per issue, ``parallel_requests`` at a time."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -45,7 +46,7 @@ class PerIssueStream(IssueChildStream):
     def malformed(self, issue_id: str, answer: Any, documented: str) -> MalformedAnswerError:
         return MalformedAnswerError(
             f"{self.name}: GET {self.api}/issue/{issue_id}/{self.resource} answered "
-            f"{str(answer)[:60]!r}, not {documented}; run again, and report it to your "
+            f"{json.dumps(answer, default=str)[:60]}, not {documented}; run again, and report it to your "
             "Jira admin if it repeats."
         )
 

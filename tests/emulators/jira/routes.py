@@ -426,3 +426,7 @@ def sprints(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) ->
     if board.kind != "scrum":
         raise ApiError(400, errors("The board does not support sprints"))
     return _paged([r.sprint(s) for s in em.dataset.sprints if s.board_id == board.id], p, cap=50)
+
+
+# endpoints modelled in their own modules register themselves on import
+from tests.emulators.jira import admin, catalog  # noqa: E402, F401
