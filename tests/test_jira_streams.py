@@ -247,17 +247,23 @@ def test_full_table_stream_closes_its_version_only_after_every_page() -> None:
     assert "GET /rest/api/3/dashboard" in failed.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("endpoint", ["/issueLinkType", "/projectCategory"])
-def test_a_malformed_listing_fails_the_run_naming_the_endpoint(endpoint: str) -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "stream"),
+    [
+        ("/issueLinkType", "issue_link_types"),
+        ("/projectCategory", "project_categories"),
+        ("/project/search", "projects"),
+    ],
+)
+def test_a_malformed_listing_fails_the_run_naming_the_endpoint(endpoint: str, stream: str) -> None:
     with JiraEmulator(issue_count=2) as jira:
         reference_data(jira).faults[endpoint] = "malformed"
-        catalog = catalog_selecting(jira.tap_config(), {"issue_link_types", "project_categories"})
+        catalog = catalog_selecting(jira.tap_config(), {stream, "versions"})
         run = run_tap(jira.tap_config(), catalog=catalog)
     assert run.returncode == 1
     last = run.stderr.strip().splitlines()[-1]
-    assert f"GET /rest/api/3{endpoint} answered {{}}" in last, last
-    stream = "issue_link_types" if endpoint == "/issueLinkType" else "project_categories"
-    assert _version_messages(run, stream) == []
+    assert f"{stream}: GET /rest/api/3{endpoint} answered {{}}" in last, last
+    assert _version_messages(run, stream) == [] and _version_messages(run, "versions") == []
 
 
 def test_audit_records_resume_from_their_bookmark() -> None:

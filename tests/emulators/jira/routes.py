@@ -127,6 +127,7 @@ def fields(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> 
 @route("GET", r"/project/search")
 def project_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     _cloud_only(em, "/rest/api/2/project/search")
+    catalog.fault(em, "/project/search", p)
     projects = [r.project(k, n) for n, k in enumerate(em.settings.projects)]
     return _paged(projects, p, cap=50)
 
