@@ -54,6 +54,7 @@ ADMIN_ONLY = {
     "project_role_actors", "screens", "screen_schemes", "workflows", "workflow_schemes",
     "custom_field_contexts", "custom_field_options",
 }  # fmt: skip
+PER_ISSUE = ("issue_watchers", "issue_votes", "issue_remote_links")
 NEW_STREAMS = sorted(ALL_STREAMS - {"issues", "issue_comments", "issue_changelogs"})
 DEPLOYMENTS = ("Cloud", "Server")
 Key = tuple[Any, ...]
@@ -278,6 +279,20 @@ def test_audit_records_resume_from_their_bookmark() -> None:
     ids = {r["id"] for r in second.records("audit_records")}
     assert 999 in ids and newest[0] in ids  # the lookback re-reads the newest
     assert len(ids) < len(first.records("audit_records"))
+
+
+def test_an_issue_deleted_before_its_watchers_are_read_has_no_rows() -> None:
+    with JiraEmulator(issue_count=6) as jira:
+        catalog = catalog_selecting(jira.tap_config(), {"issues", *PER_ISSUE})
+        victim = min(jira.dataset.issues)
+        jira.on_search = lambda count: count == 1 and jira.dataset.delete_issue(victim)
+        run = run_tap(jira.tap_config(search_lag_seconds=0), catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for stream in PER_ISSUE:
+        issue_ids = {r["issue_id"] for r in run.records(stream)}
+        assert issue_ids and str(victim) not in issue_ids, stream
+    assert len(run.records("issue_watchers")) == 5
+    assert f"issue_watchers: issue {victim} is gone (404)" in run.stderr
 
 
 def _table(db: PgServer, table: str, key: str) -> dict[str, bool]:

@@ -50,6 +50,10 @@ class ForbiddenError(FatalAPIError):
     """Jira answered 403: the API user lacks a permission this endpoint needs."""
 
 
+class NotFoundError(FatalAPIError):
+    """Jira answered 404: the resource (an issue deleted meanwhile, say) is not there."""
+
+
 class MalformedAnswerError(FatalAPIError):
     """A list endpoint answered something other than its documented list."""
 
@@ -143,9 +147,9 @@ class ListingStream(JiraStream):
                 f"an object with a `{self.items_key}` list" if self.items_key else "an object"
             )
         raise MalformedAnswerError(
-            f"{self.name}: {endpoint} answered {json.dumps(body, default=str)[:60]}, not {documented}: the "
-            "listing may be incomplete, so nothing was replaced or deleted; run again, and "
-            "report it to your Jira admin if it repeats."
+            f"{self.name}: {endpoint} answered {json.dumps(body, default=str)[:60]}, not "
+            f"{documented}: the listing may be incomplete, so nothing was replaced or "
+            "deleted; run again, and report it to your Jira admin if it repeats."
         )
 
     @override

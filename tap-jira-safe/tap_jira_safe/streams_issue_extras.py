@@ -1,7 +1,9 @@
 """Per-issue children read only for the issues the ``issues`` stream emitted this run (the
 issues changed in its window): watchers, votes, remote links. Jira reads none of them in
 bulk (Cloud v3 and Server/DC v2: ``GET /issue/{id}/watchers``, ``/votes``, ``/remotelink``),
-so each costs one request per issue, ``parallel_requests`` at a time."""
+so each costs one request per issue, ``parallel_requests`` at a time. An issue deleted
+between the search and its read answers 404: it has no rows here, and the ``issues``
+stream's delete proof removes it."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
+import requests
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_jira_safe.listing import MalformedAnswerError, schema
+from tap_jira_safe.listing import MalformedAnswerError, NotFoundError, schema
 from tap_jira_safe.streams import IssueChildStream
 
 
@@ -32,10 +35,21 @@ class PerIssueStream(IssueChildStream):
         with ThreadPoolExecutor(workers, thread_name_prefix=self.name) as pool:
             answers = list(pool.map(self._read, issue_ids))
         for issue_id, answer in zip(issue_ids, answers, strict=True):
-            yield from self.rows(issue_id, answer)
+            if answer is not None:
+                yield from self.rows(issue_id, answer)
 
     def _read(self, issue_id: str) -> Any:
-        return self.call("GET", f"{self.api}/issue/{issue_id}/{self.resource}")
+        try:
+            return self.call("GET", f"{self.api}/issue/{issue_id}/{self.resource}")
+        except NotFoundError:
+            self.logger.info("%s: issue %s is gone (404); it has no rows", self.name, issue_id)
+            return None
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        if response.status_code == 404:
+            raise NotFoundError(self.response_error_message(response))
+        super().validate_response(response)
 
     def rows(self, issue_id: str, answer: Any) -> list[dict[str, Any]]:
         """The records of one issue's answer: one row holding the whole answer."""
@@ -46,8 +60,8 @@ class PerIssueStream(IssueChildStream):
     def malformed(self, issue_id: str, answer: Any, documented: str) -> MalformedAnswerError:
         return MalformedAnswerError(
             f"{self.name}: GET {self.api}/issue/{issue_id}/{self.resource} answered "
-            f"{json.dumps(answer, default=str)[:60]}, not {documented}; run again, and report it to your "
-            "Jira admin if it repeats."
+            f"{json.dumps(answer, default=str)[:60]}, not {documented}; run again, and report "
+            "it to your Jira admin if it repeats."
         )
 
 
