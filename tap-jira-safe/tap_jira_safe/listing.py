@@ -15,12 +15,20 @@ from typing import Any, ClassVar
 
 import requests
 from singer_sdk import typing as th
-from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseAPIPaginator, OffsetPaginator, SinglePagePaginator
 from typing_extensions import override
 
-from tap_jira_safe.client import JiraStream, StartAtPaginator, decoded
+from tap_jira_safe import sdk_compat
+from tap_jira_safe.client import (
+    JiraStream,
+    StartAtPaginator,
+    advice_for,
+    decoded,
+    endpoint_of,
+    jira_answer,
+)
+from tap_jira_safe.errors import JiraApiError, JiraBadAnswer
 from tap_jira_safe.timeutil import jira_to_iso
 
 _TYPES: dict[str, th.JSONTypeHelper[Any]] = {
@@ -46,16 +54,8 @@ def schema(keys: tuple[str, ...], **properties: str) -> dict[str, Any]:
     ).to_dict()
 
 
-class ForbiddenError(FatalAPIError):
-    """Jira answered 403: the API user lacks a permission this endpoint needs."""
-
-
-class NotFoundError(FatalAPIError):
-    """Jira answered 404: the resource (an issue deleted meanwhile, say) is not there."""
-
-
-class MalformedAnswerError(FatalAPIError):
-    """A list endpoint answered something other than its documented list."""
+class JiraForbidden(JiraApiError):
+    """403: the API user lacks a permission this endpoint needs."""
 
 
 class OffsetLimitPaginator(OffsetPaginator):
@@ -126,12 +126,12 @@ class ListingStream(JiraStream):
     @override
     def validate_response(self, response: requests.Response) -> None:
         if response.status_code == 403:
-            raise ForbiddenError(self.response_error_message(response))
+            raise JiraForbidden(jira_answer(response), advice_for(403))
         super().validate_response(response)
 
     @override
     def parse_response(self, response: requests.Response) -> Iterator[dict[str, Any]]:
-        yield from self.items(decoded(response), self.endpoint_name(response))
+        yield from self.items(decoded(response), endpoint_of(response.request))
 
     def items(self, body: Any, endpoint: str) -> Iterable[dict[str, Any]]:
         """The records of one answer; anything but the documented shape stops the run: a
@@ -146,7 +146,7 @@ class ListingStream(JiraStream):
             documented = (
                 f"an object with a `{self.items_key}` list" if self.items_key else "an object"
             )
-        raise MalformedAnswerError(
+        raise JiraBadAnswer(
             f"{self.name}: {endpoint} answered {json.dumps(body, default=str)[:60]}, not "
             f"{documented}: the listing may be incomplete, so nothing was replaced or "
             "deleted; run again, and report it to your Jira admin if it repeats."
@@ -158,7 +158,7 @@ class ListingStream(JiraStream):
             row[name] = jira_to_iso(row.get(name))
         return row
 
-    def _say_not_offered(self) -> None:
+    def say_not_offered(self) -> None:
         """One INFO line for this stream and each below it (they are never synced)."""
         if self._told_not_offered or not self.selected:
             return
@@ -167,19 +167,19 @@ class ListingStream(JiraStream):
         self.logger.info("%s: %s has no such endpoint; skipped", self.name, deployment)
         for child in self.child_streams:
             if isinstance(child, ListingStream):
-                child._say_not_offered()
+                child.say_not_offered()
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         if not self.offered:
-            self._say_not_offered()
+            self.say_not_offered()
             return
         if self._skipped:
             return
         rows = iter(super().get_records(context))
         try:
             first: Any = next(rows, _END)
-        except ForbiddenError as exc:
+        except JiraForbidden as exc:
             self._skipped = True
             self.logger.warning(
                 "%s: skipped, the API user lacks the Jira permission %r (%s); its table is "
@@ -195,29 +195,27 @@ class ListingStream(JiraStream):
             yield from rows
         parent = self.parent_stream_type
         if parent is None or not issubclass(parent, ListingStream):
-            self._close_versions()  # a child's closes when its parent's listing ends
+            self.close_versions()  # a child's closes when its parent's listing ends
 
     def _full_table(self) -> bool:
         return self.replication_method == "FULL_TABLE" and self.selected
 
     def _open_version(self) -> None:
+        """The opening ACTIVATE_VERSION, sent here (not by singer-sdk's ``Stream.sync``,
+        which would send it before the first page answered, for a 403 too)."""
         if self._opened or not self._full_table():
             return
         self._opened = True
-        # records carry `_stream_version`: singer-sdk sets and stamps it (Stream.sync) only
-        # when it sends the opening message itself, which it would do before the first page
-        # answered, for a 403 too
-        self._stream_version = self._initialized_at // 1000
-        self._write_activate_version_message(self._stream_version)
+        sdk_compat.write_activate_version(self, sdk_compat.open_table_version(self))
 
-    def _close_versions(self) -> None:
+    def close_versions(self) -> None:
         """The closing ACTIVATE_VERSION of this stream and of each full-table stream below
         it that read every page; one whose parent listed nothing is complete and empty."""
         if self._skipped or not self.offered:
             return
         self._open_version()
         if self._opened:
-            self._write_activate_version_message(self._stream_version or 0)
+            sdk_compat.write_activate_version(self, sdk_compat.table_version(self))
         for child in self.child_streams:
             if isinstance(child, ListingStream):
-                child._close_versions()
+                child.close_versions()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from singer_sdk import Stream
-
+from tap_jira_safe.client import JiraStream
 from tap_jira_safe.issues import IssuesStream
 from tap_jira_safe.reference import (
     IssueTypesStream,
@@ -59,7 +58,7 @@ from tap_jira_safe.streams_issue_extras import (
     IssueWatchersStream,
 )
 
-STREAM_TYPES: list[type[Stream]] = [
+STREAM_TYPES: list[type[JiraStream]] = [
     ServerInfoStream,
     ProjectsStream,
     VersionsStream,

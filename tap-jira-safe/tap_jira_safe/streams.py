@@ -11,11 +11,11 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, more_pages
+from tap_jira_safe.client import JiraStream, listed_items, more_pages
+from tap_jira_safe.errors import IncompleteRead, JiraBadAnswer, RepeatedPageToken
 from tap_jira_safe.issues import IssuesStream
 from tap_jira_safe.listing import ListingStream, schema
 from tap_jira_safe.reference import COMPONENT, VERSION, ProjectPartStream
-from tap_jira_safe.site import probe
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 
 ANY_OBJECT = th.ObjectType(additional_properties=True)
@@ -27,12 +27,6 @@ class IssueChildStream(JiraStream):
 
     parent_stream_type = IssuesStream
     state_partitioning_keys: list[str] = []
-
-    @property
-    def issues(self) -> IssuesStream:
-        parent = self._tap.streams["issues"]
-        assert isinstance(parent, IssuesStream)
-        return parent
 
 
 class ProjectsStream(ListingStream):
@@ -170,34 +164,35 @@ class IssueCommentsStream(IssueChildStream):
         th.Property("updated", th.DateTimeType),
     ).to_dict()
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         counts: dict[str, int] = {}
         rows: dict[str, list[dict[str, Any]]] = {}
         for issue_id in (context or {}).get("issue_ids", []):
-            count = self.issues.comment_count(issue_id)
-            embedded = self.issues.take_embedded(issue_id, "comments")
+            count = self.parts.issue_side.take_comment_count(issue_id)
+            embedded = self.parts.issue_side.take_embedded(issue_id, "comments")
             if count:
                 counts[issue_id] = count
                 if embedded is not None:
                     rows[issue_id] = embedded
-        rows.update(self._page_all([i for i in counts if i not in rows]))
+        rows.update(self.page_all_comments([i for i in counts if i not in rows]))
         for issue_id, count in counts.items():
             if len(rows[issue_id]) < count:
-                raise RuntimeError(
+                raise IncompleteRead(
                     f"issue_comments: issue {issue_id} has {count} comments but paging "
                     f"returned {len(rows[issue_id])}; run again."
                 )
             yield from ({**row, "issue_id": issue_id} for row in rows[issue_id])
 
-    def _page_all(self, issue_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def page_all_comments(self, issue_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Every comment of these issues, ``parallel_requests`` issues at a time: one request
         each costs a round trip, and Jira reads no comments by issue in bulk."""
         if not issue_ids:
             return {}
-        workers = max(1, int(self.config.get("parallel_requests", 4)))
+        workers = self.settings.parallel_requests
         self.requests_session  # noqa: B018 (made here, not raced for by the threads)
         with ThreadPoolExecutor(workers, thread_name_prefix="comments") as pool:
-            futures = [pool.submit(self._page, issue_id) for issue_id in issue_ids]
+            futures = [pool.submit(self.page_comments, issue_id) for issue_id in issue_ids]
             try:
                 # the first failure surfaces at once, not after every page before it
                 for future in wait(futures, return_when=FIRST_EXCEPTION).done:
@@ -208,7 +203,7 @@ class IssueCommentsStream(IssueChildStream):
                     future.cancel()
                 raise
 
-    def _page(self, issue_id: str) -> list[dict[str, Any]]:
+    def page_comments(self, issue_id: str) -> list[dict[str, Any]]:
         """One issue's comments, ``startAt``-paged as ``StartAtPaginator`` pages."""
         rows: list[dict[str, Any]] = []
         while True:
@@ -217,16 +212,11 @@ class IssueCommentsStream(IssueChildStream):
                 f"{self.api}/issue/{issue_id}/comment",
                 params={"startAt": len(rows), "maxResults": self.page_size},
             )
-            items = page.get("comments") if isinstance(page, dict) else None
-            if not isinstance(items, list):
-                raise RuntimeError(
-                    f"issue_comments: GET {self.api}/issue/{issue_id}/comment answered "
-                    "without a `comments` list; run again."
-                )
-            rows.extend(items)
+            rows.extend(listed_items(page, "comments", f"GET {self.api}/issue/{{id}}/comment"))
             if not more_pages(page, "comments", self.page_size):
                 return rows
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"], row["updated"] = jira_to_iso(row["created"]), jira_to_iso(row["updated"])
         return row
@@ -252,9 +242,10 @@ class IssueChangelogsStream(IssueChildStream):
         super().__init__(*args, **kwargs)
         self._pending: list[str] = []
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         for issue_id in (context or {}).get("issue_ids", []):
-            embedded = self.issues.take_embedded(issue_id, "histories")
+            embedded = self.parts.issue_side.take_embedded(issue_id, "histories")
             if embedded is not None:
                 yield from ({**h, "issue_id": issue_id} for h in embedded)
             elif self.cloud:
@@ -267,12 +258,17 @@ class IssueChangelogsStream(IssueChildStream):
                     f"{self.api}/issue/{issue_id}",
                     params={"expand": "changelog", "fields": "id"},
                 )
-                changelog = body["changelog"]
-                histories = changelog["histories"]
+                changelog = body.get("changelog") if isinstance(body, dict) else None
+                if not isinstance(changelog, dict):
+                    raise JiraBadAnswer(
+                        f"GET {self.api}/issue/{{id}}?expand=changelog answered without a "
+                        f"`changelog` object (issue {issue_id}); run again."
+                    )
+                histories = listed_items(changelog, "histories", f"GET {self.api}/issue/{{id}}")
                 # Server/DC renders every history (ChangelogBeanBuilder); Cloud would cut
                 # this read to the newest 100. A cut one must not pass as complete.
                 if len(histories) < int(changelog.get("total", len(histories))):
-                    raise RuntimeError(
+                    raise IncompleteRead(
                         f"issue_changelogs: issue {issue_id} has {changelog['total']} "
                         f"changelog entries but the issue read returned {len(histories)}: "
                         "this Jira cuts expand=changelog, so running again will not help; "
@@ -291,7 +287,8 @@ class IssueChangelogsStream(IssueChildStream):
             if token:
                 body["nextPageToken"] = token
             page = self.call("POST", "/rest/api/3/changelog/bulkfetch", json=body)
-            for group in page.get("issueChangeLogs", []):
+            groups = listed_items(page, "issueChangeLogs", "POST /rest/api/3/changelog/bulkfetch")
+            for group in groups:
                 yield from (
                     {**h, "issue_id": str(group["issueId"])} for h in group["changeHistories"]
                 )
@@ -299,9 +296,13 @@ class IssueChangelogsStream(IssueChildStream):
             if not next_token:
                 return
             if next_token == token:
-                raise RepeatedPageTokenError(f"page token repeated: {next_token[:12]}...")
+                raise RepeatedPageToken(
+                    f"POST /rest/api/3/changelog/bulkfetch: page token repeated: "
+                    f"{next_token[:12]}..."
+                )
             token = next_token
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"] = jira_to_iso(row.get("created"))
         return row
@@ -329,36 +330,39 @@ class IssueWorklogsStream(JiraStream):
         th.Property("_sdc_deleted_at", th.DateTimeType),
     ).to_dict()
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         # /worklog/updated leaves out the last minute: never bookmark into it
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
-        return iso_utc(probe(self).server_time - timedelta(minutes=1) - lookback)
+        lookback = timedelta(minutes=self.settings.lookback_minutes)
+        return iso_utc(self.site.facts(self).server_time - timedelta(minutes=1) - lookback)
 
     def _changes(self, endpoint: str, since: int) -> Iterator[list[dict[str, Any]]]:
         """Pages of ``/worklog/updated`` or ``/deleted``; each next page overlaps by 1 ms."""
         while True:
             page = self.call("GET", f"{self.api}/worklog/{endpoint}", params={"since": since})
-            yield page.get("values", [])
+            yield listed_items(page, "values", f"GET {self.api}/worklog/{endpoint}")
             if page.get("lastPage", True):
                 return
             next_since = int(page["until"]) - 1
             if next_since <= since:
-                raise RuntimeError(
+                raise IncompleteRead(
                     f"issue_worklogs: /worklog/{endpoint} is not advancing "
                     f"past since={since}; more than a page share one time."
                 )
             since = next_since
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         start = self.get_starting_timestamp(context)
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
+        lookback = timedelta(minutes=self.settings.lookback_minutes)
         since = to_ms(start - lookback) if start else 0
         for values in self._changes("updated", since):
             ids = [v["worklogId"] for v in values]
             for n in range(0, len(ids), 1000):
-                for row in self.call(
+                listed = self.call(
                     "POST", f"{self.api}/worklog/list", json={"ids": ids[n : n + 1000]}
-                ):
+                )
+                for row in listed_items(listed, None, f"POST {self.api}/worklog/list"):
                     yield {
                         **row,
                         "started": jira_to_iso(row.get("started")),

@@ -58,7 +58,7 @@ class AuditRecordsStream(ListingStream):
         params: dict[str, Any] = {"offset": next_page_token or 0, "limit": self.page_size}
         start = self.get_starting_timestamp(context)
         if start is not None:
-            lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
+            lookback = timedelta(minutes=self.settings.lookback_minutes)
             params["from"] = iso_utc(start - lookback)
         return params
 

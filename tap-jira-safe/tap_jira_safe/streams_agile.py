@@ -4,12 +4,13 @@ https://docs.atlassian.com/jira-software/REST/9.12.0/; every list pages with ``s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-import requests
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
+from tap_jira_safe.errors import JiraApiError
 from tap_jira_safe.listing import ListingStream, schema
 from tap_jira_safe.timeutil import jira_to_iso
 
@@ -35,7 +36,7 @@ class BoardsStream(ListingStream):
 
     @override
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"board_id": record["id"]}
+        return {"board_id": record["id"], "board_type": record.get("type")}
 
 
 class SprintsStream(ListingStream):
@@ -61,16 +62,19 @@ class SprintsStream(ListingStream):
     )
 
     @override
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == 400 and "does not support sprints" in response.text:
-            return  # kanban boards have no sprints: an empty list, not an error
-        super().validate_response(response)
-
-    @override
-    def parse_response(self, response: requests.Response) -> Any:
-        if response.status_code == 400:
-            return iter(())
-        return super().parse_response(response)
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """Kanban boards have no sprints (Jira answers 400): not asked. Other non-scrum
+        boards may have them if the sprints feature is on: a 400 there means none."""
+        board_type = (context or {}).get("board_type")
+        if board_type == "kanban":
+            return
+        try:
+            yield from super().get_records(context)
+        except JiraApiError as exc:
+            if board_type == "scrum" or exc.status != 400:
+                raise
+            board = (context or {}).get("board_id")
+            self.logger.info("sprints: board %s (%s) has no sprints", board, board_type)
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:

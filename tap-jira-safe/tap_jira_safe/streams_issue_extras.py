@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-import requests
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_jira_safe.listing import MalformedAnswerError, NotFoundError, schema
+from tap_jira_safe.errors import JiraBadAnswer, JiraNotFound
+from tap_jira_safe.listing import schema
 from tap_jira_safe.streams import IssueChildStream
 
 
@@ -30,7 +30,7 @@ class PerIssueStream(IssueChildStream):
         issue_ids = list((context or {}).get("issue_ids", []))
         if not issue_ids:
             return
-        workers = max(1, int(self.config.get("parallel_requests", 4)))
+        workers = max(1, self.settings.parallel_requests)
         self.requests_session  # noqa: B018 (made here, not raced for by the threads)
         with ThreadPoolExecutor(workers, thread_name_prefix=self.name) as pool:
             answers = list(pool.map(self._read, issue_ids))
@@ -41,15 +41,9 @@ class PerIssueStream(IssueChildStream):
     def _read(self, issue_id: str) -> Any:
         try:
             return self.call("GET", f"{self.api}/issue/{issue_id}/{self.resource}")
-        except NotFoundError:
+        except JiraNotFound:
             self.logger.info("%s: issue %s is gone (404); it has no rows", self.name, issue_id)
             return None
-
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == 404:
-            raise NotFoundError(self.response_error_message(response))
-        super().validate_response(response)
 
     def rows(self, issue_id: str, answer: Any) -> list[dict[str, Any]]:
         """The records of one issue's answer: one row holding the whole answer."""
@@ -57,8 +51,8 @@ class PerIssueStream(IssueChildStream):
             raise self.malformed(issue_id, answer, "an object")
         return [{**answer, "issue_id": issue_id}]
 
-    def malformed(self, issue_id: str, answer: Any, documented: str) -> MalformedAnswerError:
-        return MalformedAnswerError(
+    def malformed(self, issue_id: str, answer: Any, documented: str) -> JiraBadAnswer:
+        return JiraBadAnswer(
             f"{self.name}: GET {self.api}/issue/{issue_id}/{self.resource} answered "
             f"{json.dumps(answer, default=str)[:60]}, not {documented}; run again, and report "
             "it to your Jira admin if it repeats."

@@ -3,8 +3,9 @@
 from datetime import timedelta
 
 import requests
-from tap_jira_safe.client import reset_delay
+
 from tap_jira_safe.issues import delete_version
+from tap_jira_safe.ratelimit import reset_delay
 from tap_jira_safe.reconcile import decode_ids, encode_ids
 from tap_jira_safe.timeutil import iso_utc, parse_jira_time
 
