@@ -46,6 +46,16 @@ CHILDREN = {
     "worklogs": "worklogs",
 }
 CHILD_PATH = re.compile(r"/comment|changelog|/worklog")
+# the other streams both taps offer: ours -> the peer's name
+SHARED_STREAMS = {
+    "projects": "projects",
+    "versions": "versions",
+    "components": "components",
+    "project_categories": "project_categories",
+    "resolutions": "resolutions",
+    "project_roles": "roles",
+    "users": "users",
+}
 # our per-issue child streams -> the emulator paths (ids as {id}) their requests go to
 PER_ISSUE_PATHS = {
     "issue_comments": re.compile(r"/comment$"),
@@ -211,7 +221,9 @@ def peer_env(env: dict[str, str], tmp: Path) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(hook), "BENCH_EXTRA_CA": env["REQUESTS_CA_BUNDLE"]}
 
 
-def peer_catalog(tap: Path, config: Path, env: dict[str, str]) -> dict[str, Any]:
+def peer_catalog(
+    tap: Path, config: Path, env: dict[str, str], selected: set[str]
+) -> dict[str, Any]:
     found = subprocess.run(
         [str(tap), "--config", str(config), "--discover"],
         env=env,
@@ -225,12 +237,7 @@ def peer_catalog(tap: Path, config: Path, env: dict[str, str]) -> dict[str, Any]
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = entry["tap_stream_id"] in {
-                    "issues",
-                    "issue_comments",
-                    "changelogs",
-                    "worklogs",
-                }
+                item["metadata"]["selected"] = entry["tap_stream_id"] in selected
     return catalog
 
 
@@ -264,6 +271,12 @@ def main() -> int:
     )
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument(
+        "--shared-streams",
+        action="store_true",
+        help="both taps also read every other stream both offer: projects, versions, "
+        "components, project categories, resolutions, project roles, users",
+    )
+    parser.add_argument(
         "--per-issue-streams",
         action="store_true",
         help="ours also reads issue_watchers, issue_votes and issue_remote_links (one "
@@ -296,6 +309,8 @@ def main() -> int:
         selected = {"issues", "issue_comments", "issue_changelogs", "issue_worklogs"}
         if opts.per_issue_streams:
             selected |= {"issue_watchers", "issue_votes", "issue_remote_links"}
+        if opts.shared_streams:
+            selected |= set(SHARED_STREAMS)
         with JiraEmulator(issue_count=1) as plain:  # discovery without the TLS trust setup
             catalog.write_text(json.dumps(catalog_selecting(plain.tap_config(), selected)))
         results.append(
@@ -332,7 +347,10 @@ def main() -> int:
                 )
             )
             peer_cat = tmp / "peer-catalog.json"
-            peer_cat.write_text(json.dumps(peer_catalog(peer, peer_config, env)))
+            peer_selected = {"issues", "issue_comments", "changelogs", "worklogs"}
+            if opts.shared_streams:
+                peer_selected |= set(SHARED_STREAMS.values())
+            peer_cat.write_text(json.dumps(peer_catalog(peer, peer_config, env, peer_selected)))
             results.append(
                 run(
                     "tap-jira (singer-io 2.6.0)",

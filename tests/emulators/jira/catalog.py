@@ -280,3 +280,33 @@ def board_issues(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: An
     paged = _paged(rows, p, cap=50)
     paged.pop("isLast")
     return {**paged, "issues": paged.pop("values")}
+
+
+# -- Cloud's paged per-project lists and group members (what singer-io tap-jira reads) ----
+@route("GET", r"/project/([^/]+)/version")
+def versions_paged(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    """Cloud ``GET /project/{id}/version``: the ``/versions`` list, startAt-paged."""
+    from tests.emulators.jira.reference import versions
+
+    _cloud_only(em, "/rest/api/2/project/{id}/version")
+    return _paged(versions(em, r, p, b, m), p, cap=50)
+
+
+@route("GET", r"/project/([^/]+)/component")
+def components_paged(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    """Cloud ``GET /project/{id}/component``: the ``/components`` list, startAt-paged."""
+    from tests.emulators.jira.reference import components
+
+    _cloud_only(em, "/rest/api/2/project/{id}/component")
+    return _paged(components(em, r, p, b, m), p, cap=50)
+
+
+@route("GET", r"/group/member")
+def group_members(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    """``GET /group/member?groupname=`` (paged ``values``): a group's users; 404 for a group
+    that does not exist. Here ``jira-software-users`` holds every user, others the first 2."""
+    name = p.get("groupname", "")
+    if name not in reference_data(em).groups:
+        raise ApiError(404, errors(f"Specified group does not exist: {name}"))
+    members = USERS if name == "jira-software-users" else USERS[:2]
+    return _paged([r.user(u) for u in members], p, cap=50)
