@@ -225,6 +225,18 @@ def test_admin_streams_are_skipped_for_a_user_without_admin_rights() -> None:
     assert run.records("dashboards") and "dashboards" in versions
 
 
+def test_a_403_after_part_of_a_table_went_out_fails_the_run() -> None:
+    """Roles 10002 and 10003 list their actors, 10004 answers 403: skipping the stream now
+    would leave an opened refresh that a runner could close over a partial table."""
+    with JiraEmulator(issue_count=2) as jira:
+        reference_data(jira).faults["/role/10004/actors"] = "forbidden"
+        catalog = catalog_selecting(jira.tap_config(), {"project_role_actors"})
+        run = run_tap(jira.tap_config(), catalog=catalog)
+    assert run.returncode == 1
+    assert "GET /rest/api/3/role/10004/actors answered 403" in run.stderr.strip().splitlines()[-1]
+    assert _version_messages(run, "project_role_actors")[-1] == "RECORD"
+
+
 def _version_messages(run: TapRun, stream: str) -> list[str]:
     return [
         m["type"]

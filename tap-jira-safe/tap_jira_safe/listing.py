@@ -180,6 +180,8 @@ class ListingStream(JiraStream):
         try:
             first: Any = next(rows, _END)
         except JiraForbidden as exc:
+            if self._opened:  # part of the table went out: skipping would publish a part
+                raise
             self._skipped = True
             self.logger.warning(
                 "%s: skipped, the API user lacks the Jira permission %r (%s); its table is "

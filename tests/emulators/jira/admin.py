@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.emulators.jira.catalog import ROLES
+from tests.emulators.jira.catalog import ROLES, fault
 from tests.emulators.jira.dataset import USERS
 from tests.emulators.jira.render import FIELDS, Renderer
 from tests.emulators.jira.routes import ApiError, _cloud_only, _int, _paged, errors, route
@@ -135,6 +135,7 @@ def scheme_grants(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: A
 @route("GET", r"/role/(\d+)/actors")
 def role_actors(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     _admin(em)
+    fault(em, f"/role/{m.group(1)}/actors", p)
     role = int(m.group(1))
     if not 10_002 <= role < 10_002 + len(ROLES):
         raise ApiError(404, errors(f"Can not retrieve a role actor for a null project role {role}"))

@@ -69,7 +69,8 @@ class ReferenceData:
         default_factory=lambda: ["jira-administrators", "jira-software-users", "team-a"]
     )
     labels: list[str] = field(default_factory=lambda: ["backend", "frontend", "urgent"])
-    # request path (after /rest/api/N) -> "error", "error_after_first" or "malformed" ({})
+    # request path (after /rest/api/N) -> "error", "error_after_first", "forbidden" or
+    # "malformed" ({})
     faults: dict[str, str] = field(default_factory=dict)
 
 
@@ -82,8 +83,11 @@ def reference_data(em: JiraEmulator) -> ReferenceData:
 
 
 def fault(em: JiraEmulator, path: str, params: dict[str, str]) -> None:
-    """``error``: 500 on every page; ``error_after_first``: on every page but the first."""
+    """``error``: 500 on every page; ``error_after_first``: on every page but the first;
+    ``forbidden``: 403 (the user lost a permission)."""
     kind = reference_data(em).faults.get(path)
+    if kind == "forbidden":
+        raise ApiError(403, errors("You do not have permission to view this resource."))
     if kind == "error" or (kind == "error_after_first" and int(params.get("startAt", 0)) > 0):
         raise ApiError(500, errors("Internal server error."))
     if kind == "malformed":
