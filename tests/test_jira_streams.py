@@ -20,16 +20,10 @@ from tests.emulators.jira.admin import (
     grants,
     options,
 )
-from tests.emulators.jira.catalog import (
-    PERMISSIONS,
-    ROLES,
-    reference_data,
-    remote_link_ids,
-    voter_ids,
-    watcher_ids,
-)
+from tests.emulators.jira.catalog import PERMISSIONS, ROLES, reference_data, remote_link_ids
 from tests.emulators.jira.dataset import STATUSES, USERS
 from tests.emulators.jira.harness import TapRun, catalog_selecting, run_pipeline, run_tap
+from tests.emulators.jira.people import voter_ids, watcher_ids
 from tests.emulators.jira.render import FIELDS
 from tests.support.postgres import PgServer
 
@@ -291,6 +285,26 @@ def test_audit_records_resume_from_their_bookmark() -> None:
     ids = {r["id"] for r in second.records("audit_records")}
     assert 999 in ids and newest[0] in ids  # the lookback re-reads the newest
     assert len(ids) < len(first.records("audit_records"))
+
+
+def test_watchers_and_votes_are_read_only_for_issues_that_count_some() -> None:
+    """The search response's ``watches`` / ``votes`` fields count them: an issue counting 0
+    gets its empty row without a request."""
+    with JiraEmulator(issue_count=12) as jira:
+        catalog = catalog_selecting(jira.tap_config(), {"issues", *PER_ISSUE})
+        run = run_tap(jira.tap_config(search_lag_seconds=0), catalog=catalog)
+        requests = dict(jira.stats.by_path)
+        issues = list(jira.dataset.issues)
+    assert run.returncode == 0, run.stderr[-2000:]
+    voted = [i for i in issues if voter_ids(i)]
+    watched = [i for i in issues if watcher_ids(i)]
+    assert requests.get("/rest/api/{id}/issue/{id}/votes", 0) == len(voted) < len(issues)
+    assert requests.get("/rest/api/{id}/issue/{id}/watchers", 0) == len(watched) < len(issues)
+    assert requests.get("/rest/api/{id}/issue/{id}/remotelink", 0) == len(issues)
+    votes = {r["issue_id"]: r for r in run.records("issue_votes")}
+    assert set(votes) == {str(i) for i in issues}
+    for issue_id, row in votes.items():
+        assert row["votes"] == len(row["voters"]) == len(voter_ids(int(issue_id)))
 
 
 def test_an_issue_deleted_before_its_watchers_are_read_has_no_rows() -> None:

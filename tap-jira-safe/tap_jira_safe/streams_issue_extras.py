@@ -1,7 +1,9 @@
 """Per-issue children read only for the issues the ``issues`` stream emitted this run (the
 issues changed in its window): watchers, votes, remote links. Jira reads none of them in
 bulk (Cloud v3 and Server/DC v2: ``GET /issue/{id}/watchers``, ``/votes``, ``/remotelink``),
-so each costs one request per issue, ``parallel_requests`` at a time. An issue deleted
+so each costs one request per issue, ``parallel_requests`` at a time; but the search
+response's ``watches`` / ``votes`` fields count them, and an issue counting 0 costs none
+(most issues have no votes). An issue deleted
 between the search and its read answers 404: it has no rows here, and the ``issues``
 stream's delete proof removes it."""
 
@@ -24,19 +26,40 @@ class PerIssueStream(IssueChildStream):
     """One ``GET {api}/issue/{id}/<resource>`` per issue of the batch."""
 
     resource: ClassVar[str]
+    # (the issue's summary field, its count, the answer's list): a count of 0 in the search
+    # response means the empty answer, no request
+    summary: ClassVar[tuple[str, str, str] | None] = None
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         issue_ids = list((context or {}).get("issue_ids", []))
-        if not issue_ids:
-            return
-        workers = max(1, self.settings.parallel_requests)
-        self.requests_session  # noqa: B018 (made here, not raced for by the threads)
-        with ThreadPoolExecutor(workers, thread_name_prefix=self.name) as pool:
-            answers = list(pool.map(self._read, issue_ids))
-        for issue_id, answer in zip(issue_ids, answers, strict=True):
-            if answer is not None:
-                yield from self.rows(issue_id, answer)
+        answers: dict[str, Any] = {}
+        to_read = []
+        for issue_id in issue_ids:
+            empty = self.empty_answer(issue_id)
+            if empty is None:
+                to_read.append(issue_id)
+            else:
+                answers[issue_id] = empty
+        if to_read:
+            workers = max(1, self.settings.parallel_requests)
+            self.requests_session  # noqa: B018 (made here, not raced for by the threads)
+            with ThreadPoolExecutor(workers, thread_name_prefix=self.name) as pool:
+                answers.update(zip(to_read, pool.map(self._read, to_read), strict=True))
+        for issue_id in issue_ids:
+            if answers[issue_id] is not None:
+                yield from self.rows(issue_id, answers[issue_id])
+
+    def empty_answer(self, issue_id: str) -> dict[str, Any] | None:
+        """What the read would answer when the issue's summary field (from the search
+        response) counts 0: the summary itself with an empty list. None: read it."""
+        if self.summary is None:
+            return None
+        field, count, items = self.summary
+        found = self.parts.issue_side.take_summary(issue_id, field)
+        if not isinstance(found, dict) or found.get(count) != 0:
+            return None
+        return {**found, items: []}
 
     def _read(self, issue_id: str) -> Any:
         try:
@@ -64,6 +87,7 @@ class IssueWatchersStream(PerIssueStream):
     who left is gone downstream too)."""
 
     name, resource = "issue_watchers", "watchers"
+    summary = ("watches", "watchCount", "watchers")
     primary_keys = ("issue_id",)
     schema = schema(
         ("issue_id",),
@@ -79,6 +103,7 @@ class IssueVotesStream(PerIssueStream):
     """One row per issue: its votes and voters."""
 
     name, resource = "issue_votes", "votes"
+    summary = ("votes", "votes", "voters")
     primary_keys = ("issue_id",)
     schema = schema(
         ("issue_id",),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tests.emulators.jira.dataset import USERS
+from tests.emulators.jira.people import voter_ids, watcher_ids
 from tests.emulators.jira.render import Renderer
 from tests.emulators.jira.routes import ApiError, _cloud_only, _paged, errors, route
 
@@ -210,14 +211,6 @@ def labels(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> 
 
 
 # -- per issue: derived from the issue id, so a test knows the truth ---------------------
-def watcher_ids(issue_id: int) -> list[str]:
-    return list(USERS[issue_id % 5 : issue_id % 5 + issue_id % 3])
-
-
-def voter_ids(issue_id: int) -> list[str]:
-    return list(USERS[issue_id % 7 : issue_id % 7 + issue_id % 2])
-
-
 def remote_link_ids(issue_id: int) -> list[int]:
     return [issue_id * 10 + n for n in range(issue_id % 3)]
 
