@@ -119,7 +119,7 @@ def _unreachable(exc: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
+        if isinstance(current, socket.gaierror):
             return True
         reason = getattr(current, "reason", None)  # urllib3 keeps the cause here
         pending += [current.__cause__, current.__context__]

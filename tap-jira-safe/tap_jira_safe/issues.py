@@ -27,7 +27,7 @@ from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
 from tap_jira_safe import reconcile, sdk_compat
-from tap_jira_safe.client import JiraStream, decoded
+from tap_jira_safe.client import JiraStream, decoded, listed_items
 from tap_jira_safe.errors import (
     IncompleteRead,
     JiraApiError,
@@ -87,7 +87,9 @@ class IssuesStream(JiraStream):
                 th.Property("archived_at", th.DateTimeType),
                 th.Property("_sdc_deleted_at", th.DateTimeType),
             ).to_dict()
-            props["properties"]["fields"] = fields_schema(self.call("GET", self.api + "/field"))
+            field_list = self.call("GET", self.api + "/field")
+            listed = listed_items(field_list, None, f"GET {self.api}/field")
+            props["properties"]["fields"] = fields_schema(listed)
             cached = self._fields_schema = props
         return cached
 
@@ -281,7 +283,7 @@ class IssuesStream(JiraStream):
             yield row
         if self.settings.reconcile_deletes:
             yield from self._apply_verdicts(state, listed | set(emitted), missing, newest)
-        if newest:
+        if newest and self.cloud:  # only Cloud's search/jql takes `reconcileIssues`
             edge = sorted(newest, key=lambda issue_id: newest[issue_id])[-RECONCILE_MAX:]
             state["window_edge_issue_ids"] = sorted(edge)
         # the last issues' children, and those held back for bulk calls: before our STATE
@@ -311,8 +313,20 @@ class IssuesStream(JiraStream):
                 self.logger.warning("issues: %s; restarting the window (try %d)", exc, attempt)
 
     def list_ids(self, jql: str) -> set[int]:
-        """Every id a JQL finds: ids-only pages of the server's size, token (Cloud) or
-        ``startAt`` (Server/DC) paging; every page is checked for shape."""
+        """Every id a JQL finds; a spent or repeated page token restarts the listing."""
+        attempt = 1
+        while True:
+            try:
+                return self._list_ids_once(jql)
+            except (RepeatedPageToken, JiraCursorExpired) as exc:
+                if attempt == WINDOW_TRIES:
+                    raise
+                self.logger.warning("issues: %s; restarting the id listing (try %d)", exc, attempt)
+                attempt += 1
+
+    def _list_ids_once(self, jql: str) -> set[int]:
+        """Ids-only pages of the server's size, token (Cloud) or ``startAt`` (Server/DC)
+        paging; every page is checked for shape."""
         ids: set[int] = set()
         token: str | None = None
         start_at = 0
@@ -352,7 +366,9 @@ class IssuesStream(JiraStream):
         for n in range(0, len(ids), size):
             chunk = ids[n : n + size]
             body = {"issueIdsOrKeys": [str(i) for i in chunk], "fields": list(fields)}
-            yield chunk, self.call("POST", "/rest/api/3/issue/bulkfetch", json=body)
+            answer = self.call("POST", "/rest/api/3/issue/bulkfetch", json=body)
+            listed_items(answer, "issues", "POST /rest/api/3/issue/bulkfetch")
+            yield chunk, answer
 
     def get_issue(self, issue_id: int, fields: tuple[str, ...]) -> dict[str, Any]:
         """One issue (archived ones too), or :class:`JiraNotFound`."""
@@ -416,7 +432,8 @@ class IssuesStream(JiraStream):
     ) -> Iterator[dict[str, Any]]:
         """Prove each missing id and re-check known archived ones; emit deletes, archive
         flags and scope leavers."""
-        archived = reconcile.decode_ids(state.get("archived_issue_ids") or []) - live
+        known_archived = reconcile.decode_ids(state.get("archived_issue_ids") or [])
+        archived = known_archived - live
         rechecked = reconcile.archived_to_recheck(
             state, archived, self.settings.archived_checks_per_run
         )
@@ -427,6 +444,10 @@ class IssuesStream(JiraStream):
             yield {"id": str(issue_id), "updated": when, "_sdc_deleted_at": when}
         still_archived = {int(r["id"]) for r in verdicts.archived}
         yield from self.fetch(sorted(still_archived - archived))  # newly archived: flag once
+        # back from the archive (listed again, or read back in scope): clear the flag, as
+        # restoring need not change `updated`
+        restored = (known_archived & live) | (verdicts.kept & rechecked)
+        yield from self.fetch(sorted(restored))
         leaving = self.settings.issues_leaving_scope
         left = [int(raw["id"]) for raw in verdicts.left_scope]
         if leaving == "delete":
@@ -436,17 +457,23 @@ class IssuesStream(JiraStream):
         else:
             yield from self.fetch(left)
         self.logger.info(
-            "issues: %d live; %d deleted, %d archived (%d re-checked), %d left scope (%s), "
-            "%d kept unproven",
+            "issues: %d live; %d deleted, %d archived (%d re-checked, %d restored), "
+            "%d left scope (%s), %d kept unproven",
             len(live),
             len(verdicts.deleted),
             len(still_archived - archived),
             len(rechecked),
+            len(restored),
             len(left),
             leaving,
-            len(verdicts.kept),
+            len(verdicts.unproven),
         )
         gone = set(verdicts.deleted) | still_archived | set(left)
-        state["live_issue_ids"] = reconcile.encode_ids((live | verdicts.kept) - gone)
-        state["archived_issue_ids"] = reconcile.encode_ids((archived - rechecked) | still_archived)
+        unproven_live = verdicts.unproven - rechecked
+        state["live_issue_ids"] = reconcile.encode_ids(
+            (live | verdicts.kept | unproven_live) - gone
+        )
+        state["archived_issue_ids"] = reconcile.encode_ids(
+            (archived - rechecked) | still_archived | (verdicts.unproven & rechecked)
+        )
         state.pop("live_issue_candidates", None)  # each was listed, emitted or proven above

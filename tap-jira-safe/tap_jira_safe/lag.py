@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 INTERVAL_S = 5.0
 
@@ -48,7 +48,7 @@ class LagGauge:
         point = {
             "type": "gauge",
             "metric": "replication_lag_seconds",
-            "value": round((datetime.now(UTC) - self._bookmark).total_seconds(), 3),
+            "value": round((datetime.now(timezone.utc) - self._bookmark).total_seconds(), 3),
             "tags": {"stream": self.stream},
         }
         self.logger.info("METRIC: %s", json.dumps(point, separators=(",", ":")))

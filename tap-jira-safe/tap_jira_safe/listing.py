@@ -138,7 +138,9 @@ class ListingStream(JiraStream):
         ``{}`` read as an empty list would replace the table with nothing."""
         if self.single and isinstance(body, dict) and body:
             return [body]
-        found = body.get(self.items_key) if isinstance(body, dict) and self.items_key else body
+        found = body
+        if self.items_key:
+            found = body.get(self.items_key) if isinstance(body, dict) else None
         if not self.single and isinstance(found, list):
             return found
         documented = "a JSON list"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -64,11 +64,11 @@ def reset_delay(response: requests.Response) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    now = datetime.now(UTC)
+        moment = moment.replace(tzinfo=timezone.utc)
+    now = datetime.now(timezone.utc)
     with contextlib.suppress(TypeError, ValueError):
         date = parsedate_to_datetime(response.headers.get("Date") or "")
-        now = date if date.tzinfo else date.replace(tzinfo=UTC)
+        now = date if date.tzinfo else date.replace(tzinfo=timezone.utc)
     return max((moment - now).total_seconds(), 0.0)
 
 

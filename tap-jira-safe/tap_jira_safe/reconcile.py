@@ -109,7 +109,8 @@ class Verdicts:
     deleted: list[int] = field(default_factory=list)
     archived: list[dict[str, Any]] = field(default_factory=list)
     left_scope: list[dict[str, Any]] = field(default_factory=list)  # moved out of scope
-    kept: set[int] = field(default_factory=set)  # exist in scope, or not provable this run
+    kept: set[int] = field(default_factory=set)  # exist, in scope, not archived
+    unproven: set[int] = field(default_factory=set)  # bulkfetch's issueErrors: ask next run
 
 
 def prove(lookup: IssueLookup, missing: Iterable[int]) -> Verdicts:
@@ -134,7 +135,7 @@ def _bulkfetch(lookup: IssueLookup, ids: list[int], verdicts: Verdicts) -> list[
     for chunk, body in lookup.bulkfetch(ids, PROOF_FIELDS):
         returned = {int(raw["id"]): raw for raw in body.get("issues") or []}
         retry = {int(err["id"]) for err in body.get("issueErrors") or [] if "id" in err}
-        verdicts.kept |= retry  # "a retriable error": not provable this run
+        verdicts.unproven |= retry  # "a retriable error": not provable this run
         for issue_id in chunk:
             if issue_id in returned:
                 _classify(lookup, returned[issue_id], verdicts)

@@ -58,7 +58,7 @@ def audit_records(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: A
         reverse=True,
     )
     offset, limit = _int(p, "offset", 0), min(_int(p, "limit", 1000), 7)  # a small cap: page
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": rid,
             "summary": f"User created {rid}",
