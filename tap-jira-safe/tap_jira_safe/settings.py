@@ -113,7 +113,7 @@ SCHEMA = th.PropertiesList(
     th.Property(
         "archived_checks_per_run",
         th.IntegerType,
-        default=1000,
+        default=200,
         description=(
             "With `reconcile_deletes`: archived issues looked up again per run (search never "
             "lists them, so a delete after archiving shows only there); they rotate."

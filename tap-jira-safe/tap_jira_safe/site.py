@@ -86,5 +86,5 @@ class Site:
                 left = self._paused_until - time.monotonic()
             if left <= 0:
                 return
-            self.logger.info("waiting %.2f s: Jira rate-limited this run (429)", left)
+            self.logger.info("waiting %.2f s: Jira's rate limit paused this run", left)
             time.sleep(left)

@@ -142,6 +142,24 @@ def test_an_oauth_window_longer_than_the_cap_fails_in_one_line() -> None:
     assert len(lines) == 1 and "3000 s" in lines[0] and "project/search" in lines[0], lines
 
 
+def test_an_oauth_answer_saying_the_quota_is_spent_pauses_the_run_or_fails_past_the_cap() -> None:
+    """A 200 whose `Beta-RateLimit` says 0 points left for 40 s: main slept 30 s (its own
+    cap) and went on into the spent quota; now the run pauses for the window, and a window
+    beyond `max_server_wait_seconds` stops it at once in one line."""
+    spent = {"Beta-RateLimit": '"global-app-quota";r=0;t=40'}
+    with JiraEmulator(issue_count=3) as jira, FaultFront(jira.url) as front:
+        front.add(r"/project/search$", Fault.added_headers(spent))
+        config = {
+            "domain": front.url,
+            "access_token": jira.settings.access_token,
+            "max_server_wait_seconds": 5,
+        }
+        run = run_tap(config, catalog=projects_catalog(), timeout=25)
+    assert run.returncode == 1
+    lines = [x for x in run.stderr.splitlines() if x.startswith("tap-jira-safe: error:")]
+    assert len(lines) == 1 and "40 s" in lines[0] and "project/search" in lines[0], lines
+
+
 METRIC = re.compile(r"METRIC: (\{.*\"replication_lag_seconds\".*\})")
 
 

@@ -27,12 +27,14 @@ HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 @dataclass(frozen=True)
 class Fault:
-    """What to answer instead of forwarding: status, headers, raw body; or ``hang``."""
+    """What to answer instead of forwarding: status, headers, raw body; or ``hang``; or,
+    with ``forward``, the emulator's own answer with ``headers`` added."""
 
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     hang: bool = False
+    forward: bool = False
 
     @staticmethod
     def html_page() -> Fault:
@@ -56,6 +58,10 @@ class Fault:
     @staticmethod
     def never_answer() -> Fault:
         return Fault(hang=True)
+
+    @staticmethod
+    def added_headers(headers: dict[str, str]) -> Fault:
+        return Fault(headers=tuple(headers.items()), forward=True)
 
 
 @dataclass
@@ -165,8 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         fault = self.front.fault_for(urlsplit(self.path).path, raw)
-        if fault is None:
-            self._forward(method, raw)
+        if fault is None or fault.forward:
+            self._forward(method, raw, list(fault.headers) if fault else [])
         elif fault.hang:
             self.front.wait_stopped(3600)  # the request was read; no answer ever comes
             self.close_connection = True
@@ -174,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = [("Date", self.date_time_string()), *fault.headers]
             self._answer(fault.status, headers, fault.body)
 
-    def _forward(self, method: str, raw: bytes) -> None:
+    def _forward(self, method: str, raw: bytes, added: list[tuple[str, str]]) -> None:
         front = self.front
         connection = http.client.HTTPConnection(front.upstream_host, front.upstream_port, 60)
         try:
@@ -183,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
             answer = connection.getresponse()
             body = answer.read()
             kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_HEADERS]
-            self._answer(answer.status, kept, body)
+            self._answer(answer.status, kept + added, body)
         finally:
             connection.close()
 
