@@ -34,6 +34,12 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/python -m tests.support.python_versions
+
+# A wheel and an sdist of each package into dist/ (tests/test_dist.py installs each wheel alone).
+dist: install
+	rm -rf dist
+	for package in $(PACKAGES); do $(BIN)/uv build --quiet --out-dir dist $$package || exit 1; done
 
 # Meltano Hub definitions (hub/) and meltano.yml's plugin entries, from each plugin's --about.
 hub: install

@@ -104,7 +104,7 @@ def setting(name: str, prop: dict[str, Any]) -> dict[str, Any]:
 
 def definition(name: str, data: dict[str, Any]) -> dict[str, Any]:
     """The Hub definition of one plugin, from its `--about --format=json`."""
-    plugin_type, folder, plugin_label = PLUGINS[name]
+    _, folder, plugin_label = PLUGINS[name]
     schema = data["settings"]
     required = list(schema.get("required") or [])
     result: dict[str, Any] = {

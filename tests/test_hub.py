@@ -108,4 +108,5 @@ def test_config_set_target_connection_takes_effect_under_the_default_environment
         meltano(project, "config", "set", "target-postgres-atomic", key, value)
     dumped = meltano(project, "invoke", "--dump=config", "target-postgres-atomic").stdout
     config = json.loads(dumped[dumped.index("{") :])
-    assert (config["host"], config["database"], config["port"]) == ("db.example.com", "warehouse", 6543)
+    connection = (config["host"], config["database"], config["port"])
+    assert connection == ("db.example.com", "warehouse", 6543)
