@@ -15,21 +15,13 @@ import pytest
 from psycopg import sql
 
 from tests.emulators.jira import JiraEmulator
-from tests.support import dist
+from tests.support import dist, readme
 from tests.support.postgres import REPO_ROOT, PgServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(dist.XDIST_GROUP)]
 
 TOKEN = "outside-token-5f1c9a"  # the emulator's; must never appear in the log
 STATE_ID = "dev:tap-jira-safe-to-target-postgres-atomic"
-
-
-def readme_block(name: str) -> str:
-    """The shell block of the README between `<!-- name:begin -->` and `<!-- name:end -->`."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    found = re.search(rf"<!-- {name}:begin -->\n```sh\n(.*?)```\n<!-- {name}:end -->", readme, re.S)
-    assert found, f"README.md has no {name} block"
-    return found.group(1)
 
 
 def meltano_with_state_service(path: Path) -> Path:
@@ -68,7 +60,7 @@ def test_a_fresh_meltano_project_adds_installs_and_runs_our_plugins(
             "user loader": f"user {pg_db.user}",
             "database warehouse": f"database {pg_db.dbname}",
         }
-        script = readme_block("outside-meltano")
+        script = readme.block("outside-meltano")
         for placeholder, value in placeholders.items():
             assert placeholder in script, placeholder
             script = script.replace(placeholder, value)
