@@ -1,7 +1,7 @@
 """Commands the docs show, read from the docs themselves so tests and docs cannot drift.
 
 A block is marked in the Markdown as
-`<!-- NAME:begin -->`, a ```sh fenced block, `<!-- NAME:end -->`.
+`<!-- NAME:begin -->`, a fenced block (```sh, ```json), `<!-- NAME:end -->`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 from tests.support.postgres import REPO_ROOT
 
 
-def block(name: str, doc: str = "README.md") -> str:
-    """The shell block `name` of `doc` (a path relative to the repository)."""
+def block(name: str, doc: str = "README.md", lang: str = "sh") -> str:
+    """The fenced block `name` of `doc` (a path relative to the repository)."""
     text = (REPO_ROOT / doc).read_text()
-    found = re.search(rf"<!-- {name}:begin -->\n```sh\n(.*?)```\n<!-- {name}:end -->", text, re.S)
+    pattern = rf"<!-- {name}:begin -->\n```{lang}\n(.*?)```\n<!-- {name}:end -->"
+    found = re.search(pattern, text, re.S)
     assert found, f"{doc} has no `{name}` block"
     return found.group(1)
 
