@@ -188,3 +188,23 @@ def test_top_readme_quotes_no_test_count() -> None:
     text = (REPO_ROOT / "README.md").read_text()
     assert not re.search(r"\d+ tests in \d+", text)
     assert "Python 3.10+" not in text  # tap-jira-safe needs 3.11
+
+
+def test_jira_permissions_table_names_every_stream(tmp_path: Path) -> None:
+    """Each stream the tap discovers has its permission and scopes in the README's table."""
+    text = (REPO_ROOT / "tap-jira-safe/README.md").read_text()
+    table = text[text.index("## Permissions") :].split("\n## ")[0]
+    documented = set(re.findall(r"`([a-z_]+)`", table))
+    with JiraEmulator(issue_count=3) as jira:
+        (tmp_path / "tap.json").write_text(json.dumps(jira.tap_config()))
+        done = subprocess.run(
+            [str(REPO_ROOT / ".venv/bin/tap-jira-safe"), "--config", "tap.json", "--discover"],
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    streams = {s["tap_stream_id"] for s in json.loads(done.stdout)["streams"]}
+    assert streams - documented == set(), "streams without their permissions in the README"
