@@ -35,6 +35,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m tests.support.python_versions
+	$(BIN)/python hub/generate.py --check
 
 # A wheel and an sdist of each package into dist/ (tests/test_dist.py installs each wheel alone).
 dist: install
