@@ -1,5 +1,6 @@
 """`make dist`: every package installs alone from its wheel, on the lowest Python it declares,
-with only its declared dependencies, and its console scripts answer."""
+with only its declared dependencies (extras' included where declared), imports, and its console
+scripts answer."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def wheel_metadata(path: Path) -> tuple[list[Requirement], dict[str, str], list[
                 scripts[key.strip()] = value.strip()
         sources = [whl.read(n).decode() for n in names if n.endswith(".py")]
     requirements = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
-    return [r for r in requirements if r.marker is None], scripts, sources
+    return requirements, scripts, sources
 
 
 def imported_top_levels(sources: list[str]) -> set[str]:
@@ -64,8 +65,9 @@ def test_declared_dependencies_are_the_imported_ones(folder: str) -> None:
     requirements, _, sources = wheel_metadata(dist.wheel(folder))
     own = dist.project(folder)["name"].replace("-", "_")
     declared = {r.name.lower().replace("-", "_") for r in requirements}
+    always = {r.name.lower().replace("-", "_") for r in requirements if r.marker is None}
     imported = imported_top_levels(sources) - set(sys.stdlib_module_names) - {own, "__future__"}
-    unused = {d for d in declared - imported if (folder, d) not in LOADED_BY_NAME}
+    unused = {d for d in always - imported if (folder, d) not in LOADED_BY_NAME}
     undeclared = {i for i in imported - declared if (folder, i) not in PROVIDED_BY_HOST}
     assert not unused, f"{folder} declares but never imports: {sorted(unused)}"
     assert not undeclared, f"{folder} imports but does not declare: {sorted(undeclared)}"
@@ -87,7 +89,9 @@ def test_wheel_installs_alone_and_answers(folder: str, tmp_path: Path) -> None:
     ).stdout.strip()
     assert version == python
     _, scripts, _ = wheel_metadata(whl)
-    assert scripts, f"{folder} installs no console script"
+    module = dist.project(folder)["name"].replace("-", "_")
+    imported = subprocess.run([str(bin_dir / "python"), "-c", f"import {module}"], check=False)
+    assert imported.returncode == 0, f"{module} does not import from its wheel"
     for name in scripts:
         command = [str(bin_dir / name)]
         if name in SINGER_PLUGINS:
