@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import yaml
+from packaging.requirements import Requirement
 from ruamel.yaml import YAML
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,13 +141,30 @@ def hub_text(plugin: dict[str, Any]) -> str:
     return head + yaml.safe_dump(plugin, sort_keys=False, width=100, allow_unicode=True)
 
 
+def repository_packages() -> dict[str, str]:
+    """Distribution name -> folder, for every package of this repository."""
+    found = {}
+    for pyproject in REPO_ROOT.glob("*/pyproject.toml"):
+        found[tomllib.loads(pyproject.read_text())["project"]["name"]] = pyproject.parent.name
+    return found
+
+
+def editable_pip_url(folder: str) -> str:
+    """`-e ./folder`, after `-e ./dep` for each package of this repository it depends on
+    (those are not on any index: the installer must take them from the working tree too)."""
+    ours = repository_packages()
+    declared = tomllib.loads((REPO_ROOT / folder / "pyproject.toml").read_text())["project"]
+    local = [ours[r.name] for r in map(Requirement, declared["dependencies"]) if r.name in ours]
+    return " ".join(f"-e ./{name}" for name in [*local, folder])
+
+
 def project_entry(plugin: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     """The plugin's `meltano.yml` entry: the Hub definition, installed from the working tree.
 
     Keys the definition does not own (`config`, `select`, `metadata`, ...) are kept.
     """
     entry = {key: value for key, value in plugin.items() if key not in HUB_ONLY}
-    entry["pip_url"] = f"-e ./{PLUGINS[plugin['name']][1]}"
+    entry["pip_url"] = editable_pip_url(PLUGINS[plugin["name"]][1])
     for key, value in (current or {}).items():
         if key not in plugin:
             entry[key] = value
