@@ -34,10 +34,11 @@ def wheel_metadata(path: Path) -> tuple[list[Requirement], dict[str, str], list[
         names = whl.namelist()
         meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
         metadata = Parser().parsestr(whl.read(meta_name).decode())
-        entry_name = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        entry_points = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts: dict[str, str] = {}
         section = ""
-        for line in whl.read(entry_name).decode().splitlines():
+        lines = whl.read(entry_points[0]).decode().splitlines() if entry_points else []
+        for line in lines:
             if line.startswith("["):
                 section = line.strip("[]")
             elif "=" in line and section == "console_scripts":
