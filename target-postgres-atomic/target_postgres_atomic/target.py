@@ -36,6 +36,7 @@ from target_postgres_atomic.redact import redacted, redacted_error
 from target_postgres_atomic.settings import (
     CONFIG_SCHEMA,
     DEFAULT_BATCH_SIZE_ROWS,
+    activate_version_enabled,
     unsupported_settings,
 )
 from target_postgres_atomic.sinks import NUL_ESCAPE, PostgresSink, SinkSettings
@@ -117,6 +118,11 @@ class TargetPostgresAtomic(Target):
         # A bad URL is refused before any input is read.
         self._locks = LockWatcher(
             connector.conninfo(self.config), self.config.get("lock_timeout", 300), self.logger
+        )
+        self.logger.info(
+            "Loading into %s, schema %s.",
+            connector.location(self.config),
+            self.config.get("default_target_schema") or "from each stream name, else public",
         )
         self._sink_settings = SinkSettings(
             batch_size_rows=self.config.get("batch_size_rows") or DEFAULT_BATCH_SIZE_ROWS,
@@ -394,7 +400,7 @@ class TargetPostgresAtomic(Target):
 
     def _activate_version(self, message_dict: dict) -> None:
         stream, version = message_dict["stream"], int(message_dict["version"])
-        if not self.config.get("activate_version", True) or self._overwrite:
+        if not activate_version_enabled(self.config) or self._overwrite:
             self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", stream)
             return
         sink = self._sinks.get(stream)
