@@ -98,4 +98,5 @@ def test_process_activate_version_messages_false_ignores_them(run_target, rows) 
     ]
     run = run_target(refresh, process_activate_version_messages=False)
     assert run.returncode == 0, run.stderr
-    assert rows("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+    assert "Ignoring ACTIVATE_VERSION for 't' (setting)" in run.stderr
+    assert rows("SELECT id FROM t WHERE _sdc_deleted_at IS NULL ORDER BY id") == [(1,), (2,)]
