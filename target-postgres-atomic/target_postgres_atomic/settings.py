@@ -128,9 +128,9 @@ CONFIG_SCHEMA: dict = th.PropertiesList(
     th.Property(
         "ssh_tunnel",
         th.ObjectType(
-            th.Property("enable", th.BooleanType, default=False, description="Use the tunnel."),
+            th.Property("enable", th.BooleanType, description="Use the tunnel (default false)."),
             th.Property("host", th.StringType, description="SSH bastion host."),
-            th.Property("port", th.IntegerType, default=22, description="SSH bastion port."),
+            th.Property("port", th.IntegerType, description="SSH bastion port (default 22)."),
             th.Property("username", th.StringType, description="SSH user on the bastion."),
             th.Property(
                 "private_key",
@@ -145,6 +145,9 @@ CONFIG_SCHEMA: dict = th.PropertiesList(
                 description="Passphrase of an encrypted private key.",
             ),
         ),
+        # No defaults inside: singer-sdk's default filling fails on a value that is no object.
+        # Secret as a whole too: a key pasted in place of the object must not be quoted.
+        secret=True,
         description="Reach PostgreSQL through an SSH bastion: host and port are then as the "
         "bastion sees them.",
     ),
@@ -262,8 +265,8 @@ def refused_values(config: Mapping[str, Any]) -> list[str]:
             "activate_version: false and process_activate_version_messages: true disagree; "
             "set one of them"
         )
-    tunnel = config.get("ssh_tunnel") or {}
-    if tunnel.get("enable"):
+    tunnel = config.get("ssh_tunnel")
+    if isinstance(tunnel, dict) and tunnel.get("enable"):
         missing = [k for k in ("host", "username", "private_key") if not tunnel.get(k)]
         if missing:
             errors.append(f"ssh_tunnel is enabled but has no {', '.join(missing)}")

@@ -115,3 +115,29 @@ def test_a_tunnel_that_cannot_open_stops_the_run_in_one_line(
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     for part in _secret_parts(key):
         assert part not in debug.stderr + debug.stdout
+
+
+@pytest.mark.parametrize(
+    "tunnel",
+    [
+        "-----BEGIN OPENSSH PRIVATE KEY-----b3BlbnNzaC1rZXktdjEAAAAA-pasted-in-place",
+        {
+            "enable": True,
+            "host": "h",
+            "username": "u",
+            "private_key": "x" * 20,
+            "private_key_password": 98765432,
+        },
+    ],
+    ids=["key-instead-of-object", "numeric-password"],
+)
+def test_a_malformed_ssh_tunnel_is_refused_without_its_secrets(
+    tunnel: Any, pg_db: PgServer, tmp_path: Path
+) -> None:
+    done = _load({**pg_db.target_config(), "ssh_tunnel": tunnel}, tmp_path, level="info")
+    assert done.returncode != 0
+    assert "config['ssh_tunnel']" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    secrets = [tunnel] if isinstance(tunnel, str) else ["98765432", "x" * 20]
+    for secret in secrets:
+        assert secret not in done.stderr + done.stdout
