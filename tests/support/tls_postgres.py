@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -104,6 +105,14 @@ def _binaries() -> Path:
     )
 
 
+def _ensure_user(name: str) -> None:
+    """The system user the server runs as (PostgreSQL refuses root), made as pgserver does."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-s", "/bin/bash", name], check=True, capture_output=True)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -115,9 +124,7 @@ def ssl_server() -> Iterator[SslServer]:
     binaries = _binaries()
     as_user = SERVER_USER if os.geteuid() == 0 else None
     if as_user is not None:
-        from pgserver.utils import ensure_user_exists
-
-        ensure_user_exists(as_user)
+        _ensure_user(as_user)
     # A short path: the Unix socket's name must fit in 107 bytes.
     folder = Path(tempfile.mkdtemp(prefix="pgssl-"))
     data = folder / "data"
