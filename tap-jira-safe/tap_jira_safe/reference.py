@@ -7,6 +7,7 @@ from typing import Any
 
 from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
 from tap_jira_safe.client import JiraStream
 
@@ -30,6 +31,7 @@ class ListStream(JiraStream):
     schema = NAMED
 
     @property
+    @override
     def path(self) -> str:  # type: ignore[override]
         return f"{self.api}/{self.resource}"
 
@@ -69,9 +71,11 @@ class ProjectPartStream(JiraStream):
     ).to_dict()
 
     @property
+    @override
     def path(self) -> str:  # type: ignore[override]
         return f"{self.api}/project/{{project_id}}/{self.resource}"
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["projectId"] = int((context or {})["project_id"])
         return row

@@ -7,12 +7,12 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
-import requests
-from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
-from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, StartAtPaginator, more_pages
+from tap_jira_safe.client import JiraStream, StartAtPaginator, listed_items, more_pages
+from tap_jira_safe.errors import IncompleteRead, JiraApiError, JiraBadAnswer, RepeatedPageToken
 from tap_jira_safe.issues import IssuesStream
 from tap_jira_safe.reference import (
     IssueTypesStream,
@@ -21,7 +21,6 @@ from tap_jira_safe.reference import (
     ResolutionsStream,
     StatusesStream,
 )
-from tap_jira_safe.site import probe
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 
 ANY_OBJECT = th.ObjectType(additional_properties=True)
@@ -34,21 +33,17 @@ class IssueChildStream(JiraStream):
     parent_stream_type = IssuesStream
     state_partitioning_keys: list[str] = []
 
-    @property
-    def issues(self) -> IssuesStream:
-        parent = self._tap.streams["issues"]
-        assert isinstance(parent, IssuesStream)
-        return parent
-
 
 class StartAtStream(JiraStream):
     """A list endpoint paged with ``startAt`` / ``maxResults``."""
 
     items_key: str | None = "values"
 
+    @override
     def get_new_paginator(self) -> StartAtPaginator:
         return StartAtPaginator(self.page_size, self.items_key)
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         return {"startAt": next_page_token or 0, "maxResults": self.page_size}
 
@@ -69,16 +64,20 @@ class ProjectsStream(StartAtStream):
     ).to_dict()
 
     @property
+    @override
     def path(self) -> str:  # type: ignore[override]
         return f"{self.api}/project/search" if self.cloud else f"{self.api}/project"
 
     @property
+    @override
     def records_jsonpath(self) -> str:  # type: ignore[override]
         return "$.values[*]" if self.cloud else "$[*]"
 
+    @override
     def get_new_paginator(self) -> StartAtPaginator:
         return StartAtPaginator(self.page_size, "values" if self.cloud else None)
 
+    @override
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
         return {"project_id": record["id"]}
 
@@ -111,13 +110,16 @@ class UsersStream(StartAtStream):
     ).to_dict()
 
     @property
+    @override
     def path(self) -> str:  # type: ignore[override]
         return f"{self.api}/users/search" if self.cloud else f"{self.api}/user/search"
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         params = super().get_url_params(context, next_page_token)
         return params if self.cloud else {**params, "username": "."}
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row.setdefault("accountId", row.get("key") or row.get("name"))  # DC has no accountId
         return row
@@ -137,6 +139,7 @@ class FieldsStream(JiraStream):
     ).to_dict()
 
     @property
+    @override
     def path(self) -> str:  # type: ignore[override]
         return f"{self.api}/field"
 
@@ -154,8 +157,9 @@ class BoardsStream(StartAtStream):
         th.Property("location", ANY_OBJECT),
     ).to_dict()
 
+    @override
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"board_id": record["id"]}
+        return {"board_id": record["id"], "board_type": record.get("type")}
 
 
 class SprintsStream(StartAtStream):
@@ -175,16 +179,28 @@ class SprintsStream(StartAtStream):
         th.Property("self", th.StringType),
     ).to_dict()
 
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == 400 and "does not support sprints" in response.text:
-            return  # kanban boards have no sprints: an empty list, not an error
-        super().validate_response(response)
+    @override
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """Kanban boards have no sprints (Jira answers 400): not asked. Other non-scrum
+        boards may have them if the sprints feature is on: a 400 there means none."""
+        board_type = (context or {}).get("board_type")
+        if board_type == "kanban":
+            return
+        try:
+            yield from super().get_records(context)
+        except JiraApiError as exc:
+            if board_type == "scrum" or exc.status != 400:
+                raise
+            board = (context or {}).get("board_id")
+            self.logger.info("sprints: board %s (%s) has no sprints", board, board_type)
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["board_id"] = (context or {}).get("board_id")
         row["startDate"] = jira_to_iso(row.get("startDate"))
         return row
 
+    @override
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
         return {"sprint_id": record["id"], "board_id": record.get("board_id")}
 
@@ -205,12 +221,15 @@ class SprintIssuesStream(JiraStream):
         th.Property("board_id", th.IntegerType),
     ).to_dict()
 
+    @override
     def get_new_paginator(self) -> StartAtPaginator:
         return StartAtPaginator(self.page_size, "issues")
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         return {"startAt": next_page_token or 0, "maxResults": self.page_size, "fields": "id"}
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         return {
             "sprint_id": (context or {})["sprint_id"],
@@ -239,34 +258,35 @@ class IssueCommentsStream(IssueChildStream):
         th.Property("updated", th.DateTimeType),
     ).to_dict()
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         counts: dict[str, int] = {}
         rows: dict[str, list[dict[str, Any]]] = {}
         for issue_id in (context or {}).get("issue_ids", []):
-            count = self.issues.comment_count(issue_id)
-            embedded = self.issues.take_embedded(issue_id, "comments")
+            count = self.parts.issue_side.take_comment_count(issue_id)
+            embedded = self.parts.issue_side.take_embedded(issue_id, "comments")
             if count:
                 counts[issue_id] = count
                 if embedded is not None:
                     rows[issue_id] = embedded
-        rows.update(self._page_all([i for i in counts if i not in rows]))
+        rows.update(self.page_all_comments([i for i in counts if i not in rows]))
         for issue_id, count in counts.items():
             if len(rows[issue_id]) < count:
-                raise RuntimeError(
+                raise IncompleteRead(
                     f"issue_comments: issue {issue_id} has {count} comments but paging "
                     f"returned {len(rows[issue_id])}; run again."
                 )
             yield from ({**row, "issue_id": issue_id} for row in rows[issue_id])
 
-    def _page_all(self, issue_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def page_all_comments(self, issue_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Every comment of these issues, ``parallel_requests`` issues at a time: one request
         each costs a round trip, and Jira reads no comments by issue in bulk."""
         if not issue_ids:
             return {}
-        workers = max(1, int(self.config.get("parallel_requests", 4)))
+        workers = self.settings.parallel_requests
         self.requests_session  # noqa: B018 (made here, not raced for by the threads)
         with ThreadPoolExecutor(workers, thread_name_prefix="comments") as pool:
-            futures = [pool.submit(self._page, issue_id) for issue_id in issue_ids]
+            futures = [pool.submit(self.page_comments, issue_id) for issue_id in issue_ids]
             try:
                 # the first failure surfaces at once, not after every page before it
                 for future in wait(futures, return_when=FIRST_EXCEPTION).done:
@@ -277,7 +297,7 @@ class IssueCommentsStream(IssueChildStream):
                     future.cancel()
                 raise
 
-    def _page(self, issue_id: str) -> list[dict[str, Any]]:
+    def page_comments(self, issue_id: str) -> list[dict[str, Any]]:
         """One issue's comments, ``startAt``-paged as ``StartAtPaginator`` pages."""
         rows: list[dict[str, Any]] = []
         while True:
@@ -286,16 +306,11 @@ class IssueCommentsStream(IssueChildStream):
                 f"{self.api}/issue/{issue_id}/comment",
                 params={"startAt": len(rows), "maxResults": self.page_size},
             )
-            items = page.get("comments") if isinstance(page, dict) else None
-            if not isinstance(items, list):
-                raise RuntimeError(
-                    f"issue_comments: GET {self.api}/issue/{issue_id}/comment answered "
-                    "without a `comments` list; run again."
-                )
-            rows.extend(items)
+            rows.extend(listed_items(page, "comments", f"GET {self.api}/issue/{{id}}/comment"))
             if not more_pages(page, "comments", self.page_size):
                 return rows
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"], row["updated"] = jira_to_iso(row["created"]), jira_to_iso(row["updated"])
         return row
@@ -321,9 +336,10 @@ class IssueChangelogsStream(IssueChildStream):
         super().__init__(*args, **kwargs)
         self._pending: list[str] = []
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         for issue_id in (context or {}).get("issue_ids", []):
-            embedded = self.issues.take_embedded(issue_id, "histories")
+            embedded = self.parts.issue_side.take_embedded(issue_id, "histories")
             if embedded is not None:
                 yield from ({**h, "issue_id": issue_id} for h in embedded)
             elif self.cloud:
@@ -336,12 +352,17 @@ class IssueChangelogsStream(IssueChildStream):
                     f"{self.api}/issue/{issue_id}",
                     params={"expand": "changelog", "fields": "id"},
                 )
-                changelog = body["changelog"]
-                histories = changelog["histories"]
+                changelog = body.get("changelog") if isinstance(body, dict) else None
+                if not isinstance(changelog, dict):
+                    raise JiraBadAnswer(
+                        f"GET {self.api}/issue/{{id}}?expand=changelog answered without a "
+                        f"`changelog` object (issue {issue_id}); run again."
+                    )
+                histories = listed_items(changelog, "histories", f"GET {self.api}/issue/{{id}}")
                 # Server/DC renders every history (ChangelogBeanBuilder); Cloud would cut
                 # this read to the newest 100. A cut one must not pass as complete.
                 if len(histories) < int(changelog.get("total", len(histories))):
-                    raise RuntimeError(
+                    raise IncompleteRead(
                         f"issue_changelogs: issue {issue_id} has {changelog['total']} "
                         f"changelog entries but the issue read returned {len(histories)}: "
                         "this Jira cuts expand=changelog, so running again will not help; "
@@ -360,7 +381,8 @@ class IssueChangelogsStream(IssueChildStream):
             if token:
                 body["nextPageToken"] = token
             page = self.call("POST", "/rest/api/3/changelog/bulkfetch", json=body)
-            for group in page.get("issueChangeLogs", []):
+            groups = listed_items(page, "issueChangeLogs", "POST /rest/api/3/changelog/bulkfetch")
+            for group in groups:
                 yield from (
                     {**h, "issue_id": str(group["issueId"])} for h in group["changeHistories"]
                 )
@@ -368,9 +390,13 @@ class IssueChangelogsStream(IssueChildStream):
             if not next_token:
                 return
             if next_token == token:
-                raise RepeatedPageTokenError(f"page token repeated: {next_token[:12]}...")
+                raise RepeatedPageToken(
+                    f"POST /rest/api/3/changelog/bulkfetch: page token repeated: "
+                    f"{next_token[:12]}..."
+                )
             token = next_token
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"] = jira_to_iso(row.get("created"))
         return row
@@ -398,36 +424,39 @@ class IssueWorklogsStream(JiraStream):
         th.Property("_sdc_deleted_at", th.DateTimeType),
     ).to_dict()
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         # /worklog/updated leaves out the last minute: never bookmark into it
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
-        return iso_utc(probe(self).server_time - timedelta(minutes=1) - lookback)
+        lookback = timedelta(minutes=self.settings.lookback_minutes)
+        return iso_utc(self.site.facts(self).server_time - timedelta(minutes=1) - lookback)
 
     def _changes(self, endpoint: str, since: int) -> Iterator[list[dict[str, Any]]]:
         """Pages of ``/worklog/updated`` or ``/deleted``; each next page overlaps by 1 ms."""
         while True:
             page = self.call("GET", f"{self.api}/worklog/{endpoint}", params={"since": since})
-            yield page.get("values", [])
+            yield listed_items(page, "values", f"GET {self.api}/worklog/{endpoint}")
             if page.get("lastPage", True):
                 return
             next_since = int(page["until"]) - 1
             if next_since <= since:
-                raise RuntimeError(
+                raise IncompleteRead(
                     f"issue_worklogs: /worklog/{endpoint} is not advancing "
                     f"past since={since}; more than a page share one time."
                 )
             since = next_since
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         start = self.get_starting_timestamp(context)
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
+        lookback = timedelta(minutes=self.settings.lookback_minutes)
         since = to_ms(start - lookback) if start else 0
         for values in self._changes("updated", since):
             ids = [v["worklogId"] for v in values]
             for n in range(0, len(ids), 1000):
-                for row in self.call(
+                listed = self.call(
                     "POST", f"{self.api}/worklog/list", json={"ids": ids[n : n + 1000]}
-                ):
+                )
+                for row in listed_items(listed, None, f"POST {self.api}/worklog/list"):
                     yield {
                         **row,
                         "started": jira_to_iso(row.get("started")),
@@ -441,7 +470,7 @@ class IssueWorklogsStream(JiraStream):
                 yield {"id": str(value["worklogId"]), "updated": when, "_sdc_deleted_at": when}
 
 
-STREAM_TYPES: list[type[Stream]] = [
+STREAM_TYPES: list[type[JiraStream]] = [
     ProjectsStream,
     VersionsStream,
     ComponentsStream,
