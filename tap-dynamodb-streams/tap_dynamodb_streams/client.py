@@ -89,17 +89,20 @@ class _Calls:
         else:
             return
         self.last_failure = f"{operation.name}: {what}"
+        self.log_failure(operation.name, what, attempts)
         if attempts < self.max_attempts and time.monotonic() > self.deadline:
             raise OutOfTime(
                 f"{operation.name} failed ({what}) after {attempts} attempt(s) and the run's "
                 "max_run_seconds is up; check the endpoint, the network or the AWS limits"
             )
+
+    def log_failure(self, operation: str, what: str, attempt: int) -> None:
         LOG.warning(
             "Table %r: %s: %s (attempt %d of at most %d)",
             self.table,
-            operation.name,
+            operation,
             what,
-            attempts,
+            attempt,
             self.max_attempts,
         )
 
@@ -292,11 +295,15 @@ class AwsClients:
         refused = False
         fast = self._direct
         if fast is not None:
-            answer, refused = self.calls.call(
+            answer, refused, failure = self.calls.call(
                 operation, lambda: fast.call(operation, params), data_errors=True
             )
             if answer is not None:
                 return answer
+            if failure is not None:
+                what = f"no answer within {self.calls.timeout:g} s or no connection ({failure})"
+                self.calls.last_failure = f"{operation}: {what}"
+                self.calls.log_failure(operation, f"{what}; direct call", 1)
         answer = self.calls.call(operation, lambda: botocore_call(**params), data_errors=True)
         if refused and fast is not None:
             fast.botocore_succeeded_instead()

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.retries.standard import RetryContext, StandardRetryConditions
 
 from tap_dynamodb_streams.errors import DATA_ERRORS, MalformedResponse, received
@@ -85,11 +85,14 @@ class DirectCalls:
             and self._misses < self.GIVE_UP_AFTER
         )
 
-    def call(self, operation: str, params: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
-        """The answer of a 200 (else None), and whether AWS refused the call for a reason
-        that is neither load nor the data (an auth error, say): botocore may not be refused."""
+    def call(
+        self, operation: str, params: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, bool, str | None]:
+        """The answer of a 200 (else None); whether AWS refused the call for a reason that is
+        neither load nor the data (an auth error, say: botocore may not be refused); and why
+        no answer came, if none did."""
         if not self.usable:
-            return None, False
+            return None, False, None
         request = AWSRequest(
             "POST",
             self._url,
@@ -105,12 +108,12 @@ class DirectCalls:
             SigV4Auth(frozen, self._signing_name, self._region).add_auth(request)
             response = self._http.send(request.prepare())  # type: ignore[union-attr]
             body = msgspec.json.decode(response.content)
-        except Exception as err:  # botocore makes the call again and says what failed
+        except (BotoCoreError, ValueError) as err:  # no answer, or no JSON: botocore asks again
             # Counted like a refusal: a path that always fails must not double every call.
-            LOG.debug("direct %s failed (%s): botocore asks again", operation, type(err).__name__)
-            return None, True
+            failure = f"{type(err).__name__}: {err}" if isinstance(err, BotoCoreError) else None
+            return None, True, failure
         if response.status_code == 200:
-            return (body, False) if isinstance(body, dict) else (None, True)
+            return (body, False, None) if isinstance(body, dict) else (None, True, None)
         error = body if isinstance(body, dict) else {}
         code = str(error.get("__type", "")).rpartition("#")[2]
         parsed = {
@@ -125,7 +128,7 @@ class DirectCalls:
             parsed_response=parsed,
             http_response=response,
         )
-        return None, not self._retryable.is_retryable(context)
+        return None, not self._retryable.is_retryable(context), None
 
     def botocore_succeeded_instead(self) -> None:
         """botocore answered where this path was refused: after a few, stop using it."""

@@ -35,7 +35,6 @@ from tap_dynamodb_streams.errors import (
     ExpiredIterator,
     InvalidPosition,
     MalformedResponse,
-    OutOfTime,
     ResourceNotFound,
     TrimmedData,
 )
@@ -308,8 +307,6 @@ class StreamReader:
         try:
             last = self._follow(run, cursor)
             item = _Stopped(cursor.shard_id, last) if isinstance(last, Outcome) else last
-        except OutOfTime:  # a failing call met the end of the run: the position is intact
-            item = held(cursor) if cursor.probe else _Stopped(cursor.shard_id, Outcome.OUT_OF_TIME)
         except BaseException as err:  # handed to the caller's thread, which raises it
             # A probe's error is met again, in order, when the child is read for real.
             item = held(cursor) if cursor.probe else _Failed(cursor.shard_id, err)
