@@ -146,7 +146,9 @@ class FaultProxy:
 
             def _upstream(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
                 target = proxy.upstream
-                connection = http.client.HTTPConnection(str(target.hostname), target.port, timeout=60)
+                connection = http.client.HTTPConnection(
+                    str(target.hostname), target.port, timeout=60
+                )
                 try:
                     connection.request(method, self.path, body, dict(self.headers.items()))
                     answer = connection.getresponse()
