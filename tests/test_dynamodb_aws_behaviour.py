@@ -195,6 +195,20 @@ def test_shard_reads_are_signed_directly_and_a_refused_key_fails_loudly(tmp_path
     assert "InvalidSignatureException" in refused.stderr and wrong not in refused.stderr
 
 
+def test_direct_shard_reads_can_be_switched_off(tmp_path: Path) -> None:
+    """``direct_shard_reads: false``: every shard read goes through botocore (the kill-switch
+    for a botocore release the fast path no longer fits)."""
+    with running_stack(Faults.lenient()) as stack:
+        stack.create_table("plain")
+        put(stack, "plain", "a", "b")
+        config = stack.tap_config(["plain"], direct_shard_reads=False)
+        run = run_tap(tmp_path, config, env={"LOGLEVEL": "DEBUG"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(r["pk"] for r in run.records) == ["a", "b"]
+    assert "OperationModel(name=GetRecords)" in run.stderr
+    assert "OperationModel(name=GetShardIterator)" in run.stderr
+
+
 def test_direct_reads_refused_where_botocore_is_not_fall_back_then_switch_off() -> None:
     """A direct shard read that AWS refuses (here: signed with a secret the endpoint does not
     know, while botocore's is right) is asked again through botocore and answered; after 3
