@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import time
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime, timezone
@@ -426,6 +427,9 @@ class TableStream(Stream):
         sdk_compat.set_stream_version(self, table_version)
         sdk_compat.write_activate_version(self, table_version)
         self._snapshotting = True  # records of a scan: the SDK's own time_extracted
+        # max_run_seconds does not cut a scan (a partial scan cannot be resumed): its retries
+        # are bounded by aws_max_attempts and aws_call_timeout_seconds alone.
+        self.aws.start(self.table, math.inf)
         try:
             for item in scan_table(self.aws, self.table, segments):
                 record = self._full_image(item)
@@ -439,6 +443,7 @@ class TableStream(Stream):
                 yield record
         finally:
             self._snapshotting = False
+            self.aws.start(self.table, self._deadline)
         # Resumed: the SDK wrote every snapshot record; close the version.
         sdk_compat.write_activate_version(self, table_version)
         sdk_compat.set_stream_version(self, None)
