@@ -165,6 +165,12 @@ class StreamsEmulator:
         with self.lock:
             return self.feed.attach(table, view_type, roots)
 
+    def detach(self, table: str) -> None:
+        """Stop mirroring ``table``'s moto stream; our stream and its events stay."""
+        assert self.feed is not None, "detach() needs moto_url"
+        with self.lock:
+            self.feed.detach(table)
+
     def sync(self) -> int:
         """Move every write made in moto so far into the shards."""
         with self.lock:
