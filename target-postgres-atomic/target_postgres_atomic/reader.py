@@ -13,6 +13,7 @@ from collections import Counter
 import msgspec
 from singer_sdk.exceptions import FatalSyncError
 from singer_sdk.io_base import GenericSingerReader, SingerMessageType
+from typing_extensions import override
 
 from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError, InvalidInputLine
 from target_postgres_atomic.validation import unencodable_field
@@ -79,9 +80,11 @@ class LineReader(GenericSingerReader[t.Any]):
     """Tried first on each line (and its number): True when it took the line as a RECORD."""
 
     @property
+    @override
     def default_input(self) -> t.IO[t.Any]:
         return sys.stdin.buffer
 
+    @override
     def deserialize_json(self, line: t.Any) -> dict:
         """Required by the base class; process_lines below decodes into `Message` instead."""
         return msgspec.json.decode(line)
@@ -111,6 +114,7 @@ class LineReader(GenericSingerReader[t.Any]):
         if parts:
             yield b"".join(parts)
 
+    @override
     def process_lines(
         self,
         file_input: t.IO[t.Any] | None,

@@ -1,4 +1,4 @@
-"""One sink per stream: buffer raw records, COPY them into a private stage, merge in SQL.
+"""One sink per stream: check its records, buffer them and COPY them into a private stage.
 
 The SDK's SQLSink validates and converts every record in Python; at COPY speed that is the
 bottleneck, so this sink keeps each record as the raw JSON bytes the tap sent and lets
@@ -15,8 +15,9 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from target_postgres_atomic import connector, merge
-from target_postgres_atomic.errors import BadRecordError, missing_key
+from target_postgres_atomic import merge
+from target_postgres_atomic.errors import BadRecordError
+from target_postgres_atomic.landing import Batch, Lander
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.typed import TypedLayout, typed_layout
@@ -74,8 +75,6 @@ class PostgresSink:
         self._keys: set[Any] = set()
         self._unique_keys = False
         """Every row of this batch so far is typed and has a key no other row has."""
-        self._key_collations: tuple[TableSpec, merge.KeyCollations] | None = None
-        """How the table compares its keys, learnt at the first merge under this spec."""
         self._make_stages()
         self.check = record_checker(spec, check_types=settings.validate_records)
         self.chunk: list[Any] = []
@@ -89,11 +88,10 @@ class PostgresSink:
         """Records of this table version go to the shadow table until it is activated."""
         self.opened: set[int] = set()
         """Table versions whose opening ACTIVATE_VERSION this run has seen."""
-        self.shadowed = 0
-        """Records in the shadow table: they land in the table (and count) when it swaps in."""
         self.shadow = sql.Identifier(
             spec.schema, generated_name(f"_sdc_shadow_{spec.table}", spec.schema, spec.table)
         )
+        self.lander = Lander(self.stage, self.shadow, settings.upsert, settings.hard_delete)
 
     def update_spec(self, spec: TableSpec) -> None:
         """A new SCHEMA for the stream (its buffered rows were merged under the old one)."""
@@ -230,134 +228,14 @@ class PostgresSink:
 
         The stream's schema and shadow version are fixed now, as the records were staged.
         """
-        spec, shadow_version, records = self.spec, self.shadow_version, self.pending
         typed = None
         if self.layout is not None:
             typed = merge.Staged(self.layout.columns, mixed=self._general_rows > 0)
-        unique_keys = self._unique_keys
+        batch = Batch(self.spec, self.shadow_version, typed, self._unique_keys, self.pending)
         self.pending = 0
         self.size_bytes = 0
         self._start_batch()
-        return lambda conn: self._merge_staged(
-            conn, spec, shadow_version, typed, unique_keys, records
-        )
-
-    def _merge_staged(
-        self,
-        conn: psycopg.Connection,
-        spec: TableSpec,
-        shadow_version: int | None,
-        typed: merge.Staged | None,
-        unique_keys: bool,
-        records: int,
-    ) -> int:
-        where: sql.Composable = sql.SQL("")
-        if shadow_version is not None:
-            version = sql.Literal(shadow_version)
-            self._check_fit(conn, spec, sql.SQL("WHERE s._table_version = {}").format(version))
-            shadowed = conn.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE _table_version = {}").format(
-                    self.shadow, merge.COPY_COLUMNS, merge.COPY_COLUMNS, self.stage, version
-                )
-            ).rowcount
-            # Counted if this transaction commits: a failed one fails the run, which drops
-            # the shadow and reports nothing after it.
-            self.shadowed += shadowed
-            records -= shadowed
-            where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
-        self._merge(conn, spec, self.stage, where, typed, unique_keys=unique_keys)
-        conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
-        return records
-
-    def _check_fit(self, conn: psycopg.Connection, spec: TableSpec, where: sql.Composable) -> None:
-        """Cast the rows bound for the shadow now: a bad value fails its batch, not the swap."""
-        check = sql.SQL("SELECT count(ROW(r.*)) FROM ({}) r").format(
-            merge.typed_rows(spec, self.stage, where)
-        )
-        try:
-            with conn.transaction():
-                conn.execute(check)
-        except psycopg.errors.DataError as exc:
-            raise _unfit_error(conn, spec, self.stage, exc) from None
-
-    def _merge(
-        self,
-        conn: psycopg.Connection,
-        spec: TableSpec,
-        source: sql.Composable,
-        where: sql.Composable,
-        typed: merge.Staged | None = None,
-        *,
-        unique_keys: bool = False,
-    ) -> None:
-        rows = merge.typed_rows(spec, source, where, typed)
-        keys = None
-        if self.settings.upsert and spec.keys:
-            keys = self._keys_of(conn, spec)
-            # Keys unique in Python may still be equal in the table's collation.
-            unique_keys = unique_keys and keys.exact
-            statement = merge.upsert(
-                spec, rows, keys, hard_delete=self.settings.hard_delete, unique_keys=unique_keys
-            )
-        else:
-            statement = merge.append(spec, rows)
-        try:
-            if keys is None or not self._inserted(
-                conn, spec, source, rows, typed, keys, unique_keys=unique_keys
-            ):
-                with conn.transaction():
-                    conn.execute(statement)
-        except psycopg.errors.DataError as exc:
-            raise _unfit_error(conn, spec, source, exc) from None
-        except psycopg.errors.NotNullViolation:
-            # Keys the record checker cannot name (quotes, control characters) end up here.
-            found = conn.execute(merge.first_null_key(spec, source)).fetchone()
-            if found is None:
-                raise
-            raise missing_key(spec.stream, found[0], found[1]) from None
-
-    def _keys_of(self, conn: psycopg.Connection, spec: TableSpec) -> merge.KeyCollations:
-        """The table's key collations, asked once per spec: the table only changes (DDL)
-        at a SCHEMA, which hands the sink a new spec (`update_spec`)."""
-        cached = self._key_collations
-        if cached is not None and cached[0] is spec:
-            return cached[1]
-        keys = connector.key_collations(conn, spec)
-        self._key_collations = (spec, keys)
-        return keys
-
-    def _inserted(
-        self,
-        conn: psycopg.Connection,
-        spec: TableSpec,
-        source: sql.Composable,
-        rows: sql.Composable,
-        typed: merge.Staged | None,
-        keys: merge.KeyCollations,
-        *,
-        unique_keys: bool,
-    ) -> bool:
-        """Whether the batch went in by plain INSERT: its keys are unique and all new.
-
-        Hard deletes keep the upsert (their tombstones guard versions of deleted keys).
-        A writer that is not this target may still add a key meanwhile: its unique
-        violation rolls the INSERT back and the upsert runs instead.
-        """
-        if not (unique_keys and typed is not None) or self.settings.hard_delete:
-            return False
-        found = conn.execute(merge.keys_are_new(spec, source, typed.columns[spec.keys[0]], keys))
-        row = found.fetchone()
-        if not (row and row[0]):
-            return False
-        statement = merge.upsert(
-            spec, rows, keys, hard_delete=False, unique_keys=True, new_keys=True
-        )
-        try:
-            with conn.transaction():
-                conn.execute(statement)
-        except psycopg.errors.UniqueViolation:
-            return False
-        return True
+        return lambda conn: self.lander.land(conn, batch)
 
     def shadow_exists(self, conn: psycopg.Connection) -> bool:
         found = conn.execute("SELECT to_regclass(%s)", (self.shadow.as_string(None),)).fetchone()
@@ -381,7 +259,7 @@ class PostgresSink:
         )
         conn.execute(sql.SQL("DELETE FROM {}").format(self.shadow))
         self.shadow_version = version
-        self.shadowed = 0
+        self.lander.shadowed = 0
 
     def activate_version(self, conn: psycopg.Connection, version: int | None) -> int:
         """Make `version` the table's content: insert it, then retire older rows (one tx).
@@ -390,35 +268,9 @@ class PostgresSink:
         With `version` None the open refresh's rows are only merged (upserts), nothing is
         retired: its end was not proven, and deleting what it did not reach could lose rows.
         """
-        landed = 0
         shadow_version = self.shadow_version
-        if shadow_version is not None and version in (None, shadow_version):
-            self._merge(
-                conn,
-                self.spec,
-                self.shadow,
-                sql.SQL("WHERE s._table_version = {}").format(sql.Literal(shadow_version)),
-            )
-            conn.execute(sql.SQL("DROP TABLE {}").format(self.shadow))
+        swaps = shadow_version is not None and version in (None, shadow_version)
+        landed = self.lander.activate(conn, self.spec, shadow_version if swaps else None, version)
+        if swaps:
             self.shadow_version = None
-            landed, self.shadowed = self.shadowed, 0
-        if version is not None:
-            conn.execute(
-                merge.retire_versions(self.spec, version, hard_delete=self.settings.hard_delete)
-            )
         return landed
-
-
-def _unfit_error(
-    conn: psycopg.Connection, spec: TableSpec, source: sql.Composable, exc: psycopg.errors.DataError
-) -> Exception:
-    probe = merge.first_unfit(spec, source)
-    if probe is not None:
-        conn.execute(merge.FITS_FUNCTION)
-        found = conn.execute(probe).fetchone()
-        if found is not None:
-            seq, field, pg_type = found
-            return BadRecordError(
-                spec.stream, seq, field, f"the value does not fit column type {pg_type}"
-            )
-    return BadRecordError(spec.stream, 0, None, f"the batch failed to merge: {exc}")

@@ -1,0 +1,316 @@
+"""The load engine: two database sessions, the commit thread, and STATE only after commit.
+
+Records stream into one session's stages while the other session's batch merges on the
+commit thread. Every buffered record and the latest STATE land in ONE transaction; the STATE
+is written to stdout only after that transaction has committed, and never after a failed one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from singer_sdk import metrics
+
+from target_postgres_atomic import connector, shadows
+from target_postgres_atomic.sinks import PostgresSink, SinkSettings
+from target_postgres_atomic.spec import TableSpec
+from target_postgres_atomic.staging import Stager
+from target_postgres_atomic.waits import LockWatcher
+
+SESSIONS = 2
+MAX_BUFFER_SECONDS = 60.0
+
+Activation = tuple[PostgresSink, int | None]
+"""A sink and the table version its commit makes the table's content (None: merge only)."""
+
+
+@dataclass
+class Session:
+    """One database session with its private stages, and the commit it may be running."""
+
+    conn: psycopg.Connection
+    stager: Stager
+    job: Future[None] | None = None
+
+
+class LoadEngine:
+    """Sessions, batches and commits of one run; the sinks of its streams by stream name."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        state_schema: str,
+        lock_timeout: float,
+        sink_settings: SinkSettings,
+        logger: logging.Logger,
+    ) -> None:
+        self._config = config
+        self.state_schema = state_schema
+        self._lock_timeout = lock_timeout
+        self.sink_settings = sink_settings
+        self._logger = logger
+        self.sinks: dict[str, PostgresSink] = {}
+        self._sessions: list[Session] = []
+        self._current = 0
+        # Commits run in order on one worker thread: while one session merges a batch, the
+        # next batch streams into the other session's stages.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        self._failed = False
+        self._held_shadows: dict[str, sql.Identifier] = {}
+        """Shadow tables this run fills (their locks held by the first session)."""
+        self._pending_state: str | None = None
+        self._emitted_state: str | None = None
+        self._buffered_rows = 0
+        self._buffered_since = 0.0
+        # A bad URL is refused before any input is read.
+        self._locks = LockWatcher(connector.conninfo(config), lock_timeout, logger)
+
+    @property
+    def session(self) -> Session:
+        """The session records stream into now; opened at the first use."""
+        if not self._sessions:
+            for _ in range(SESSIONS):
+                conn = connector.connect(self._config)
+                self._sessions.append(Session(conn, Stager(conn)))
+            conn = self._sessions[0].conn
+            with self.transaction(conn, f"{self.state_schema}.{connector.STATE_TABLE}"):
+                connector.lock_table(conn, self.state_schema, connector.STATE_TABLE)
+                connector.ensure_state_table(conn, self.state_schema)
+        return self._sessions[self._current]
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """The current session, for DDL: only call after `wait`."""
+        return self.session.conn
+
+    @contextmanager
+    def transaction(self, conn: psycopg.Connection, tables: str) -> Iterator[None]:
+        """A transaction whose lock waits are logged and bounded (lock_timeout)."""
+        with self._locks.watch(conn, tables), conn.transaction():
+            yield
+
+    def open_sink(self, spec: TableSpec) -> PostgresSink:
+        """A new stream's sink, with a stage in every session, staging into the current one."""
+        current = self.session
+        sink = PostgresSink(
+            spec,
+            f"_sdc_stage_{len(self.sinks)}",
+            self.sink_settings,
+            [s.stager for s in self._sessions],
+        )
+        sink.stager = current.stager
+        self.sinks[spec.stream] = sink
+        return sink
+
+    def add(
+        self,
+        sink: PostgresSink,
+        seq: int,
+        raw: bytes,
+        version: int | None,
+        time_extracted: str | None,
+    ) -> None:
+        """One record (raw JSON) into its sink; a full batch commits."""
+        sink.add(seq, raw, version, time_extracted)
+        self.added(sink)
+
+    def added(self, sink: PostgresSink) -> None:
+        """A record went into `sink`: a full batch (or one buffered too long) commits."""
+        if self._buffered_rows == 0:
+            self._buffered_since = time.monotonic()
+        self._buffered_rows += 1
+        if (
+            sink.full
+            or self._buffered_rows >= self.sink_settings.batch_size_rows
+            or self._buffered_too_long()
+        ):
+            self.commit()
+
+    def state(self, value: str) -> None:
+        """The latest STATE: written out once every record before it has committed."""
+        self._pending_state = value
+        if self._buffered_rows == 0 or self._buffered_too_long():
+            self.commit()
+
+    def _buffered_too_long(self) -> bool:
+        return time.monotonic() - self._buffered_since > MAX_BUFFER_SECONDS
+
+    def wait(self) -> None:
+        """Every queued commit is done (its error, if any, is raised here)."""
+        for session in self._sessions:
+            if session.job is not None:
+                job, session.job = session.job, None
+                job.result()
+
+    def hold_shadow(self, sink: PostgresSink) -> None:
+        """This run fills the sink's shadow: its first session holds the shadow's lock."""
+        if sink.spec.stream not in self._held_shadows:
+            shadows.hold(self._sessions[0].conn, sink.shadow, self._logger, self._lock_timeout)
+            self._held_shadows[sink.spec.stream] = sink.shadow
+
+    def commit(self, activate: list[Activation] | None = None) -> None:
+        """Land every buffered record, and the latest STATE with them, in ONE transaction.
+
+        The transaction runs on the commit thread (or here, with `activate`, which makes those
+        table versions the tables' content in the same transaction); only after it commits is
+        the STATE written to stdout.
+        """
+        dirty = sorted(
+            (s for s in self.sinks.values() if s.pending),
+            key=lambda s: (s.spec.schema, s.spec.table),
+        )
+        state = self._pending_state
+        # STATE waits while records of this run sit in a shadow table that is not swapped in.
+        swapped = {id(s) for s, _ in activate or []}
+        held = any(s.refreshing for s in self.sinks.values() if id(s) not in swapped)
+        new_state = state is not None and state != self._emitted_state and not held
+        if not dirty and not new_state and not activate:
+            return
+        session = self.session
+        for sink in dirty:
+            sink.send_chunk()
+        session.stager.close()
+        tables = {(s.spec.schema, s.spec.table) for s in dirty}
+        tables |= {(s.spec.schema, s.spec.table) for s, _ in activate or []}
+        batches = [(sink.spec.stream, sink.take_batch()) for sink in dirty]
+        state_out = state if new_state else None
+        if new_state:
+            self._emitted_state = state
+        self._buffered_rows = 0
+        streams = sorted(self.sinks)
+
+        busy = next((s for s in self._sessions if s.job is not None and not s.job.done()), None)
+        if not dirty and not activate and busy is not None:
+            # A STATE alone, right after a batch: it commits after that batch, on that batch's
+            # session, so records keep streaming into this one (no wait for the merge). Only
+            # after every batch before it: the one commit thread runs jobs in submission order.
+            self._queue_commit(
+                busy, lambda conn: self._commit_batches(conn, [], [], streams, state_out, None)
+            )
+            return
+
+        def commit() -> None:
+            self._commit_batches(
+                session.conn, sorted(tables), batches, streams, state_out, activate
+            )
+
+        if activate:
+            self.wait()
+            commit()
+            return
+        session.job = self._committer.submit(commit)
+        self._switch_session()
+
+    def _queue_commit(self, session: Session, commit: Callable[[psycopg.Connection], None]) -> None:
+        """Run `commit` on `session` after its queued one, whose error it passes on."""
+        previous = session.job
+
+        def after_previous() -> None:
+            if previous is not None:
+                previous.result()  # done already: the commit thread runs jobs in order
+            commit(session.conn)
+
+        session.job = self._committer.submit(after_previous)
+
+    def _switch_session(self) -> None:
+        """Stream the next batch into the other session once its last commit is done."""
+        self._current = (self._current + 1) % len(self._sessions)
+        session = self._sessions[self._current]
+        if session.job is not None:
+            job, session.job = session.job, None
+            job.result()
+        for sink in self.sinks.values():
+            sink.stager = session.stager
+
+    def _commit_batches(
+        self,
+        conn: psycopg.Connection,
+        tables: list[tuple[str, str]],
+        batches: list[tuple[str, Callable[[psycopg.Connection], int]]],
+        streams: list[str],
+        state: str | None,
+        activate: list[Activation] | None,
+    ) -> None:
+        if self._failed:
+            return  # an earlier commit failed: nothing after it may land or be reported
+        try:
+            with self.transaction(conn, ", ".join(f"{s}.{t}" for s, t in tables)):
+                # One lock order for every process, so two targets never deadlock.
+                for table in tables:
+                    connector.lock_table(conn, *table)
+                landed = {stream: merge_batch(conn) for stream, merge_batch in batches}
+                for sink, version in activate or []:
+                    stream = sink.spec.stream
+                    landed[stream] = landed.get(stream, 0) + sink.activate_version(conn, version)
+                if state is not None:
+                    connector.save_state(conn, self.state_schema, streams, state)
+        except BaseException:
+            self._failed = True
+            raise
+        # singer-sdk's record_count METRIC lines (tagged as its sinks tag them), only now that
+        # the records are committed in their tables, so a runner can compare what the tap
+        # emitted with what landed (state-service's per-run counts read them).
+        for stream, count in landed.items():
+            if not count:
+                continue  # an ACTIVATE_VERSION with nothing swapped in landed no record
+            with metrics.record_counter(stream) as counter:
+                counter.increment(count)
+        if state is not None:
+            sys.stdout.write(state + "\n")
+            sys.stdout.flush()
+
+    def end_copy(self) -> None:
+        """No statement stays open while the tap is idle (statement or idle timeouts)."""
+        if self._sessions:
+            self.session.stager.close()
+
+    def close(self, ended: list[Activation]) -> None:
+        """The clean end of input: `ended` refreshes end, everything commits, sessions close."""
+        try:
+            if ended:
+                self.commit(activate=ended)
+            self.commit()
+            self.wait()
+        except BaseException:
+            self._drop_held_shadows()
+            raise
+        self._committer.shutdown()
+        self._locks.close()
+        for session in self._sessions:
+            session.conn.close()
+        self._sessions = []
+        self._held_shadows = {}
+
+    def cancel(self) -> None:
+        """Stop now: a merge still running rolls back, and nothing later commits."""
+        self._failed = True
+        for session in self._sessions:
+            if session.job is not None and not session.job.done():
+                session.conn.cancel_safe()
+
+    def close_after_error(self) -> None:
+        """Batches taken before a bad line still commit (and report their STATE).
+
+        The shadow tables of open refreshes go: nothing in them was acknowledged.
+        """
+        for session in self._sessions:
+            if session.job is not None:
+                session.job.exception()
+        self._committer.shutdown()
+        self._locks.close()
+        self._drop_held_shadows()
+
+    def _drop_held_shadows(self) -> None:
+        """A failed run's shadow tables go: nothing in them was acknowledged by a STATE."""
+        if self._held_shadows:
+            connector.drop_tables(self._config, list(self._held_shadows.values()), self._logger)
