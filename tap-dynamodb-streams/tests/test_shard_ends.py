@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tests.emulators.dynamodb_streams import Stack
-from tests.support.dynamodb import run_tap
+from tests.emulators.dynamodb_streams import Faults, Stack
+from tests.support.dynamodb import run_tap, running_stack
 
 ROOTS = 250  # a full listing: 3 DescribeStream pages of 100
 
@@ -45,3 +45,29 @@ def test_a_shard_end_asks_for_its_children_with_one_call(stack: Stack, tmp_path:
         f"k{key:04d}" for key in range(400)
     )
     assert any(r["_sdc_shard_id"] in split for r in third.records)
+
+
+def test_an_endpoint_that_ignores_the_filter_gets_a_full_listing(tmp_path: Path) -> None:
+    """An endpoint that answers every shard to a filtered DescribeStream: the tap notices, lists
+    the stream as before, asks no filtered call again this run, and reads the children."""
+    with running_stack(Faults(ignore_shard_filter=True)) as stack:
+        stack.create_table("older", roots=3)
+        put(stack, "older", range(20))
+        config = stack.tap_config(["older"])
+        first = run_tap(tmp_path / "1", config)
+        assert first.returncode == 0, first.stderr[-3000:]
+        split: list[str] = []
+        listed = stack.streams.calls["DescribeStream"] + 1
+        stack.streams.after_calls(
+            "DescribeStream", listed, lambda: split.extend(stack.streams.split("older"))
+        )
+        second = run_tap(tmp_path / "2", config, state=first.last_state)
+        put(stack, "older", range(20, 60))
+        third = run_tap(tmp_path / "3", config, state=second.last_state)
+    assert second.returncode == 0 and third.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("DescribeStream ignored ShardFilter CHILD_SHARDS") == 1
+    shards = second.last_state["bookmarks"]["older"]["shards"]  # type: ignore[index]
+    assert set(split) <= set(shards)
+    assert sorted(r["pk"] for r in first.records + second.records + third.records) == sorted(
+        f"k{key:04d}" for key in range(60)
+    )

@@ -116,7 +116,7 @@ def describe_stream(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]
     if model.faults.scramble_listing:
         shards.sort(key=lambda s: s.listing_key)
     shard_filter = body.get("ShardFilter")
-    if shard_filter is not None:
+    if shard_filter is not None and not model.faults.ignore_shard_filter:
         shards = [s for s in shards if s.parent_id == _filtered_parent(shard_filter)]
     start = body.get("ExclusiveStartShardId")
     if start:
