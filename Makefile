@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # start-ups), so more workers than cores pay; xdist_group keeps tests that share a thing together.
 TEST_WORKERS ?= 3
 
-.PHONY: install browser test demo lint soak bench clean
+.PHONY: install browser test demo lint soak bench clean dist hub
 
 install: $(STAMP)
 
@@ -34,6 +34,17 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/python -m tests.support.python_versions
+	$(BIN)/python hub/generate.py --check
+
+# A wheel and an sdist of each package into dist/ (tests/test_dist.py installs each wheel alone).
+dist: install
+	rm -rf dist
+	for package in $(PACKAGES); do $(BIN)/uv build --quiet --out-dir dist $$package || exit 1; done
+
+# Meltano Hub definitions (hub/) and meltano.yml's plugin entries, from each plugin's --about.
+hub: install
+	$(BIN)/python hub/generate.py
 
 soak: install
 	RUN_SOAK=1 $(BIN)/python -m pytest -m soak $(PYTEST_ARGS)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from tests.emulators.dynamodb_streams import Stack
+from tests.support.aws_faults import Fault, Rule, aws_operation, fault_proxy
 from tests.support.dynamodb import TapRun, run_tap
-from tests.support.faults import Fault, Rule, aws_operation, fault_proxy
 
 WRONG_DIAGNOSIS = "no stream is enabled"
 

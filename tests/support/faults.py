@@ -1,174 +1,202 @@
-"""A fault-injection HTTP proxy to put in front of an emulator (127.0.0.1, ephemeral port).
+"""A fault-injection front: an HTTP proxy placed before an emulator that serves, for chosen
+paths, what a broken network or server serves: an HTML page with status 200, JSON cut
+short, a body of the wrong shape, an absurd ``Retry-After``, or a socket that never answers.
 
-Requests are relayed to the emulator unchanged (the ``Host`` header too, so signatures made
-for the proxy's address still verify); a request that a rule matches gets the rule's fault
-instead: an HTML page with status 200, a JSON body cut short, JSON of the wrong shape, any
-status with any body and headers (an absurd ``Retry-After``, say), or a socket that accepts
-the request and never answers. Rules match on a request header (for AWS JSON protocols,
-``X-Amz-Target`` names the operation) or on the path, and may apply to the first N matches
-only. ``seen`` counts the requests each rule caught.
+Everything else is forwarded unchanged to the emulator behind it. Give a plugin the front's
+``url`` instead of the emulator's::
+
+    with JiraEmulator() as jira, FaultFront(jira.url) as front:
+        front.add(r"/project/search$", Fault.wrong_shape({}))
+        run_tap({**jira.tap_config(), "domain": front.url})
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-HTML_PAGE = (
-    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
-    b"<body><h1>Bad Gateway</h1><p>The proxy could not reach the upstream server.</p>"
-    b"</body></html>"
-)
+# answered by this front itself, not copied from the emulator's answer
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "server"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fault:
-    """What a matched request gets instead of the emulator's answer."""
+    """What to answer instead of forwarding: status, headers, raw body; or ``hang``; or,
+    with ``forward``, the emulator's own answer with ``headers`` added."""
 
     status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
-    content_type: str = "application/x-amz-json-1.0"
-    headers: dict[str, str] = field(default_factory=dict)
-    hang: bool = False  # accept the request, never answer
+    hang: bool = False
+    forward: bool = False
 
-    @classmethod
-    def html(cls, status: int = 200) -> Fault:
-        return cls(status=status, body=HTML_PAGE, content_type="text/html")
+    @staticmethod
+    def html_page() -> Fault:
+        page = b"<!DOCTYPE html><html><body><h1>Sign in to continue</h1></body></html>"
+        return Fault(200, (("Content-Type", "text/html;charset=UTF-8"),), page)
 
-    @classmethod
-    def truncated(cls, payload: dict[str, Any], keep: float = 0.5) -> Fault:
-        whole = json.dumps(payload).encode()
-        return cls(body=whole[: max(1, int(len(whole) * keep))])
+    @staticmethod
+    def truncated_json() -> Fault:
+        return Fault(200, (("Content-Type", "application/json"),), b'{"values": [{"id": "1')
 
-    @classmethod
-    def json(cls, payload: Any, status: int = 200, **headers: str) -> Fault:
-        return cls(status=status, body=json.dumps(payload).encode(), headers=dict(headers))
+    @staticmethod
+    def wrong_shape(body: Any) -> Fault:
+        return Fault(200, (("Content-Type", "application/json"),), json.dumps(body).encode())
 
-    @classmethod
-    def never_answers(cls) -> Fault:
-        return cls(hang=True)
+    @staticmethod
+    def retry_after(seconds: str, status: int = 429, extra: dict[str, str] | None = None) -> Fault:
+        headers = (("Retry-After", seconds), *(extra or {}).items())
+        error = {"errorMessages": ["Rate limit exceeded."], "errors": {}}
+        return Fault(status, headers, json.dumps(error).encode())
+
+    @staticmethod
+    def never_answer() -> Fault:
+        return Fault(hang=True)
+
+    @staticmethod
+    def added_headers(headers: dict[str, str]) -> Fault:
+        return Fault(headers=tuple(headers.items()), forward=True)
 
 
 @dataclass
 class Rule:
+    pattern: re.Pattern[str]
     fault: Fault
-    header: tuple[str, str] | None = None  # (name, value the header must end with)
-    path_prefix: str | None = None
-    times: int | None = None  # None: every match
-
-    def matches(self, path: str, headers: Any) -> bool:
-        if self.times is not None and self.times <= 0:
-            return False
-        if self.header is not None:
-            name, suffix = self.header
-            if not str(headers.get(name, "")).endswith(suffix):
-                return False
-        return self.path_prefix is None or path.startswith(self.path_prefix)
+    times: int | None  # None: every matching request
+    after: int  # matching requests forwarded untouched before the fault starts
+    body_has: bytes  # only requests whose body holds these bytes match (b"": any)
+    seen: int = 0
+    served: int = 0
 
 
-def aws_operation(operation: str, fault: Fault, times: int | None = None) -> Rule:
-    """A rule for one operation of an AWS JSON API (``X-Amz-Target: <Prefix>.<Operation>``)."""
-    return Rule(fault, header=("X-Amz-Target", "." + operation), times=times)
+@dataclass
+class FrontStats:
+    faults_served: int = 0
+    forwarded: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)
 
 
-class FaultProxy:
-    def __init__(self, upstream: str, rules: list[Rule] | None = None) -> None:
-        self.upstream = urlsplit(upstream)
-        self.rules = list(rules or [])
-        self.seen = [0] * len(self.rules)
+class FaultFront:
+    """Start with ``with`` (or ``start()``); ``url`` is the base URL to give a plugin."""
+
+    def __init__(self, upstream: str) -> None:
+        split = urlsplit(upstream)
+        self.upstream_host = split.hostname or "127.0.0.1"
+        self.upstream_port = split.port or 80
+        self.rules: list[Rule] = []
+        self.stats = FrontStats()
         self._lock = threading.Lock()
-        self._release = threading.Event()  # lets hanging handlers go when the proxy stops
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._stop = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def add(
+        self,
+        path_pattern: str,
+        fault: Fault,
+        times: int | None = None,
+        after: int = 0,
+        body_has: bytes = b"",
+    ) -> None:
+        """Serve ``fault`` to requests whose path matches (``re.search``) and whose body
+        holds ``body_has``, ``times`` times, once ``after`` of them went through untouched."""
+        with self._lock:
+            self.rules.append(Rule(re.compile(path_pattern), fault, times, after, body_has))
 
-    def start(self) -> FaultProxy:
-        self._thread.start()
+    def fault_for(self, path: str, body: bytes) -> Fault | None:
+        with self._lock:
+            self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
+            for rule in self.rules:
+                if not rule.pattern.search(path) or rule.body_has not in body:
+                    continue
+                rule.seen += 1
+                if rule.seen > rule.after and (rule.times is None or rule.served < rule.times):
+                    rule.served += 1
+                    self.stats.faults_served += 1
+                    return rule.fault
+            self.stats.forwarded += 1
+            return None
+
+    def start(self) -> FaultFront:
+        handler = type("Handler", (_Handler,), {"front": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._stop.set()  # releases hanging handlers
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
 
-    def _fault_for(self, path: str, headers: Any) -> Fault | None:
-        with self._lock:
-            for index, rule in enumerate(self.rules):
-                if rule.matches(path, headers):
-                    self.seen[index] += 1
-                    if rule.times is not None:
-                        rule.times -= 1
-                    return rule.fault
-        return None
+    def __enter__(self) -> FaultFront:
+        return self.start()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "start() the front first"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-            def do_POST(self) -> None:
-                self._relay("POST")
-
-            def do_GET(self) -> None:
-                self._relay("GET")
-
-            def _relay(self, method: str) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fault = proxy._fault_for(self.path, self.headers)
-                if fault is not None and fault.hang:
-                    proxy._release.wait()
-                    self.close_connection = True
-                    return
-                if fault is not None:
-                    status, headers, payload = fault.status, dict(fault.headers), fault.body
-                    headers["Content-Type"] = fault.content_type
-                else:
-                    status, headers, payload = self._upstream(method, body)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _upstream(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-                target = proxy.upstream
-                connection = http.client.HTTPConnection(
-                    str(target.hostname), target.port, timeout=60
-                )
-                try:
-                    connection.request(method, self.path, body, dict(self.headers.items()))
-                    answer = connection.getresponse()
-                    payload = answer.read()
-                    skip = {"content-length", "transfer-encoding", "connection"}
-                    kept = {k: v for k, v in answer.getheaders() if k.lower() not in skip}
-                    return answer.status, kept, payload
-                finally:
-                    connection.close()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        return Handler
+    def wait_stopped(self, seconds: float) -> None:
+        self._stop.wait(seconds)
 
 
-@contextmanager
-def fault_proxy(upstream: str, *rules: Rule) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(upstream, list(rules)).start()
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
+class _Handler(BaseHTTPRequestHandler):
+    front: FaultFront
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read stats instead."""
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        fault = self.front.fault_for(urlsplit(self.path).path, raw)
+        if fault is None or fault.forward:
+            self._forward(method, raw, list(fault.headers) if fault else [])
+        elif fault.hang:
+            self.front.wait_stopped(3600)  # the request was read; no answer ever comes
+            self.close_connection = True
+        else:
+            headers = [("Date", self.date_time_string()), *fault.headers]
+            self._answer(fault.status, headers, fault.body)
+
+    def _forward(self, method: str, raw: bytes, added: list[tuple[str, str]]) -> None:
+        front = self.front
+        connection = http.client.HTTPConnection(front.upstream_host, front.upstream_port, 60)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+            connection.request(method, self.path, body=raw or None, headers=headers)
+            answer = connection.getresponse()
+            body = answer.read()
+            kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_HEADERS]
+            self._answer(answer.status, kept + added, body)
+        finally:
+            connection.close()
+
+    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response_only(status)  # the emulator's own Date header, not a second one
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
