@@ -63,10 +63,12 @@ def refuse_bad_config(
     plugin: PluginBase,
     validate: Callable[..., list[str]],
     instead: Mapping[str, str] = NO_HINTS,
+    refused: Sequence[str] = (),
 ) -> list[str]:
     """The body of every plugin's ``_validate_config`` override: an error of ``validate``
-    (singer-sdk's validation) or an unknown setting raises ``ConfigRefused`` in every mode; the
-    errors listed never show a secret value. Returns the (empty) list of errors otherwise."""
+    (singer-sdk's validation), an unknown setting or one of the plugin's own ``refused``
+    errors raises ``ConfigRefused`` in every mode; the errors listed never show a secret value.
+    Returns the (empty) list of errors otherwise."""
     errors: list[str] = []
     try:
         validate(raise_errors=True)
@@ -75,6 +77,7 @@ def refuse_bad_config(
     schema = plugin.config_jsonschema  # with singer-sdk's built-in settings, added by validate
     errors = redacted(errors, plugin.config, schema)
     errors += unknown_settings(plugin.config, schema, plugin.name, instead)
+    errors += redacted(list(refused), plugin.config, schema)
     if errors:
         raise ConfigRefused(errors)
     return errors

@@ -32,12 +32,18 @@ _logged_secrets: set[str] = set()
 
 
 def secret_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[Any]:
-    """The configured values of the settings the schema marks ``secret``."""
-    return [
-        config[name]
-        for name, prop in schema.get("properties", {}).items()
-        if isinstance(prop, dict) and prop.get("secret") and config.get(name) not in (None, "")
-    ]
+    """The configured values of the settings the schema marks ``secret``, also inside an
+    object setting (the target's ``ssh_tunnel`` holds a private key)."""
+    found: list[Any] = []
+    for name, prop in schema.get("properties", {}).items():
+        value = config.get(name)
+        if not isinstance(prop, dict) or value is None or value == "":
+            continue
+        if prop.get("secret"):
+            found.append(value)
+        if isinstance(value, dict):
+            found += secret_settings(value, prop)
+    return found
 
 
 def hidden(text: str, secrets: Iterable[str], mask: str) -> str:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tests.support.cli import error_line, run
 
 TOOL = "tap-dynamodb-streams"

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from safe_singer_common import redact
-from tap_dynamodb_streams.tap import TapDynamoDBStreams
-
 from tests.emulators.dynamodb_streams import Stack
+
+from tap_dynamodb_streams.tap import TapDynamoDBStreams
 
 KEY_ID = "AKIAEXAMPLEKEY123456"
 SECRET = KEY_ID + "-and-the-rest-of-a-secret"  # contains another secret: masked as a whole

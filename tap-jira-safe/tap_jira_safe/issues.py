@@ -228,6 +228,10 @@ class IssuesStream(JiraStream):
         self._child_batch.append(str(record["id"]))
         count = int(record.get("comment_count") or 0)
         self.parts.issue_side.put_comment_count(str(record["id"]), count)
+        for child, field in (("issue_watchers", "watches"), ("issue_votes", "votes")):
+            if self._child_selected(child):
+                summary = (record.get("fields") or {}).get(field)
+                self.parts.issue_side.put_summary(str(record["id"]), field, summary)
         if len(self._child_batch) >= CHILD_BATCH:
             batch, self._child_batch = self._child_batch, []
             yield {"issue_ids": batch}

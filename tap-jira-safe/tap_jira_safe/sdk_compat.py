@@ -42,9 +42,29 @@ class SchemaOnce(Stream):
             super()._write_schema_message()
 
 
+def open_table_version(stream: Stream) -> int:
+    """Start a full-table version as ``Stream.sync`` does with
+    ``emit_activate_version_messages`` (its RECORD messages carry ``_stream_version``)."""
+    stream._stream_version = stream._initialized_at // 1000
+    return stream._stream_version
+
+
+def table_version(stream: Stream) -> int:
+    """The version ``open_table_version`` started."""
+    version = stream._stream_version
+    assert version is not None, "no table version was opened"
+    return version
+
+
+def write_activate_version(stream: Stream, version: int) -> None:
+    """An ACTIVATE_VERSION message, through the stream's maps as singer-sdk sends it."""
+    stream._write_activate_version_message(version)
+
+
 SEAMS: dict[str, tuple[type, str, tuple[str, ...]]] = {
     # seam -> (class, member, the parameters we pass, in order)
     "write_state_now": (Stream, "_write_state_message", ()),
     "sync_children": (Stream, "_sync_children", ("child_context",)),
     "SchemaOnce": (Stream, "_write_schema_message", ()),
+    "write_activate_version": (Stream, "_write_activate_version_message", ("full_table_version",)),
 }

@@ -23,10 +23,21 @@ class IssueSideData:
         self._lock = threading.Lock()
         self._embedded: dict[tuple[str, str], Rows | None] = {}
         self._comment_counts: dict[str, int] = {}
+        self._summaries: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     def put_embedded(self, issue_id: str, items: str, rows: Rows | None) -> None:
         with self._lock:
             self._embedded[(issue_id, items)] = rows
+
+    def put_summary(self, issue_id: str, field: str, summary: dict[str, Any] | None) -> None:
+        """A summary field of the issue (``watches``, ``votes``): its counts say whether
+        the per-issue read is needed at all."""
+        with self._lock:
+            self._summaries[(issue_id, field)] = summary
+
+    def take_summary(self, issue_id: str, field: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._summaries.pop((issue_id, field), None)
 
     def put_comment_count(self, issue_id: str, count: int) -> None:
         with self._lock:

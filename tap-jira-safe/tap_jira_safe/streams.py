@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
@@ -11,16 +11,11 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_jira_safe.client import JiraStream, StartAtPaginator, listed_items, more_pages
-from tap_jira_safe.errors import IncompleteRead, JiraApiError, JiraBadAnswer, RepeatedPageToken
+from tap_jira_safe.client import JiraStream, listed_items, more_pages
+from tap_jira_safe.errors import IncompleteRead, JiraBadAnswer, RepeatedPageToken
 from tap_jira_safe.issues import IssuesStream
-from tap_jira_safe.reference import (
-    IssueTypesStream,
-    PrioritiesStream,
-    ProjectPartStream,
-    ResolutionsStream,
-    StatusesStream,
-)
+from tap_jira_safe.listing import ListingStream, schema
+from tap_jira_safe.reference import COMPONENT, VERSION, ProjectPartStream
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 
 ANY_OBJECT = th.ObjectType(additional_properties=True)
@@ -34,48 +29,46 @@ class IssueChildStream(JiraStream):
     state_partitioning_keys: list[str] = []
 
 
-class StartAtStream(JiraStream):
-    """A list endpoint paged with ``startAt`` / ``maxResults``."""
-
-    items_key: str | None = "values"
-
-    @override
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, self.items_key)
-
-    @override
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        return {"startAt": next_page_token or 0, "maxResults": self.page_size}
-
-
-class ProjectsStream(StartAtStream):
+class ProjectsStream(ListingStream):
     """Cloud pages ``/project/search``; Server/DC lists every project at ``/project``."""
 
-    name = "projects"
+    name, cloud_path, dc_path = "projects", "/project/search", "/project"
     primary_keys = ("id",)
-    schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True),
-        th.Property("key", th.StringType),
-        th.Property("name", th.StringType),
-        th.Property("projectTypeKey", th.StringType),
-        th.Property("style", th.StringType),
-        th.Property("simplified", th.BooleanType),
-        th.Property("self", th.StringType),
-    ).to_dict()
+    extra_params = {"expand": "description,lead,issueTypes,url,projectKeys,permissions,insight"}
+    schema = schema(
+        ("id",),
+        id="string",
+        key="string",
+        name="string",
+        description="string",
+        projectTypeKey="string",
+        style="string",
+        simplified="boolean",
+        isPrivate="boolean",
+        archived="boolean",
+        lead="object",
+        projectCategory="object",
+        avatarUrls="object",
+        issueTypes="array",
+        url="string",
+        email="string",
+        assigneeType="string",
+        projectKeys="array",
+        permissions="object",
+        insight="object",
+        properties="object",
+        entityId="string",
+        uuid="string",
+        self="string",
+    )
 
     @property
-    @override
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/project/search" if self.cloud else f"{self.api}/project"
+    def items_key(self) -> str | None:  # type: ignore[override]
+        return "values" if self.cloud else None
 
     @property
-    @override
-    def records_jsonpath(self) -> str:  # type: ignore[override]
-        return "$.values[*]" if self.cloud else "$[*]"
-
-    @override
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, "values" if self.cloud else None)
+    def paged(self) -> bool:  # type: ignore[override]
+        return self.cloud
 
     @override
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
@@ -83,41 +76,38 @@ class ProjectsStream(StartAtStream):
 
 
 class VersionsStream(ProjectPartStream):
-    name, resource = "versions", "versions"
-    parent_stream_type = ProjectsStream
+    name, parent_stream_type, schema = "versions", ProjectsStream, VERSION
+    cloud_path = dc_path = "/project/{project_id}/versions"
 
 
 class ComponentsStream(ProjectPartStream):
-    name, resource = "components", "components"
-    parent_stream_type = ProjectsStream
+    name, parent_stream_type, schema = "components", ProjectsStream, COMPONENT
+    cloud_path = dc_path = "/project/{project_id}/components"
 
 
-class UsersStream(StartAtStream):
+class UsersStream(ListingStream):
     """Cloud: ``/users/search``; Server/DC: ``/user/search?username=.`` (``.`` is everyone)."""
 
-    name = "users"
+    name, cloud_path, dc_path, paged = "users", "/users/search", "/user/search", True
     primary_keys = ("accountId",)
-    items_key = None
-    schema = th.PropertiesList(
-        th.Property("accountId", th.StringType, required=True),
-        th.Property("name", th.StringType),
-        th.Property("key", th.StringType),
-        th.Property("displayName", th.StringType),
-        th.Property("accountType", th.StringType),
-        th.Property("active", th.BooleanType),
-        th.Property("timeZone", th.StringType),
-        th.Property("self", th.StringType),
-    ).to_dict()
+    schema = schema(
+        ("accountId",),
+        accountId="string",
+        name="string",
+        key="string",
+        emailAddress="string",
+        displayName="string",
+        accountType="string",
+        active="boolean",
+        timeZone="string",
+        locale="string",
+        avatarUrls="object",
+        self="string",
+    )
 
     @property
-    @override
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/users/search" if self.cloud else f"{self.api}/user/search"
-
-    @override
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        params = super().get_url_params(context, next_page_token)
-        return params if self.cloud else {**params, "username": "."}
+    def extra_params(self) -> dict[str, Any]:  # type: ignore[override]
+        return {} if self.cloud else {"username": "."}
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
@@ -125,118 +115,34 @@ class UsersStream(StartAtStream):
         return row
 
 
-class FieldsStream(JiraStream):
-    name = "fields"
+class FieldsStream(ListingStream):
+    name, cloud_path, dc_path = "fields", "/field", "/field"
     primary_keys = ("id",)
-    schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True),
-        th.Property("key", th.StringType),
-        th.Property("name", th.StringType),
-        th.Property("custom", th.BooleanType),
-        th.Property("navigable", th.BooleanType),
-        th.Property("searchable", th.BooleanType),
-        th.Property("schema", ANY_OBJECT),
-    ).to_dict()
-
-    @property
-    @override
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/field"
-
-
-class BoardsStream(StartAtStream):
-    name = "boards"
-    path = "/rest/agile/1.0/board"
-    primary_keys = ("id",)
-    records_jsonpath = "$.values[*]"
-    schema = th.PropertiesList(
-        th.Property("id", th.IntegerType, required=True),
-        th.Property("name", th.StringType),
-        th.Property("type", th.StringType),
-        th.Property("self", th.StringType),
-        th.Property("location", ANY_OBJECT),
-    ).to_dict()
+    schema = schema(
+        ("id",),
+        id="string",
+        key="string",
+        name="string",
+        custom="boolean",
+        orderable="boolean",
+        navigable="boolean",
+        searchable="boolean",
+        clauseNames="array",
+        scope="object",
+        schema="object",
+        untranslatedName="string",
+    )
 
     @override
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"board_id": record["id"], "board_type": record.get("type")}
-
-
-class SprintsStream(StartAtStream):
-    name = "sprints"
-    parent_stream_type = BoardsStream
-    path = "/rest/agile/1.0/board/{board_id}/sprint"
-    primary_keys = ("id",)
-    records_jsonpath = "$.values[*]"
-    state_partitioning_keys: list[str] = []
-    schema = th.PropertiesList(
-        th.Property("id", th.IntegerType, required=True),
-        th.Property("board_id", th.IntegerType),
-        th.Property("originBoardId", th.IntegerType),
-        th.Property("name", th.StringType),
-        th.Property("state", th.StringType),
-        th.Property("startDate", th.DateTimeType),
-        th.Property("self", th.StringType),
-    ).to_dict()
-
-    @override
-    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
-        """Kanban boards have no sprints (Jira answers 400): not asked. Other non-scrum
-        boards may have them if the sprints feature is on: a 400 there means none."""
-        board_type = (context or {}).get("board_type")
-        if board_type == "kanban":
-            return
-        try:
-            yield from super().get_records(context)
-        except JiraApiError as exc:
-            if board_type == "scrum" or exc.status != 400:
-                raise
-            board = (context or {}).get("board_id")
-            self.logger.info("sprints: board %s (%s) has no sprints", board, board_type)
-
-    @override
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        row["board_id"] = (context or {}).get("board_id")
-        row["startDate"] = jira_to_iso(row.get("startDate"))
-        return row
-
-    @override
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"sprint_id": record["id"], "board_id": record.get("board_id")}
-
-
-class SprintIssuesStream(JiraStream):
-    """Sprint membership: one row per (sprint, issue), from Agile ``/sprint/{id}/issue``."""
-
-    name = "sprint_issues"
-    parent_stream_type = SprintsStream
-    path = "/rest/agile/1.0/sprint/{sprint_id}/issue"
-    primary_keys = ("sprint_id", "issue_id")
-    records_jsonpath = "$.issues[*]"
-    state_partitioning_keys: list[str] = []
-    schema = th.PropertiesList(
-        th.Property("sprint_id", th.IntegerType, required=True),
-        th.Property("issue_id", th.StringType, required=True),
-        th.Property("issue_key", th.StringType),
-        th.Property("board_id", th.IntegerType),
-    ).to_dict()
-
-    @override
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, "issues")
-
-    @override
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        return {"startAt": next_page_token or 0, "maxResults": self.page_size, "fields": "id"}
-
-    @override
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        return {
-            "sprint_id": (context or {})["sprint_id"],
-            "issue_id": str(row["id"]),
-            "issue_key": row.get("key"),
-            "board_id": (context or {}).get("board_id"),
-        }
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Context | None
+    ) -> Iterable[Context | None]:
+        """Contexts belong to custom fields only."""
+        if record.get("custom"):
+            yield {
+                "field_id": record["id"],
+                "field_type": (record.get("schema") or {}).get("custom"),
+            }
 
 
 class IssueCommentsStream(IssueChildStream):
@@ -468,23 +374,3 @@ class IssueWorklogsStream(JiraStream):
             for value in values:
                 when = iso_utc(from_ms(int(value["updatedTime"])))
                 yield {"id": str(value["worklogId"]), "updated": when, "_sdc_deleted_at": when}
-
-
-STREAM_TYPES: list[type[JiraStream]] = [
-    ProjectsStream,
-    VersionsStream,
-    ComponentsStream,
-    StatusesStream,
-    PrioritiesStream,
-    ResolutionsStream,
-    IssueTypesStream,
-    UsersStream,
-    FieldsStream,
-    BoardsStream,
-    SprintsStream,
-    SprintIssuesStream,
-    IssuesStream,
-    IssueCommentsStream,
-    IssueChangelogsStream,
-    IssueWorklogsStream,
-]

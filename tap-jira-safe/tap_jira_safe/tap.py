@@ -47,7 +47,7 @@ class TapJiraSafe(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        from tap_jira_safe.streams import STREAM_TYPES
+        from tap_jira_safe.stream_types import STREAM_TYPES
 
         return [stream_class(self, self.parts) for stream_class in STREAM_TYPES]
 

@@ -28,7 +28,7 @@ from target_postgres_atomic.errors import (
 )
 from target_postgres_atomic.mapping import StreamMaps
 from target_postgres_atomic.reader import LineReader, stream_name
-from target_postgres_atomic.settings import CONFIG_SCHEMA, INSTEAD
+from target_postgres_atomic.settings import CONFIG_SCHEMA, INSTEAD, refused_values
 from target_postgres_atomic.sinks import NUL_ESCAPE, PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.target_settings import TargetSettings
@@ -90,6 +90,11 @@ class TargetPostgresAtomic(Target):
             ),
             logger=self.logger,
         )
+        self.logger.info(
+            "Loading into %s, schema %s.",
+            connector.location(self.config),
+            settings.default_target_schema or "from each stream name, else public",
+        )
         self._sinks = self._engine.sinks
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._engine.close_after_error
@@ -98,9 +103,11 @@ class TargetPostgresAtomic(Target):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """A bad setting, or one the target does not implement (peers' names get what to use
-        instead), is refused without quoting a secret value."""
-        return refuse_bad_config(self, super()._validate_config, INSTEAD)
+        """A bad setting, one the target does not implement (peers' names get what to use
+        instead) or a peer's value it does not honour is refused without quoting a secret."""
+        return refuse_bad_config(
+            self, super()._validate_config, INSTEAD, refused_values(self.config)
+        )
 
     @override
     def _process_schema_message(self, message_dict: dict) -> None:
@@ -371,12 +378,16 @@ class TargetPostgresAtomic(Target):
             self.logger.warning(
                 "Stream '%s': the input ended without proof that the full refresh of version "
                 "%s is complete (no closing ACTIVATE_VERSION: singer-sdk taps send none, and a "
-                "failed tap ends the input too). Its rows were merged as upserts and no row "
-                "was deleted. To have rows the source no longer has removed, run the pipeline "
-                "with `state-service run`, or wrap the tap in `refresh-seal` (meltano run, "
-                "shell pipes).",
+                "failed tap ends the input too). Its rows were merged as upserts; rows absent "
+                "from the refresh were kept%s. To have rows the source no longer has removed, "
+                "run the pipeline with `state-service run`, or wrap the tap in `refresh-seal` "
+                "(meltano run, shell pipes).",
                 sink.spec.stream,
                 sink.shadow_version,
+                # Those deletes are the records' own, not the refresh's (issue 22 item 6).
+                ", and records carrying _sdc_deleted_at deleted their rows (hard_delete)"
+                if self._settings.hard_delete
+                else "",
             )
         self._engine.close(ended)
 

@@ -127,6 +127,7 @@ def fields(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> 
 @route("GET", r"/project/search")
 def project_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     _cloud_only(em, "/rest/api/2/project/search")
+    catalog.fault(em, "/project/search", p)
     projects = [r.project(k, n) for n, k in enumerate(em.settings.projects)]
     return _paged(projects, p, cap=50)
 
@@ -471,3 +472,7 @@ def sprints(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) ->
     if board.kind != "scrum":
         raise ApiError(400, errors("The board does not support sprints"))
     return _paged([r.sprint(s) for s in em.dataset.sprints if s.board_id == board.id], p, cap=50)
+
+
+# endpoints modelled in their own modules register themselves on import
+from tests.emulators.jira import admin, catalog  # noqa: E402, F401
