@@ -1,4 +1,5 @@
-"""Streams whose endpoints need Jira administration rights (a 403 skips them with a WARNING).
+"""Administration data: most endpoints here need Administer Jira (a 403 skips the stream with
+a WARNING); the license and permission-scheme listings are open to any Cloud user.
 
 Endpoints, paging and answer shapes from Atlassian's REST references: Cloud
 https://developer.atlassian.com/cloud/jira/platform/rest/v3/ and Server / Data Center
@@ -64,18 +65,20 @@ class AuditRecordsStream(ListingStream):
 
 
 class LicensesStream(ListingStream):
-    """Cloud ``GET /instance/license``: ``{"applications": [{"id", "plan"}]}``. Server/DC
-    has no REST license listing."""
+    """Cloud ``GET /instance/license``: ``{"applications": [{"id", "plan"}]}``, open to any
+    user ("Permissions required: None"). Server/DC has no public REST license listing
+    (JRASERVER-65774)."""
 
-    name, cloud_path, items_key, permission = "licenses", "/instance/license", "applications", ADMIN
+    name, cloud_path, items_key = "licenses", "/instance/license", "applications"
     primary_keys = ("id",)
     schema = schema(("id",), id="string", plan="string")
 
 
 class PermissionSchemesStream(ListingStream):
-    """``GET /permissionscheme?expand=all``: ``{"permissionSchemes": [...]}``."""
+    """``GET /permissionscheme?expand=all``: ``{"permissionSchemes": [...]}``; Cloud
+    documents it open to any user ("Permission to access Jira")."""
 
-    name, items_key, permission = "permission_schemes", "permissionSchemes", ADMIN
+    name, items_key = "permission_schemes", "permissionSchemes"
     cloud_path = dc_path = "/permissionscheme"
     primary_keys = ("id",)
     extra_params = {"expand": "all"}
@@ -96,9 +99,10 @@ class PermissionSchemesStream(ListingStream):
 
 
 class PermissionHoldersStream(ListingStream):
-    """``GET /permissionscheme/{id}/permission``: every grant (holder and permission)."""
+    """``GET /permissionscheme/{id}/permission``: every grant (holder and permission);
+    Cloud: "Permission to access Jira"."""
 
-    name, items_key, permission = "permission_holders", "permissions", ADMIN
+    name, items_key = "permission_holders", "permissions"
     parent_stream_type = PermissionSchemesStream
     cloud_path = dc_path = "/permissionscheme/{scheme_id}/permission"
     primary_keys = ("id",)
