@@ -359,3 +359,15 @@ def test_a_deleted_reference_row_disappears_downstream_unless_the_listing_failed
         third = run_pipeline(tap, target, catalog=catalog)
         assert third.tap_returncode == 1
         assert _table(pg_db, "dashboards", "id")[kept["id"]] is False  # not deleted
+
+
+def test_data_center_10_without_the_audit_record_endpoint_skips_audit_records() -> None:
+    """Jira 10 removed ``/rest/api/2/auditing/record`` (JRASERVER-78785): a 404 there is
+    one INFO line and no audit rows, not a failed run."""
+    with JiraEmulator(issue_count=2, deployment="Server", dc_major_version=10) as jira:
+        run = run_tap(jira.tap_config(search_lag_seconds=0))
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line for line in run.stderr.splitlines() if "audit_records: " in line]
+    assert len(lines) == 1 and "INFO" in lines[0] and "Jira 10" in lines[0], lines
+    assert not run.records("audit_records")
+    assert run.records("dashboards")

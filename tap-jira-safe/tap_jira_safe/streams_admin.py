@@ -8,13 +8,14 @@ https://docs.atlassian.com/software/jira/docs/api/REST/9.12.0/.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
+from tap_jira_safe.errors import JiraNotFound
 from tap_jira_safe.listing import ListingStream, OffsetLimitPaginator, schema
 from tap_jira_safe.streams import FieldsStream
 from tap_jira_safe.streams_catalog import ProjectRolesStream
@@ -53,6 +54,26 @@ class AuditRecordsStream(ListingStream):
     @override
     def get_new_paginator(self) -> OffsetLimitPaginator:
         return OffsetLimitPaginator(self.page_size, "records")
+
+    @override
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """Jira Data Center 10 removed this endpoint (JRASERVER-78785): its 404 on the
+        first page means no audit records here, not a failed run."""
+        rows = iter(super().get_records(context))
+        try:
+            first = next(rows, None)
+        except JiraNotFound:
+            if self.cloud:
+                raise
+            self.logger.info(
+                "audit_records: this Jira Data Center has no %s (Jira 10 removed it for "
+                "/rest/auditing/1.0/events, which this tap does not read); skipped",
+                self.path,
+            )
+            return
+        if first is not None:
+            yield first
+            yield from rows
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:

@@ -39,6 +39,8 @@ def audit_times(em: JiraEmulator) -> dict[int, int]:
 # https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-audit-records/#api-rest-api-3-auditing-record-get
 @route("GET", r"/auditing/record")
 def audit_records(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    if em.settings.deployment != "Cloud" and em.settings.dc_major_version >= 10:
+        raise ApiError(404, errors("null for uri: /rest/api/2/auditing/record"))
     admin_only(em)
     since = _parse_from(p.get("from"))
     found = sorted(
@@ -178,7 +180,7 @@ def workflow_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m:
     return _paged(rows, p, cap=2)
 
 
-# Server/DC (a bare list; Cloud removed it):
+# Server/DC (a bare list; deprecated on Cloud, which the tap reads /workflow/search on):
 # https://docs.atlassian.com/software/jira/docs/api/REST/9.12.0/#api/2/workflow-getAllWorkflows
 @route("GET", r"/workflow")
 def workflows_server(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:

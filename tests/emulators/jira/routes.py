@@ -102,7 +102,7 @@ def server_info(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any
     return {
         "baseUrl": em.url,
         "deploymentType": em.settings.deployment,
-        "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.2",
+        "version": "1001.0.0-SNAPSHOT" if cloud else f"{em.settings.dc_major_version}.12.2",
         "buildNumber": 100_280,
         "serverTime": r.time(em.now_ms()),
         "serverTitle": "Jira emulator",
