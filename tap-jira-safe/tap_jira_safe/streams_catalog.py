@@ -73,7 +73,16 @@ class PermissionsStream(ListingStream):
         "permissions",
     )
     primary_keys = ("key",)
-    schema = schema(("key",), key="string", name="string", type="string", description="string")
+    schema = schema(  # Jira's UserPermission
+        ("key",),
+        key="string",
+        id="string",
+        name="string",
+        type="string",
+        description="string",
+        havePermission="boolean",
+        deprecatedKey="boolean",
+    )
 
     @override
     def items(self, body: Any, endpoint: str) -> Iterable[dict[str, Any]]:
