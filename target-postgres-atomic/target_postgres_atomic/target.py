@@ -76,6 +76,11 @@ class TargetPostgresAtomic(Target):
         """The stream that loads each (schema, table) in this run."""
         self._early_openings: dict[str, int] = {}
         """ACTIVATE_VERSION that came before its stream's SCHEMA."""
+        self._tap_openings: dict[str, set[int]] = {}
+        """overwrite: table versions whose opening ACTIVATE_VERSION the tap sent, by stream."""
+        self._sealed: set[str] = set()
+        """overwrite: streams whose refresh the tap (or refresh-seal) closed after its last
+        record: proof that the stream's input is complete."""
         self._settings = settings = TargetSettings.from_config(self.config)
         self._engine = LoadEngine(
             self.config,
@@ -264,6 +269,7 @@ class TargetPostgresAtomic(Target):
                 f"input line {message_dict['line']}: a RECORD for stream "
                 f"'{message_dict['stream']}' came before its SCHEMA message"
             )
+        self._sealed.discard(sink.spec.stream)  # a record after the closing: not complete
         self._engine.add(
             sink,
             message_dict["line"] << SEQ_SHIFT,
@@ -311,7 +317,10 @@ class TargetPostgresAtomic(Target):
 
     def _activate_version(self, message_dict: dict) -> None:
         stream, version = message_dict["stream"], int(message_dict["version"])
-        if not self._settings.activate_version or self._settings.overwrite:
+        if self._settings.overwrite and self._settings.activate_version:
+            self._note_overwrite_proof(stream, version)
+            return
+        if not self._settings.activate_version:
             self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", stream)
             return
         sink = self._sinks.get(stream)
@@ -334,6 +343,16 @@ class TargetPostgresAtomic(Target):
             connector.lock_table(conn, sink.spec.schema, sink.spec.table)
             sink.start_version(conn, version)
 
+    def _note_overwrite_proof(self, stream: str, version: int) -> None:
+        """overwrite replaces the table with this run's rows, whatever versions the tap sends;
+        a tap's ACTIVATE_VERSION only serves as proof: a repeat of an opening this run saw
+        (a pipelinewise tap's closing one, or refresh-seal's once the tap exited 0) proves
+        that the stream's input is complete."""
+        openings = self._tap_openings.setdefault(stream, set())
+        if version in openings:
+            self._sealed.add(stream)
+        openings.add(version)
+
     @override
     def _process_batch_message(self, message_dict: dict) -> None:
         """Records from singer-sdk BATCH files (jsonl, optionally gzip) load like RECORDs."""
@@ -355,6 +374,7 @@ class TargetPostgresAtomic(Target):
                 "(jsonl only)"
             )
         version = sink.shadow_version if self._settings.overwrite else None
+        self._sealed.discard(sink.spec.stream)
         row = 0
         for url in message_dict["manifest"]:
             for raw in read_batch_file(url, encoding.get("compression"), line):
@@ -387,10 +407,20 @@ class TargetPostgresAtomic(Target):
         for sink in self._sinks.values():
             if sink.shadow_version is None:
                 continue
-            if self._settings.overwrite or vouched:
+            if vouched or sink.spec.stream in self._sealed:
                 ended.append((sink, sink.shadow_version))
                 continue
             ended.append((sink, None))
+            if self._settings.overwrite:
+                self.logger.warning(
+                    "Stream '%s': load_method overwrite, but the input ended without proof "
+                    "that the tap sent all of it (a failed tap ends the input too): its rows "
+                    "were merged as upserts and no row was deleted. To have the table "
+                    "replaced, run the pipeline with `state-service run`, or wrap a tap that "
+                    "sends ACTIVATE_VERSION in `refresh-seal` (meltano run, shell pipes).",
+                    sink.spec.stream,
+                )
+                continue
             self.logger.warning(
                 "Stream '%s': the input ended without proof that the full refresh of version "
                 "%s is complete (no closing ACTIVATE_VERSION: singer-sdk taps send none, and a "
