@@ -16,7 +16,7 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabiliti
 from singer_sdk.io_base import SingerMessageType
 from typing_extensions import override
 
-from target_postgres_atomic import connector, merge, sdk_compat
+from target_postgres_atomic import connector, merge, owners, sdk_compat
 from target_postgres_atomic.batch_files import read_batch_file
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.engine import LoadEngine
@@ -160,10 +160,13 @@ class TargetPostgresAtomic(Target):
         conn = engine.conn
         with engine.transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
+            existed = bool(connector.existing_columns(conn, spec.schema, spec.table))
             try:
                 connector.ensure_table(conn, spec, unique_keys=engine.sink_settings.upsert)
             except (LossyTypeChange, connector.KeyChangeRefused) as exc:
                 raise SchemaError(stream, message_dict["line"], str(exc)) from None
+            # (A refusal rolls the DDL above back with the transaction.)
+            self._claim_stored_table(conn, spec, message_dict["line"], adopted=existed)
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
             spec, warning = spec.with_comparable_version(message_dict["line"])
             tombstones = merge.tombstone_table(spec) if engine.sink_settings.hard_delete else None
@@ -209,6 +212,22 @@ class TargetPostgresAtomic(Target):
                 f"streams '{owner}' and '{spec.stream}' would both load into table "
                 f"{spec.qualified_text()}; give one of them another name with a stream map "
                 "(or load them with separate runs and schemas)",
+            )
+
+    def _claim_stored_table(
+        self, conn: psycopg.Connection, spec: TableSpec, line: int, *, adopted: bool
+    ) -> None:
+        """...and not across runs either: the table's owning stream is kept in the database."""
+        try:
+            claimed = owners.claim(conn, spec.schema, spec.table, spec.stream)
+        except owners.TableOwnedByAnotherStream as exc:
+            raise SchemaError(spec.stream, line, str(exc)) from None
+        if claimed and adopted:
+            self.logger.info(
+                "Stream '%s' now owns the existing table %s: another stream naming it will "
+                "be refused.",
+                spec.stream,
+                spec.qualified_text(),
             )
 
     @override
