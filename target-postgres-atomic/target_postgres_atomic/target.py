@@ -304,7 +304,15 @@ class TargetPostgresAtomic(Target):
         line = message_dict["line"]
         if not value:
             raise InvalidInputLine(f"input line {line}: STATE needs a 'value'")
-        if not isinstance(msgspec.json.decode(value), dict):
+        try:
+            decoded = msgspec.json.decode(value)
+            text = value.decode()
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInputLine(
+                f"input line {line}: STATE value is not valid JSON in UTF-8 ({exc}); fix the "
+                "tap's bookmark values"
+            ) from None
+        if not isinstance(decoded, dict):
             raise InvalidInputLine(
                 f"input line {line}: STATE value must be a JSON object (Singer state is "
                 f"{{...}}), got {value[:40].decode(errors='replace')}"
@@ -314,7 +322,7 @@ class TargetPostgresAtomic(Target):
                 f"input line {line}: STATE contains a NUL character (\\u0000), which "
                 "PostgreSQL cannot store; fix the tap's bookmark values"
             )
-        self._engine.state(value.decode().strip())
+        self._engine.state(text.strip())
 
     def _sink_for(self, message_dict: dict) -> PostgresSink:
         sink = self._sinks.get(message_dict["stream"])
