@@ -157,6 +157,19 @@ class TargetPostgresAtomic(Target):
         engine = self._engine
         engine.commit()
         engine.wait()
+        try:
+            self._evolve_table(spec, message_dict["line"])
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise SchemaError(
+                stream,
+                message_dict["line"],
+                f"{exc.diag.message_primary} (as user {engine.conn.info.user}); connect as "
+                "the table's owner, or have its owner (or a superuser) grant what is missing",
+            ) from None
+
+    def _evolve_table(self, spec: TableSpec, line: int) -> None:
+        """The stream's table created or evolved, its sink ready (after earlier rows landed)."""
+        stream, engine = spec.stream, self._engine
         conn = engine.conn
         with engine.transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
@@ -164,11 +177,11 @@ class TargetPostgresAtomic(Target):
             try:
                 connector.ensure_table(conn, spec, unique_keys=engine.sink_settings.upsert)
             except (LossyTypeChange, connector.KeyChangeRefused) as exc:
-                raise SchemaError(stream, message_dict["line"], str(exc)) from None
+                raise SchemaError(stream, line, str(exc)) from None
             # (A refusal rolls the DDL above back with the transaction.)
-            self._claim_stored_table(conn, spec, message_dict["line"], adopted=existed)
+            self._claim_stored_table(conn, spec, line, adopted=existed)
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
-            spec, warning = spec.with_comparable_version(message_dict["line"])
+            spec, warning = spec.with_comparable_version(line)
             tombstones = merge.tombstone_table(spec) if engine.sink_settings.hard_delete else None
             if tombstones is not None:
                 connector.lock_table(conn, spec.schema, merge.TOMBSTONES)
@@ -198,9 +211,7 @@ class TargetPostgresAtomic(Target):
                 )
         if (version := self._early_openings.pop(stream, None)) is not None:
             # `stream` is already the mapped name (stream maps applied before this point).
-            self._activate_version(
-                {"stream": stream, "version": version, "line": message_dict["line"]}
-            )
+            self._activate_version({"stream": stream, "version": version, "line": line})
 
     def _claim_table(self, spec: TableSpec, line: int) -> None:
         """Two streams must not silently share one table (their keys and refreshes collide)."""
