@@ -218,6 +218,18 @@ def _replace_key(conn: psycopg.Connection, spec: TableSpec) -> None:
         ) from None
 
 
+def primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    """The columns of the table's primary key (none if it has none or does not exist)."""
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey) "
+        "WHERE i.indisprimary AND n.nspname = %s AND c.relname = %s ORDER BY a.attnum",
+        (schema, table),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool) -> None:
     """Create the table, add missing columns, widen types; never drop or narrow (caller locks).
 

@@ -17,7 +17,7 @@ from singer_sdk.io_base import SingerMessageType
 from typing_extensions import override
 
 from target_postgres_atomic import connector, merge, owners, sdk_compat
-from target_postgres_atomic.batch_files import read_batch_file
+from target_postgres_atomic.batch_files import batch_records
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.engine import LoadEngine
 from target_postgres_atomic.errors import (
@@ -174,6 +174,17 @@ class TargetPostgresAtomic(Target):
         with engine.transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
             existed = bool(connector.existing_columns(conn, spec.schema, spec.table))
+            if not engine.sink_settings.upsert and (
+                key := connector.primary_key(conn, spec.schema, spec.table)
+            ):
+                raise SchemaError(
+                    stream,
+                    line,
+                    f"load_method append-only cannot load into {spec.qualified_text()}: it has "
+                    f"a primary key ({', '.join(key)}), which a repeated key would violate. "
+                    "Use load_method upsert, load into another table (a stream map), or drop "
+                    "the table's primary key",
+                )
             try:
                 connector.ensure_table(conn, spec, unique_keys=engine.sink_settings.upsert)
             except (LossyTypeChange, connector.KeyChangeRefused) as exc:
@@ -302,7 +313,7 @@ class TargetPostgresAtomic(Target):
         self._sealed.discard(sink.spec.stream)  # a record after the closing: not complete
         self._engine.add(
             sink,
-            message_dict["line"] << SEQ_SHIFT,
+            message_dict.get("seq", message_dict["line"] << SEQ_SHIFT),
             message_dict["record"],
             sink.shadow_version if self._settings.overwrite else message_dict["version"],
             message_dict["time_extracted"],
@@ -397,27 +408,8 @@ class TargetPostgresAtomic(Target):
         sdk_compat.assert_line_requires(
             self, message_dict, requires={"stream", "encoding", "manifest"}
         )
-        if self._maps.maps_stream(message_dict["stream"]):
-            raise InvalidInputLine(
-                f"input line {message_dict['line']}: BATCH messages of stream "
-                f"'{message_dict['stream']}' cannot go through stream maps or flattening "
-                "(not supported); send RECORD messages or drop the map for this stream"
-            )
-        sink = self._sink_for(message_dict)
-        line = message_dict["line"]
-        encoding = message_dict["encoding"] or {}
-        if encoding.get("format") != "jsonl":
-            raise InvalidInputLine(
-                f"input line {line}: BATCH format '{encoding.get('format')}' is not supported "
-                "(jsonl only)"
-            )
-        version = sink.shadow_version if self._settings.overwrite else None
-        self._sealed.discard(sink.spec.stream)
-        row = 0
-        for url in message_dict["manifest"]:
-            for raw in read_batch_file(url, encoding.get("compression"), line):
-                row += 1
-                self._engine.add(sink, (line << SEQ_SHIFT) | row, raw, version, None)
+        for record in batch_records(message_dict):
+            self._process_record_message(record)
 
     @classmethod
     def invoke(cls, **kwargs: t.Any) -> None:
