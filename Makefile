@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # start-ups), so more workers than cores pay; xdist_group keeps tests that share a thing together.
 TEST_WORKERS ?= 3
 
-.PHONY: install browser test demo lint soak bench clean
+.PHONY: install browser servers test demo lint soak bench clean dist hub
 
 install: $(STAMP)
 
@@ -25,7 +25,15 @@ browser:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@command -v chromium >/dev/null || echo "chromium missing: sudo apt-get install -y chromium"
 
-test: install browser
+# The target's SSH tunnel and SSL tests start their own sshd and an SSL PostgreSQL (the
+# pgserver build has no SSL); as root, install them when they are missing.
+servers:
+	@{ command -v /usr/sbin/sshd >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || \
+		[ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends openssh-server postgresql; }
+	@command -v /usr/sbin/sshd >/dev/null || echo "sshd missing: sudo apt-get install -y openssh-server"
+
+test: install browser servers
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 demo: install
@@ -34,6 +42,17 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/python -m tests.support.python_versions
+	$(BIN)/python hub/generate.py --check
+
+# A wheel and an sdist of each package into dist/ (tests/test_dist.py installs each wheel alone).
+dist: install
+	rm -rf dist
+	for package in $(PACKAGES); do $(BIN)/uv build --quiet --out-dir dist $$package || exit 1; done
+
+# Meltano Hub definitions (hub/) and meltano.yml's plugin entries, from each plugin's --about.
+hub: install
+	$(BIN)/python hub/generate.py
 
 soak: install
 	RUN_SOAK=1 $(BIN)/python -m pytest -m soak $(PYTEST_ARGS)

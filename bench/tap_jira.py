@@ -46,6 +46,24 @@ CHILDREN = {
     "worklogs": "worklogs",
 }
 CHILD_PATH = re.compile(r"/comment|changelog|/worklog")
+# the other streams both taps offer: ours -> the peer's name
+SHARED_STREAMS = {
+    "projects": "projects",
+    "versions": "versions",
+    "components": "components",
+    "project_categories": "project_categories",
+    "resolutions": "resolutions",
+    "project_roles": "roles",
+    "users": "users",
+}
+# our per-issue child streams -> the emulator paths (ids as {id}) their requests go to
+PER_ISSUE_PATHS = {
+    "issue_comments": re.compile(r"/comment$"),
+    "issue_changelogs": re.compile(r"changelog"),
+    "issue_watchers": re.compile(r"/watchers$"),
+    "issue_votes": re.compile(r"/votes$"),
+    "issue_remote_links": re.compile(r"/remotelink$"),
+}
 
 
 @dataclass
@@ -64,6 +82,7 @@ class Result:
     children: dict[str, int]  # kind -> distinct records emitted
     child_truth: dict[str, int]  # kind -> records at the source when the run ended
     load_1min: float  # at the end of the run: the machine is shared
+    per_stream: dict[str, int]  # per-issue child stream -> requests it made
 
 
 def ensure_peer() -> Path:
@@ -96,6 +115,7 @@ def run(
     """One run; with churn on, a second incremental run (churn off) from the first's state."""
     before = (jira.stats.requests, jira.stats.rate_limited, jira.stats.retry_after_total_s)
     child_before = _child_requests(jira)
+    paths_before = dict(jira.stats.by_path)
     start = time.monotonic()
     versions, log, code, state, children = run_once(name, args, env, tmp)
     churn = jira.settings.churn_every_searches
@@ -127,6 +147,14 @@ def run(
         children={kind: len(ids) for kind, ids in children.items()},
         child_truth=child_truth(jira),
         load_1min=os.getloadavg()[0],
+        per_stream={
+            stream: sum(
+                n - paths_before.get(path, 0)
+                for path, n in jira.stats.by_path.items()
+                if pattern.search(path)
+            )
+            for stream, pattern in PER_ISSUE_PATHS.items()
+        },
     )
 
 
@@ -193,7 +221,9 @@ def peer_env(env: dict[str, str], tmp: Path) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(hook), "BENCH_EXTRA_CA": env["REQUESTS_CA_BUNDLE"]}
 
 
-def peer_catalog(tap: Path, config: Path, env: dict[str, str]) -> dict[str, Any]:
+def peer_catalog(
+    tap: Path, config: Path, env: dict[str, str], selected: set[str]
+) -> dict[str, Any]:
     found = subprocess.run(
         [str(tap), "--config", str(config), "--discover"],
         env=env,
@@ -207,12 +237,7 @@ def peer_catalog(tap: Path, config: Path, env: dict[str, str]) -> dict[str, Any]
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = entry["tap_stream_id"] in {
-                    "issues",
-                    "issue_comments",
-                    "changelogs",
-                    "worklogs",
-                }
+                item["metadata"]["selected"] = entry["tap_stream_id"] in selected
     return catalog
 
 
@@ -245,6 +270,18 @@ def main() -> int:
         "reads Cloud's search/jql)",
     )
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument(
+        "--shared-streams",
+        action="store_true",
+        help="both taps also read every other stream both offer: projects, versions, "
+        "components, project categories, resolutions, project roles, users",
+    )
+    parser.add_argument(
+        "--per-issue-streams",
+        action="store_true",
+        help="ours also reads issue_watchers, issue_votes and issue_remote_links (one "
+        "request per issue each: Jira reads none in bulk)",
+    )
     opts = parser.parse_args()
 
     results: list[Result] = []
@@ -270,6 +307,10 @@ def main() -> int:
         ours_config.write_text(json.dumps(jira.tap_config(page_size=100, search_lag_seconds=0)))
         catalog = tmp / "ours-catalog.json"
         selected = {"issues", "issue_comments", "issue_changelogs", "issue_worklogs"}
+        if opts.per_issue_streams:
+            selected |= {"issue_watchers", "issue_votes", "issue_remote_links"}
+        if opts.shared_streams:
+            selected |= set(SHARED_STREAMS)
         with JiraEmulator(issue_count=1) as plain:  # discovery without the TLS trust setup
             catalog.write_text(json.dumps(catalog_selecting(plain.tap_config(), selected)))
         results.append(
@@ -306,7 +347,10 @@ def main() -> int:
                 )
             )
             peer_cat = tmp / "peer-catalog.json"
-            peer_cat.write_text(json.dumps(peer_catalog(peer, peer_config, env)))
+            peer_selected = {"issues", "issue_comments", "changelogs", "worklogs"}
+            if opts.shared_streams:
+                peer_selected |= set(SHARED_STREAMS.values())
+            peer_cat.write_text(json.dumps(peer_catalog(peer, peer_config, env, peer_selected)))
             results.append(
                 run(
                     "tap-jira (singer-io 2.6.0)",
@@ -351,6 +395,11 @@ def report(opts: argparse.Namespace, results: list[Result]) -> None:
             f"{kids} | {r.rate_limited} | {r.retry_after_served_s:.0f} | {waited} | "
             f"{r.returncode} | {r.load_1min:.2f} |"
         )
+    ours = results[0]
+    print(
+        "\nour requests per issue, by per-issue child stream: "
+        + ", ".join(f"{k} {n / opts.issues:.3f}" for k, n in ours.per_stream.items())
+    )
     if len(results) == 2 and results[1].wall_s:
         ours, peer = results
         print(

@@ -15,6 +15,7 @@ import yaml
 from psycopg import sql
 
 from tests.emulators.jira import JiraEmulator
+from tests.support import readme
 from tests.support.cli import BIN, script
 from tests.support.peers import MELTANOLABS_TAP_POSTGRES, peer_script
 from tests.support.postgres import REPO_ROOT, PgServer
@@ -96,48 +97,46 @@ def test_meltano_yml_declares_what_about_reports(plugin: str) -> None:
             assert values == reported[setting["name"]]["enum"], setting["name"]
 
 
-def readme_meltano_commands() -> list[str]:
-    """The lines of the README's shell blocks that run `meltano`."""
-    blocks = re.findall(r"```sh\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if line.startswith("meltano ")]
-
-
 def test_readme_meltano_commands_work_as_written(pg_db: PgServer, tmp_path: Path) -> None:
-    """The README's block, line by line through bash, in a copy of the project whose own
-    plugins run the installed executables (`meltano install` itself is tested above)."""
-    commands = readme_meltano_commands()
-    assert any(c.startswith("meltano config set tap-jira-safe ") for c in commands), commands
-    project = re.sub(r"\n    pip_url: -e \./[a-z-]+", "", (REPO_ROOT / "meltano.yml").read_text())
+    """The README's block for this repository's project, run as written by bash in a copy of
+    the project whose own plugins run the installed executables (`meltano install` itself is
+    tested above), with nothing of the venv on PATH: a user after `make install`."""
+    commands = readme.block("repo-meltano")
+    assert "meltano config set tap-jira-safe domain " in commands, commands
+    own_pip_url = r"\n    pip_url: -e \./[a-z-]+( -e \./[a-z-]+)*"
+    project = re.sub(own_pip_url, "", (REPO_ROOT / "meltano.yml").read_text())
+    for name in OURS:  # Meltano takes an absolute executable as it is
+        project = project.replace(f"executable: {name}\n", f"executable: {BIN / name}\n")
     (tmp_path / "meltano.yml").write_text(project)
+    readme.linked_venv(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TAP_", "TARGET_"))}
-    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", JIRA_TOKEN="readme-token")
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != BIN)
+    env.pop("VIRTUAL_ENV", None)
+    env["JIRA_TOKEN"] = "readme-token"
     with JiraEmulator(issue_count=30, email="you@example.com", api_token="readme-token") as jira:
-        for command in commands:
-            if command.startswith("meltano run "):
-                # The README's domain is a placeholder: aim the run at the emulator and the
-                # test's database, the way a user would override settings with env vars.
-                env.update(
-                    TAP_JIRA_SAFE_DOMAIN=jira.url,
-                    TAP_JIRA_SAFE__SELECT='["issues.*"]',
-                    TARGET_POSTGRES_ATOMIC_HOST=pg_db.host,
-                    TARGET_POSTGRES_ATOMIC_PORT=str(pg_db.port),
-                    TARGET_POSTGRES_ATOMIC_USER=pg_db.user,
-                    TARGET_POSTGRES_ATOMIC_DATABASE=pg_db.dbname,
-                )
-                if pg_db.password:
-                    env["TARGET_POSTGRES_ATOMIC_PASSWORD"] = pg_db.password
-            done = subprocess.run(
-                ["bash", "-c", command],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=240,
-            )
-            assert done.returncode == 0, f"`{command}` failed:\n{done.stderr[-3000:]}"
-            if command.startswith("meltano config set "):
-                assert "readme-token" not in (tmp_path / "meltano.yml").read_text()
+        # The README's domain is a placeholder: aim the run at the emulator and the test's
+        # database, the way a user would override settings with env vars.
+        env.update(
+            TAP_JIRA_SAFE_DOMAIN=jira.url,
+            TAP_JIRA_SAFE__SELECT='["issues.*"]',
+            TARGET_POSTGRES_ATOMIC_HOST=pg_db.host,
+            TARGET_POSTGRES_ATOMIC_PORT=str(pg_db.port),
+            TARGET_POSTGRES_ATOMIC_USER=pg_db.user,
+            TARGET_POSTGRES_ATOMIC_DATABASE=pg_db.dbname,
+        )
+        if pg_db.password:
+            env["TARGET_POSTGRES_ATOMIC_PASSWORD"] = pg_db.password
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", commands],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert done.returncode == 0, f"the README's block failed:\n{done.stderr[-3000:]}"
         truth = jira.live_issues()
+    assert "readme-token" not in (tmp_path / "meltano.yml").read_text()
     assert "TAP_JIRA_SAFE_API_TOKEN='readme-token'" in (tmp_path / ".env").read_text()
     settings = yaml.safe_load((tmp_path / "meltano.yml").read_text())
     assert "yourcompany.atlassian.net" in json.dumps(settings)

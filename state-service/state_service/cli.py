@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -13,10 +16,12 @@ import click
 from state_service import lease as leases
 from state_service.errors import StateServiceError
 from state_service.history import Retention, prune
+from state_service.processes import DEFAULT_STOP_GRACE
 from state_service.report import read_bookmark, run_history, status
-from state_service.runner import run_command, run_singer
+from state_service.runner import DEFAULT_TARGET_FINISH, Limits, run_command, run_singer
 from state_service.store import DEFAULT_URL, URL_ENV, Store, Timeouts
-from state_service.web import is_loopback, make_server
+from state_service.urls import UnusableUrl, check_usable
+from state_service.web import READ_TIMEOUT, is_loopback, make_server
 
 EXIT_REFUSED = 3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,10 +44,51 @@ def setting(name: str, default: float, help_text: str) -> Callable[[F], F]:
     return click.option(name, envvar=env, default=default, show_default=True, help=help_text)
 
 
+class Seconds(click.ParamType):
+    """A duration in seconds: a finite number above zero (0 would busy-loop, a negative lease
+    would let a second run take over a live one)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r}: give a finite number of seconds above 0", param, ctx)
+        return seconds
+
+
+def database_url_of(ctx: click.Context, sub_db: str | None) -> str:
+    """The URL to use, refused as an argument error (exit 2) when it cannot work: before any
+    lease is taken or anything is written."""
+    url: str = sub_db or ctx.obj["db"]
+    try:
+        check_usable(url)
+    except UnusableUrl as exc:
+        raise click.BadParameter(str(exc), param_hint="--db") from None
+    return url
+
+
+def command_line(text: str, option: str) -> list[str]:
+    try:
+        args = shlex.split(text)
+    except ValueError as exc:  # an unterminated quote: say so before any lease is taken
+        raise click.BadParameter(
+            f"cannot split the command line: {exc}", param_hint=option
+        ) from None
+    if not args:
+        raise click.BadParameter("empty command line", param_hint=option)
+    return args
+
+
 def open_store(
     ctx: click.Context, sub_db: str | None, *, read_only: bool = False
 ) -> tuple[Store, str]:
-    url = sub_db or ctx.obj["db"]
+    url = database_url_of(ctx, sub_db)
     return Store(url, ctx.obj["timeouts"], read_only=read_only), url
 
 
@@ -122,6 +168,7 @@ def main(
 @click.option(
     "--lease-seconds",
     envvar="STATE_SERVICE_LEASE_SECONDS",
+    type=Seconds(),
     default=60.0,
     show_default=True,
     help="The lease expires this long after the last heartbeat (database clock).",
@@ -129,9 +176,32 @@ def main(
 @click.option(
     "--heartbeat-seconds",
     envvar="STATE_SERVICE_HEARTBEAT_SECONDS",
+    type=Seconds(),
     default=10.0,
     show_default=True,
     help="Heartbeat interval.",
+)
+@click.option(
+    "--stop-grace-seconds",
+    envvar="STATE_SERVICE_STOP_GRACE_SECONDS",
+    type=Seconds(),
+    default=DEFAULT_STOP_GRACE,
+    show_default=True,
+    help="A child still running this long after SIGTERM gets SIGKILL.",
+)
+@click.option(
+    "--target-finish-seconds",
+    envvar="STATE_SERVICE_TARGET_FINISH_SECONDS",
+    type=Seconds(),
+    default=DEFAULT_TARGET_FINISH,
+    show_default=True,
+    help="After the tap ended, the target's time to commit and exit before it is stopped.",
+)
+@click.option(
+    "--target-state-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="target-postgres-atomic's config file, to resume from its committed state when that "
+    "is newer (default: the --config of a target-postgres-atomic --target command).",
 )
 @click.option("--force", is_flag=True, help="Take the lease even from a live run (fencing it).")
 @db_option
@@ -144,6 +214,9 @@ def run(
     target: str | None,
     lease_seconds: float,
     heartbeat_seconds: float,
+    stop_grace_seconds: float,
+    target_finish_seconds: float,
+    target_state_config: Path | None,
     force: bool,
     sub_db: str | None,
 ) -> None:
@@ -152,17 +225,22 @@ def run(
         raise click.UsageError("give either --tap and --target, or a command after `--`")
     if heartbeat_seconds >= lease_seconds:
         raise click.UsageError("--heartbeat-seconds must be shorter than --lease-seconds")
+    pipe = None
+    if tap and target:
+        pipe = (command_line(tap, "--tap"), command_line(target, "--target"))
+    timeouts: Timeouts = ctx.obj["timeouts"]
+    limits = Limits(heartbeat_seconds, stop_grace_seconds, target_finish_seconds, timeouts.connect)
     store, url = open_store(ctx, sub_db)
-    kind = "singer" if tap else "command"
+    kind = "singer" if pipe else "command"
     held = leases.start(store, pipeline, lease_seconds=lease_seconds, kind=kind, force=force)
     click.echo(
         f"state-service: run {held.run_id} of {pipeline!r} holds token {held.token}", err=True
     )
     retention = ctx.obj["retention"]
-    if tap and target:
-        code = run_singer(store, held, url, (tap, target), heartbeat_seconds, retention)
+    if pipe:
+        code = run_singer(store, held, url, pipe, limits, retention, target_state_config)
     else:
-        code = run_command(store, held, url, list(command), heartbeat_seconds, retention)
+        code = run_command(store, held, url, list(command), limits, retention)
     sys.exit(code)
 
 
@@ -176,7 +254,7 @@ def status_command(ctx: click.Context, sub_db: str | None) -> None:
 
 @main.command()
 @click.argument("pipeline")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @db_option
 @click.pass_context
 def runs(ctx: click.Context, pipeline: str, limit: int, sub_db: str | None) -> None:
@@ -274,17 +352,36 @@ def prune_command(
     envvar="STATE_SERVICE_SERVE_TOKEN",
     help="Required from every request (?token= or Bearer); needed to bind beyond loopback.",
 )
-@click.option("--refresh", default=5, show_default=True, help="Seconds between page reloads.")
+@click.option(
+    "--refresh",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Seconds between page reloads.",
+)
+@click.option(
+    "--read-timeout",
+    type=Seconds(),
+    default=READ_TIMEOUT,
+    show_default=True,
+    help="A connection silent this long is closed.",
+)
 @db_option
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str, port: int, token: str | None, refresh: int, sub_db: str | None
+    ctx: click.Context,
+    host: str,
+    port: int,
+    token: str | None,
+    refresh: int,
+    read_timeout: float,
+    sub_db: str | None,
 ) -> None:
-    """A read-only status page: pipelines, leases, recent runs, each pipeline's history."""
+    """A read-only status page (and /metrics for Prometheus): pipelines, leases, runs."""
     if not token and not is_loopback(host):
         raise click.UsageError(f"--token (or STATE_SERVICE_SERVE_TOKEN) is required on {host}")
     store = open_store(ctx, sub_db, read_only=True)[0]
-    server = make_server(store, host, port, token or None, refresh)
+    server = make_server(store, host, port, token or None, refresh, read_timeout)
     bound_port = server.server_address[1]
     click.echo(
         f"state-service: serving http://{host}:{bound_port}/ read-only from {store.display}",

@@ -5,7 +5,8 @@ nothing after the point runs, exactly as an outside ``kill -9`` landing there), 
 (sleep until killed), ``delay:SECONDS`` (widen a race window) or ``error`` (raise, as a
 database error would). POINTs: ``start:locked``
 (the lease row read, inside the start transaction), ``start:before-commit``,
-``start:after-commit``, ``bookmark:after-commit``, ``finish:before-commit``. Unset in normal use.
+``start:after-commit``, ``bookmark:before-write`` (a STATE the target printed, so committed, not
+yet stored), ``bookmark:after-commit``, ``finish:before-commit``. Unset in normal use.
 """
 
 from __future__ import annotations

@@ -86,6 +86,7 @@ class Lease:
 
 
 StreamCounts = dict[str, tuple[int | None, int | None]]  # stream: (tap records, target rows)
+StreamLags = dict[str, float]  # stream: the tap's last reported replication lag, seconds
 
 
 def start(
@@ -229,6 +230,20 @@ def _write_bookmark_in_one_statement(store: Store, lease: Lease, state: str) -> 
             raise LeaseLost(_lost_message(conn, lease))
 
 
+def record_target_mark(store: Store, lease: Lease, mark: str) -> None:
+    """Note in this run's row the newest commit of the target's state table seen at its start
+    (fenced: a run that lost its lease writes nothing)."""
+
+    def once() -> None:
+        with store.transaction() as conn:
+            _fence(store, conn, lease)
+            conn.execute(
+                update(runs).where(runs.c.run_id == lease.run_id).values(target_state_mark=mark)
+            )
+
+    store.retrying(once, until=lease.surely_held_until(), what="target state mark")
+
+
 def finish(
     store: Store,
     lease: Lease,
@@ -240,9 +255,11 @@ def finish(
     final_state: str | None = None,
     clear_state: bool = False,
     counts: StreamCounts | None = None,
+    lags: StreamLags | None = None,
 ) -> None:
-    """Final bookmark (or clear), counts, outcome, lease released (token kept): one fenced
-    transaction, retried on transient faults while the lease is surely held."""
+    """Final bookmark (or clear), counts and lags, outcome, lease released (token kept): one
+    fenced transaction, retried on transient faults while the lease is surely held."""
+    per_stream = _stream_rows(lease.run_id, counts or {}, lags or {})
     attempts = 0
 
     def once() -> None:
@@ -254,14 +271,8 @@ def finish(
             now = _fence(store, conn, lease, release=True)
             if final_state is not None or clear_state:
                 _store_bookmark(store, conn, lease, final_state, now)
-            if counts:
-                conn.execute(
-                    run_streams.insert(),
-                    [
-                        {"run_id": lease.run_id, "stream": s, "tap_records": t, "target_rows": r}
-                        for s, (t, r) in sorted(counts.items())
-                    ],
-                )
+            if per_stream:
+                conn.execute(run_streams.insert(), per_stream)
             conn.execute(
                 update(runs)
                 .where(runs.c.run_id == lease.run_id)
@@ -277,6 +288,19 @@ def finish(
             fault_point("finish:before-commit")
 
     store.retrying(once, until=lease.surely_held_until(), what="finish")
+
+
+def _stream_rows(run_id: int, counts: StreamCounts, lags: StreamLags) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id,
+            "stream": stream,
+            "tap_records": counts.get(stream, (None, None))[0],
+            "target_rows": counts.get(stream, (None, None))[1],
+            "lag_seconds": lags.get(stream),
+        }
+        for stream in sorted(set(counts) | set(lags))
+    ]
 
 
 def _finished_already(conn: Connection, lease: Lease) -> bool:

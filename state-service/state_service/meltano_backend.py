@@ -15,6 +15,7 @@ STATE_ID -- meltano run ...` it writes with the wrapper's lease instead.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import signal
 import sys
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from meltano.core.setting_definition import SettingDefinition, SettingKind
@@ -31,11 +33,22 @@ from meltano.core.state_store.base import MeltanoState, StateStoreManager
 from state_service import lease as leases
 from state_service.errors import StateServiceError
 from state_service.heartbeat import Heartbeat
+from state_service.lease import record_target_mark
 from state_service.report import pipelines_with_bookmarks, read_bookmark_and_token
 from state_service.store import Store, database_url
+from state_service.target_state import (
+    TargetStateTable,
+    TargetStateUnreadable,
+    describe,
+    newer_committed,
+    pipeline_streams,
+    previous_mark,
+)
 
 SCHEME = "statesvc"
 EXIT_REFUSED = 3
+CONNECT_TIMEOUT = 10.0  # reading the target's committed state
+NO_RUN_YET = 2**62  # previous_mark(): every run of the pipeline is earlier than this process's
 
 DATABASE_URL = SettingDefinition(
     name="state_backend.statesvc.database_url",
@@ -52,6 +65,14 @@ LEASE_SECONDS = SettingDefinition(
     value=60,
     env_specific=True,
     description="A run's lease expires this long after its last heartbeat (database clock).",
+)
+TARGET_CONFIG = SettingDefinition(
+    name="state_backend.statesvc.target_config",
+    label="Target config file",
+    kind=SettingKind.STRING,
+    env_specific=True,
+    description="target-postgres-atomic's config file (JSON): a run resumes from the target's "
+    "committed state (_sdc_target_state) when that is newer than the stored state.",
 )
 HEARTBEAT_SECONDS = SettingDefinition(
     name="state_backend.statesvc.heartbeat_seconds",
@@ -74,6 +95,11 @@ class HeldRun:
 _held: dict[str, HeldRun] = {}
 # Token of the bookmark this process first read, by state ID (None: there was none).
 _read_tokens: dict[str, int | None] = {}
+# The target state table's mark seen at this process's first read, by state ID: recorded in the
+# run row when the lease is taken (before that, no target of this process has committed).
+_target_marks: dict[str, str] = {}
+# The target's committed state this process resumes from, by state ID (until it writes).
+_adopted: dict[str, MeltanoState] = {}
 
 
 def _wrapper_lease(state_id: str) -> leases.Lease | None:
@@ -124,10 +150,12 @@ class StateServiceStoreManager(StateStoreManager):
         database_url: str | None = None,
         lease_seconds: int | None = None,
         heartbeat_seconds: int | None = None,
+        target_config: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.url = _url_from(uri, database_url)
+        self.target_config = Path(target_config) if target_config else None
         self.lease_seconds = float(lease_seconds or 60)
         self.heartbeat_seconds = float(heartbeat_seconds or 10)
         try:
@@ -156,6 +184,12 @@ class StateServiceStoreManager(StateStoreManager):
         except StateServiceError as exc:
             store.dispose()
             _refuse(exc)
+        if (mark := self._target_mark(state_id)) is not None:
+            try:
+                record_target_mark(store, held, mark)
+            except StateServiceError as exc:
+                store.dispose()
+                _refuse(exc)
         beat = Heartbeat(store, held, self.heartbeat_seconds, _stop_this_process)
         if not _held:
             atexit.register(_finish_held_runs)
@@ -163,13 +197,62 @@ class StateServiceStoreManager(StateStoreManager):
         beat.start()
         return held
 
+    def _target_mark(self, state_id: str) -> str | None:
+        """The mark to record with this process's run: seen at its first read, else now (a
+        `meltano state set/clear` reads nothing first; its mark makes the edit stand)."""
+        if state_id in _target_marks or self.target_config is None:
+            return _target_marks.get(state_id)
+        try:
+            table = TargetStateTable.from_config(self.target_config, CONNECT_TIMEOUT)
+            return table.read().mark
+        except TargetStateUnreadable as exc:
+            print(f"state-service: no target state mark recorded ({exc})", file=sys.stderr)
+            return None
+
     def get(self, state_id: str) -> MeltanoState | None:
         try:
             stored, token = read_bookmark_and_token(self.store, state_id)
         except StateServiceError as exc:
             _refuse(exc)
+        first_read = state_id not in _read_tokens
         _read_tokens.setdefault(state_id, token)
-        return None if stored is None else MeltanoState.from_json(state_id, stored)
+        state = None if stored is None else MeltanoState.from_json(state_id, stored)
+        resumable = self.target_config is not None and _wrapper_lease(state_id) is None
+        if first_read and resumable and (newer := self._newer_in_target(state_id, state)):
+            _adopted[state_id] = newer
+        if token == _read_tokens[state_id] and state_id in _adopted:
+            return _adopted[state_id]  # Meltano reads again before the tap starts
+        return state
+
+    def _newer_in_target(self, state_id: str, state: MeltanoState | None) -> MeltanoState | None:
+        """The target's committed state when it is newer than ``state`` (else None).
+
+        Not stored here (reads take no lease): the run's first write stores its successor, and a
+        run that dies before writing leaves the same choice to the next one."""
+        assert self.target_config is not None
+        singer = None if state is None else _singer_state(state)
+        try:
+            table = TargetStateTable.from_config(self.target_config, CONNECT_TIMEOUT)
+            snapshot = table.read()
+            mark = previous_mark(self.store, state_id, NO_RUN_YET)
+            streams = pipeline_streams(self.store, state_id, singer)
+        except TargetStateUnreadable as exc:
+            print(
+                f"state-service: the target's committed state was not read ({exc}); "
+                "starting from the stored state",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        except StateServiceError as exc:
+            _refuse(exc)
+        _target_marks[state_id] = snapshot.mark
+        newer = None if mark is None else newer_committed(snapshot, mark, streams, singer)
+        if newer is None:
+            return None
+        print(f"state-service: {state_id}: resuming from {describe(newer, table)}", file=sys.stderr)
+        completed = {"singer_state": json.loads(newer.state)}
+        return MeltanoState(state_id, partial_state={}, completed_state=completed)
 
     def set(self, state: MeltanoState) -> None:
         self._write(state.state_id, state.json())
@@ -195,6 +278,17 @@ class StateServiceStoreManager(StateStoreManager):
     def acquire_lock(self, state_id: str, *, retry_seconds: float) -> Iterator[None]:
         """No separate lock: every write is one transaction, fenced by the lease's token."""
         yield
+
+
+def _singer_state(state: MeltanoState) -> str:
+    """The Singer state Meltano hands the tap: the partial state over the completed one."""
+    merged = dict((state.completed_state or {}).get("singer_state") or {})
+    for key, value in ((state.partial_state or {}).get("singer_state") or {}).items():
+        if isinstance(merged.get(key), dict) and isinstance(value, dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return json.dumps(merged)
 
 
 def _url_from(uri: str, setting: str | None) -> str:

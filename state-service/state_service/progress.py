@@ -7,25 +7,43 @@ the count since the previous line of that counter, so a stream's total is their 
 lines count records emitted; a singer-sdk target's count records it took in, all committed
 once it exits 0 (target-postgres-atomic's count records as their batch commits). Plugins that
 log no such lines leave their side of the count unknown.
+
+Taps of this project also log their replication lag, at most every few seconds and once at the
+end: ``METRIC: {"type": "gauge", "metric": "replication_lag_seconds", "value": SECONDS,
+"tags": {"stream": S}}`` (tap-dynamodb-streams adds ``shard`` and ``table`` tags). A stream's
+lag is the largest of the latest values of its shards (one value for a Jira stream).
+
+Anything echoed to the terminal has its control characters removed first: a plugin's log line
+or a stream name must not move the cursor or recolour the operator's terminal.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, TextIO
 
-from state_service.lease import StreamCounts
+from state_service.lease import StreamCounts, StreamLags
 
 METRIC_MARK = "METRIC: "
 BOOKMARK_KEYS = ("replication_key_value", "position", "n")
 TTY_REDRAW_SECONDS = 0.25
+LAG_METRIC = "replication_lag_seconds"
+# C0 and C1 controls and DEL; a tab is kept (it moves nothing but the cursor within the line).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
-def record_count(line: str) -> tuple[str, int] | None:
-    """(stream, records) of a singer-sdk record_count METRIC line, else None."""
+def printable(text: str) -> str:
+    """``text`` without control characters (escape sequences lose their ESC and do nothing)."""
+    return CONTROL_CHARACTERS.sub("", text)
+
+
+def _metric(line: str, name: str) -> tuple[dict[str, object], object] | None:
+    """(tags, value) of a singer-sdk METRIC line of metric ``name``, else None."""
     _, mark, payload = line.partition(METRIC_MARK)
     if not mark:
         return None
@@ -33,12 +51,36 @@ def record_count(line: str) -> tuple[str, int] | None:
         point = json.loads(payload)
     except ValueError:
         return None
-    if not isinstance(point, dict) or point.get("metric") != "record_count":
+    if not isinstance(point, dict) or point.get("metric") != name:
         return None
-    stream, value = (point.get("tags") or {}).get("stream"), point.get("value")
-    if not isinstance(stream, str) or not isinstance(value, int):
+    tags = point.get("tags")
+    return (tags if isinstance(tags, dict) else {}), point.get("value")
+
+
+def record_count(line: str) -> tuple[str, int] | None:
+    """(stream, records) of a singer-sdk record_count METRIC line, else None."""
+    found = _metric(line, "record_count")
+    if found is None:
         return None
-    return stream, value
+    tags, value = found
+    stream = tags.get("stream")
+    if not isinstance(stream, str) or not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return printable(stream), value
+
+
+def replication_lag(line: str) -> tuple[str, str, float] | None:
+    """(stream, shard or "", seconds) of a replication_lag_seconds gauge line, else None."""
+    found = _metric(line, LAG_METRIC)
+    if found is None:
+        return None
+    tags, value = found
+    stream, shard = tags.get("stream"), tags.get("shard", "")
+    if not isinstance(stream, str) or isinstance(value, bool):
+        return None
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return None
+    return printable(stream), printable(str(shard)), float(value)
 
 
 def bookmark_text(value: object) -> str:
@@ -58,6 +100,11 @@ class StreamProgress:
     target_rows: int | None = None
     bookmark: str = "-"
     counted_at: float = field(default_factory=time.monotonic)
+    lag_by_shard: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lag(self) -> float | None:
+        return max(self.lag_by_shard.values()) if self.lag_by_shard else None
 
     def line(self, stream: str) -> str:
         records = "? records"  # a tap that logs no record_count metrics
@@ -65,7 +112,8 @@ class StreamProgress:
             rate = self.tap_records / max(self.counted_at - self.started, 1e-3)
             records = f"{self.tap_records} records ({rate:.0f}/s)"
         committed = "?" if self.target_rows is None else str(self.target_rows)
-        return f"{stream}: {records}, target {committed}, bookmark {self.bookmark}"
+        lag = "" if self.lag is None else f", lag {self.lag:.0f}s"
+        return f"{stream}: {records}, target {committed}, bookmark {self.bookmark}{lag}"
 
 
 class Progress:
@@ -91,6 +139,9 @@ class Progress:
             counted = record_count(line)
             if counted is not None:
                 self._count(side, *counted)
+            lag = replication_lag(line) if side == "tap" else None
+            if lag is not None:
+                self._lag(*lag)
             if not (self.live and METRIC_MARK in line):  # on a terminal the live lines say it
                 self._print(line)
 
@@ -106,6 +157,11 @@ class Progress:
                 print(f"state-service: {entry.line(stream)}", file=self.out, flush=True)
         self._redraw()
 
+    def _lag(self, stream: str, shard: str, seconds: float) -> None:
+        with self._lock:
+            self._stream(stream).lag_by_shard[shard] = seconds
+        self._redraw()
+
     def stored_state(self, state: str) -> None:
         """Note each stream's bookmark in a stored Singer state."""
         try:
@@ -116,7 +172,7 @@ class Progress:
             return
         with self._lock:
             for stream, value in marks.items():
-                self._stream(stream).bookmark = bookmark_text(value)
+                self._stream(printable(str(stream))).bookmark = printable(bookmark_text(value))
         self._redraw()
 
     def _stream(self, name: str) -> StreamProgress:
@@ -132,6 +188,11 @@ class Progress:
                 if p.tap_records is not None or p.target_rows is not None
             }
 
+    def lags(self) -> StreamLags:
+        """Each stream's last reported replication lag (the largest of its shards')."""
+        with self._lock:
+            return {s: p.lag for s, p in self.streams.items() if p.lag is not None}
+
     def close(self) -> None:
         """The final figures: the live block drawn one last time, or one plain line each."""
         if self.live:
@@ -145,7 +206,7 @@ class Progress:
         with self._lock:
             if self.live:
                 self._erase()
-            print(line, file=self.out, flush=True)
+            print(printable(line), file=self.out, flush=True)
         if self.live:
             self._redraw(force=True)
 

@@ -11,10 +11,11 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
-from state_service.schema import bookmarks, leases, run_streams, runs
+from state_service.schema import SUCCESS, bookmarks, leases, run_streams, runs
 from state_service.store import Store
 
-Counts = list[tuple[str, Any, Any]]  # (stream, tap records, target rows); None: not reported
+# (stream, tap records, target rows, tap lag seconds); None: not reported
+Counts = list[tuple[str, Any, Any, Any]]
 
 
 def read_bookmark(store: Store, pipeline: str) -> str | None:
@@ -118,6 +119,10 @@ def recent_runs(store: Store, limit: int, pipeline: str | None = None) -> list[R
     query: Select[Any] = select(runs).order_by(runs.c.run_id.desc()).limit(limit)
     if pipeline is not None:
         query = query.where(runs.c.pipeline == pipeline)
+    return _run_views(store, query)
+
+
+def _run_views(store: Store, query: Select[Any]) -> list[RunView]:
     with store.reading() as conn:
         rows = conn.execute(query).all()
     counts = stream_counts(store, [row.run_id for row in rows])
@@ -154,21 +159,50 @@ def stream_counts(store: Store, run_ids: list[int]) -> dict[int, Counts]:
         rows = conn.execute(query).all()
     counts: dict[int, Counts] = {}
     for row in rows:
-        counts.setdefault(row.run_id, []).append((row.stream, row.tap_records, row.target_rows))
+        counts.setdefault(row.run_id, []).append(
+            (row.stream, row.tap_records, row.target_rows, row.lag_seconds)
+        )
     return counts
 
 
 def counts_disagree(counts: Counts) -> bool:
     """A stream whose tap and target both reported counts, and they differ."""
-    return any(t is not None and r is not None and t != r for _, t, r in counts)
+    return any(t is not None and r is not None and t != r for _, t, r, _ in counts)
 
 
 def counts_text(counts: Counts) -> str:
     """``stream tap/target`` per stream, ``?`` for a side that reported nothing."""
     if not counts:
         return "-"
-    text = ", ".join(f"{s} {_known(t)}/{_known(r)}" for s, t, r in counts)
+    text = ", ".join(f"{s} {_known(t)}/{_known(r)}" for s, t, r, _ in counts)
     return f"{text} MISMATCH" if counts_disagree(counts) else text
+
+
+def lags_text(counts: Counts) -> str:
+    """``stream SECONDSs`` per stream whose tap reported its replication lag, else ``-``."""
+    lags = [f"{s} {lag:.0f}s" for s, _, _, lag in counts if lag is not None]
+    return ", ".join(lags) or "-"
+
+
+def last_successes(store: Store) -> dict[str, datetime]:
+    """Per pipeline, the end of its latest successful run."""
+    query = (
+        select(runs.c.pipeline, func.max(runs.c.ended_at))
+        .where(runs.c.status == SUCCESS)
+        .group_by(runs.c.pipeline)
+    )
+    with store.reading() as conn:
+        return {str(p): store.to_datetime(at) for p, at in conn.execute(query).all()}
+
+
+def latest_finished_runs(store: Store) -> list[RunView]:
+    """Per pipeline, its latest run that ended, with its counts and lags."""
+    latest = (
+        select(func.max(runs.c.run_id))
+        .where(runs.c.ended_at.is_not(None), runs.c.kind != "edit")
+        .group_by(runs.c.pipeline)
+    )
+    return _run_views(store, select(runs).where(runs.c.run_id.in_(latest)))
 
 
 def status(store: Store) -> list[dict[str, str]]:
@@ -201,6 +235,7 @@ def run_history(store: Store, pipeline: str, limit: int) -> list[dict[str, Any]]
             "exit": _known(r.exit_code, "-"),
             "tap/target": f"{_known(r.tap_exit_code, '-')}/{_known(r.target_exit_code, '-')}",
             "records tap/target": counts_text(r.counts),
+            "lag": lags_text(r.counts),
             "error": r.error,
         }
         for r in recent_runs(store, limit, pipeline)

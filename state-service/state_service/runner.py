@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import shlex
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
 from state_service.errors import DatabaseUnavailable, describe_error
+from state_service.faults import fault_point
 from state_service.heartbeat import Heartbeat
 from state_service.history import Retention, prune
-from state_service.lease import Lease, LeaseLost, StreamCounts, finish, write_bookmark
+from state_service.lease import (
+    Lease,
+    LeaseLost,
+    StreamCounts,
+    StreamLags,
+    finish,
+    write_bookmark,
+)
+from state_service.processes import (
+    DEFAULT_STOP_GRACE,
+    Children,
+    forward_signals,
+    restore_signals,
+    shell_code,
+    spawn_failure,
+)
 from state_service.progress import Progress
-from state_service.report import read_bookmark
 from state_service.store import Store
+from state_service.target_state import config_path, starting_state
 
+EXIT_FAILED = 1  # state-service's own failure while piping (a bad target line, a refused write)
 EXIT_DATABASE = 3
+EXIT_TIMED_OUT = 124  # the target did not exit in time after its input ended (as timeout(1))
+DEFAULT_TARGET_FINISH = 3600.0
+TARGET_QUIET_SECONDS = 10.0  # a target still busy this long after its input ended is logged
 # A grandchild that keeps a plugin's stderr open must not hold the run's end up for long.
 RELAY_DRAIN_SECONDS = 5.0
 EXIT_LEASE_LOST = 4
@@ -42,6 +59,7 @@ class Outcome:
     tap_exit_code: int | None = None
     target_exit_code: int | None = None
     counts: StreamCounts | None = None
+    lags: StreamLags | None = None
 
 
 def lease_env(lease: Lease, url: str) -> dict[str, str]:
@@ -57,97 +75,56 @@ def lease_env(lease: Lease, url: str) -> dict[str, str]:
     return env
 
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+@dataclass(frozen=True)
+class Limits:
+    """How long a run waits: for its children, and for the target's database."""
+
+    heartbeat_seconds: float = 10.0
+    stop_grace: float = DEFAULT_STOP_GRACE  # SIGTERM, then SIGKILL this much later
+    target_finish: float = DEFAULT_TARGET_FINISH  # the target's time to exit after its input
+    connect_timeout: float = 10.0  # reading the target's committed state
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """Linux: a preexec_fn that has the kernel SIGKILL the child when this process dies.
-
-    A killed state-service (kill -9) cannot stop its children itself; with this, the tap and
-    the target die with it instead of running on (a target that could still commit). Only the
-    direct children are covered: processes they start are not. The function only calls a libc
-    function looked up beforehand, so it is safe in the forked child despite our threads.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # we died before the prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-class Children:
-    """The processes of one run, each in its own session so a stop reaches their children too."""
+class FirstFailure:
+    """The run's exit code: the first failure's (a side's code, or state-service's own)."""
 
     def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.stopped = False
-        self.preexec = _die_with_parent()
+        self._lock = threading.Lock()
+        self.code = 0
+        self.reason: str | None = None
 
-    def spawn(
-        self,
-        args: list[str],
-        env: dict[str, str],
-        stdin: int | None = None,
-        stdout: int | None = None,
-        stderr: int | None = None,
-    ) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            args,
-            env=env,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            preexec_fn=self.preexec,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        self.stopped = True
-        for proc in self.procs:
-            if proc.poll() is None:
-                with suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+    def note(self, code: int, reason: str | None = None) -> None:
+        with self._lock:
+            if self.code == 0 and code != 0:
+                self.code, self.reason = code, reason
 
 
 @contextmanager
 def _supervision(
-    store: Store, lease: Lease, heartbeat_seconds: float
+    store: Store, lease: Lease, limits: Limits
 ) -> Iterator[tuple[Children, Heartbeat]]:
     """Heartbeat and signal forwarding around a run; a lost lease stops the children."""
-    children = Children()
-    beat = Heartbeat(store, lease, heartbeat_seconds, lambda _msg: children.stop())
+    children = Children(limits.stop_grace)
+    beat = Heartbeat(store, lease, limits.heartbeat_seconds, lambda _msg: children.stop())
     beat.start()
-    previous = _forward_signals(children)
+    previous = forward_signals(children)
     try:
         yield children, beat
     finally:
         children.stop()
         beat.stop()
-        _restore_signals(previous)
+        restore_signals(previous)
 
 
 def run_command(
-    store: Store,
-    lease: Lease,
-    url: str,
-    command: list[str],
-    heartbeat_seconds: float,
-    retention: Retention,
+    store: Store, lease: Lease, url: str, command: list[str], limits: Limits, retention: Retention
 ) -> int:
     """Hold the lease around any command; its exit code is the run's."""
-    with _supervision(store, lease, heartbeat_seconds) as (children, beat):
-        outcome = Outcome(children.spawn(command, lease_env(lease, url)).wait())
+    with _supervision(store, lease, limits) as (children, beat):
+        try:
+            outcome = Outcome(shell_code(children.spawn(command, lease_env(lease, url)).wait()))
+        except OSError as exc:  # not found, not executable: recorded FAILED, lease freed
+            outcome = Outcome(*spawn_failure(command, exc))
     return _finish(store, lease, beat, outcome, retention)
 
 
@@ -155,23 +132,30 @@ def run_singer(
     store: Store,
     lease: Lease,
     url: str,
-    pipe: tuple[str, str],
-    heartbeat_seconds: float,
+    pipe: tuple[list[str], list[str]],
+    limits: Limits,
     retention: Retention,
+    target_config: Path | None = None,
 ) -> int:
-    """Tap | target with the stored bookmark as --state; each emitted STATE stored, fenced."""
+    """Tap | target with the stored bookmark as --state; each emitted STATE stored, fenced.
+
+    ``target_config``: target-postgres-atomic's config file, to resume from its committed state
+    when that is newer (default: the ``--config`` of a target-postgres-atomic command line)."""
+    config = target_config or config_path(pipe[1])
     progress = Progress(sys.stderr, live=sys.stderr.isatty())
     with (
-        _supervision(store, lease, heartbeat_seconds) as (children, beat),
+        _supervision(store, lease, limits) as (children, beat),
         tempfile.TemporaryDirectory(prefix="state-service-") as tmp,
     ):
         try:
-            outcome = _pipe(store, lease, url, pipe, Path(tmp), children, progress)
+            state = starting_state(store, lease, config, limits.connect_timeout)
+            outcome = _pipe(store, lease, url, pipe, state, Path(tmp), children, progress, limits)
         except Exception as exc:  # any failure while piping is the run's outcome, recorded
             children.stop()
             outcome = Outcome(1, f"state-service failed while piping: {describe_error(exc)}")
     progress.close()
     outcome.counts = progress.counts()
+    outcome.lags = progress.lags()
     return _finish(store, lease, beat, outcome, retention)
 
 
@@ -179,81 +163,153 @@ def _pipe(
     store: Store,
     lease: Lease,
     url: str,
-    pipe: tuple[str, str],
+    pipe: tuple[list[str], list[str]],
+    state: str | None,
     tmp: Path,
     children: Children,
     progress: Progress,
+    limits: Limits,
 ) -> Outcome:
     env = lease_env(lease, url)
-    tap_args = shlex.split(pipe[0])
-    if (state := read_bookmark(store, lease.pipeline)) is not None:
+    tap_args, target_args = list(pipe[0]), list(pipe[1])
+    if state is not None:
         state_file = tmp / "state.json"
         state_file.write_text(state)
         tap_args += ["--state", str(state_file)]
     read_end, write_end = os.pipe()
-    tap_proc = children.spawn(tap_args, env, stdout=write_end, stderr=subprocess.PIPE)
-    target_proc = children.spawn(
-        shlex.split(pipe[1]),
-        {**env, END_OF_INPUT_PROOF: "1"},
-        stdin=read_end,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    try:
+        tap_proc = children.spawn(tap_args, env, stdout=write_end, stderr=subprocess.PIPE)
+    except OSError as exc:
+        os.close(read_end)
+        os.close(write_end)
+        code, line = spawn_failure(tap_args, exc)
+        return Outcome(code, f"tap: {line}", tap_exit_code=code)
+    try:
+        target_proc = children.spawn(
+            target_args,
+            {**env, END_OF_INPUT_PROOF: "1"},
+            stdin=read_end,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        os.close(read_end)
+        os.close(write_end)
+        children.stop()
+        code, line = spawn_failure(target_args, exc)
+        return Outcome(code, f"target: {line}", shell_code(tap_proc.wait()), code)
     os.close(read_end)  # the target owns the pipe's read end: a dead target stops the tap
-    ender = threading.Thread(target=_end_input, args=(tap_proc, target_proc, write_end, children))
-    ender.start()
+    first = FirstFailure()
+    watchers = [
+        threading.Thread(
+            target=_watch_tap, args=(tap_proc, target_proc, write_end, children, limits, first)
+        ),
+        threading.Thread(target=_watch_target, args=(target_proc, tap_proc, children, first)),
+    ]
+    for watcher in watchers:
+        watcher.start()
     assert target_proc.stdout is not None
     assert tap_proc.stderr is not None and target_proc.stderr is not None
     relays = [progress.relay(tap_proc.stderr, "tap"), progress.relay(target_proc.stderr, "target")]
-    error = _store_states(store, lease, target_proc.stdout, children, progress)
-    ender.join()
-    tap_code, target_code = tap_proc.wait(), target_proc.wait()
+    _store_states(store, lease, target_proc.stdout, children, progress, first)
+    for watcher in watchers:
+        watcher.join()
+    tap_code, target_code = shell_code(tap_proc.wait()), shell_code(target_proc.wait())
     for relay in relays:
         relay.join(RELAY_DRAIN_SECONDS)
-    if error is None and (tap_code or target_code):
-        error = f"tap exited with {tap_code}, target exited with {target_code}"
-    return Outcome(target_code or tap_code or (1 if error else 0), error, tap_code, target_code)
+    error = None
+    if first.code:
+        codes = f"tap exited with {tap_code}, target exited with {target_code}"
+        error = codes if first.reason is None else f"{first.reason} ({codes})"
+    return Outcome(first.code, error, tap_code, target_code)
 
 
-def _end_input(
+def _watch_tap(
     tap: subprocess.Popen[bytes],
     target: subprocess.Popen[bytes],
     write_end: int,
     children: Children,
+    limits: Limits,
+    first: FirstFailure,
 ) -> None:
     """End the target's input only once the tap has exited; a failed tap's target is stopped
     first, so it never takes a dead tap's output for a complete one (a full refresh that
     stops early would otherwise replace the table). Our copy of the pipe's write end is what
     holds the input open until then. A tap we stopped failed too (singer-sdk taps exit 0 on
-    SIGTERM)."""
-    if (tap.wait() != 0 or children.stopped) and target.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(target.pid, signal.SIGTERM)
+    SIGTERM). After a clean end of input the target has ``target_finish`` seconds to exit."""
+    tap_code = shell_code(tap.wait())
+    first.note(tap_code)
+    if tap_code != 0 or children.stopped:
+        children.terminate(target)
         target.wait()
+        os.close(write_end)
+        return
     os.close(write_end)
+    try:
+        target.wait(min(TARGET_QUIET_SECONDS, limits.target_finish))
+        return
+    except subprocess.TimeoutExpired:
+        print(
+            f"state-service: the tap ended; waiting for the target to commit and exit "
+            f"(stopped after {limits.target_finish:g}s, --target-finish-seconds)",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        target.wait(max(limits.target_finish - TARGET_QUIET_SECONDS, 0))
+    except subprocess.TimeoutExpired:
+        reason = (
+            f"the target was still running {limits.target_finish:g}s after its input ended "
+            "(--target-finish-seconds): stopped"
+        )
+        print(f"state-service: {reason}", file=sys.stderr, flush=True)
+        first.note(EXIT_TIMED_OUT, reason)
+        children.terminate(target)
+
+
+def _watch_target(
+    target: subprocess.Popen[bytes],
+    tap: subprocess.Popen[bytes],
+    children: Children,
+    first: FirstFailure,
+) -> None:
+    """A target that ends while the tap still runs stops the tap, even one that sends nothing
+    (it would never meet the broken pipe)."""
+    target_code = shell_code(target.wait())
+    if tap.poll() is None:
+        first.note(target_code or EXIT_FAILED, None if target_code else "the target exited early")
+        children.terminate(tap)
+    first.note(target_code)
 
 
 def _store_states(
-    store: Store, lease: Lease, lines: IO[bytes], children: Children, progress: Progress
-) -> str | None:
+    store: Store,
+    lease: Lease,
+    lines: IO[bytes],
+    children: Children,
+    progress: Progress,
+    first: FirstFailure,
+) -> None:
     """Store each STATE line the target emits, fenced. The first refusal stops the run."""
     for number, raw in enumerate(lines, 1):
         try:
             state = _state_of(raw)
         except ValueError as exc:
-            children.stop()
             # The line itself is not kept: it may carry record values.
-            return f"target stdout line {number}: {exc}"
+            first.note(EXIT_FAILED, f"target stdout line {number}: {exc}")
+            children.stop()
+            return
         if state is None:
             continue
+        fault_point("bookmark:before-write")  # the target committed this state; not stored yet
         try:
             write_bookmark(store, lease, state)
-        except (LeaseLost, DatabaseUnavailable) as exc:
+        except (LeaseLost, DatabaseUnavailable) as exc:  # either way the lease may be gone
+            first.note(EXIT_LEASE_LOST, str(exc))
             children.stop()
             print(f"state-service: bookmark refused: {exc}", file=sys.stderr)
-            return str(exc)
+            return
         progress.stored_state(state)
-    return None
 
 
 SINGER_MESSAGES = {"RECORD", "SCHEMA", "ACTIVATE_VERSION", "BATCH"}
@@ -312,6 +368,7 @@ def _finish(
             tap_exit_code=outcome.tap_exit_code,
             target_exit_code=outcome.target_exit_code,
             counts=outcome.counts,
+            lags=outcome.lags,
         )
     except LeaseLost as exc:
         print(f"state-service: finish refused: {exc}", file=sys.stderr)
@@ -326,16 +383,3 @@ def _finish(
     except DatabaseUnavailable as exc:  # the run is recorded; the history waits for the next
         print(f"state-service: bookmark history not pruned: {exc}", file=sys.stderr)
     return outcome.exit_code
-
-
-def _forward_signals(children: Children) -> dict[int, object]:
-    """SIGTERM/SIGINT stop the children; the run then finishes as FAILED instead of vanishing."""
-    previous: dict[int, object] = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, lambda *_: children.stop())
-    return previous
-
-
-def _restore_signals(previous: dict[int, object]) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -19,6 +19,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
+    text,
 )
 
 metadata = MetaData()
@@ -49,6 +51,8 @@ runs = Table(
     Column("tap_exit_code", Integer),
     Column("target_exit_code", Integer),
     Column("error", Text),
+    # The newest commit in the target's state table seen at the run's start (target clock).
+    Column("target_state_mark", Text),
     Index("state_service_runs_pipeline", "pipeline", "run_id"),
 )
 
@@ -83,7 +87,8 @@ bookmark_history = Table(
     Index("state_service_bookmark_history_pipeline", "pipeline", "id"),
 )
 
-# Per run and stream: records the tap reported emitting, rows the target reported committing.
+# Per run and stream: records the tap reported emitting, rows the target reported committing,
+# the tap's last reported replication lag (seconds).
 run_streams = Table(
     "state_service_run_streams",
     metadata,
@@ -91,6 +96,7 @@ run_streams = Table(
     Column("stream", String(255), nullable=False),
     Column("tap_records", BigInteger),
     Column("target_rows", BigInteger),
+    Column("lag_seconds", Float),
     PrimaryKeyConstraint("run_id", "stream"),
 )
 
@@ -101,7 +107,23 @@ def _create_first_tables(conn: Connection) -> None:
 
 
 def _add_run_streams(conn: Connection) -> None:
-    run_streams.create(conn, checkfirst=True)
+    run_streams.create(conn, checkfirst=True)  # a new database gets later columns here too
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_first_tables, _add_run_streams]
+def _add_lag_and_target_mark(conn: Connection) -> None:
+    """Nullable columns: old rows read as "no lag reported" and "no mark"; no table rewrite in
+    either database (PostgreSQL and SQLite add a NULL column in the catalog only). A new
+    database got them when its tables were created."""
+    for table, column, sql_type in (
+        (run_streams.name, "lag_seconds", "FLOAT"),
+        (runs.name, "target_state_mark", "TEXT"),
+    ):
+        if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _create_first_tables,
+    _add_run_streams,
+    _add_lag_and_target_mark,
+]

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from state_service.errors import DatabaseUnavailable, describe_error
 from state_service.schema import MIGRATIONS, schema_version
+from state_service.urls import check_usable, display_url, scrub
 
 DEFAULT_URL = "sqlite:///.state-service/state.db"
 URL_ENV = "STATE_SERVICE_DATABASE_URL"
@@ -46,10 +47,9 @@ class Store:
     def __init__(
         self, url: str, timeouts: Timeouts = Timeouts(), *, read_only: bool = False
     ) -> None:
-        sa_url = make_url(url)
-        if sa_url.drivername in ("postgresql", "postgres"):
-            sa_url = sa_url.set(drivername="postgresql+psycopg")
-        self.display = sa_url.render_as_string(hide_password=True)
+        sa_url = check_usable(url)
+        self.display = display_url(sa_url)
+        self._url = url  # kept to scrub its passwords from driver messages
         self.is_sqlite = sa_url.get_backend_name() == "sqlite"
         self.read_only = read_only
         with self._translated():
@@ -75,9 +75,11 @@ class Store:
             transient = not self.is_sqlite and isinstance(exc, (OperationalError, InterfaceError))
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:
                 transient = True
-            raise DatabaseUnavailable(self.display, describe_error(exc), transient) from exc
+            reason = scrub(describe_error(exc), self._url)
+            raise DatabaseUnavailable(self.display, reason, transient) from exc
         except OSError as exc:
-            raise DatabaseUnavailable(self.display, describe_error(exc), False) from exc
+            reason = scrub(describe_error(exc), self._url)
+            raise DatabaseUnavailable(self.display, reason, False) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

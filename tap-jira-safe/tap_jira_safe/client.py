@@ -1,15 +1,12 @@
-"""The one base stream: base URL, auth, retries, rate limits and pagination for Jira."""
+"""The one base stream: base URL, auth, retries, rate limits, answer checks and paging."""
 
 from __future__ import annotations
 
-import contextlib
 import decimal
-import random
-import threading
+import socket
 import time
-from collections.abc import Callable, Generator
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+import weakref
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,91 +14,54 @@ import backoff
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
-from singer_sdk import RESTStream
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk import RESTStream, Tap
+from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.pagination import OffsetPaginator
+from typing_extensions import override
 
-from tap_jira_safe.site import probe
+from tap_jira_safe.errors import (
+    JiraAnswer,
+    JiraApiError,
+    JiraBadAnswer,
+    JiraCursorExpired,
+    JiraNotFound,
+    JiraRequestFailed,
+    JiraUnreachable,
+    JiraWaitTooLong,
+)
+from tap_jira_safe.ratelimit import backoff_wait, pacing_delay, quota_window, server_wait
+from tap_jira_safe.sdk_compat import SchemaOnce
+from tap_jira_safe.shared import TapParts
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
-MAX_BACKOFF_S = 30.0
+_DECODED: weakref.WeakKeyDictionary[requests.Response, Any] = weakref.WeakKeyDictionary()
 
 
-class RepeatedPageTokenError(RuntimeError):
-    """The server handed back a page token it had handed out before."""
-
-
-class JiraRequestError(RuntimeError):
-    """A request failed for good: names the endpoint and what was tried."""
-
-
-def base_url(domain: str) -> str:
-    """``example.atlassian.net`` or a full URL (``http://127.0.0.1:8080``) to a base URL."""
-    domain = domain.strip().rstrip("/")
-    return domain if "://" in domain else f"https://{domain}"
-
-
-def retry_wait(response: requests.Response | None, attempt: int) -> float:
-    """Seconds to wait before the next try.
-
-    ``Retry-After`` is honoured exactly (Jira sends whole seconds), else ``X-RateLimit-Reset``;
-    without either, exponential backoff with jitter (half fixed, half random).
-    """
-    if response is not None:
-        retry_after = response.headers.get("Retry-After")
-        if retry_after is not None:
-            try:
-                return max(float(retry_after), 0.0)
-            except ValueError:
-                pass
-        reset = reset_delay(response)
-        if reset is not None and response.status_code == 429:
-            return reset
-    ceiling = min(MAX_BACKOFF_S, 0.5 * 2 ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def reset_delay(response: requests.Response) -> float | None:
-    """Seconds until ``X-RateLimit-Reset`` (an ISO 8601 time), if the header is there.
-
-    Measured from the response's ``Date`` (Jira's clock, like the reset time), not the tap
-    host's clock, which may be minutes off; the host clock only when ``Date`` is missing.
-    """
-    reset = response.headers.get("X-RateLimit-Reset")
-    if not reset:
-        return None
-    try:
-        moment = datetime.fromisoformat(reset.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    now = datetime.now(UTC)
-    with contextlib.suppress(TypeError, ValueError):
-        date = parsedate_to_datetime(response.headers.get("Date") or "")
-        now = date if date.tzinfo else date.replace(tzinfo=UTC)
-    return max((moment - now).total_seconds(), 0.0)
-
-
-def beta_rate_limit(header: str) -> tuple[float, float] | None:
-    """``(points left, seconds to reset)`` from ``"global-app-quota";r=12;t=30``."""
-    params = dict(part.strip().split("=", 1) for part in header.split(";") if "=" in part)
-    try:
-        return float(params["r"]), float(params.get("t", 1))
-    except (KeyError, ValueError):
-        return None
-
-
-_UNDECODED = object()
+def endpoint_of(request: requests.PreparedRequest | requests.Request | None) -> str:
+    """``METHOD /path`` of a request (never the query string or headers)."""
+    if request is None or request.url is None:
+        return "a request"
+    return f"{request.method} {urlparse(request.url).path}"
 
 
 def decoded(response: requests.Response) -> Any:
     """A response's JSON, decoded once for all its readers (records, paginator), numbers
-    with a fraction as ``Decimal`` like the SDK's ``parse_response``."""
-    body = response.__dict__.get("_jira_json", _UNDECODED)
-    if body is _UNDECODED:
-        body = response.__dict__["_jira_json"] = response.json(parse_float=decimal.Decimal)
+    with a fraction as ``Decimal`` like the SDK's ``parse_response``. A 200 that is not
+    JSON (an HTML login or proxy page, a body cut short) names the endpoint."""
+    if response in _DECODED:
+        return _DECODED[response]
+    try:
+        body = response.json(parse_float=decimal.Decimal)
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        raise JiraBadAnswer(
+            f"{endpoint_of(response.request)} answered {response.status_code} with "
+            f"{len(response.content)} bytes of {kind} that are not complete JSON; check that "
+            "`domain` reaches Jira itself (not a login page or proxy), then run again."
+        ) from None
+    _DECODED[response] = body
     return body
 
 
@@ -118,25 +78,57 @@ def more_pages(body: Any, items_key: str | None, page_size: int) -> bool:
     return len(items) >= page_size
 
 
+def listed_items(body: Any, items_key: str | None, endpoint: str) -> list[Any]:
+    """A list endpoint's items, or :class:`JiraBadAnswer`: a ``{}`` or any other shape
+    must never read as "nothing there" (a full-table stream would then delete it all)."""
+    items = body if items_key is None else (body.get(items_key) if isinstance(body, dict) else None)
+    if not isinstance(items, list):
+        want = "a JSON list" if items_key is None else f"an object with a `{items_key}` list"
+        raise JiraBadAnswer(
+            f"{endpoint} answered {type(body).__name__} where Jira documents {want}; "
+            "nothing of it was emitted. Check the site and token, then run again."
+        )
+    return items
+
+
 class StartAtPaginator(OffsetPaginator):
     """``startAt`` paging; stops on ``isLast``, on ``total``, or on a short page."""
 
     def __init__(self, page_size: int, items_key: str | None) -> None:
         super().__init__(start_value=0, page_size=page_size)
         self.items_key = items_key
+        self.size = page_size
 
+    @override
     def has_more(self, response: requests.Response) -> bool:
-        return more_pages(decoded(response), self.items_key, self._page_size)
+        return more_pages(decoded(response), self.items_key, self.size)
 
+    @override
     def get_next(self, response: requests.Response) -> int | None:
-        items = decoded(response)
-        if isinstance(items, dict):
-            items = items.get(self.items_key or "", [])
+        items = listed_items(decoded(response), self.items_key, endpoint_of(response.request))
         # the server may cap the page below what was asked: advance by what came back
-        return int(self._value) + len(items)
+        return int(self.current_value) + len(items)
 
 
-class JiraStream(RESTStream[Any]):
+def _unreachable(exc: BaseException) -> bool:
+    """A name that does not resolve: retrying will not make it resolve."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return True
+        reason = getattr(current, "reason", None)  # urllib3 keeps the cause here
+        pending += [current.__cause__, current.__context__]
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return False
+
+
+class JiraStream(SchemaOnce, RESTStream[Any]):
     """Base stream: everything about talking to Jira lives here."""
 
     records_jsonpath = "$[*]"
@@ -144,27 +136,21 @@ class JiraStream(RESTStream[Any]):
     # nested value was a third of a big run's CPU
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # when any request of this stream was rate-limited, every request waits out its
-        # `Retry-After` (requests may run in parallel threads: see `call`)
-        self._pause_lock = threading.Lock()
-        self._paused_until = 0.0
+    def __init__(self, tap: Tap, parts: TapParts, **kwargs: Any) -> None:
+        super().__init__(tap, **kwargs)
+        self.parts = parts
+        self.settings = parts.settings
+        self.site = parts.site
+        self._session: requests.Session | None = None
 
     @property
+    @override
     def url_base(self) -> str:
-        return base_url(self.config["domain"])
-
-    def _write_schema_message(self) -> None:
-        """Once per stream and run: the SDK writes one per child sync (per issue), and each
-        SCHEMA makes a downstream target flush its batch."""
-        if not getattr(self, "_schema_written", False):
-            self._schema_written = True
-            super()._write_schema_message()
+        return self.settings.base_url
 
     @property
     def cloud(self) -> bool:
-        return probe(self).cloud
+        return self.site.facts(self).cloud
 
     @property
     def api(self) -> str:
@@ -172,97 +158,129 @@ class JiraStream(RESTStream[Any]):
         return "/rest/api/3" if self.cloud else "/rest/api/2"
 
     @property
+    @override
     def authenticator(self) -> Callable[[requests.PreparedRequest], requests.PreparedRequest]:
-        if self.config.get("access_token"):
-            token = self.config["access_token"]
+        if self.settings.access_token:
+            token = self.settings.access_token
 
             def bearer(request: requests.PreparedRequest) -> requests.PreparedRequest:
                 request.headers["Authorization"] = f"Bearer {token}"
                 return request
 
             return bearer
-        return HTTPBasicAuth(self.config.get("email", ""), self.config.get("api_token", ""))
+        return HTTPBasicAuth(self.settings.email, self.settings.api_token)
 
     @property
+    @override
     def requests_session(self) -> requests.Session:
-        """A session that trusts what ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` name.
-
-        ``Session.send`` (which the SDK uses) skips requests' environment lookup.
-        """
-        session = self._requests_session
-        if session is None or not getattr(session, "_jira_env_applied", False):
+        """A session that trusts what ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` name
+        (``Session.send``, which the SDK uses, skips requests' environment lookup)."""
+        if self._session is None:
             session = requests.Session()
             settings = session.merge_environment_settings(self.url_base, {}, None, None, None)
             session.verify = settings["verify"]
             # one pooled connection per parallel request (requests keeps 10 by default)
-            pool = max(10, int(self.config.get("parallel_requests", 4)))
+            pool = max(10, self.settings.parallel_requests)
             session.mount("https://", HTTPAdapter(pool_maxsize=pool))
             session.mount("http://", HTTPAdapter(pool_maxsize=pool))
-            session._jira_env_applied = True  # type: ignore[attr-defined]
-            self._requests_session = session
-        return session
+            self._session = session
+        return self._session
 
     @property
+    @override
     def http_headers(self) -> dict[str, str]:
         return {"Accept": "application/json", "User-Agent": "tap-jira-safe"}
 
     @property
-    def timeout(self) -> int:
-        return int(self.config.get("request_timeout", 60))
+    @override
+    def timeout(self) -> float:  # type: ignore[override]
+        return self.settings.request_timeout
 
     @property
     def page_size(self) -> int:
-        return int(self.config.get("page_size", 100))
+        return self.settings.page_size
+
+    # -- answers: parsed once, shape checked ----------------------------------------------
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[Any]:
+        """Records at ``records_jsonpath``; ``$[*]`` and ``$.<key>[*]`` must be lists."""
+        body = decoded(response)
+        path = self.records_jsonpath
+        simple = path.startswith("$.") and path.endswith("[*]") and "." not in path[2:]
+        if path == "$[*]" or simple:
+            key = None if path == "$[*]" else path[2:-3]
+            yield from listed_items(body, key, endpoint_of(response.request))
+        else:
+            yield from extract_jsonpath(path, input=body)
 
     # -- retries: one policy for every request ------------------------------------------
+    @override
     def backoff_max_tries(self) -> int:
-        return int(self.config.get("max_retries", 8))
+        return self.settings.max_retries
 
+    @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
         attempt = 0
         exc = yield 0.0
         while True:
             attempt += 1
             response = getattr(exc, "response", None)
-            exc = yield retry_wait(response, attempt)
+            asked = None if response is None else server_wait(response, oauth=self.settings.oauth)
+            if response is None or asked is None:
+                exc = yield backoff_wait(attempt)
+                continue
+            self.check_wait(asked, endpoint_of(response.request))
+            self.site.pause(asked)
+            exc = yield asked
 
+    def check_wait(self, asked: float, endpoint: str) -> None:
+        """Refuse a wait Jira asks for beyond ``max_server_wait_seconds``."""
+        limit = self.settings.max_server_wait_seconds
+        if asked > limit:
+            raise JiraWaitTooLong(
+                f"{endpoint}: Jira asked to wait {asked:.0f} s, more than "
+                f"max_server_wait_seconds={limit:g}; run again later, or raise the setting."
+            )
+
+    @override
     def backoff_jitter(self, value: float) -> float:
         """No jitter on top: ``Retry-After`` must be waited exactly; 5xx waits carry their own."""
         return value
 
+    @override
     def backoff_handler(self, details: Any) -> None:
         exc = details.get("exception")
         response = getattr(exc, "response", None)
         status = response.status_code if response is not None else type(exc).__name__
-        if status == 429:
-            with self._pause_lock:
-                until = time.monotonic() + float(details.get("wait") or 0)
-                self._paused_until = max(self._paused_until, until)
         self.logger.warning(
             "%s: try %d failed (%s), waiting %.2f s",
-            self.endpoint_name(response, exc),
+            endpoint_of(getattr(exc, "request", None) or getattr(response, "request", None)),
             details.get("tries"),
             status,
             details.get("wait"),
         )
 
-    def endpoint_name(self, response: requests.Response | None, exc: object = None) -> str:
-        """``METHOD /path`` of a failed request (never the query string or headers)."""
-        request = response.request if response is not None else getattr(exc, "request", None)
-        if request is None or request.url is None:
-            return f"stream {self.name}"
-        return f"{request.method} {urlparse(request.url).path}"
-
+    @override
     def request_decorator(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        """The SDK's retry decorator plus an error that says where and what was tried."""
+        """The SDK's retry decorator, each try after any run-wide pause; a name that does
+        not resolve is not retried, and giving up names the endpoint and what was tried."""
         tries = self.backoff_max_tries()
+
+        def after_any_pause(*args: Any, **kwargs: Any) -> Any:
+            self.site.wait_out_pause()
+            return func(*args, **kwargs)
 
         def give_up(details: Any) -> None:
             exc = details.get("exception")
-            response = getattr(exc, "response", None)
-            raise JiraRequestError(
-                f"{self.endpoint_name(response, exc)} failed after {details.get('tries')} tries "
-                f"(max_retries={tries}, backoff with jitter, Retry-After honoured): {exc}"
+            endpoint = endpoint_of(getattr(exc, "request", None))
+            if _unreachable(exc):
+                raise JiraUnreachable(
+                    f"{endpoint}: the host of `domain` ({urlparse(self.url_base).hostname}) "
+                    "does not resolve; check the setting and the network's DNS."
+                ) from exc
+            raise JiraRequestFailed(
+                f"{endpoint} failed after {details.get('tries')} tries (max_retries={tries}, "
+                f"backoff with jitter, Retry-After honoured): {exc}"
             ) from exc
 
         return backoff.on_exception(
@@ -276,62 +294,45 @@ class JiraStream(RESTStream[Any]):
                 requests.exceptions.ContentDecodingError,
             ),
             max_tries=tries,
+            giveup=_unreachable,
             on_backoff=self.backoff_handler,
             on_giveup=give_up,
             jitter=self.backoff_jitter,
             logger=None,
-        )(func)
+        )(after_any_pause)
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
-        if response.status_code in RETRY_STATUSES:
-            raise RetriableAPIError(self.response_error_message(response), response)
-        if response.status_code >= 400:
-            raise FatalAPIError(self.response_error_message(response))
+        """Every status mapped to a type, here and only here."""
+        status = response.status_code
+        if status in RETRY_STATUSES:
+            raise RetriableAPIError(jira_answer(response).describe(), response)
+        if status == 404:
+            raise JiraNotFound(jira_answer(response))
+        if status == 400 and carries_page_token(response.request) and jira_errors(response):
+            raise JiraCursorExpired(jira_answer(response), "restarting the query")
+        if status >= 400:
+            raise JiraApiError(jira_answer(response), advice_for(status))
         self.pace(response)
 
-    def response_error_message(self, response: requests.Response) -> str:
-        """Status, endpoint and Jira's own messages; never headers (they may echo auth)."""
-        detail = ""
-        try:
-            body = response.json()
-            if isinstance(body, dict):
-                detail = "; ".join(body.get("errorMessages") or []) or str(body.get("errors"))
-        except ValueError:
-            detail = "(non-JSON body)"
-        return (
-            f"{self.endpoint_name(response)} answered {response.status_code} "
-            f"{response.reason}: {detail}"
-        )
-
     def pace(self, response: requests.Response) -> None:
-        """Spread requests when Jira says the quota is nearly used up.
-
-        Burst limits send ``X-RateLimit-Remaining``/``-NearLimit``/``-Reset``; points-based
-        quotas (OAuth apps) send ``Beta-RateLimit: "<policy>";r=<left>;t=<seconds>``.
-        """
-        remaining = response.headers.get("X-RateLimit-Remaining")
-        near = response.headers.get("X-RateLimit-NearLimit", "").lower() == "true"
-        delay = 0.0
-        if remaining is not None or near:
-            delay = reset_delay(response) or 0.0
-            if remaining is not None and remaining.isdigit() and int(remaining) > 0:
-                delay = delay / (int(remaining) + 1) if near else 0.0
-        points = beta_rate_limit(response.headers.get("Beta-RateLimit", ""))
-        if points is not None and points[0] <= 0:
-            delay = max(delay, points[1])
+        """Spread requests when the burst quota is nearly spent; an OAuth app whose hourly
+        points quota is spent pauses the whole run until the window resets."""
+        window = quota_window(response) if self.settings.oauth else None
+        if window is not None and window[0] <= 0:
+            self.check_wait(window[1], endpoint_of(response.request))
+            self.logger.warning(
+                "%s: the OAuth app's points quota is spent; pausing the run %.0f s until "
+                "its window resets",
+                endpoint_of(response.request),
+                window[1],
+            )
+            self.site.pause(window[1])
+            return
+        delay = pacing_delay(response)
         if delay > 0:
-            self.logger.info("rate limit nearly used up: pausing %.2f s", min(delay, MAX_BACKOFF_S))
-            time.sleep(min(delay, MAX_BACKOFF_S))
-
-    def wait_out_rate_limit(self) -> None:
-        """Before a request: sleep while another request's ``Retry-After`` runs."""
-        while True:  # another 429 may extend the pause while this thread sleeps
-            with self._pause_lock:
-                left = self._paused_until - time.monotonic()
-            if left <= 0:
-                return
-            self.logger.info("waiting %.2f s: a parallel request was rate-limited (429)", left)
-            time.sleep(left)
+            self.logger.info("rate limit nearly used up: pausing %.2f s", delay)
+            time.sleep(delay)
 
     # -- one-off requests outside request_records (bulkfetch, probes) --------------------
     def call(
@@ -350,7 +351,6 @@ class JiraStream(RESTStream[Any]):
         prepared = self.requests_session.prepare_request(request)
 
         def send(prepared: requests.PreparedRequest) -> requests.Response:
-            self.wait_out_rate_limit()
             response = self.requests_session.send(
                 self.authenticator(prepared), timeout=self.timeout
             )
@@ -359,3 +359,46 @@ class JiraStream(RESTStream[Any]):
 
         response = self.request_decorator(send)(prepared)
         return decoded(response)
+
+
+def jira_errors(response: requests.Response) -> dict[str, Any] | None:
+    """Jira's error object (``errorMessages`` and/or ``errors``), if the body is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and ("errorMessages" in body or "errors" in body):
+        return body
+    return None
+
+
+def jira_answer(response: requests.Response) -> JiraAnswer:
+    """Status, endpoint and Jira's own messages; never headers (they may echo auth)."""
+    body = jira_errors(response) or {}
+    messages = body.get("errorMessages") or []
+    field_errors = body.get("errors") or {}
+    return JiraAnswer(
+        status=response.status_code,
+        endpoint=endpoint_of(response.request),
+        messages=tuple(str(m) for m in messages if m) if isinstance(messages, list) else (),
+        field_errors=(
+            {str(k): str(v) for k, v in field_errors.items()}
+            if isinstance(field_errors, dict)
+            else {}
+        ),
+    )
+
+
+def carries_page_token(request: requests.PreparedRequest | None) -> bool:
+    """Whether a request continued a query with ``nextPageToken`` (body or query)."""
+    if request is None:
+        return False
+    body = request.body or b""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    return '"nextPageToken"' in text or "nextPageToken=" in (request.url or "")
+
+
+def advice_for(status: int) -> str:
+    if status in (401, 403):
+        return "check `email`/`api_token` or `access_token` and the user's permissions"
+    return "the request was refused; check the settings named in it"

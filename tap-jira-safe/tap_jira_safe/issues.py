@@ -23,65 +23,32 @@ from typing import Any
 
 import requests
 from singer_sdk import typing as th
-from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.types import Context
-from singer_sdk.pagination import BaseAPIPaginator
+from typing_extensions import override
 
-from tap_jira_safe import reconcile
-from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, decoded
+from tap_jira_safe import reconcile, sdk_compat
+from tap_jira_safe.client import JiraStream, decoded, listed_items
+from tap_jira_safe.errors import (
+    IncompleteRead,
+    JiraApiError,
+    JiraCursorExpired,
+    JiraNotFound,
+    RepeatedPageToken,
+)
 from tap_jira_safe.fields import fields_schema, normalise_fields
-from tap_jira_safe.site import probe
-from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, parse_jira_time, to_ms
+from tap_jira_safe.lag import LagGauge
+from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
+from tap_jira_safe.window import KeysetPaginator, complete_list, delete_version, note_updated
 
 WINDOW_TRIES = 3
 VERIFY_ROUNDS = 3
 IDS_PAGE = 5000
-ONE_MS = timedelta(milliseconds=1)
 CHILD_BATCH = 100
-Cursor = tuple[int | None, str | int | None]  # (anchor ms, page token or startAt)
-
-
-def delete_version(server_time: datetime, newest_updated: datetime | None) -> str:
-    """A reconciled delete's ``updated``: the sync's Jira server time, or 1 ms past the
-    newest ``updated`` emitted for the issue if that is later; never the tap host's clock."""
-    if newest_updated is None:
-        return iso_utc(server_time)
-    return iso_utc(max(server_time, newest_updated + ONE_MS))
-
-
-class KeysetPaginator(BaseAPIPaginator[Cursor]):
-    """``(anchor, cursor)``: restart at the newest ``updated`` of each page; follow the
-    server's token (Cloud) or ``startAt`` (Server/DC) only inside a tie group."""
-
-    def __init__(self, lower_ms: int | None, cloud: bool) -> None:
-        super().__init__((lower_ms, None))
-        self.cloud = cloud
-        self.seen: set[str] = set()
-
-    def has_more(self, response: requests.Response) -> bool:
-        body = decoded(response)
-        issues = reconcile.page_issue_ids(body, "issue search")
-        if self.cloud:
-            return bool(body.get("nextPageToken")) and body.get("isLast") is not True
-        return bool(issues) and int(body["startAt"]) + len(issues) < int(body["total"])
-
-    def continue_if_empty(self, response: requests.Response) -> bool:
-        return self.has_more(response)
-
-    def get_next(self, response: requests.Response) -> Cursor:
-        body = decoded(response)
-        anchor, cursor = self.current_value
-        times = [to_ms(parse_jira_time(i["fields"]["updated"])) for i in body["issues"]]
-        newest = max(times, default=anchor)
-        if newest is not None and (anchor is None or newest > anchor):
-            return (newest, None)
-        if not self.cloud:
-            return (anchor, int(cursor or 0) + len(times))
-        token = str(body["nextPageToken"])
-        if token in self.seen:
-            raise RepeatedPageTokenError(f"page token repeated: {token[:12]}...")
-        self.seen.add(token)
-        return (anchor, token)
+RECONCILE_MAX = 50  # search/jql's `reconcileIssues` takes at most 50 ids
+# issue/bulkfetch: 1,000 ids a call when fields are named, none multi-valued and nothing is
+# expanded; 100 otherwise (Jira Cloud REST v3, "Bulk fetch issues")
+BULK_NARROW, BULK_WIDE = 1000, 100
+MULTI_VALUED = {"comment", "worklog", "attachment", "*all", "*navigable"}
 
 
 class IssuesStream(JiraStream):
@@ -90,22 +57,24 @@ class IssuesStream(JiraStream):
     replication_key = "updated"
     is_sorted = False  # verification re-fetches may come out of order
 
+    _fields_schema: dict[str, Any] | None = None  # read from /field on first use
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._window: tuple[int | None, int] = (None, 0)
-        # complete sub-lists from the search response, until the child stream takes them (not
-        # in the child context: the SDK logs contexts with every metric)
-        self._embedded: dict[tuple[str, str], list[dict[str, Any]] | None] = {}
         self._child_batch: list[str] = []
-        self._comment_counts: dict[str, int] = {}
         # ids the stored state already names (live or candidate); None: not reconciling
         self._named: set[int] | None = None
         self._candidates: set[int] = set()
+        # issues the last run saw at its window's upper edge: search reads them consistently
+        self._edge_ids: list[int] = []
+        self.lag = LagGauge(self.metrics_logger, self.name)
 
     # -- schema: typed from /field ------------------------------------------------------
     @property
+    @override
     def schema(self) -> dict[str, Any]:
-        cached: dict[str, Any] | None = self.__dict__.get("_jira_schema")
+        cached = self._fields_schema
         if cached is None:
             props = th.PropertiesList(
                 th.Property("id", th.StringType, required=True),
@@ -118,26 +87,30 @@ class IssuesStream(JiraStream):
                 th.Property("archived_at", th.DateTimeType),
                 th.Property("_sdc_deleted_at", th.DateTimeType),
             ).to_dict()
-            props["properties"]["fields"] = fields_schema(self.call("GET", self.api + "/field"))
-            cached = self.__dict__["_jira_schema"] = props
+            field_list = self.call("GET", self.api + "/field")
+            listed = listed_items(field_list, None, f"GET {self.api}/field")
+            props["properties"]["fields"] = fields_schema(listed)
+            cached = self._fields_schema = props
         return cached
 
     # -- the search request (the SDK's request_records drives the pages) ----------------
     @property
+    @override
     def path(self) -> str:  # type: ignore[override]
         return "/rest/api/3/search/jql" if self.cloud else "/rest/api/2/search"
 
+    @override
     def get_new_paginator(self) -> KeysetPaginator:
         return KeysetPaginator(self._window[0], self.cloud)
 
     def scope(self) -> list[str]:
         """The clauses every issue query carries: configured projects and the `jql` setting."""
         clauses = []
-        if self.config.get("projects"):
-            keys = ", ".join(f'"{key}"' for key in self.config["projects"])
+        if self.settings.projects:
+            keys = ", ".join(f'"{key}"' for key in self.settings.projects)
             clauses.append(f"project in ({keys})")
-        if self.config.get("jql"):
-            clauses.append(f"({self.config['jql']})")
+        if self.settings.jql:
+            clauses.append(f"({self.settings.jql})")
         return clauses
 
     def jql(self, lower_ms: int | None, upper_ms: int | None, order: str, *extra: str) -> str:
@@ -158,6 +131,7 @@ class IssuesStream(JiraStream):
     def _child_selected(self, name: str) -> bool:
         return any(child.name == name and child.selected for child in self.child_streams)
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         if self.cloud:
             return {}
@@ -170,6 +144,7 @@ class IssuesStream(JiraStream):
             "startAt": start_at or 0,
         }
 
+    @override
     def prepare_request_payload(
         self, context: Context | None, next_page_token: Any
     ) -> dict[str, Any] | None:
@@ -184,14 +159,16 @@ class IssuesStream(JiraStream):
         }
         if token:
             body["nextPageToken"] = token
+        if self._edge_ids:
+            body["reconcileIssues"] = self._edge_ids
         return body
 
     # -- records ------------------------------------------------------------------------
+    @override
     def parse_response(self, response: requests.Response) -> Iterator[dict[str, Any]]:
         body = decoded(response)
-        rows = body.get("issues") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            return  # the paginator's shape check stops the run
+        reconcile.page_issue_ids(body, "issue search")  # the shape, before any record
+        rows = body["issues"]
         self._announce(rows)
         yield from rows
 
@@ -209,9 +186,9 @@ class IssuesStream(JiraStream):
         self._candidates |= new
         state = self.get_context_state(None)
         state["live_issue_candidates"] = reconcile.encode_ids(self._candidates)
-        self.state_manager.is_flushed = False  # the SDK writes only a state it marked changed
-        self._write_state_message()
+        sdk_compat.write_state_now(self)
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         if row.get("_sdc_deleted_at"):
             return row
@@ -223,7 +200,8 @@ class IssuesStream(JiraStream):
             ("issue_changelogs", "histories", row.get("changelog") or {}),
         ):
             if self._child_selected(child):
-                self._embedded[(str(row["id"]), items)] = _complete(embedded, items)
+                rows = complete_list(embedded, items)
+                self.parts.issue_side.put_embedded(str(row["id"]), items, rows)
         archived = fields.pop("archiveddate", None)
         fields.pop("archivedby", None)
         return {
@@ -239,6 +217,7 @@ class IssuesStream(JiraStream):
             "_sdc_deleted_at": None,
         }
 
+    @override
     def generate_child_contexts(
         self, record: dict[str, Any], context: Context | None
     ) -> Iterator[Context | None]:
@@ -247,63 +226,70 @@ class IssuesStream(JiraStream):
         if record.get("_sdc_deleted_at"):
             return
         self._child_batch.append(str(record["id"]))
-        self._comment_counts[str(record["id"])] = int(record.get("comment_count") or 0)
+        count = int(record.get("comment_count") or 0)
+        self.parts.issue_side.put_comment_count(str(record["id"]), count)
+        for child, field in (("issue_watchers", "watches"), ("issue_votes", "votes")):
+            if self._child_selected(child):
+                summary = (record.get("fields") or {}).get(field)
+                self.parts.issue_side.put_summary(str(record["id"]), field, summary)
         if len(self._child_batch) >= CHILD_BATCH:
             batch, self._child_batch = self._child_batch, []
             yield {"issue_ids": batch}
 
-    def comment_count(self, issue_id: str) -> int:
-        return self._comment_counts.pop(issue_id, 0)
-
-    def take_embedded(self, issue_id: str, items: str) -> list[dict[str, Any]] | None:
-        """An issue's ``comments`` or ``histories`` from the search response, if complete."""
-        return self._embedded.pop((issue_id, items), None)
-
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         """The bookmark's ceiling: sync start (Jira's clock) minus max(lookback, search lag)."""
-        return iso_utc(probe(self).server_time - max(self.lookback, self.search_lag))
+        return iso_utc(self.site.facts(self).server_time - max(self.lookback, self.search_lag))
 
     @property
     def lookback(self) -> timedelta:
-        return timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
+        return timedelta(minutes=self.settings.lookback_minutes)
 
     @property
     def search_lag(self) -> timedelta:
-        return timedelta(seconds=float(self.config.get("search_lag_seconds", 30)))
+        return timedelta(seconds=self.settings.search_lag_seconds)
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         start = self.get_starting_timestamp(context)
         lower = to_ms(start - self.lookback) if start else None
-        upper = to_ms(probe(self).server_time - self.search_lag)
+        upper = to_ms(self.site.facts(self).server_time - self.search_lag)
         self._keep_bookmark_from_going_back(context)
         self._window = (lower, upper)
         self.http_method = "POST" if self.cloud else "GET"
         state = self.get_context_state(context)
-        reconciling = bool(self.config.get("reconcile_deletes"))
-        if reconciling:  # first: a bad listing must stop the run before anything is emitted
+        if self.cloud:
+            self._edge_ids = [int(i) for i in state.get("window_edge_issue_ids") or []]
+            self._edge_ids = self._edge_ids[:RECONCILE_MAX]
+        if self.settings.reconcile_deletes:  # first: a bad listing must stop the run early
             self._candidates = reconcile.decode_ids(state.get("live_issue_candidates") or [])
             known = reconcile.decode_ids(state.get("live_issue_ids") or []) | self._candidates
             self._named = set(known)
             listed = self.list_ids(self.jql(None, None, "created ASC"))
-            fraction = float(self.config.get("max_delete_fraction", 0.05))
+            fraction = self.settings.max_delete_fraction
             missing = reconcile.check_listing(known, listed, fraction)
         self.logger.info("issues window [%s, %s)", lower and from_ms(lower), from_ms(upper))
+        self.lag.start(state.get("replication_key_value"), self.get_replication_key_signpost())
         emitted: dict[int, str] = {}  # id -> `updated` text emitted this run
         newest: dict[int, datetime] = {}  # the newest `updated` emitted per issue this run
         for row in self._page_window():
             if emitted.get(int(row["id"])) == row["fields"]["updated"]:
                 continue  # re-read at a keyset anchor
             emitted[int(row["id"])] = row["fields"]["updated"]
-            _note_updated(newest, row)
+            self.lag.observe(note_updated(newest, row))
             yield row
         for row in self._verify_window(emitted):
-            _note_updated(newest, row)
+            self.lag.observe(note_updated(newest, row))
             yield row
-        if reconciling:
+        if self.settings.reconcile_deletes:
             yield from self._apply_verdicts(state, listed | set(emitted), missing, newest)
+        if newest and self.cloud:  # only Cloud's search/jql takes `reconcileIssues`
+            edge = sorted(newest, key=lambda issue_id: newest[issue_id])[-RECONCILE_MAX:]
+            state["window_edge_issue_ids"] = sorted(edge)
         # the last issues' children, and those held back for bulk calls: before our STATE
         batch, self._child_batch = self._child_batch, []
-        self._sync_children({"issue_ids": batch, "last": True})
+        sdk_compat.sync_children(self, {"issue_ids": batch, "last": True})
+        self.lag.finish()
 
     def _keep_bookmark_from_going_back(self, context: Context | None) -> None:
         """Seed the run's progress with the old bookmark: overlap can never lower it."""
@@ -321,15 +307,26 @@ class IssuesStream(JiraStream):
             try:
                 yield from self.request_records(None)
                 return
-            except (RepeatedPageTokenError, FatalAPIError) as exc:
-                expired = "expired" in str(exc) or isinstance(exc, RepeatedPageTokenError)
-                if not expired or attempt == WINDOW_TRIES:
+            except (RepeatedPageToken, JiraCursorExpired) as exc:
+                if attempt == WINDOW_TRIES:
                     raise
                 self.logger.warning("issues: %s; restarting the window (try %d)", exc, attempt)
 
     def list_ids(self, jql: str) -> set[int]:
-        """Every id a JQL finds: ids-only pages of the server's size, token (Cloud) or
-        ``startAt`` (Server/DC) paging; every page is checked for shape."""
+        """Every id a JQL finds; a spent or repeated page token restarts the listing."""
+        attempt = 1
+        while True:
+            try:
+                return self._list_ids_once(jql)
+            except (RepeatedPageToken, JiraCursorExpired) as exc:
+                if attempt == WINDOW_TRIES:
+                    raise
+                self.logger.warning("issues: %s; restarting the id listing (try %d)", exc, attempt)
+                attempt += 1
+
+    def _list_ids_once(self, jql: str) -> set[int]:
+        """Ids-only pages of the server's size, token (Cloud) or ``startAt`` (Server/DC)
+        paging; every page is checked for shape."""
         ids: set[int] = set()
         token: str | None = None
         start_at = 0
@@ -338,6 +335,8 @@ class IssuesStream(JiraStream):
                 body: dict[str, Any] = {"jql": jql, "maxResults": IDS_PAGE}
                 if token:
                     body["nextPageToken"] = token
+                if self._edge_ids:
+                    body["reconcileIssues"] = self._edge_ids
                 page = self.call("POST", "/rest/api/3/search/jql", json=body)
             else:
                 params = {"jql": jql, "fields": "id", "maxResults": 1000, "startAt": start_at}
@@ -349,32 +348,50 @@ class IssuesStream(JiraStream):
                 if not next_token or page.get("isLast") is True:
                     return ids
                 if next_token == token:
-                    raise RepeatedPageTokenError(f"page token repeated: {next_token[:12]}...")
+                    raise RepeatedPageToken(
+                        f"issue id listing: page token repeated: {next_token[:12]}..."
+                    )
                 token = str(next_token)
             else:
                 start_at += len(found)
                 if not found or start_at >= int(page.get("total", 0)):
                     return ids
 
-    def bulkfetch(self, ids: list[int]) -> Iterator[tuple[list[int], dict[str, Any]]]:
-        """Cloud's ``issue/bulkfetch``, 100 ids a call: ``(ids asked, answer)`` per call."""
-        for n in range(0, len(ids), reconcile.BULK):
-            chunk = ids[n : n + reconcile.BULK]
-            body = {"issueIdsOrKeys": [str(i) for i in chunk], "fields": ["*all"]}
-            yield chunk, self.call("POST", "/rest/api/3/issue/bulkfetch", json=body)
+    def bulkfetch(
+        self, ids: list[int], fields: tuple[str, ...]
+    ) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """Cloud's ``issue/bulkfetch``: ``(ids asked, answer)`` per call, 1,000 ids a call
+        when the fields named are all single-valued, else 100."""
+        size = BULK_WIDE if MULTI_VALUED & set(fields) else BULK_NARROW
+        for n in range(0, len(ids), size):
+            chunk = ids[n : n + size]
+            body = {"issueIdsOrKeys": [str(i) for i in chunk], "fields": list(fields)}
+            answer = self.call("POST", "/rest/api/3/issue/bulkfetch", json=body)
+            listed_items(answer, "issues", "POST /rest/api/3/issue/bulkfetch")
+            yield chunk, answer
+
+    def get_issue(self, issue_id: int, fields: tuple[str, ...]) -> dict[str, Any]:
+        """One issue (archived ones too), or :class:`JiraNotFound`."""
+        params = {"fields": ",".join(fields)}
+        issue: dict[str, Any] = self.call("GET", f"{self.api}/issue/{issue_id}", params=params)
+        return issue
 
     def fetch(self, ids: list[int]) -> Iterator[dict[str, Any]]:
-        """Current versions of some issues (bulkfetch on Cloud; one by one on Server)."""
+        """Current full versions of some issues: bulkfetch on Cloud, then one by one what
+        it did not return (archived issues); gone ones are skipped."""
+        unread = list(ids)
         if self.cloud:
-            for _, page in self.bulkfetch(ids):
-                yield from page.get("issues", [])
-            return
-        for issue_id in ids:
+            returned: set[int] = set()
+            for _, page in self.bulkfetch(ids, ("*all",)):
+                for raw in page.get("issues") or []:
+                    returned.add(int(raw["id"]))
+                    yield raw
+            unread = [i for i in ids if i not in returned]
+        for issue_id in unread:
             try:
-                yield self.call("GET", f"/rest/api/2/issue/{issue_id}")
-            except FatalAPIError as exc:
-                if " 404 " not in str(exc):
-                    raise
+                yield self.get_issue(issue_id, ("*all",))
+            except JiraNotFound:
+                continue
 
     def _verify_window(self, emitted: dict[int, str]) -> Iterator[dict[str, Any]]:
         lower, upper = self._window
@@ -389,22 +406,21 @@ class IssuesStream(JiraStream):
             for raw in fetched:
                 emitted[int(raw["id"])] = raw["fields"]["updated"]
                 yield raw
-        raise RuntimeError(
+        raise IncompleteRead(
             f"issues: window [{lower}, {upper}) still differs from its id listing after "
             f"{VERIFY_ROUNDS} verification rounds; run again (state was not advanced)."
         )
 
     def in_scope(self, raw: dict[str, Any]) -> bool:
         """Whether an existing issue is still one this tap syncs (projects and `jql`)."""
-        projects = self.config.get("projects")
         project = ((raw.get("fields") or {}).get("project") or {}).get("key")
-        if projects and project not in projects:
+        if self.settings.projects and project not in self.settings.projects:
             return False
-        if not self.config.get("jql"):
+        if not self.settings.jql:
             return True
         try:
             return bool(self.list_ids(self.jql(None, None, "created ASC", f"issue = {raw['id']}")))
-        except FatalAPIError:
+        except JiraApiError:
             return True  # deleted meanwhile, or not checkable: keep, decide next run
 
     def _apply_verdicts(
@@ -414,48 +430,50 @@ class IssuesStream(JiraStream):
         missing: set[int],
         newest: dict[int, datetime],
     ) -> Iterator[dict[str, Any]]:
-        """Prove each missing id; emit deletes, archive flags and scope leavers."""
-        verdicts = reconcile.prove(self, missing)
-        server_time = probe(self).server_time
+        """Prove each missing id and re-check known archived ones; emit deletes, archive
+        flags and scope leavers."""
+        known_archived = reconcile.decode_ids(state.get("archived_issue_ids") or [])
+        archived = known_archived - live
+        rechecked = reconcile.archived_to_recheck(
+            state, archived, self.settings.archived_checks_per_run
+        )
+        verdicts = reconcile.prove(self, missing | rechecked)
+        server_time = self.site.facts(self).server_time
         for issue_id in verdicts.deleted:
             when = delete_version(server_time, newest.get(issue_id))
             yield {"id": str(issue_id), "updated": when, "_sdc_deleted_at": when}
-        yield from verdicts.archived
-        moved = self.config.get("issues_leaving_scope", "update")
-        for raw in verdicts.left_scope:
-            if moved == "delete":
-                when = delete_version(server_time, newest.get(int(raw["id"])))
-                yield {"id": str(raw["id"]), "updated": when, "_sdc_deleted_at": when}
-            else:
-                yield raw
-        gone = {int(r["id"]) for r in verdicts.archived + verdicts.left_scope}
+        still_archived = {int(r["id"]) for r in verdicts.archived}
+        yield from self.fetch(sorted(still_archived - archived))  # newly archived: flag once
+        # back from the archive (listed again, or read back in scope): clear the flag, as
+        # restoring need not change `updated`
+        restored = (known_archived & live) | (verdicts.kept & rechecked)
+        yield from self.fetch(sorted(restored))
+        leaving = self.settings.issues_leaving_scope
+        left = [int(raw["id"]) for raw in verdicts.left_scope]
+        if leaving == "delete":
+            for issue_id in left:
+                when = delete_version(server_time, newest.get(issue_id))
+                yield {"id": str(issue_id), "updated": when, "_sdc_deleted_at": when}
+        else:
+            yield from self.fetch(left)
         self.logger.info(
-            "issues: %d live; %d deleted, %d archived, %d left scope (%s), %d kept unproven",
+            "issues: %d live; %d deleted, %d archived (%d re-checked, %d restored), "
+            "%d left scope (%s), %d kept unproven",
             len(live),
             len(verdicts.deleted),
-            len(verdicts.archived),
-            len(verdicts.left_scope),
-            moved,
-            len(verdicts.kept),
+            len(still_archived - archived),
+            len(rechecked),
+            len(restored),
+            len(left),
+            leaving,
+            len(verdicts.unproven),
         )
+        gone = set(verdicts.deleted) | still_archived | set(left)
+        unproven_live = verdicts.unproven - rechecked
         state["live_issue_ids"] = reconcile.encode_ids(
-            (live | verdicts.kept) - set(verdicts.deleted) - gone
+            (live | verdicts.kept | unproven_live) - gone
+        )
+        state["archived_issue_ids"] = reconcile.encode_ids(
+            (archived - rechecked) | still_archived | (verdicts.unproven & rechecked)
         )
         state.pop("live_issue_candidates", None)  # each was listed, emitted or proven above
-
-
-def _note_updated(newest: dict[int, datetime], row: dict[str, Any]) -> None:
-    text = (row.get("fields") or {}).get("updated")
-    if text:
-        moment = parse_jira_time(text)
-        issue_id = int(row["id"])
-        if issue_id not in newest or moment > newest[issue_id]:
-            newest[issue_id] = moment
-
-
-def _complete(embedded: dict[str, Any], items: str) -> list[dict[str, Any]] | None:
-    """An embedded sub-list if search returned all of it (``total`` says), else None."""
-    rows = embedded.get(items)
-    if not isinstance(rows, list) or len(rows) < int(embedded.get("total", len(rows))):
-        return None
-    return rows

@@ -13,20 +13,32 @@ missing more than ``max_delete_fraction`` of the known issues stops the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from singer_sdk.exceptions import FatalAPIError
+from tap_jira_safe.errors import JiraNotFound, ReconcileRefused
 
-if TYPE_CHECKING:
-    from tap_jira_safe.issues import IssuesStream
+# what a proof reads: whether the issue exists, where it lives, whether it is archived.
+# Named single-valued fields and no expand let bulkfetch serve 1,000 ids a call (not 100).
+PROOF_FIELDS = ("project", "archiveddate", "updated")
 
-BULK = 100
 
+class IssueLookup(Protocol):
+    """What a proof needs from the tap: direct reads of issues by id."""
 
-class ReconcileRefused(RuntimeError):
-    """The listing cannot be trusted to delete anything: stop, emit nothing, keep state."""
+    @property
+    def cloud(self) -> bool: ...
+
+    def bulkfetch(
+        self, ids: list[int], fields: tuple[str, ...]
+    ) -> Iterator[tuple[list[int], dict[str, Any]]]: ...
+
+    def get_issue(self, issue_id: int, fields: tuple[str, ...]) -> dict[str, Any]:
+        """The issue, or :class:`JiraNotFound`."""
+        ...
+
+    def in_scope(self, raw: dict[str, Any]) -> bool: ...
 
 
 def encode_ids(ids: Iterable[int]) -> list[list[int]]:
@@ -56,6 +68,20 @@ def page_issue_ids(body: Any, endpoint: str) -> list[int]:
         raise ReconcileRefused(f"{endpoint} answered an issue without a numeric id") from exc
 
 
+def archived_to_recheck(state: dict[str, Any], archived: set[int], per_run: int) -> set[int]:
+    """The archived ids to look up again this run (a delete of an archived issue shows only
+    there: search never lists it). At most ``per_run``, rotating through them by id, so each
+    is re-checked at least every ``ceil(len(archived) / per_run)`` runs."""
+    ordered = sorted(archived)
+    if len(ordered) <= per_run:
+        state.pop("archived_checked_through", None)
+        return set(ordered)
+    after = int(state.get("archived_checked_through") or 0)
+    batch = ([i for i in ordered if i > after] + ordered)[:per_run]
+    state["archived_checked_through"] = batch[-1]
+    return set(batch)
+
+
 def check_listing(known: set[int], listed: set[int], max_fraction: float) -> set[int]:
     """The known ids the listing lacks, or :class:`ReconcileRefused` if it looks wrong."""
     if known and not listed:
@@ -77,52 +103,52 @@ def check_listing(known: set[int], listed: set[int], max_fraction: float) -> set
 
 @dataclass
 class Verdicts:
-    """What the direct lookups proved about ids the listing lacked."""
+    """What the direct lookups proved about ids the listing lacked (archived and moved
+    issues hold only the proof's fields: read them in full before emitting them)."""
 
     deleted: list[int] = field(default_factory=list)
-    archived: list[dict[str, Any]] = field(default_factory=list)  # raw issues
-    left_scope: list[dict[str, Any]] = field(default_factory=list)  # raw issues, moved out
-    kept: set[int] = field(default_factory=set)  # exist in scope, or not provable this run
+    archived: list[dict[str, Any]] = field(default_factory=list)
+    left_scope: list[dict[str, Any]] = field(default_factory=list)  # moved out of scope
+    kept: set[int] = field(default_factory=set)  # exist, in scope, not archived
+    unproven: set[int] = field(default_factory=set)  # bulkfetch's issueErrors: ask next run
 
 
-def prove(stream: IssuesStream, missing: set[int]) -> Verdicts:
-    """Read each missing id directly and sort it into a verdict."""
+def prove(lookup: IssueLookup, missing: Iterable[int]) -> Verdicts:
+    """Read each missing id directly (only the proof's fields) and sort it into a verdict."""
     verdicts = Verdicts()
     unread = sorted(missing)
-    if stream.cloud:
-        unread = _bulkfetch(stream, unread, verdicts)
+    if lookup.cloud:
+        unread = _bulkfetch(lookup, unread, verdicts)
     for issue_id in unread:
         try:
-            raw = stream.call("GET", f"{stream.api}/issue/{issue_id}", params={"fields": "*all"})
-        except FatalAPIError as exc:
-            if " 404 " not in str(exc):
-                raise
+            raw = lookup.get_issue(issue_id, PROOF_FIELDS)
+        except JiraNotFound:
             verdicts.deleted.append(issue_id)
             continue
-        _classify(stream, raw, verdicts)
+        _classify(lookup, raw, verdicts)
     return verdicts
 
 
-def _bulkfetch(stream: IssuesStream, ids: list[int], verdicts: Verdicts) -> list[int]:
+def _bulkfetch(lookup: IssueLookup, ids: list[int], verdicts: Verdicts) -> list[int]:
     """Bulk-read ``ids``; returns those bulkfetch did not return (deleted, archived or hidden)."""
     absent: list[int] = []
-    for chunk, body in stream.bulkfetch(ids):
+    for chunk, body in lookup.bulkfetch(ids, PROOF_FIELDS):
         returned = {int(raw["id"]): raw for raw in body.get("issues") or []}
         retry = {int(err["id"]) for err in body.get("issueErrors") or [] if "id" in err}
-        verdicts.kept |= retry  # "a retriable error": not provable this run
+        verdicts.unproven |= retry  # "a retriable error": not provable this run
         for issue_id in chunk:
             if issue_id in returned:
-                _classify(stream, returned[issue_id], verdicts)
+                _classify(lookup, returned[issue_id], verdicts)
             elif issue_id not in retry:
                 absent.append(issue_id)
     return absent
 
 
-def _classify(stream: IssuesStream, raw: dict[str, Any], verdicts: Verdicts) -> None:
+def _classify(lookup: IssueLookup, raw: dict[str, Any], verdicts: Verdicts) -> None:
     fields = raw.get("fields") or {}
     if fields.get("archiveddate"):
         verdicts.archived.append(raw)
-    elif stream.in_scope(raw):
+    elif lookup.in_scope(raw):
         verdicts.kept.add(int(raw["id"]))  # the listing drifted or lags: not gone
     else:
         verdicts.left_scope.append(raw)

@@ -1,77 +1,108 @@
 """Reference data streams (full table): statuses, priorities, resolutions, issue types,
-project versions and components (children of ``projects``)."""
+project versions and components (children of ``projects``). Same paths on Cloud (v3) and
+Server/DC (v2); fields as Atlassian's references document each answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
-from tap_jira_safe.client import JiraStream
+from tap_jira_safe.listing import ListingStream, schema
 
-NAMED = th.PropertiesList(
-    th.Property("id", th.StringType, required=True),
-    th.Property("name", th.StringType),
-    th.Property("description", th.StringType),
-    th.Property("self", th.StringType),
-    th.Property("iconUrl", th.StringType),
-    th.Property("statusCategory", th.ObjectType(additional_properties=True)),
-    th.Property("statusColor", th.StringType),
-    th.Property("subtask", th.BooleanType),
-).to_dict()
+NAMED = schema(
+    ("id",),
+    id="string",
+    name="string",
+    untranslatedName="string",
+    description="string",
+    self="string",
+    iconUrl="string",
+    statusCategory="object",
+    statusColor="string",
+    subtask="boolean",
+    hierarchyLevel="integer",
+    avatarId="integer",
+    entityId="string",
+    isDefault="boolean",
+    scope="object",
+)
 
 
-class ListStream(JiraStream):
+class ListStream(ListingStream):
     """A site-wide list endpoint of the REST API (``{api}/<resource>``, one unpaged list)."""
 
-    resource: str
     primary_keys = ("id",)
     schema = NAMED
 
-    @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/{self.resource}"
-
 
 class StatusesStream(ListStream):
-    name, resource = "statuses", "status"
+    name, cloud_path, dc_path = "statuses", "/status", "/status"
 
 
 class PrioritiesStream(ListStream):
-    name, resource = "priorities", "priority"
+    name, cloud_path, dc_path = "priorities", "/priority", "/priority"
 
 
 class ResolutionsStream(ListStream):
-    name, resource = "resolutions", "resolution"
+    name, cloud_path, dc_path = "resolutions", "/resolution", "/resolution"
 
 
 class IssueTypesStream(ListStream):
-    name, resource = "issue_types", "issuetype"
+    name, cloud_path, dc_path = "issue_types", "/issuetype", "/issuetype"
 
 
-class ProjectPartStream(JiraStream):
+class ProjectPartStream(ListingStream):
     """A list per project (``{api}/project/{id}/<resource>``), child of ``projects``."""
 
-    resource: str
     primary_keys = ("id",)
     state_partitioning_keys: list[str] = []
-    schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True),
-        th.Property("projectId", th.IntegerType),
-        th.Property("name", th.StringType),
-        th.Property("description", th.StringType),
-        th.Property("released", th.BooleanType),
-        th.Property("archived", th.BooleanType),
-        th.Property("releaseDate", th.StringType),
-        th.Property("lead", th.ObjectType(additional_properties=True)),
-        th.Property("self", th.StringType),
-    ).to_dict()
 
-    @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/project/{{project_id}}/{self.resource}"
-
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["projectId"] = int((context or {})["project_id"])
-        return row
+        return super().post_process(row, context)
+
+
+VERSION = schema(
+    ("id",),
+    id="string",
+    projectId="integer",
+    name="string",
+    description="string",
+    released="boolean",
+    archived="boolean",
+    overdue="boolean",
+    releaseDate="string",
+    startDate="string",
+    userReleaseDate="string",
+    userStartDate="string",
+    moveUnfixedIssuesTo="string",
+    operations="array",
+    issuesStatusForFixVersion="object",
+    driver="string",
+    approvers="array",
+    expand="string",
+    self="string",
+)
+COMPONENT = schema(
+    ("id",),
+    id="string",
+    projectId="integer",
+    project="string",
+    name="string",
+    description="string",
+    lead="object",
+    leadAccountId="string",
+    leadUserName="string",
+    assigneeType="string",
+    assignee="object",
+    realAssigneeType="string",
+    realAssignee="object",
+    isAssigneeTypeValid="boolean",
+    componentBean="object",
+    ari="string",
+    metadata="object",
+    self="string",
+)

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
-import requests
-from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
-from tap_jira_safe.client import JiraStream, RepeatedPageTokenError, StartAtPaginator, more_pages
+from tap_jira_safe.client import JiraStream, listed_items, more_pages
+from tap_jira_safe.errors import IncompleteRead, JiraBadAnswer, RepeatedPageToken
 from tap_jira_safe.issues import IssuesStream
-from tap_jira_safe.reference import (
-    IssueTypesStream,
-    PrioritiesStream,
-    ProjectPartStream,
-    ResolutionsStream,
-    StatusesStream,
-)
-from tap_jira_safe.site import probe
+from tap_jira_safe.listing import ListingStream, schema
+from tap_jira_safe.reference import COMPONENT, VERSION, ProjectPartStream
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 
 ANY_OBJECT = th.ObjectType(additional_properties=True)
@@ -34,190 +28,121 @@ class IssueChildStream(JiraStream):
     parent_stream_type = IssuesStream
     state_partitioning_keys: list[str] = []
 
-    @property
-    def issues(self) -> IssuesStream:
-        parent = self._tap.streams["issues"]
-        assert isinstance(parent, IssuesStream)
-        return parent
 
-
-class StartAtStream(JiraStream):
-    """A list endpoint paged with ``startAt`` / ``maxResults``."""
-
-    items_key: str | None = "values"
-
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, self.items_key)
-
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        return {"startAt": next_page_token or 0, "maxResults": self.page_size}
-
-
-class ProjectsStream(StartAtStream):
+class ProjectsStream(ListingStream):
     """Cloud pages ``/project/search``; Server/DC lists every project at ``/project``."""
 
-    name = "projects"
+    name, cloud_path, dc_path = "projects", "/project/search", "/project"
     primary_keys = ("id",)
-    schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True),
-        th.Property("key", th.StringType),
-        th.Property("name", th.StringType),
-        th.Property("projectTypeKey", th.StringType),
-        th.Property("style", th.StringType),
-        th.Property("simplified", th.BooleanType),
-        th.Property("self", th.StringType),
-    ).to_dict()
+    extra_params = {"expand": "description,lead,issueTypes,url,projectKeys,permissions,insight"}
+    schema = schema(
+        ("id",),
+        id="string",
+        key="string",
+        name="string",
+        description="string",
+        projectTypeKey="string",
+        style="string",
+        simplified="boolean",
+        isPrivate="boolean",
+        archived="boolean",
+        lead="object",
+        projectCategory="object",
+        avatarUrls="object",
+        issueTypes="array",
+        url="string",
+        email="string",
+        assigneeType="string",
+        projectKeys="array",
+        permissions="object",
+        insight="object",
+        properties="object",
+        entityId="string",
+        uuid="string",
+        self="string",
+    )
 
     @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/project/search" if self.cloud else f"{self.api}/project"
+    def items_key(self) -> str | None:  # type: ignore[override]
+        return "values" if self.cloud else None
 
     @property
-    def records_jsonpath(self) -> str:  # type: ignore[override]
-        return "$.values[*]" if self.cloud else "$[*]"
+    def paged(self) -> bool:  # type: ignore[override]
+        return self.cloud
 
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, "values" if self.cloud else None)
-
+    @override
     def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
         return {"project_id": record["id"]}
 
 
 class VersionsStream(ProjectPartStream):
-    name, resource = "versions", "versions"
-    parent_stream_type = ProjectsStream
+    name, parent_stream_type, schema = "versions", ProjectsStream, VERSION
+    cloud_path = dc_path = "/project/{project_id}/versions"
 
 
 class ComponentsStream(ProjectPartStream):
-    name, resource = "components", "components"
-    parent_stream_type = ProjectsStream
+    name, parent_stream_type, schema = "components", ProjectsStream, COMPONENT
+    cloud_path = dc_path = "/project/{project_id}/components"
 
 
-class UsersStream(StartAtStream):
+class UsersStream(ListingStream):
     """Cloud: ``/users/search``; Server/DC: ``/user/search?username=.`` (``.`` is everyone)."""
 
-    name = "users"
+    name, cloud_path, dc_path, paged = "users", "/users/search", "/user/search", True
     primary_keys = ("accountId",)
-    items_key = None
-    schema = th.PropertiesList(
-        th.Property("accountId", th.StringType, required=True),
-        th.Property("name", th.StringType),
-        th.Property("key", th.StringType),
-        th.Property("displayName", th.StringType),
-        th.Property("accountType", th.StringType),
-        th.Property("active", th.BooleanType),
-        th.Property("timeZone", th.StringType),
-        th.Property("self", th.StringType),
-    ).to_dict()
+    schema = schema(
+        ("accountId",),
+        accountId="string",
+        name="string",
+        key="string",
+        emailAddress="string",
+        displayName="string",
+        accountType="string",
+        active="boolean",
+        timeZone="string",
+        locale="string",
+        avatarUrls="object",
+        self="string",
+    )
 
     @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/users/search" if self.cloud else f"{self.api}/user/search"
+    def extra_params(self) -> dict[str, Any]:  # type: ignore[override]
+        return {} if self.cloud else {"username": "."}
 
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        params = super().get_url_params(context, next_page_token)
-        return params if self.cloud else {**params, "username": "."}
-
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row.setdefault("accountId", row.get("key") or row.get("name"))  # DC has no accountId
         return row
 
 
-class FieldsStream(JiraStream):
-    name = "fields"
+class FieldsStream(ListingStream):
+    name, cloud_path, dc_path = "fields", "/field", "/field"
     primary_keys = ("id",)
-    schema = th.PropertiesList(
-        th.Property("id", th.StringType, required=True),
-        th.Property("key", th.StringType),
-        th.Property("name", th.StringType),
-        th.Property("custom", th.BooleanType),
-        th.Property("navigable", th.BooleanType),
-        th.Property("searchable", th.BooleanType),
-        th.Property("schema", ANY_OBJECT),
-    ).to_dict()
+    schema = schema(
+        ("id",),
+        id="string",
+        key="string",
+        name="string",
+        custom="boolean",
+        orderable="boolean",
+        navigable="boolean",
+        searchable="boolean",
+        clauseNames="array",
+        scope="object",
+        schema="object",
+        untranslatedName="string",
+    )
 
-    @property
-    def path(self) -> str:  # type: ignore[override]
-        return f"{self.api}/field"
-
-
-class BoardsStream(StartAtStream):
-    name = "boards"
-    path = "/rest/agile/1.0/board"
-    primary_keys = ("id",)
-    records_jsonpath = "$.values[*]"
-    schema = th.PropertiesList(
-        th.Property("id", th.IntegerType, required=True),
-        th.Property("name", th.StringType),
-        th.Property("type", th.StringType),
-        th.Property("self", th.StringType),
-        th.Property("location", ANY_OBJECT),
-    ).to_dict()
-
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"board_id": record["id"]}
-
-
-class SprintsStream(StartAtStream):
-    name = "sprints"
-    parent_stream_type = BoardsStream
-    path = "/rest/agile/1.0/board/{board_id}/sprint"
-    primary_keys = ("id",)
-    records_jsonpath = "$.values[*]"
-    state_partitioning_keys: list[str] = []
-    schema = th.PropertiesList(
-        th.Property("id", th.IntegerType, required=True),
-        th.Property("board_id", th.IntegerType),
-        th.Property("originBoardId", th.IntegerType),
-        th.Property("name", th.StringType),
-        th.Property("state", th.StringType),
-        th.Property("startDate", th.DateTimeType),
-        th.Property("self", th.StringType),
-    ).to_dict()
-
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == 400 and "does not support sprints" in response.text:
-            return  # kanban boards have no sprints: an empty list, not an error
-        super().validate_response(response)
-
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        row["board_id"] = (context or {}).get("board_id")
-        row["startDate"] = jira_to_iso(row.get("startDate"))
-        return row
-
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        return {"sprint_id": record["id"], "board_id": record.get("board_id")}
-
-
-class SprintIssuesStream(JiraStream):
-    """Sprint membership: one row per (sprint, issue), from Agile ``/sprint/{id}/issue``."""
-
-    name = "sprint_issues"
-    parent_stream_type = SprintsStream
-    path = "/rest/agile/1.0/sprint/{sprint_id}/issue"
-    primary_keys = ("sprint_id", "issue_id")
-    records_jsonpath = "$.issues[*]"
-    state_partitioning_keys: list[str] = []
-    schema = th.PropertiesList(
-        th.Property("sprint_id", th.IntegerType, required=True),
-        th.Property("issue_id", th.StringType, required=True),
-        th.Property("issue_key", th.StringType),
-        th.Property("board_id", th.IntegerType),
-    ).to_dict()
-
-    def get_new_paginator(self) -> StartAtPaginator:
-        return StartAtPaginator(self.page_size, "issues")
-
-    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        return {"startAt": next_page_token or 0, "maxResults": self.page_size, "fields": "id"}
-
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        return {
-            "sprint_id": (context or {})["sprint_id"],
-            "issue_id": str(row["id"]),
-            "issue_key": row.get("key"),
-            "board_id": (context or {}).get("board_id"),
-        }
+    @override
+    def generate_child_contexts(
+        self, record: dict[str, Any], context: Context | None
+    ) -> Iterable[Context | None]:
+        """Contexts belong to custom fields only."""
+        if record.get("custom"):
+            yield {
+                "field_id": record["id"],
+                "field_type": (record.get("schema") or {}).get("custom"),
+            }
 
 
 class IssueCommentsStream(IssueChildStream):
@@ -239,34 +164,35 @@ class IssueCommentsStream(IssueChildStream):
         th.Property("updated", th.DateTimeType),
     ).to_dict()
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         counts: dict[str, int] = {}
         rows: dict[str, list[dict[str, Any]]] = {}
         for issue_id in (context or {}).get("issue_ids", []):
-            count = self.issues.comment_count(issue_id)
-            embedded = self.issues.take_embedded(issue_id, "comments")
+            count = self.parts.issue_side.take_comment_count(issue_id)
+            embedded = self.parts.issue_side.take_embedded(issue_id, "comments")
             if count:
                 counts[issue_id] = count
                 if embedded is not None:
                     rows[issue_id] = embedded
-        rows.update(self._page_all([i for i in counts if i not in rows]))
+        rows.update(self.page_all_comments([i for i in counts if i not in rows]))
         for issue_id, count in counts.items():
             if len(rows[issue_id]) < count:
-                raise RuntimeError(
+                raise IncompleteRead(
                     f"issue_comments: issue {issue_id} has {count} comments but paging "
                     f"returned {len(rows[issue_id])}; run again."
                 )
             yield from ({**row, "issue_id": issue_id} for row in rows[issue_id])
 
-    def _page_all(self, issue_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def page_all_comments(self, issue_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Every comment of these issues, ``parallel_requests`` issues at a time: one request
         each costs a round trip, and Jira reads no comments by issue in bulk."""
         if not issue_ids:
             return {}
-        workers = max(1, int(self.config.get("parallel_requests", 4)))
+        workers = self.settings.parallel_requests
         self.requests_session  # noqa: B018 (made here, not raced for by the threads)
         with ThreadPoolExecutor(workers, thread_name_prefix="comments") as pool:
-            futures = [pool.submit(self._page, issue_id) for issue_id in issue_ids]
+            futures = [pool.submit(self.page_comments, issue_id) for issue_id in issue_ids]
             try:
                 # the first failure surfaces at once, not after every page before it
                 for future in wait(futures, return_when=FIRST_EXCEPTION).done:
@@ -277,7 +203,7 @@ class IssueCommentsStream(IssueChildStream):
                     future.cancel()
                 raise
 
-    def _page(self, issue_id: str) -> list[dict[str, Any]]:
+    def page_comments(self, issue_id: str) -> list[dict[str, Any]]:
         """One issue's comments, ``startAt``-paged as ``StartAtPaginator`` pages."""
         rows: list[dict[str, Any]] = []
         while True:
@@ -286,16 +212,11 @@ class IssueCommentsStream(IssueChildStream):
                 f"{self.api}/issue/{issue_id}/comment",
                 params={"startAt": len(rows), "maxResults": self.page_size},
             )
-            items = page.get("comments") if isinstance(page, dict) else None
-            if not isinstance(items, list):
-                raise RuntimeError(
-                    f"issue_comments: GET {self.api}/issue/{issue_id}/comment answered "
-                    "without a `comments` list; run again."
-                )
-            rows.extend(items)
+            rows.extend(listed_items(page, "comments", f"GET {self.api}/issue/{{id}}/comment"))
             if not more_pages(page, "comments", self.page_size):
                 return rows
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"], row["updated"] = jira_to_iso(row["created"]), jira_to_iso(row["updated"])
         return row
@@ -321,9 +242,10 @@ class IssueChangelogsStream(IssueChildStream):
         super().__init__(*args, **kwargs)
         self._pending: list[str] = []
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         for issue_id in (context or {}).get("issue_ids", []):
-            embedded = self.issues.take_embedded(issue_id, "histories")
+            embedded = self.parts.issue_side.take_embedded(issue_id, "histories")
             if embedded is not None:
                 yield from ({**h, "issue_id": issue_id} for h in embedded)
             elif self.cloud:
@@ -336,12 +258,17 @@ class IssueChangelogsStream(IssueChildStream):
                     f"{self.api}/issue/{issue_id}",
                     params={"expand": "changelog", "fields": "id"},
                 )
-                changelog = body["changelog"]
-                histories = changelog["histories"]
+                changelog = body.get("changelog") if isinstance(body, dict) else None
+                if not isinstance(changelog, dict):
+                    raise JiraBadAnswer(
+                        f"GET {self.api}/issue/{{id}}?expand=changelog answered without a "
+                        f"`changelog` object (issue {issue_id}); run again."
+                    )
+                histories = listed_items(changelog, "histories", f"GET {self.api}/issue/{{id}}")
                 # Server/DC renders every history (ChangelogBeanBuilder); Cloud would cut
                 # this read to the newest 100. A cut one must not pass as complete.
                 if len(histories) < int(changelog.get("total", len(histories))):
-                    raise RuntimeError(
+                    raise IncompleteRead(
                         f"issue_changelogs: issue {issue_id} has {changelog['total']} "
                         f"changelog entries but the issue read returned {len(histories)}: "
                         "this Jira cuts expand=changelog, so running again will not help; "
@@ -360,7 +287,8 @@ class IssueChangelogsStream(IssueChildStream):
             if token:
                 body["nextPageToken"] = token
             page = self.call("POST", "/rest/api/3/changelog/bulkfetch", json=body)
-            for group in page.get("issueChangeLogs", []):
+            groups = listed_items(page, "issueChangeLogs", "POST /rest/api/3/changelog/bulkfetch")
+            for group in groups:
                 yield from (
                     {**h, "issue_id": str(group["issueId"])} for h in group["changeHistories"]
                 )
@@ -368,9 +296,13 @@ class IssueChangelogsStream(IssueChildStream):
             if not next_token:
                 return
             if next_token == token:
-                raise RepeatedPageTokenError(f"page token repeated: {next_token[:12]}...")
+                raise RepeatedPageToken(
+                    f"POST /rest/api/3/changelog/bulkfetch: page token repeated: "
+                    f"{next_token[:12]}..."
+                )
             token = next_token
 
+    @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"] = jira_to_iso(row.get("created"))
         return row
@@ -398,36 +330,39 @@ class IssueWorklogsStream(JiraStream):
         th.Property("_sdc_deleted_at", th.DateTimeType),
     ).to_dict()
 
+    @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
         # /worklog/updated leaves out the last minute: never bookmark into it
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
-        return iso_utc(probe(self).server_time - timedelta(minutes=1) - lookback)
+        lookback = timedelta(minutes=self.settings.lookback_minutes)
+        return iso_utc(self.site.facts(self).server_time - timedelta(minutes=1) - lookback)
 
     def _changes(self, endpoint: str, since: int) -> Iterator[list[dict[str, Any]]]:
         """Pages of ``/worklog/updated`` or ``/deleted``; each next page overlaps by 1 ms."""
         while True:
             page = self.call("GET", f"{self.api}/worklog/{endpoint}", params={"since": since})
-            yield page.get("values", [])
+            yield listed_items(page, "values", f"GET {self.api}/worklog/{endpoint}")
             if page.get("lastPage", True):
                 return
             next_since = int(page["until"]) - 1
             if next_since <= since:
-                raise RuntimeError(
+                raise IncompleteRead(
                     f"issue_worklogs: /worklog/{endpoint} is not advancing "
                     f"past since={since}; more than a page share one time."
                 )
             since = next_since
 
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         start = self.get_starting_timestamp(context)
-        lookback = timedelta(minutes=float(self.config.get("lookback_minutes", 10)))
+        lookback = timedelta(minutes=self.settings.lookback_minutes)
         since = to_ms(start - lookback) if start else 0
         for values in self._changes("updated", since):
             ids = [v["worklogId"] for v in values]
             for n in range(0, len(ids), 1000):
-                for row in self.call(
+                listed = self.call(
                     "POST", f"{self.api}/worklog/list", json={"ids": ids[n : n + 1000]}
-                ):
+                )
+                for row in listed_items(listed, None, f"POST {self.api}/worklog/list"):
                     yield {
                         **row,
                         "started": jira_to_iso(row.get("started")),
@@ -439,23 +374,3 @@ class IssueWorklogsStream(JiraStream):
             for value in values:
                 when = iso_utc(from_ms(int(value["updatedTime"])))
                 yield {"id": str(value["worklogId"]), "updated": when, "_sdc_deleted_at": when}
-
-
-STREAM_TYPES: list[type[Stream]] = [
-    ProjectsStream,
-    VersionsStream,
-    ComponentsStream,
-    StatusesStream,
-    PrioritiesStream,
-    ResolutionsStream,
-    IssueTypesStream,
-    UsersStream,
-    FieldsStream,
-    BoardsStream,
-    SprintsStream,
-    SprintIssuesStream,
-    IssuesStream,
-    IssueCommentsStream,
-    IssueChangelogsStream,
-    IssueWorklogsStream,
-]

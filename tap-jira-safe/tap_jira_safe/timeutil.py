@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 
 def parse_jira_time(text: str) -> datetime:
@@ -10,12 +10,12 @@ def parse_jira_time(text: str) -> datetime:
     if len(text) >= 5 and text[-5] in "+-" and text[-4:].isdigit():
         text = f"{text[:-2]}:{text[-2:]}"
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def iso_utc(moment: datetime) -> str:
     """The one text form of a time this tap emits and bookmarks (sorts as it compares)."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def to_ms(moment: datetime) -> int:
@@ -23,7 +23,7 @@ def to_ms(moment: datetime) -> int:
 
 
 def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    return datetime.fromtimestamp(ms / 1000, timezone.utc)
 
 
 def jira_to_iso(text: str | None) -> str | None:

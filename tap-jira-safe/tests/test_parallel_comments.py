@@ -5,6 +5,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+
 from tap_jira_safe.streams import IssueCommentsStream
 
 ISSUES = [str(n) for n in range(1, 21)]
@@ -30,7 +31,8 @@ def test_a_failed_comment_page_starts_no_more_pages_while_an_earlier_one_runs() 
             time.sleep(0.02)  # a round trip
         return []
 
-    stream = SimpleNamespace(config={"parallel_requests": 2}, requests_session=None, _page=page)
+    settings = SimpleNamespace(parallel_requests=2)
+    stream = SimpleNamespace(settings=settings, requests_session=None, page_comments=page)
     with pytest.raises(RuntimeError, match="404"):
-        IssueCommentsStream._page_all(stream, ISSUES)
+        IssueCommentsStream.page_all_comments(stream, ISSUES)
     assert len(started) < len(ISSUES) // 2, f"{len(started)} issues paged after a failure"

@@ -3,9 +3,10 @@
 from datetime import timedelta
 
 import requests
-from tap_jira_safe.client import reset_delay
+
 from tap_jira_safe.issues import delete_version
-from tap_jira_safe.reconcile import decode_ids, encode_ids
+from tap_jira_safe.ratelimit import reset_delay
+from tap_jira_safe.reconcile import archived_to_recheck, decode_ids, encode_ids
 from tap_jira_safe.timeutil import iso_utc, parse_jira_time
 
 
@@ -35,3 +36,12 @@ def test_rate_limit_reset_is_measured_on_jiras_clock_not_the_hosts() -> None:
     response.headers["Date"] = "Mon, 03 Nov 2031 09:30:00 GMT"  # Jira's clock, far from ours
     response.headers["X-RateLimit-Reset"] = "2031-11-03T09:30:02Z"
     assert reset_delay(response) == 2.0
+
+
+def test_archived_rechecks_rotate_so_each_is_seen_within_ceil_n_over_per_run_runs() -> None:
+    archived = {10001, 10002, 10005, 10009, 10010}
+    state: dict[str, object] = {}
+    seen = [archived_to_recheck(state, archived, 2) for _ in range(3)]
+    assert all(len(batch) == 2 for batch in seen)
+    assert set().union(*seen) == archived
+    assert archived_to_recheck({}, archived, 10) == archived

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import sql
+
 BIGINT_MIN = -(2**63)
 BIGINT_MAX = 2**63 - 1
 
@@ -76,6 +78,22 @@ def content_encoding(prop: dict[str, Any]) -> str | None:
     if json_types(prop) != ["string"]:
         return None
     return {"base64": "base64", "base16": "hex"}.get(str(prop.get("contentEncoding", "")).lower())
+
+
+def decoded_bytes(encoding: str, text: sql.Composable) -> sql.Composable:
+    """SQL decoding `text` into bytea (a bad encoding fails the cast, naming the field).
+
+    base16 is read as MeltanoLabs target-postgres reads it: a `0x` (or `\\x`) prefix is
+    dropped and an odd number of digits gets a leading 0 (`A12` is 0x0A12).
+    """
+    if encoding != "hex":
+        return sql.SQL("decode({}, {})").format(text, sql.Literal(encoding))
+    digits = sql.SQL(
+        "(CASE WHEN left({t}, 2) IN ('0x', {bs}) THEN substr({t}, 3) ELSE {t} END)"
+    ).format(t=text, bs=sql.Literal("\\x"))
+    return sql.SQL(
+        "decode(CASE WHEN length({d}) % 2 = 1 THEN '0' || {d} ELSE {d} END, 'hex')"
+    ).format(d=digits)
 
 
 def widened(current: str, wanted: str) -> str | None:

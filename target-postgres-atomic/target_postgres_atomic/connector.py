@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import configparser
+import getpass
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from singer_sdk.exceptions import ConfigurationError
 
+from target_postgres_atomic import tls, tunnel
 from target_postgres_atomic.columns import LossyTypeChange, widened
 from target_postgres_atomic.merge import KeyCollations
 from target_postgres_atomic.spec import TABLE_VERSION, TableSpec, generated_name
@@ -26,26 +31,95 @@ class KeyChangeRefused(ValueError):
 
 
 def conninfo(config: Mapping[str, Any]) -> str:
-    """libpq connection string from MeltanoLabs-style settings (never logged: has secrets)."""
+    """libpq connection string from MeltanoLabs-style settings (never logged: has secrets).
+
+    With `ssh_tunnel` enabled it opens the tunnel (once per process) and points at its end.
+    """
+    built = _direct_conninfo(config)
+    tunnel_settings = config.get("ssh_tunnel") or {}
+    if not tunnel_settings.get("enable"):
+        return built
+    parts = psycopg.conninfo.conninfo_to_dict(built)
+    remote = (str(parts.get("host") or ""), int(parts.get("port") or 5432))
+    if not remote[0] or remote[0].startswith("/"):
+        raise ConfigurationError(
+            "ssh_tunnel is enabled but host is not set (or is a socket folder): set host to "
+            "the database host as the bastion sees it"
+        )
+    timeout = float(config.get("connect_timeout", 10))
+    local = tunnel.local_endpoint(tunnel_settings, remote, timeout).local
+    # The server's name stays for certificate checks (verify-full) through the tunnel.
+    return psycopg.conninfo.make_conninfo(built, host=remote[0], hostaddr=local[0], port=local[1])
+
+
+def _direct_conninfo(config: Mapping[str, Any]) -> str:
+    """The connection string as if the database were reached directly."""
     params: dict[str, Any] = {
         "application_name": "target-postgres-atomic",
         "connect_timeout": config.get("connect_timeout", 10),
     }
     if url := config.get("sqlalchemy_url"):
-        return _url_conninfo(url, params)
-    params.update(
-        host=config.get("host"),
-        port=config.get("port"),
-        user=config.get("user"),
-        password=config.get("password"),
-        dbname=config.get("database"),
+        built = _url_conninfo(url, params)
+    else:
+        params.update(
+            host=config.get("host"),
+            port=config.get("port"),
+            user=config.get("user"),
+            password=config.get("password"),
+            dbname=config.get("database"),
+            **tls.ssl_params(config),
+        )
+        built = psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    _require_database(psycopg.conninfo.conninfo_to_dict(built))
+    return built
+
+
+def _require_database(parts: Mapping[str, Any]) -> None:
+    """libpq would fall back to a database named after the user: never load there by chance."""
+    if parts.get("dbname") or parts.get("service") or os.environ.get("PGDATABASE"):
+        return
+    if (service := os.environ.get("PGSERVICE")) and _service_names_database(service):
+        return
+    raise ConfigurationError(
+        "no database is named: set database (or sqlalchemy_url with a database, or the "
+        "PGDATABASE environment variable, or a PGSERVICE whose service file entry has dbname)"
     )
-    if config.get("ssl_enable"):
-        params["sslmode"] = config.get("ssl_mode") or "verify-full"
-        params["sslrootcert"] = config.get("ssl_certificate_authority")
-        params["sslcert"] = config.get("ssl_client_certificate")
-        params["sslkey"] = config.get("ssl_client_private_key")
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+def _service_names_database(service: str) -> bool:
+    """Whether libpq's service file entry for `service` sets dbname (user file, then system)."""
+    files = [
+        Path(os.environ.get("PGSERVICEFILE") or Path.home() / ".pg_service.conf"),
+        Path(os.environ.get("PGSYSCONFDIR") or "/etc/postgresql-common") / "pg_service.conf",
+    ]
+    for path in files:
+        entries = configparser.ConfigParser(interpolation=None)
+        try:
+            entries.read(path)
+        except configparser.Error:
+            continue
+        if entries.has_section(service):
+            return entries.has_option(service, "dbname")
+    return False
+
+
+def location(config: Mapping[str, Any]) -> str:
+    """Where the target loads, as user@host:port/database (never the password)."""
+    parts = psycopg.conninfo.conninfo_to_dict(_direct_conninfo(config))
+    user = parts.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+    host = parts.get("host") or os.environ.get("PGHOST") or "(local socket)"
+    port = parts.get("port") or os.environ.get("PGPORT") or 5432
+    database = parts.get("dbname") or os.environ.get("PGDATABASE") or ""
+    if parts.get("service") or (not database and os.environ.get("PGSERVICE")):
+        database = database or f"(service {parts.get('service') or os.environ['PGSERVICE']})"
+    where = f"{user}@{host}:{port}/{database}"
+    tunnel_settings = config.get("ssh_tunnel") or {}
+    if tunnel_settings.get("enable"):
+        where += (
+            f" through SSH bastion {tunnel_settings['username']}@{tunnel_settings['host']}:"
+            f"{tunnel_settings.get('port') or 22}"
+        )
+    return where
 
 
 def _url_conninfo(url: str, params: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from target_postgres_atomic.columns import Column
+from target_postgres_atomic.columns import Column, decoded_bytes
 from target_postgres_atomic.spec import DELETED_AT, RECORD_METADATA, TABLE_VERSION, TableSpec
 
 STAGE_COLUMNS = sql.SQL("_seq bigint, _table_version bigint, _extracted_at text, data jsonb")
@@ -45,7 +45,7 @@ def cast_text(column: Column, text: sql.Composable) -> sql.Composable:
     if pg_type == "text":
         return text
     if pg_type == "bytea" and column.encoding is not None:
-        return sql.SQL("decode({}, {})").format(text, sql.Literal(column.encoding))
+        return decoded_bytes(column.encoding, text)
     shape = _SHAPES.get(pg_type.split("(")[0])
     if shape is not None:
         text = sql.SQL("CASE WHEN {shape} THEN {t} ELSE {fails} || {t} END").format(

@@ -16,8 +16,12 @@ def secret_values(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     found: list[str] = []
     for name, prop in schema.get("properties", {}).items():
         value = config.get(name)
-        if isinstance(prop, dict) and prop.get("secret") and value not in (None, ""):
+        if not isinstance(prop, dict) or value in (None, ""):
+            continue
+        if prop.get("secret"):
             found += [repr(value), json.dumps(value), str(value)]
+        if isinstance(value, dict):  # an object setting's own secrets (ssh_tunnel's key)
+            found += secret_values(value, prop)
     return sorted(set(found), key=len, reverse=True)
 
 

@@ -1,8 +1,9 @@
 """The target's settings schema, and the peers' settings it refuses (with what to use instead).
 
 Settings a user could expect to take effect but the target does not implement are refused.
-Peers' names (pipelinewise-target-postgres, MeltanoLabs target-postgres) get a pointer to ours;
-any other unknown key is refused too, so a typo never silently changes what lands.
+Every MeltanoLabs target-postgres setting is accepted (a MeltanoLabs config works unchanged);
+pipelinewise-target-postgres names get their meaning here or a pointer to ours; any other
+unknown key is refused too, so a typo never silently changes what lands.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from singer_sdk import typing as th
 
 DEFAULT_BATCH_SIZE_ROWS = 100_000
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 CONFIG_SCHEMA: dict = th.PropertiesList(
     th.Property(
@@ -77,17 +79,103 @@ CONFIG_SCHEMA: dict = th.PropertiesList(
         default=False,
         description="Replace NUL characters in text with the replacement character.",
     ),
-    th.Property("ssl_enable", th.BooleanType, default=False, description="Use SSL."),
+    th.Property(
+        "ssl_enable",
+        th.BooleanType,
+        default=False,
+        description="Use SSL and check the server's certificate (ssl_mode, "
+        "ssl_certificate_authority).",
+    ),
     th.Property(
         "ssl_mode",
         th.StringType,
         default="verify-full",
+        allowed_values=list(SSL_MODES),
         description="libpq sslmode when ssl_enable is true.",
     ),
-    th.Property("ssl_certificate_authority", th.StringType, description="CA certificate file."),
-    th.Property("ssl_client_certificate", th.StringType, description="Client certificate file."),
     th.Property(
-        "ssl_client_private_key", th.StringType, secret=True, description="Client key file."
+        "ssl_certificate_authority",
+        th.StringType,
+        description="CA certificate that signed the server's: a file path, or the PEM text "
+        "itself (written to ssl_storage_directory). Default: libpq's ~/.postgresql/root.crt.",
+    ),
+    th.Property(
+        "ssl_client_certificate_enable",
+        th.BooleanType,
+        default=False,
+        description="Authenticate with a client certificate (ssl_client_certificate, "
+        "ssl_client_private_key).",
+    ),
+    th.Property(
+        "ssl_client_certificate",
+        th.StringType,
+        description="Client certificate: a file path, or the PEM text itself.",
+    ),
+    th.Property(
+        "ssl_client_private_key",
+        th.StringType,
+        secret=True,
+        description="Client certificate's private key: a file path, or the PEM text itself "
+        "(written with mode 0600).",
+    ),
+    th.Property(
+        "ssl_storage_directory",
+        th.StringType,
+        default=".secrets",
+        description="Folder where certificates and keys given as PEM text are written for "
+        "libpq, which reads files only.",
+    ),
+    th.Property(
+        "ssh_tunnel",
+        th.ObjectType(
+            th.Property("enable", th.BooleanType, description="Use the tunnel (default false)."),
+            th.Property("host", th.StringType, description="SSH bastion host."),
+            th.Property("port", th.IntegerType, description="SSH bastion port (default 22)."),
+            th.Property("username", th.StringType, description="SSH user on the bastion."),
+            th.Property(
+                "private_key",
+                th.StringType,
+                secret=True,
+                description="Private key (PEM or OpenSSH text; RSA, ECDSA or Ed25519).",
+            ),
+            th.Property(
+                "private_key_password",
+                th.StringType,
+                secret=True,
+                description="Passphrase of an encrypted private key.",
+            ),
+        ),
+        # No defaults inside: singer-sdk's default filling fails on a value that is no object.
+        # Secret as a whole too: a key pasted in place of the object must not be quoted.
+        secret=True,
+        description="Reach PostgreSQL through an SSH bastion: host and port are then as the "
+        "bastion sees them.",
+    ),
+    th.Property(
+        "use_copy",
+        th.BooleanType,
+        default=True,
+        description="Always true: every batch is loaded with COPY (false is refused).",
+    ),
+    th.Property(
+        "dialect+driver",
+        th.StringType,
+        default="postgresql+psycopg",
+        description="Accepted for MeltanoLabs configs: any postgresql dialect; the target "
+        "always connects with psycopg 3.",
+    ),
+    th.Property(
+        "flush_all_streams",
+        th.BooleanType,
+        default=True,
+        description="Always true (pipelinewise's name): every commit lands every stream's "
+        "buffered records (false is refused).",
+    ),
+    th.Property(
+        "temp_dir",
+        th.StringType,
+        description="Accepted for pipelinewise configs; the target writes no temporary "
+        "files (batches stream to PostgreSQL over COPY).",
     ),
     th.Property(
         "interpret_content_encoding",
@@ -131,17 +219,76 @@ INSTEAD = {
     "dbname": "use database",
     "primary_key_required": "streams without key_properties are appended, as load_method says",
     "default_target_schema_select_permission": "grants are not supported; grant them yourself",
-    "process_activate_version_messages": "use activate_version",
-    "ssh_tunnel": "SSH tunnels are not supported; open one yourself and set host and port",
-    "dialect+driver": "only PostgreSQL is supported; use sqlalchemy_url or host/port/database",
+    "parallelism": "commits are not tunable (one transaction per batch for every stream, "
+    "on two sessions); remove it",
+    "max_parallelism": "commits are not tunable (one transaction per batch for every stream, "
+    "on two sessions); remove it",
+    "batch_config": "BATCH files are read from the local file:// URLs of each BATCH message's "
+    "manifest; a storage root is not used; remove it",
 }
 
 
 def unsupported_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """One error per configured key the target does not implement."""
+    """One error per configured key the target does not implement, or value it refuses."""
     known = set(schema.get("properties", {}))
     errors = []
     for key in sorted(set(config) - known):
         hint = INSTEAD.get(key, "not a setting of target-postgres-atomic (see --about)")
         errors.append(f"setting '{key}' would be ignored, so it is refused: {hint}")
+    return errors + refused_values(config)
+
+
+def refused_values(config: Mapping[str, Any]) -> list[str]:
+    """Peers' settings accepted only with the value that is what this target does."""
+    errors = []
+    if config.get("use_copy") is False:
+        errors.append(
+            "use_copy: false is refused: every batch is loaded with COPY into a staging table "
+            "and merged in one transaction (that is what makes it atomic); remove use_copy"
+        )
+    if config.get("flush_all_streams") is False:
+        errors.append(
+            "flush_all_streams: false is refused: each commit lands every stream's buffered "
+            "records with the STATE that covers them; remove flush_all_streams"
+        )
+    dialect = config.get("dialect+driver")
+    if dialect is not None and not str(dialect).startswith("postgresql"):
+        errors.append(
+            f"dialect+driver '{dialect}' is refused: the target loads PostgreSQL only "
+            "(over psycopg 3); remove dialect+driver"
+        )
+    schema = config.get("default_target_schema")
+    if schema is not None and is_system_schema(str(schema)):
+        errors.append(system_schema_refusal(str(schema), "default_target_schema"))
+    if config.get("activate_version") is False and config.get("process_activate_version_messages"):
+        errors.append(
+            "activate_version: false and process_activate_version_messages: true disagree; "
+            "set one of them"
+        )
+    tunnel = config.get("ssh_tunnel")
+    if isinstance(tunnel, dict) and tunnel.get("enable"):
+        missing = [k for k in ("host", "username", "private_key") if not tunnel.get(k)]
+        if missing:
+            errors.append(f"ssh_tunnel is enabled but has no {', '.join(missing)}")
     return errors
+
+
+def activate_version_enabled(config: Mapping[str, Any]) -> bool:
+    """singer-sdk's `process_activate_version_messages` and ours mean the same."""
+    return bool(
+        config.get("activate_version", True)
+        and config.get("process_activate_version_messages", True)
+    )
+
+
+def is_system_schema(schema: str) -> bool:
+    """pg_catalog, pg_toast, pg_temp_N...: PostgreSQL reserves the pg_ prefix for itself."""
+    return schema == "information_schema" or schema.startswith("pg_")
+
+
+def system_schema_refusal(schema: str, source: str) -> str:
+    return (
+        f"schema '{schema}' ({source}) is a PostgreSQL system schema; the target never "
+        "creates tables there: pick another default_target_schema (or rename the stream "
+        "with a stream map)"
+    )

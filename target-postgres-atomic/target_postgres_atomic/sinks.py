@@ -104,7 +104,7 @@ class PostgresSink:
 
     def _make_stages(self) -> None:
         """Each session's stage for this stream, typed when its schema maps cleanly."""
-        self.layout = typed_layout(self.spec, check_types=self.settings.validate_records)
+        self.layout = typed_layout(self.spec)
         for stager in self.stagers:
             stager.create_stage(self.stage, self.layout)
         self._start_batch()
@@ -142,14 +142,14 @@ class PostgresSink:
                 return
             # The strict decode refused it: a bad record is named here; one PostgreSQL may
             # still read (or unchecked with validate_records off) is staged as raw JSON.
-            self.check(seq, raw)
+            raw = self.check(seq, raw)
             nulls = (None,) * len(layout.fields)
             row: Any = (seq, version, time_extracted, msgspec.Raw(raw), *nulls)
             self._general_rows += 1
             self._unique_keys = False
             self._buffer(row, seq, version, len(raw), typed=True)
             return
-        self.check(seq, raw)
+        raw = self.check(seq, raw)
         if NUL_ESCAPE in raw:
             raw = self._handle_nul(seq, raw)
         if b"\\" in raw:

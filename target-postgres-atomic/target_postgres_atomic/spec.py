@@ -11,6 +11,7 @@ from psycopg import sql
 
 from target_postgres_atomic.columns import Column, column_type, content_encoding
 from target_postgres_atomic.errors import SchemaError
+from target_postgres_atomic.settings import is_system_schema, system_schema_refusal
 
 DELETED_AT = "_sdc_deleted_at"
 TABLE_VERSION = "_sdc_table_version"
@@ -90,6 +91,8 @@ class TableSpec:
 # Types whose `>=` does not order versions (text compares digit strings by character).
 UNORDERED_TYPES = ("text", "jsonb", "boolean")
 MAX_IDENTIFIER_BYTES = 63
+# The target's bookmark and tombstone tables (_sdc_target_*) and refresh shadows: no stream's.
+OWN_TABLE_PREFIXES = ("_sdc_target_", "_sdc_shadow_")
 # Names the merge statement gives its own columns (arrival order), next to the record's.
 RESERVED = ("_sdc_seq",)
 
@@ -126,6 +129,19 @@ def _check_name(stream: str, line: int, kind: str, name: str) -> None:
             line,
             f"{kind} name {name!r} is not a PostgreSQL identifier (1 to 63 bytes, "
             "no NUL); rename it with a stream map",
+        )
+
+
+def _check_place(stream: str, line: int, schema: str, table: str) -> None:
+    """No stream may land in a system schema or in one of the target's own tables."""
+    if is_system_schema(schema):
+        raise SchemaError(stream, line, system_schema_refusal(schema, "from the stream name"))
+    if table.startswith(OWN_TABLE_PREFIXES):
+        raise SchemaError(
+            stream,
+            line,
+            f"table name '{table}' is reserved for the target's own tables (names starting "
+            f"with {' or '.join(OWN_TABLE_PREFIXES)}); rename the stream with a stream map",
         )
 
 
@@ -179,6 +195,7 @@ def build_spec(
     table_schema, table = table_location(stream, default_schema)
     _check_name(stream, line, "schema", table_schema)
     _check_name(stream, line, "table", table)
+    _check_place(stream, line, table_schema, table)
     return TableSpec(
         stream=stream,
         schema=table_schema,

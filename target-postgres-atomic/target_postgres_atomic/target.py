@@ -96,6 +96,11 @@ class TargetPostgresAtomic(Target):
             ),
             logger=self.logger,
         )
+        self.logger.info(
+            "Loading into %s, schema %s.",
+            connector.location(self.config),
+            settings.default_target_schema or "from each stream name, else public",
+        )
         self._sinks = self._engine.sinks
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._engine.close_after_error
@@ -454,12 +459,16 @@ class TargetPostgresAtomic(Target):
             self.logger.warning(
                 "Stream '%s': the input ended without proof that the full refresh of version "
                 "%s is complete (no closing ACTIVATE_VERSION: singer-sdk taps send none, and a "
-                "failed tap ends the input too). Its rows were merged as upserts and no row "
-                "was deleted. To have rows the source no longer has removed, run the pipeline "
-                "with `state-service run`, or wrap the tap in `refresh-seal` (meltano run, "
-                "shell pipes).",
+                "failed tap ends the input too). Its rows were merged as upserts; rows absent "
+                "from the refresh were kept%s. To have rows the source no longer has removed, "
+                "run the pipeline with `state-service run`, or wrap the tap in `refresh-seal` "
+                "(meltano run, shell pipes).",
                 sink.spec.stream,
                 sink.shadow_version,
+                # Those deletes are the records' own, not the refresh's (issue 22 item 6).
+                ", and records carrying _sdc_deleted_at deleted their rows (hard_delete)"
+                if self._settings.hard_delete
+                else "",
             )
         self._engine.close(ended)
 

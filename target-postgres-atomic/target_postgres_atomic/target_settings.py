@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from target_postgres_atomic.settings import CONFIG_SCHEMA
+from target_postgres_atomic.settings import CONFIG_SCHEMA, activate_version_enabled
 
 SCHEMA_DEFAULTS: dict[str, Any] = {
     name: spec["default"] for name, spec in CONFIG_SCHEMA["properties"].items() if "default" in spec
@@ -45,7 +45,8 @@ class TargetSettings:
             add_record_metadata=bool(values["add_record_metadata"]),
             validate_records=bool(values["validate_records"]),
             hard_delete=bool(values["hard_delete"]),
-            activate_version=bool(values["activate_version"]),
+            # singer-sdk's process_activate_version_messages means the same.
+            activate_version=activate_version_enabled(values),
             sanitize_null_text_characters=bool(values["sanitize_null_text_characters"]),
             interpret_content_encoding=bool(values["interpret_content_encoding"]),
             lock_timeout=float(values["lock_timeout"]),

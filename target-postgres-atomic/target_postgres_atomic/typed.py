@@ -146,7 +146,7 @@ class TypedLayout:
         return values
 
 
-def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
+def typed_layout(spec: TableSpec) -> TypedLayout | None:
     """The stream's typed stage layout, or None when some column does not map cleanly."""
     struct_fields: list[Any] = []
     rename: dict[str, str] = {}
@@ -172,8 +172,10 @@ def typed_layout(spec: TableSpec, *, check_types: bool) -> TypedLayout | None:
         columns[column.name] = value
         fields[stage] = (column.source, column.pg_type)
         copy_types.append(field.copy_type)
-        # Numbers are always checked (COPY would refuse a string); kinds only when validating.
-        if field.raw_starts is not None and (check_types or column.pg_type != "jsonb"):
+        # Numbers are always checked (COPY would refuse a string); so are objects and arrays:
+        # a string there is refused, or (validate_records off) read as JSON text, by the
+        # record checker.
+        if field.raw_starts is not None:
             checks.append((index, field.raw_starts))
         if column.source in spec.keys:
             if field.python_type is msgspec.Raw:

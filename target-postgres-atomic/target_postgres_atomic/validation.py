@@ -89,15 +89,49 @@ def _python_type(prop: Any, *, check_types: bool) -> Any:
     return union
 
 
-def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, bytes], None]:
-    """A function that raises a BadRecordError naming the field when a record breaks `spec`."""
+def json_text_properties(spec: TableSpec) -> set[str]:
+    """Properties declared only as objects or arrays: without type checks, a string in one
+    is taken as the JSON text it holds (as pipelinewise-target-postgres loads it)."""
+    found = set()
+    for name, prop in spec.properties.items():
+        kinds = set(json_types(prop)) if isinstance(prop, dict) else set()
+        if kinds and kinds <= {"object", "array"}:
+            found.add(name)
+    return found
+
+
+def _with_json_text(raw: bytes, texts: dict[str, str]) -> bytes:
+    """The record with each string of `texts` that is an object's or array's JSON text
+    replaced by that JSON (kept as written: numbers keep every digit); others stay strings."""
+    parsed = {}
+    for name, text in texts.items():
+        if text.lstrip()[:1] not in ("{", "["):
+            continue
+        try:
+            msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            continue
+        parsed[name] = msgspec.Raw(text.encode())
+    if not parsed:
+        return raw
+    record = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+    return msgspec.json.encode({**record, **parsed})
+
+
+def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, bytes], bytes]:
+    """A function that raises a BadRecordError naming the field when a record breaks `spec`,
+    else returns the record to stage (JSON text decoded, without type checks)."""
     fields: list[Any] = []
     rename: dict[str, str] = {}
+    json_text = set() if check_types else json_text_properties(spec)
+    text_attributes: dict[str, str] = {}
     for index, (name, prop) in enumerate(spec.properties.items()):
         if UNNAMEABLE.search(name):
             continue
         attribute = f"f{index}"
         rename[attribute] = name
+        if name in json_text:
+            text_attributes[attribute] = name
         python_type = _python_type(prop, check_types=check_types)
         if name in spec.keys:
             key_type = (
@@ -115,9 +149,9 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
     decode = msgspec.json.Decoder(record_type).decode
     stream, keys = spec.stream, set(spec.keys)
 
-    def check(seq: int, raw: bytes) -> None:
+    def check(seq: int, raw: bytes) -> bytes:
         try:
-            decode(raw)
+            record = decode(raw)
         except msgspec.DecodeError as exc:
             if not isinstance(exc, msgspec.ValidationError):
                 raise _undecodable(stream, seq, raw, exc) from None
@@ -130,5 +164,11 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
                 raise missing_key(stream, seq, field) from None
             problem = message[: at.start()] if at else message
             raise BadRecordError(stream, seq, field, _json_names(problem)) from None
+        texts = {
+            name: value
+            for attribute, name in text_attributes.items()
+            if isinstance(value := getattr(record, attribute), str)
+        }
+        return _with_json_text(raw, texts) if texts else raw
 
     return check

@@ -121,7 +121,7 @@ def test_base64_stays_text_by_default(run_target, rows) -> None:
         ("data_flattening_max_level", 2, "flattening_max_depth"),
         ("add_metadata_columns", True, "add_record_metadata"),
         ("dbname", "x", "database"),
-        ("ssh_tunnel", {"enable": True}, "not supported"),
+        ("max_parallelism", 4, "not tunable"),
         ("hard_delet", True, "not a setting"),
     ],
 )

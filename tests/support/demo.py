@@ -185,7 +185,10 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         area.run(server, workdir)
-    print("\ndemo finished: every pipeline above exited 0")
+    print(
+        "\ndemo finished: every pipeline above exited 0 (the one FAILED run listed is the lease"
+        " holder the demo stopped on purpose)"
+    )
     return 0
 
 

@@ -52,7 +52,8 @@ def run(server: PgServer, workdir: Path) -> None:
         )
         try:
             assert holder.stderr is not None
-            print("a run holding the lease: " + holder.stderr.readline().strip())
+            held = holder.stderr.readline().strip()
+            print("a run holding the lease: " + held)
             refused = subprocess.run(
                 [*service, "run", PIPELINE, "--", "true"],
                 capture_output=True,
@@ -64,6 +65,12 @@ def run(server: PgServer, workdir: Path) -> None:
         finally:
             holder.terminate()  # it stops its command and records the run as FAILED
             holder.communicate(timeout=60)
+        holder_run = held.split(" of ", 1)[0].removeprefix("state-service: ")
+        print(
+            f"the demo stopped that lease holder ({holder_run}, `-- sleep 30`) on purpose with "
+            "SIGTERM: `status` and `runs` below show it FAILED (exit -15); the pipeline's own "
+            "runs before it succeeded"
+        )
 
     count = sql.SQL("SELECT count(*) FROM {}.issues").format(sql.Identifier(SCHEMA))
     with server.connect() as conn:

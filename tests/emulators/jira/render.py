@@ -15,6 +15,7 @@ from tests.emulators.jira.dataset import (
     Sprint,
     Worklog,
 )
+from tests.emulators.jira.people import voter_ids, watcher_ids
 from tests.emulators.jira.timefmt import render
 
 FIELDS: list[dict[str, Any]] = [
@@ -31,6 +32,8 @@ FIELDS: list[dict[str, Any]] = [
     },
     {"id": "assignee", "name": "Assignee", "custom": False, "schema": {"type": "user"}},
     {"id": "comment", "name": "Comment", "custom": False, "schema": {"type": "comments-page"}},
+    {"id": "watches", "name": "Watchers", "custom": False, "schema": {"type": "watches"}},
+    {"id": "votes", "name": "Votes", "custom": False, "schema": {"type": "votes"}},
     {
         "id": "customfield_10016",
         "name": "Story Points",
@@ -178,6 +181,17 @@ class Renderer:
                 "maxResults": len(shown),
                 "total": len(issue.comments),
                 "startAt": 0,
+            },
+            # summaries of /issue/{id}/watchers and /votes, as search renders them
+            "watches": {
+                "self": f"{self.base_url}/rest/api/{self.api}/issue/{issue.key}/watchers",
+                "watchCount": len(watcher_ids(issue.id)),
+                "isWatching": False,
+            },
+            "votes": {
+                "self": f"{self.base_url}/rest/api/{self.api}/issue/{issue.key}/votes",
+                "votes": len(voter_ids(issue.id)),
+                "hasVoted": False,
             },
             "customfield_10016": issue.points,
             "customfield_10030": {"value": issue.team, "id": "1" if issue.team == "red" else "2"},

@@ -127,6 +127,7 @@ def fields(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> 
 @route("GET", r"/project/search")
 def project_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     _cloud_only(em, "/rest/api/2/project/search")
+    catalog.fault(em, "/project/search", p)
     projects = [r.project(k, n) for n, k in enumerate(em.settings.projects)]
     return _paged(projects, p, cap=50)
 
@@ -216,6 +217,11 @@ def search_jql(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
     offset = em.tokens.read(str(token), key) if token else 0
     size = em.page_size(asked, cap, key, offset)
     reconcile = {int(i) for i in args.get("reconcileIssues") or []}
+    # "Read-after-write is only supported for up to 50 issues using the reconcileIssues
+    # param" (JRACLOUD-96208; https://developer.atlassian.com/cloud/jira/platform/
+    # search-and-reconcile/): more is refused here, the harsher reading
+    if len(reconcile) > 50:
+        raise ApiError(400, errors("reconcileIssues accepts at most 50 issue ids."))
     # no `total` on this endpoint: the page and whether one more issue follows suffice
     found = _search(em, query, reconcile, text, limit=offset + size + 1)
     page = found[offset : offset + size]
@@ -260,9 +266,48 @@ def search_offset(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: A
     return {**paged, "issues": issues}
 
 
+# ``POST /rest/api/3/issue/bulkfetch`` ("Bulk fetch issues", Jira Cloud REST v3,
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/
+# #api-rest-api-3-issue-bulkfetch-post): "By default you can request up to 100 issues in a
+# single call. You can request up to 1000 issues ... when the fields parameter explicitly
+# names at least one field to include" (not only exclusions, not ``*all``/``*navigable``),
+# "no more than 100 fields are explicitly included", "none of the included fields returns
+# multiple values (for example comment, worklog, or attachment)" and expand holds none of
+# changelog, editmeta, operations, renderedFields, transitions, versionedRepresentations;
+# "larger requests are rejected with a 400 error". Multi-valued here: those three and every
+# field whose schema is an array (the harsher reading of "for example").
+BULK_SMALL, BULK_LARGE = 100, 1000
+BULK_HEAVY_EXPANDS = {
+    "changelog",
+    "editmeta",
+    "operations",
+    "renderedFields",
+    "transitions",
+    "versionedRepresentations",
+}
+MULTI_VALUED = {"comment", "worklog", "attachment"} | {
+    f["id"] for f in FIELDS if f["schema"]["type"] == "array"
+}
+
+
+def bulkfetch_limit(fields: Any, expand: Any) -> int:
+    """How many ids one bulkfetch call may ask for, given its ``fields`` and ``expand``."""
+    names = [str(f).strip() for f in fields or [] if str(f).strip()]
+    included = [f for f in names if not f.startswith("-")]
+    expands = {str(e).strip() for e in (expand if isinstance(expand, list) else [expand])}
+    narrow = (
+        bool(included)
+        and len(included) <= 100
+        and not {"*all", "*navigable"} & set(included)
+        and not MULTI_VALUED & set(included)
+        and not BULK_HEAVY_EXPANDS & expands
+    )
+    return BULK_LARGE if narrow else BULK_SMALL
+
+
 @route("POST", r"/issue/bulkfetch")
 def bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
-    """Cloud's ``POST /rest/api/3/issue/bulkfetch`` (at most 100 issues).
+    """Cloud's bulkfetch: 100 or 1,000 ids a call (above).
 
     Per its schema (BulkIssueResults): ``issueErrors`` lists issues Jira could not return
     "due to a retriable error or payload constraint"; issues "which aren't found or that the
@@ -272,8 +317,9 @@ def bulkfetch(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) 
     """
     _cloud_only(em, "/rest/api/3/issue/bulkfetch")
     wanted = list(b.get("issueIdsOrKeys") or [])
-    if not wanted or len(wanted) > 100:
-        raise ApiError(400, errors("issueIdsOrKeys must hold between 1 and 100 issues."))
+    limit = bulkfetch_limit(b.get("fields"), b.get("expand"))
+    if not wanted or len(wanted) > limit:
+        raise ApiError(400, errors(f"issueIdsOrKeys must hold between 1 and {limit} issues."))
     names = _fields_param(b.get("fields")) or ["*navigable"]
     found, issue_errors = [], []
     every = em.settings.bulkfetch_error_every
@@ -426,3 +472,7 @@ def sprints(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) ->
     if board.kind != "scrum":
         raise ApiError(400, errors("The board does not support sprints"))
     return _paged([r.sprint(s) for s in em.dataset.sprints if s.board_id == board.id], p, cap=50)
+
+
+# endpoints modelled in their own modules register themselves on import
+from tests.emulators.jira import admin, catalog  # noqa: E402, F401

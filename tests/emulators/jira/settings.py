@@ -21,6 +21,7 @@ class JiraSettings:
     api_token: str = "emulator-api-token"
     access_token: str = "emulator-bearer-token"
     tls: bool = False
+    admin: bool = True  # the API user has "Administer Jira" (else admin endpoints answer 403)
     # paging, as Jira caps it
     page_cap_fields: int = 100
     page_cap_ids: int = 5000

@@ -1,0 +1,241 @@
+"""Resume from the target's committed state when it is newer than the stored bookmark.
+
+target-postgres-atomic writes each STATE into `<schema>._sdc_target_state` in the same
+transaction as the rows it covers, and only then prints it. A wrapper killed between that commit
+and storing the printed STATE leaves a stored bookmark older than the data: rows the target
+committed are unknown to the tap's next run (a new Jira issue then deleted stays live). So at
+each start the wrapper reads that table (its location comes from the target's config file) and:
+
+- records a *mark* in the run row: the newest `committed_at` it saw, a timestamp of the target
+  database's own clock (never compared with any other clock);
+- takes the newest row committed after the previous run's mark, among this pipeline's streams
+  (the stored bookmark's streams and the streams its runs counted), as the target's committed
+  state; if it differs from the stored bookmark, it is stored (fenced, under this run's lease)
+  and the tap starts from it.
+
+An edit (`state set` / `state clear`) after the previous run wins: the operator's state stands.
+A pipeline that never stored a bookmark nor counted a stream has no streams to match rows to,
+so a crash inside its very first run is not recovered this way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import select
+
+from state_service.errors import describe_error
+from state_service.lease import Lease, record_target_mark, write_bookmark
+from state_service.report import read_bookmark
+from state_service.schema import run_streams, runs
+from state_service.store import Store
+from state_service.urls import display_url, scrub
+
+STATE_TABLE = "_sdc_target_state"
+TARGET_PROGRAM = "target-postgres-atomic"
+DEFAULT_SCHEMA = "public"
+SSL_FILES = {
+    "ssl_certificate_authority": "sslrootcert",
+    "ssl_client_certificate": "sslcert",
+    "ssl_client_private_key": "sslkey",
+}
+
+
+class TargetStateUnreadable(Exception):
+    """The target's state table could not be located or read (one line, no secret)."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    stream: str
+    state: str
+    committed_at: datetime
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rows: list[Committed]
+
+    @property
+    def mark(self) -> str:
+        """The newest commit seen ("" when the table is empty or absent)."""
+        newest = max((r.committed_at for r in self.rows), default=None)
+        return "" if newest is None else newest.isoformat()
+
+
+def config_path(target_args: Sequence[str]) -> Path | None:
+    """The `--config FILE` of a target-postgres-atomic command line (None for other targets or
+    a config from the environment)."""
+    if Path(target_args[0]).name != TARGET_PROGRAM:
+        return None
+    for number, arg in enumerate(target_args):
+        if arg == "--config" and number + 1 < len(target_args):
+            value = target_args[number + 1]
+        elif arg.startswith("--config="):
+            value = arg.removeprefix("--config=")
+        else:
+            continue
+        return None if value == "ENV" else Path(value)
+    return None
+
+
+@dataclass(frozen=True)
+class TargetStateTable:
+    """Where target-postgres-atomic keeps its committed state, as its config says."""
+
+    connect: dict[str, Any]  # psycopg.connect() arguments (may hold a password: never printed)
+    schema: str
+    where: str  # the same, safe to print
+
+    @classmethod
+    def from_config(cls, path: Path, connect_timeout: float) -> TargetStateTable:
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise TargetStateUnreadable(f"target config {path}: {describe_error(exc)}") from None
+        if not isinstance(config, dict):
+            raise TargetStateUnreadable(f"target config {path}: not a JSON object")
+        tunnel = config.get("ssh_tunnel")
+        if isinstance(tunnel, dict) and tunnel.get("enable"):
+            raise TargetStateUnreadable(f"target config {path}: reached through ssh_tunnel")
+        schema = str(config.get("default_target_schema") or DEFAULT_SCHEMA)
+        args: dict[str, Any] = {"connect_timeout": max(1, round(connect_timeout))}
+        if url := config.get("sqlalchemy_url"):
+            args["conninfo"] = re.sub(r"^postgresql\+\w+://", "postgresql://", str(url))
+            where = display_url(args["conninfo"])
+        else:
+            keys = {"host": "host", "port": "port", "user": "user", "password": "password"}
+            args.update({libpq: config[key] for key, libpq in keys.items() if key in config})
+            if "database" in config:
+                args["dbname"] = config["database"]
+            user, host = config.get("user", ""), config.get("host", "")
+            where = f"{user}@{host}:{config.get('port', 5432)}/{config.get('database', '')}"
+        if config.get("ssl_enable"):
+            args["sslmode"] = config.get("ssl_mode", "verify-full")
+            files = {libpq: config[key] for key, libpq in SSL_FILES.items() if key in config}
+            if any("-----BEGIN" in str(value) for value in files.values()):
+                raise TargetStateUnreadable(f"target config {path}: inline SSL certificates")
+            args.update(files)
+        return cls(args, schema, f"{where} {schema}.{STATE_TABLE}")
+
+    def read(self) -> Snapshot:
+        table = sql.Identifier(self.schema, STATE_TABLE)
+        try:
+            with psycopg.connect(**self.connect, autocommit=True) as conn:
+                exists = conn.execute(
+                    "SELECT to_regclass(%s)", [f"{self.schema}.{STATE_TABLE}"]
+                ).fetchone()
+                if exists is None or exists[0] is None:
+                    return Snapshot([])
+                query = sql.SQL("SELECT stream, state::text, committed_at FROM {}").format(table)
+                return Snapshot([Committed(*row) for row in conn.execute(query)])
+        except psycopg.Error as exc:
+            secret = str(self.connect.get("password") or self.connect.get("conninfo") or "")
+            reason = describe_error(exc)
+            raise TargetStateUnreadable(
+                f"{self.where}: {scrub(reason, secret) if secret else reason}"
+            ) from None
+
+
+def pipeline_streams(store: Store, pipeline: str, stored: str | None) -> set[str]:
+    """Streams of this pipeline: in its stored bookmark and in the counts of its runs."""
+    streams: set[str] = set()
+    if stored is not None:
+        marks = json.loads(stored).get("bookmarks")
+        streams.update(marks if isinstance(marks, dict) else ())
+    query = (
+        select(run_streams.c.stream)
+        .join(runs, runs.c.run_id == run_streams.c.run_id)
+        .where(runs.c.pipeline == pipeline)
+        .distinct()
+    )
+    with store.reading() as conn:
+        streams.update(str(s) for s in conn.execute(query).scalars())
+    return streams
+
+
+def previous_mark(store: Store, pipeline: str, run_id: int) -> str | None:
+    """The mark of the latest earlier run that recorded one; None when there is none, or when an
+    edit came after it (the operator's state stands)."""
+    query = (
+        select(runs.c.kind, runs.c.target_state_mark)
+        .where(runs.c.pipeline == pipeline, runs.c.run_id < run_id)
+        .where((runs.c.kind == "edit") | runs.c.target_state_mark.is_not(None))
+        .order_by(runs.c.run_id.desc())
+        .limit(1)
+    )
+    with store.reading() as conn:
+        row = conn.execute(query).one_or_none()
+    if row is None or row.kind == "edit":
+        return None
+    return str(row.target_state_mark)
+
+
+def newer_committed(
+    snapshot: Snapshot, mark: str, streams: set[str], stored: str | None
+) -> Committed | None:
+    """The newest of this pipeline's rows committed after ``mark``, if it is not the stored one."""
+    after = datetime.fromisoformat(mark) if mark else None
+    candidates = [
+        r
+        for r in snapshot.rows
+        if r.stream in streams and (after is None or r.committed_at > after)
+    ]
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda r: r.committed_at)
+    if stored is not None and json.loads(stored) == json.loads(newest.state):
+        return None
+    return newest
+
+
+def describe(committed: Committed, table: TargetStateTable) -> str:
+    return (
+        f"the target's committed state ({table.where}, stream "
+        f"{committed.stream!r}, committed {committed.committed_at.isoformat()})"
+    )
+
+
+def starting_state(
+    store: Store, lease: Lease, config: Path | None, connect_timeout: float
+) -> str | None:
+    """The state the tap starts from: the stored bookmark, or the target's committed state when
+    that is newer (then stored first). ``config``: the target's config file, if known."""
+    stored = read_bookmark(store, lease.pipeline)
+    if config is None:
+        return stored
+    try:
+        table = TargetStateTable.from_config(config, connect_timeout)
+        snapshot = table.read()
+    except TargetStateUnreadable as exc:
+        print(
+            f"state-service: the target's committed state was not read ({exc}); "
+            "starting from the stored bookmark",
+            file=sys.stderr,
+            flush=True,
+        )
+        return stored
+    mark = previous_mark(store, lease.pipeline, lease.run_id)
+    record_target_mark(store, lease, snapshot.mark)
+    if mark is None:
+        return stored
+    newer = newer_committed(snapshot, mark, pipeline_streams(store, lease.pipeline, stored), stored)
+    if newer is None:
+        return stored
+    write_bookmark(store, lease, newer.state)
+    print(
+        f"state-service: resuming from {describe(newer, table)}: the stored bookmark is older "
+        "(the previous run ended before storing it)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return newer.state

@@ -1,0 +1,62 @@
+"""SSL settings as MeltanoLabs target-postgres names them, turned into libpq parameters.
+
+`ssl_enable` checks the server (sslmode, sslrootcert); `ssl_client_certificate_enable` sends a
+client certificate (sslcert, sslkey). Each certificate or key is a file path or the PEM text
+itself: libpq reads files only, so PEM text is written into `ssl_storage_directory` first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from singer_sdk.exceptions import ConfigurationError
+
+PEM_START = "-----BEGIN"
+DEFAULT_STORAGE = ".secrets"
+
+
+def ssl_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """libpq's SSL parameters for the settings (none when both switches are off)."""
+    params: dict[str, str] = {}
+    if config.get("ssl_enable"):
+        params["sslmode"] = config.get("ssl_mode") or "verify-full"
+        if config.get("ssl_certificate_authority"):
+            params["sslrootcert"] = _file_for(config, "ssl_certificate_authority", "root.crt")
+    if config.get("ssl_client_certificate_enable"):
+        if config.get("ssl_client_certificate"):
+            params["sslcert"] = _file_for(config, "ssl_client_certificate", "cert.crt")
+        if config.get("ssl_client_private_key"):
+            params["sslkey"] = _file_for(config, "ssl_client_private_key", "pkey.key")
+    return params
+
+
+def _file_for(config: Mapping[str, Any], setting: str, file_name: str) -> str:
+    """The path libpq reads the setting's certificate or key from."""
+    value = str(config[setting])
+    if PEM_START not in value:
+        path = Path(value).expanduser()
+        if path.is_file():
+            return str(path)
+        shown = "its file" if setting == "ssl_client_private_key" else f"'{value}'"
+        raise ConfigurationError(
+            f"{setting}: {shown} does not exist and the value is not PEM text "
+            f"({PEM_START} ...); give the path of an existing file or the PEM text itself"
+        )
+    folder = Path(config.get("ssl_storage_directory") or DEFAULT_STORAGE).expanduser()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / file_name
+        # Created 0600 before the key is written: libpq refuses a key others can read.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(value if value.endswith("\n") else value + "\n")
+        path.chmod(0o600)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{setting}: could not write it to ssl_storage_directory '{folder}' "
+            f"({exc.strerror}); point ssl_storage_directory at a writable folder"
+        ) from None
+    return str(path.resolve())

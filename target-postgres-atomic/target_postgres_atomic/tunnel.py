@@ -1,0 +1,179 @@
+"""`ssh_tunnel`: reach PostgreSQL through an SSH bastion, as MeltanoLabs target-postgres does.
+
+A local port on 127.0.0.1 forwards each connection over one SSH session (paramiko, the library
+MeltanoLabs uses) to the database host and port as the bastion sees them. The private key and
+its passphrase are never logged or quoted in an error. A bastion host key found in the user's
+known_hosts must match (else the run stops); an unknown one is logged with its fingerprint.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import logging
+import select
+import socket
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import paramiko
+from singer_sdk.exceptions import ConfigurationError
+
+LOGGER = logging.getLogger("target-postgres-atomic")
+KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
+    paramiko.RSAKey,
+    paramiko.ECDSAKey,
+    paramiko.Ed25519Key,
+)
+KEEPALIVE_SECONDS = 30
+POLL_SECONDS = 0.5
+CHUNK = 65536
+
+
+class Tunnel:
+    """A local listening port whose connections go through the bastion to `remote`."""
+
+    def __init__(self, client: paramiko.SSHClient, remote: tuple[str, int], timeout: float):
+        self._client = client
+        self._remote = remote
+        self._timeout = timeout
+        self._closed = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(POLL_SECONDS)
+        self.local: tuple[str, int] = self._listener.getsockname()[:2]
+        threading.Thread(target=self._accept, name="ssh-tunnel", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        self._client.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                local, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._forward, args=(local,), daemon=True).start()
+
+    def _forward(self, local: socket.socket) -> None:
+        """One database connection: bytes both ways until either side closes."""
+        transport = self._client.get_transport()
+        try:
+            if transport is None or not transport.is_active():
+                raise paramiko.SSHException("the SSH session to the bastion has ended")
+            channel = transport.open_channel(
+                "direct-tcpip", self._remote, local.getpeername(), timeout=self._timeout
+            )
+        except (paramiko.SSHException, OSError) as exc:
+            LOGGER.error(
+                "ssh_tunnel: the bastion could not open a connection to %s:%s (%s); check "
+                "host and port as the bastion sees the database",
+                *self._remote,
+                exc,
+            )
+            local.close()
+            return
+        with contextlib.closing(local), contextlib.closing(channel):
+            while not self._closed.is_set():
+                ready, _, _ = select.select([local, channel], [], [], POLL_SECONDS)
+                if local in ready and not _copy(local.recv, channel.sendall):
+                    return
+                if channel in ready and not _copy(channel.recv, local.sendall):
+                    return
+
+
+def _copy(receive: Any, send: Any) -> bool:
+    """Move one chunk; False when the sending side has closed."""
+    try:
+        data = receive(CHUNK)
+        if not data:
+            return False
+        send(data)
+    except OSError:
+        return False
+    return True
+
+
+_OPEN: dict[tuple[Any, ...], Tunnel] = {}
+
+
+def local_endpoint(settings: Mapping[str, Any], remote: tuple[str, int], timeout: float) -> Tunnel:
+    """The process's tunnel to `remote` through the bastion `settings` name (opened once)."""
+    bastion = (str(settings["host"]), int(settings.get("port") or 22))
+    user = str(settings["username"])
+    identity = (*bastion, user, *remote)
+    if identity not in _OPEN:
+        client = _connect(settings, bastion, user, timeout)
+        _OPEN[identity] = Tunnel(client, remote, timeout)
+        atexit.register(_OPEN[identity].close)
+        LOGGER.info(
+            "SSH tunnel to %s:%s through %s@%s:%s listens on %s:%s.",
+            *remote,
+            user,
+            *bastion,
+            *_OPEN[identity].local,
+        )
+    return _OPEN[identity]
+
+
+def _connect(
+    settings: Mapping[str, Any], bastion: tuple[str, int], user: str, timeout: float
+) -> paramiko.SSHClient:
+    where = f"ssh_tunnel: bastion {user}@{bastion[0]}:{bastion[1]}"
+    key = private_key(str(settings["private_key"]), settings.get("private_key_password"))
+    client = paramiko.SSHClient()
+    with contextlib.suppress(OSError):
+        client.load_system_host_keys()
+    client.set_missing_host_key_policy(paramiko.WarningPolicy())
+    try:
+        client.connect(
+            bastion[0],
+            port=bastion[1],
+            username=user,
+            pkey=key,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+    except paramiko.BadHostKeyException:
+        raise ConfigurationError(
+            f"{where} presented a host key that differs from the one in known_hosts; "
+            "if the bastion's key really changed, update known_hosts"
+        ) from None
+    except paramiko.AuthenticationException:
+        raise ConfigurationError(
+            f"{where} refused the private key; check username and that the key's public "
+            "half is in the bastion's authorized_keys"
+        ) from None
+    except (paramiko.SSHException, OSError) as exc:
+        raise ConfigurationError(
+            f"{where} could not be reached ({type(exc).__name__}: {exc}); check host and port"
+        ) from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(KEEPALIVE_SECONDS)
+    return client
+
+
+def private_key(text: str, passphrase: str | None) -> paramiko.PKey:
+    """The key from its text: RSA, ECDSA or Ed25519 (DSS is gone from paramiko 4)."""
+    for key_type in KEY_TYPES:
+        try:
+            return key_type.from_private_key(io.StringIO(text), password=passphrase)
+        except paramiko.PasswordRequiredException:
+            raise ConfigurationError(
+                "ssh_tunnel.private_key is encrypted; set ssh_tunnel.private_key_password"
+            ) from None
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise ConfigurationError(
+        "ssh_tunnel.private_key could not be read as an RSA, ECDSA or Ed25519 private key "
+        "(or private_key_password is wrong); give the key's full text, PEM or OpenSSH format"
+    )

@@ -1,0 +1,115 @@
+"""Where the target loads: said once at start, never a guessed database, never a system schema,
+never the target's own tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import script
+from tests.support.postgres import PgServer
+from tests.support.target_messages import record, schema, state
+
+PROPS = {"id": {"type": "integer"}}
+PASSWORD = "Pw-never-in-the-log-4471"
+
+
+def _start(
+    config: dict[str, Any], tmp_path: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    lines = [schema("t", PROPS), record("t", {"id": 1})]
+    return subprocess.run(
+        [script("target-postgres-atomic"), "--config", str(path)],
+        input="".join(json.dumps(m) + "\n" for m in lines),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The test's environment without libpq's variables (and a HOME with no service file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    return {**env, "HOME": str(tmp_path), **extra}
+
+
+def test_the_start_names_user_host_port_database_and_schema(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    config = {**pg_db.target_config(), "password": PASSWORD, "default_target_schema": "raw"}
+    done = _start(config, tmp_path, _clean_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    where = f"{pg_db.user}@{pg_db.host}:{pg_db.port}/{pg_db.dbname}, schema raw"
+    assert done.stderr.count(where) == 1, done.stderr
+    assert PASSWORD not in done.stderr
+
+
+def test_no_database_in_config_or_environment_is_refused(pg_db: PgServer, tmp_path: Path) -> None:
+    config = {k: v for k, v in pg_db.target_config().items() if k != "database"}
+    done = _start(config, tmp_path, _clean_env(tmp_path))
+    assert done.returncode != 0
+    assert "no database is named: set database" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("source", ["PGDATABASE", "PGSERVICE"])
+def test_a_database_named_by_the_libpq_environment_is_used(
+    source: str, pg_db: PgServer, tmp_path: Path
+) -> None:
+    config = {k: v for k, v in pg_db.target_config().items() if k != "database"}
+    if source == "PGDATABASE":
+        env = _clean_env(tmp_path, PGDATABASE=pg_db.dbname)
+    else:
+        (tmp_path / ".pg_service.conf").write_text(f"[load]\ndbname={pg_db.dbname}\n")
+        env = _clean_env(tmp_path, PGSERVICE="load")
+    done = _start(config, tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    with pg_db.connect() as conn:
+        assert conn.execute("SELECT id FROM t").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize("name", ["_sdc_target_state", "_sdc_target_tombstones"])
+def test_no_stream_reaches_the_targets_own_tables(name: str, run_target, rows) -> None:
+    first = run_target([schema("t", PROPS), record("t", {"id": 1}), state({"kept": 1})])
+    assert first.returncode == 0, first.stderr
+    attack = [
+        schema(name, {"stream": {"type": "string"}, "state": {"type": "object"}}, ["stream"]),
+        record(name, {"stream": "t", "state": {"forged": 1}}),
+    ]
+    run = run_target(attack, hard_delete=True)
+    assert run.returncode == 1
+    assert f"table name '{name}' is reserved for the target's own tables" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert rows("SELECT stream, state FROM _sdc_target_state") == [("t", {"kept": 1})]
+    assert rows("SELECT to_regclass('_sdc_target_tombstones')") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    ("settings", "stream", "system"),
+    [
+        ({"default_target_schema": "information_schema"}, "t", "information_schema"),
+        ({"default_target_schema": "pg_catalog"}, "t", "pg_catalog"),
+        ({"default_target_schema": "pg_toast"}, "t", "pg_toast"),
+        ({"default_target_schema": "pg_temp_3"}, "t", "pg_temp_3"),
+        ({}, "pg_catalog-pg_class", "pg_catalog"),
+        ({}, "information_schema-tables", "information_schema"),
+        ({}, "db-pg_temp-t", "pg_temp"),
+    ],
+)
+def test_system_schemas_are_refused(
+    settings: dict[str, Any], stream: str, system: str, run_target
+) -> None:
+    run = run_target([schema(stream, PROPS), record(stream, {"id": 1})], **settings)
+    assert run.returncode == 1
+    errors = [line for line in run.stderr.splitlines() if "system schema" in line]
+    assert len(errors) == 1, run.stderr
+    assert f"schema '{system}'" in errors[0] and "ERROR" in errors[0]
+    assert "Traceback" not in run.stderr

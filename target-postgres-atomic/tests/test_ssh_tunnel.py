@@ -1,0 +1,143 @@
+"""`ssh_tunnel` through a real sshd on 127.0.0.1: rows land, the key never reaches a log."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from tests.support import meltanolabs
+from tests.support.cli import script
+from tests.support.postgres import PgServer
+from tests.support.sshd import Bastion, new_key, sshd
+from tests.support.target_messages import record, schema
+
+MESSAGES = [schema("t", {"id": {"type": "integer"}}), record("t", {"id": 1})]
+PASSPHRASE = "bastion-Passphrase-8812"
+
+
+@pytest.fixture(scope="module")
+def bastion() -> Iterator[Bastion]:
+    with sshd() as found:
+        yield found
+
+
+def _load(
+    config: dict[str, Any], tmp_path: Path, level: str = "debug"
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return subprocess.run(
+        [script("target-postgres-atomic"), "--config", str(path)],
+        input="".join(json.dumps(m) + "\n" for m in MESSAGES),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LOGLEVEL": level},
+    )
+
+
+def _secret_parts(key: str) -> list[str]:
+    """Every line of the key's body: none may appear in any output."""
+    return [line for line in key.splitlines() if line and not line.startswith("-----")]
+
+
+def _through(config: dict[str, Any], pg_db: PgServer, bastion: Bastion) -> dict[str, Any]:
+    """The config reaching the test's database (as the bastion sees it) through `bastion`."""
+    tunnel = {**config.get("ssh_tunnel", {}), "enable": True, "host": "127.0.0.1"}
+    tunnel.update(port=bastion.port, username=bastion.username)
+    return {**config, **pg_db.target_config(), "ssh_tunnel": tunnel}
+
+
+def test_meltanolabs_ssh_tunnel_test_config_loads_through_sshd(
+    bastion: Bastion, pg_db: PgServer, tmp_path: Path
+) -> None:
+    """Their config and key (from the installed package); only the addresses are ours."""
+    config = meltanolabs.test_config("postgres_config_ssh_tunnel")
+    key = config["ssh_tunnel"]["private_key"]
+    public = paramiko.RSAKey.from_private_key(io.StringIO(key))
+    bastion.authorize(f"{public.get_name()} {public.get_base64()}")
+    done = _load(_through(config, pg_db, bastion), tmp_path)
+    assert done.returncode == 0, done.stderr
+    with pg_db.connect() as conn:
+        assert conn.execute("SELECT id FROM t").fetchall() == [(1,)]
+    assert "direct-tcpip" in bastion.log.read_text()  # the rows came through the bastion
+    assert "paramiko.transport" in done.stderr  # paramiko's own debug log was on
+    for part in _secret_parts(key):
+        assert part not in done.stderr + done.stdout
+
+
+def test_an_encrypted_key_opens_with_its_password(
+    bastion: Bastion, pg_db: PgServer, tmp_path: Path
+) -> None:
+    key, public = new_key(tmp_path, "encrypted", PASSPHRASE)
+    bastion.authorize(public)
+    tunnel = {"private_key": key, "private_key_password": PASSPHRASE}
+    done = _load(_through({"ssh_tunnel": tunnel}, pg_db, bastion), tmp_path)
+    assert done.returncode == 0, done.stderr
+    with pg_db.connect() as conn:
+        assert conn.execute("SELECT id FROM t").fetchall() == [(1,)]
+    assert "SSH tunnel to" in done.stderr
+    for secret in [PASSPHRASE, *_secret_parts(key)]:
+        assert secret not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("not authorized", "refused the private key"),
+        ("no password", "is encrypted; set ssh_tunnel.private_key_password"),
+        ("closed port", "could not be reached"),
+    ],
+)
+def test_a_tunnel_that_cannot_open_stops_the_run_in_one_line(
+    case: str, words: str, bastion: Bastion, pg_db: PgServer, tmp_path: Path
+) -> None:
+    key, public = new_key(tmp_path, "key", PASSPHRASE if case == "no password" else "")
+    if case == "no password":
+        bastion.authorize(public)
+    config = _through({"ssh_tunnel": {"private_key": key}}, pg_db, bastion)
+    if case == "closed port":
+        config["ssh_tunnel"]["port"] = 1
+    done = _load(config, tmp_path, level="info")
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and words in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+    debug = _load(config, tmp_path)  # with the traceback (and paramiko's debug log)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    for part in _secret_parts(key):
+        assert part not in debug.stderr + debug.stdout
+
+
+@pytest.mark.parametrize(
+    "tunnel",
+    [
+        "-----BEGIN OPENSSH PRIVATE KEY-----b3BlbnNzaC1rZXktdjEAAAAA-pasted-in-place",
+        {
+            "enable": True,
+            "host": "h",
+            "username": "u",
+            "private_key": "x" * 20,
+            "private_key_password": 98765432,
+        },
+    ],
+    ids=["key-instead-of-object", "numeric-password"],
+)
+def test_a_malformed_ssh_tunnel_is_refused_without_its_secrets(
+    tunnel: Any, pg_db: PgServer, tmp_path: Path
+) -> None:
+    done = _load({**pg_db.target_config(), "ssh_tunnel": tunnel}, tmp_path, level="info")
+    assert done.returncode != 0
+    assert "config['ssh_tunnel']" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    secrets = [tunnel] if isinstance(tunnel, str) else ["98765432", "x" * 20]
+    for secret in secrets:
+        assert secret not in done.stderr + done.stdout
