@@ -400,3 +400,22 @@ def ensure_tombstone_table(conn: psycopg.Connection, table: sql.Identifier) -> N
             "PRIMARY KEY (table_name, key))"
         ).format(table)
     )
+    # Tombstones from before retention existed start their retention now.
+    conn.execute(
+        sql.SQL(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS deleted_at timestamptz NOT NULL DEFAULT now()"
+        ).format(table)
+    )
+
+
+def prune_tombstones(
+    conn: psycopg.Connection, tombstones: sql.Identifier, table: str, days: float
+) -> int:
+    """Drop the table's tombstones older than `days` (caller locks); returns how many."""
+    return conn.execute(
+        sql.SQL(
+            "DELETE FROM {} WHERE table_name = %s "
+            "AND deleted_at < now() - make_interval(secs => %s)"
+        ).format(tombstones),
+        (table, days * 86400),
+    ).rowcount

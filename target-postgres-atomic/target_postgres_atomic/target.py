@@ -202,6 +202,16 @@ class TargetPostgresAtomic(Target):
             if tombstones is not None:
                 connector.lock_table(conn, spec.schema, merge.TOMBSTONES)
                 connector.ensure_tombstone_table(conn, tombstones)
+                days = self._settings.tombstone_retention_days
+                if pruned := connector.prune_tombstones(conn, tombstones, spec.table, days):
+                    self.logger.warning(
+                        "Stream '%s': pruned %d tombstones of deletes older than %g days "
+                        "(tombstone_retention_days); a replay older than that of a deleted row "
+                        "would load it again.",
+                        stream,
+                        pruned,
+                        days,
+                    )
         if warning and stream not in self._unguarded:
             self._unguarded.add(stream)
             self.logger.warning(warning)
