@@ -1,5 +1,7 @@
 """Crash soak of the whole system: both pipelines under `state-service run` and `meltano run`,
 SIGKILLs of the tap, the target or the wrapper at random moments while the sources change.
+The mix: Jira issues (upsert), DynamoDB (`hard_delete` into a case-insensitive key, keys spelled
+in both cases) and, in the long run only, Jira boards (`load_method: overwrite`).
 
 At the end, after a clean run of each pipeline: every table equals its source row by row, no
 run is left RUNNING without a live holder, and no stored bookmark ever moved backwards. The
@@ -28,6 +30,7 @@ from tests.support.soak import (
     soak_rounds,
 )
 from tests.support.soak_sources import (
+    case_insensitive_tables,
     loaded,
     meltano_pipelines,
     running_sources,
@@ -42,6 +45,7 @@ def crash_soak(
     kills: int,
     jira_issues: int,
     delete_new_issues: bool,
+    mix: tuple[str, ...],
     capsys: pytest.CaptureFixture[str],
 ) -> Figures:
     with capsys.disabled():
@@ -56,14 +60,29 @@ def crash_soak(
     try:
         with running_sources(seed, jira_issues, delete_new_issues) as sources:
             pipelines: list[Pipeline] = [
-                state_service_pipeline(sources, source, db, state_url, workdir)
-                for source in ("jira", "dynamodb")
-            ] + meltano_pipelines(sources, db, state_url, workdir)
+                state_service_pipeline(sources, source, db, state_url, workdir) for source in mix
+            ] + meltano_pipelines(sources, mix, db, state_url, workdir)
+            case_insensitive_tables(db, [p.schema for p in pipelines if p.source == "dynamodb"])
             for pipeline in pipelines:  # the initial load, which also times each pipeline
                 run_until_clean(pipeline, workdir / f"first-{pipeline.schema}.log", figures)
 
+            # An overwrite table after every run, killed or not: a row still live at the
+            # source that the table held before the run must still be there (a killed tap's
+            # partial table never replaces the whole one; the last clean run would hide it).
+            overwritten = {
+                p.schema: loaded(db, p.source, p.schema) for p in pipelines if p.source == "boards"
+            }
+
             def after_run(pipeline: Pipeline) -> None:
                 problems.extend(backwards_moves(bookmark_history(store, pipeline.state_id)))
+                if pipeline.schema in overwritten:
+                    held = loaded(db, pipeline.source, pipeline.schema)
+                    live = sources.truth(pipeline.source)
+                    lost = sorted(set(overwritten[pipeline.schema]) & set(live) - set(held))
+                    problems.extend(
+                        f"{pipeline.name}: run {figures.runs} dropped {k}" for k in lost
+                    )
+                    overwritten[pipeline.schema] = held
 
             soak_rounds(pipelines, kills, rng, figures, workdir, sources.change, after_run)
             sources.quiesce()
@@ -93,13 +112,23 @@ def crash_soak(
     return figures
 
 
+SHORT_MIX = ("jira", "dynamodb")  # boards (overwrite) costs two more pipelines: long run only
+
+
 @pytest.mark.slow
 def test_short_crash_soak(
     pg_db: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed = int(os.environ.get("SOAK_SEED", "20261129"))
     figures = crash_soak(
-        pg_db, tmp_path, seed, kills=6, jira_issues=120, delete_new_issues=True, capsys=capsys
+        pg_db,
+        tmp_path,
+        seed,
+        kills=6,
+        jira_issues=120,
+        delete_new_issues=True,
+        mix=SHORT_MIX,
+        capsys=capsys,
     )
     wrappers = {key.split("/")[0] for key in figures.kills}
     assert wrappers == {"state-service", "meltano"}
@@ -112,6 +141,13 @@ def test_long_crash_soak(
 ) -> None:
     seed = int(os.environ.get("SOAK_SEED", str(time.time_ns() % 1_000_000)))
     figures = crash_soak(
-        pg_db, tmp_path, seed, kills=36, jira_issues=300, delete_new_issues=True, capsys=capsys
+        pg_db,
+        tmp_path,
+        seed,
+        kills=36,
+        jira_issues=300,
+        delete_new_issues=True,
+        mix=("jira", "dynamodb", "boards"),
+        capsys=capsys,
     )
     assert len(figures.kills) == 6  # every victim under every wrapper

@@ -1,9 +1,13 @@
-"""The soak's two sources and its pipelines: each source under `state-service run` and under
+"""The soak's sources and its pipelines: each source under `state-service run` and under
 `meltano run`, each pipeline into its own schema of one PostgreSQL database.
 
 Jira: the emulator, other users editing, moving, creating and deleting issues while a sync
-pages (`churn_every_searches`) and between runs. DynamoDB: moto + our Streams endpoint, random
-puts, updates and deletes between runs and from a writer thread during them, shard splits.
+pages (`churn_every_searches`) and between runs. Boards: the same Jira's boards and their
+issues, full-table streams loaded with `load_method: overwrite` (a killed tap's partial table
+must never replace the whole one). DynamoDB: moto + our Streams endpoint, random puts, updates
+and deletes between runs and from a writer thread during them, shard splits; loaded with
+`hard_delete` into a table whose key is case-insensitive, the tap's stream map spelling each
+event's key in upper or lower case, so deletes and their replays meet in other spellings.
 """
 
 from __future__ import annotations
@@ -25,17 +29,23 @@ from psycopg import sql
 
 from tests.emulators.dynamodb_streams import Faults, Stack
 from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import issues_only_catalog
+from tests.emulators.jira.harness import catalog_selecting, issues_only_catalog
 from tests.support.cli import BIN, script
 from tests.support.composition import write_json
 from tests.support.dynamodb import random_writes, running_stack, scan_items
 from tests.support.postgres import PgServer
 from tests.support.soak import HEARTBEAT_SECONDS, LEASE_SECONDS, Pipeline
 
-TAPS = {"jira": "tap-jira-safe", "dynamodb": "tap-dynamodb-streams"}
+TAPS = {"jira": "tap-jira-safe", "dynamodb": "tap-dynamodb-streams", "boards": "tap-jira-safe"}
+# Meltano plugin names: the boards pipeline is tap-jira-safe again, as a plugin of its own.
+PLUGINS = {"jira": "tap-jira-safe", "dynamodb": "tap-dynamodb-streams", "boards": "tap-jira-boards"}
 TARGET = "target-postgres-atomic"
 TABLE = "soak_orders"
 DDB_KEYS = 80
+CI_COLLATION = "soak_ci"
+# Each event's key in upper case when its sequence number is odd: a replay of an event, or an
+# older event of the key, is often spelled otherwise than the delete that must keep it out.
+DDB_KEY_SPELLING = {TABLE: {"pk": "pk.upper() if int(_sdc_sequence_number[-1]) % 2 else pk"}}
 _KINDS = {bool: "boolean", int: "integer"}
 
 
@@ -50,7 +60,7 @@ class Sources:
 
     def change(self, source: str) -> None:
         """What other users do between two runs."""
-        if source == "jira":
+        if source in ("jira", "boards"):
             self.jira.dataset.churn(edits=4, deletes=0, moves=1, creates=2)
             live = set(self.jira.dataset.issues)
             pool = live if self.delete_new_issues else live & self.seeded_issues
@@ -67,7 +77,7 @@ class Sources:
         self.writer_on.clear()
 
     def tap_config(self, source: str) -> dict[str, Any]:
-        if source == "jira":
+        if source in ("jira", "boards"):
             # The soak deletes far more than a real site between runs (killed runs pile the
             # deletes up); the mass-delete rail has its own tests (tests/test_jira_real.py).
             return self.jira.tap_config(
@@ -80,18 +90,34 @@ class Sources:
         # The default idle (3 s, about 13 paced calls), not the tests' 1 s: the soak injects
         # empty pages and throttles on top of the endpoint's 3-page empty stretches, so 1 s
         # often ends an open shard inside a stretch and the last clean run stops short of it.
-        return self.stack.tap_config([TABLE], max_records_per_request=50, open_shard_idle_seconds=3)
+        config = self.stack.tap_config(
+            [TABLE], max_records_per_request=50, open_shard_idle_seconds=3
+        )
+        return {**config, "stream_maps": DDB_KEY_SPELLING}
 
     def truth(self, source: str) -> dict[str, Any]:
         if source == "jira":
             return dict(self.jira.live_issues())
+        if source == "boards":
+            return board_issues(self.jira)
         return dynamodb_rows(self.stack, TABLE)
 
 
-def dynamodb_rows(stack: Stack, table: str) -> dict[str, tuple[Any, ...]]:
-    """``{pk: (n, i, s)}`` of a DynamoDB table, read with a consistent scan."""
+def board_issues(jira: JiraEmulator) -> dict[str, int]:
+    """``{"<board id>/<issue id>": updated ms}``: a board lists every live issue of its project."""
+    projects = {board.project: board.id for board in jira.dataset.boards}
     return {
-        item["pk"]["S"]: tuple(_ddb_value(item.get(name)) for name in ("n", "i", "s"))
+        f"{projects[issue.project]}/{issue.id}": issue.updated_ms
+        for issue in list(jira.dataset.issues.values())
+        if issue.archived_ms is None and issue.project in projects
+    }
+
+
+def dynamodb_rows(stack: Stack, table: str) -> dict[str, tuple[Any, ...]]:
+    """``{pk: (n, i, s)}`` of a DynamoDB table, read with a consistent scan (keys in lower
+    case, as the case-insensitive key column compares them)."""
+    return {
+        item["pk"]["S"].lower(): tuple(_ddb_value(item.get(name)) for name in ("n", "i", "s"))
         for item in scan_items(stack.dynamodb(), table)
     }
 
@@ -108,13 +134,40 @@ def loaded(db: PgServer, source: str, schema: str) -> dict[str, Any]:
     """What a pipeline's table holds, in the shape of ``Sources.truth``."""
     if source == "jira":
         query = sql.SQL("SELECT id, updated FROM {}.issues WHERE _sdc_deleted_at IS NULL")
+    elif source == "boards":
+        query = sql.SQL(
+            "SELECT board_id || '/' || issue_id, updated FROM {}.board_issues"
+            " WHERE _sdc_deleted_at IS NULL"
+        )
     else:
         query = sql.SQL("SELECT pk, n, i, s FROM {}." + TABLE)
     with db.connect() as conn:
         rows = conn.execute(query.format(sql.Identifier(schema))).fetchall()
-    if source == "jira":
+    if source in ("jira", "boards"):
         return {str(i): round(u.timestamp() * 1000) for i, u in rows}
-    return {r[0]: tuple(r[1:]) for r in rows}
+    loaded_rows = {r[0].lower(): tuple(r[1:]) for r in rows}
+    assert len(loaded_rows) == len(rows), f"{schema}.{TABLE} holds a key in two spellings"
+    return loaded_rows
+
+
+def case_insensitive_tables(db: PgServer, schemas: list[str]) -> None:
+    """The DynamoDB tables, made before the first run with their key in a case-insensitive
+    (nondeterministic ICU) collation; the target adds the other columns."""
+    with db.connect() as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE COLLATION IF NOT EXISTS {} (provider = icu, "
+                "locale = 'und-u-ks-level2', deterministic = false)"
+            ).format(sql.Identifier(CI_COLLATION))
+        )
+        for schema in schemas:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            conn.execute(
+                sql.SQL("CREATE TABLE {}.{} (pk text COLLATE {} PRIMARY KEY)").format(
+                    sql.Identifier(schema), sql.Identifier(TABLE), sql.Identifier(CI_COLLATION)
+                )
+            )
+        conn.commit()
 
 
 def _writer(stack: Stack, rng: random.Random, on: threading.Event, stop: threading.Event) -> None:
@@ -169,11 +222,16 @@ def _target_config(db: PgServer, source: str, schema: str) -> dict[str, Any]:
         "default_target_schema": schema,
         "batch_size_rows": 25,
         "hard_delete": source == "dynamodb",
+        "load_method": "overwrite" if source == "boards" else "upsert",
     }
 
 
 def _catalog(sources: Sources, source: str) -> dict[str, Any] | None:
-    return issues_only_catalog() if source == "jira" else None
+    if source == "jira":
+        return issues_only_catalog()
+    if source == "boards":
+        return catalog_selecting(sources.tap_config(source), {"boards", "board_issues"})
+    return None
 
 
 def state_service_pipeline(
@@ -214,17 +272,18 @@ def state_service_pipeline(
 
 
 def meltano_pipelines(
-    sources: Sources, db: PgServer, state_url: str, workdir: Path
+    sources: Sources, names: tuple[str, ...], db: PgServer, state_url: str, workdir: Path
 ) -> list[Pipeline]:
-    """Both sources as plugins of one throwaway Meltano project, state in state-service."""
+    """The ``names``d sources as plugins of one throwaway Meltano project, state in
+    state-service."""
     project = workdir / "meltano-project"
     project.mkdir()
     extractors = []
-    for source, tap in TAPS.items():
+    for source in names:
         plugin: dict[str, Any] = {
-            "name": tap,
-            "namespace": tap.replace("-", "_"),
-            "executable": script(tap),
+            "name": PLUGINS[source],
+            "namespace": PLUGINS[source].replace("-", "_"),
+            "executable": script(TAPS[source]),
             "capabilities": ["catalog", "discover", "state", "about"],
             "config": sources.tap_config(source),
         }
@@ -260,7 +319,8 @@ def meltano_pipelines(
     base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
     base["MELTANO_STATE_BACKEND_STATESVC_DATABASE_URL"] = state_url
     pipelines = []
-    for source, tap in TAPS.items():
+    for source in names:
+        tap = PLUGINS[source]
         schema = f"{source}_meltano"
         env = dict(base)
         for key, value in _target_config(db, source, schema).items():
@@ -281,7 +341,7 @@ def meltano_pipelines(
                 project,
                 state_id,
                 schema,
-                tap,
+                TAPS[source],
                 TARGET,
                 expected_seconds=10.0,
             )
