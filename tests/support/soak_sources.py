@@ -83,7 +83,8 @@ class Sources:
             return self.jira.tap_config(
                 search_lag_seconds=0,
                 lookback_minutes=1,
-                page_size=10,
+                # Boards: pages of 2, so a run pages for seconds and kills land mid-table.
+                page_size=2 if source == "boards" else 10,
                 reconcile_deletes=True,
                 max_delete_fraction=0.5,
             )
