@@ -33,6 +33,7 @@ from tests.support.soak_sources import (
     case_insensitive_tables,
     loaded,
     meltano_pipelines,
+    resurrected,
     running_sources,
     state_service_pipeline,
 )
@@ -75,6 +76,8 @@ def crash_soak(
 
             def after_run(pipeline: Pipeline) -> None:
                 problems.extend(backwards_moves(bookmark_history(store, pipeline.state_id)))
+                if pipeline.source == "dynamodb":
+                    problems.extend(resurrected(db, pipeline.schema))
                 if pipeline.schema in overwritten:
                     held = loaded(db, pipeline.source, pipeline.schema)
                     live = sources.truth(pipeline.source)

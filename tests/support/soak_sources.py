@@ -151,6 +151,29 @@ def loaded(db: PgServer, source: str, schema: str) -> dict[str, Any]:
     return loaded_rows
 
 
+def resurrected(db: PgServer, schema: str) -> list[str]:
+    """Rows of the DynamoDB table older than a delete of their key in any spelling (its
+    tombstone, kept by ``hard_delete``): an older replay that came back over a newer delete.
+    A replay's own later delete would hide it by the end, so this is checked after every run."""
+    query = sql.SQL(
+        "SELECT r.pk, r._sdc_sequence_number, d.key[1], d.version FROM {}.{} r"
+        " JOIN {}._sdc_target_tombstones d ON d.table_name = {}"
+        " AND d.key[1] COLLATE {} = r.pk AND d.version::numeric > r._sdc_sequence_number"
+    ).format(
+        sql.Identifier(schema),
+        sql.Identifier(TABLE),
+        sql.Identifier(schema),
+        sql.Literal(TABLE),
+        sql.Identifier(CI_COLLATION),
+    )
+    with db.connect() as conn:
+        rows = conn.execute(query).fetchall()
+    return [
+        f"{schema}.{TABLE}: {pk} of version {v} live after {key}'s delete at {d}"
+        for pk, v, key, d in rows
+    ]
+
+
 def case_insensitive_tables(db: PgServer, schemas: list[str]) -> None:
     """The DynamoDB tables, made before the first run with their key in a case-insensitive
     (nondeterministic ICU) collation; the target adds the other columns."""
