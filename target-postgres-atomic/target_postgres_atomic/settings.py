@@ -185,6 +185,13 @@ CONFIG_SCHEMA: dict = th.PropertiesList(
         "bytea, decoded; invalid encodings are refused naming the record and field.",
     ),
     th.Property(
+        "tombstone_retention_days",
+        th.NumberType,
+        default=90,
+        description="With hard_delete: days a deleted key's tombstone is kept to stop older "
+        "replays from bringing the row back; older tombstones are pruned (logged).",
+    ),
+    th.Property(
         "lock_timeout",
         th.NumberType,
         default=300,
@@ -226,16 +233,6 @@ INSTEAD = {
     "batch_config": "BATCH files are read from the local file:// URLs of each BATCH message's "
     "manifest; a storage root is not used; remove it",
 }
-
-
-def unsupported_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """One error per configured key the target does not implement, or value it refuses."""
-    known = set(schema.get("properties", {}))
-    errors = []
-    for key in sorted(set(config) - known):
-        hint = INSTEAD.get(key, "not a setting of target-postgres-atomic (see --about)")
-        errors.append(f"setting '{key}' would be ignored, so it is refused: {hint}")
-    return errors + refused_values(config)
 
 
 def refused_values(config: Mapping[str, Any]) -> list[str]:
