@@ -3,6 +3,7 @@ or gateway page without Jira's error object) proves nothing and stops the run, o
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -49,3 +50,30 @@ def test_a_404_that_is_not_jiras_answer_proves_no_delete(
     lines = second.stderr.splitlines()
     errors = [line for line in lines if line.startswith("tap-jira-safe: error:")]
     assert len(errors) == 1 and f"/issue/{archived}" in errors[0], second.stderr[-2000:]
+
+
+def ids_page(token: str) -> Fault:
+    body = {"issues": [], "nextPageToken": token, "isLast": False}
+    return Fault.wrong_shape(body)
+
+
+def test_page_tokens_that_come_round_again_end_the_id_listing(
+    site: tuple[JiraEmulator, FaultFront],
+) -> None:
+    """Tokens A, B, A, B, ...: each differs from the one before, and the listing went round
+    for ever. A token handed out before restarts the listing, then stops the run in one line."""
+    jira, front = site
+    listing = rb'"maxResults": 5000'
+    front.add(r"/search/jql$", ids_page("B"), body_has=b'"nextPageToken": "A"')
+    front.add(r"/search/jql$", ids_page("A"), body_has=b'"nextPageToken": "B"')
+    front.add(r"/search/jql$", ids_page("A"), body_has=listing)
+    config = {**jira.tap_config(), "domain": front.url, "search_lag_seconds": 0}
+    try:
+        run = run_tap(config, catalog=issues_only_catalog(), timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the id listing followed page tokens round and round")
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("tap-jira-safe: error:")]
+    assert len(errors) == 1 and "page token repeated" in errors[0], run.stderr[-2000:]
