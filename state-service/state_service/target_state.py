@@ -96,6 +96,11 @@ class TargetStateTable:
     schema: str
     where: str  # the same, safe to print
 
+    @property
+    def timeout_ms(self) -> int:
+        """The read's statement timeout: as long as the connection may take."""
+        return int(self.connect["connect_timeout"]) * 1000
+
     @classmethod
     def from_config(cls, path: Path, connect_timeout: float) -> TargetStateTable:
         try:
@@ -108,7 +113,11 @@ class TargetStateTable:
         if isinstance(tunnel, dict) and tunnel.get("enable"):
             raise TargetStateUnreadable(f"target config {path}: reached through ssh_tunnel")
         schema = str(config.get("default_target_schema") or DEFAULT_SCHEMA)
-        args: dict[str, Any] = {"connect_timeout": max(1, round(connect_timeout))}
+        args: dict[str, Any] = {
+            "connect_timeout": max(1, round(connect_timeout)),
+            # a server that stops answering mid-read (libpq's own setting, not sent to the server)
+            "tcp_user_timeout": max(1000, round(connect_timeout * 1000)),
+        }
         if url := config.get("sqlalchemy_url"):
             args["conninfo"] = re.sub(r"^postgresql\+\w+://", "postgresql://", str(url))
             where = display_url(args["conninfo"])
@@ -130,7 +139,12 @@ class TargetStateTable:
     def read(self) -> Snapshot:
         table = sql.Identifier(self.schema, STATE_TABLE)
         try:
-            with psycopg.connect(**self.connect, autocommit=True) as conn:
+            with psycopg.connect(**self.connect) as conn:
+                # A locked table (a migration, LOCK TABLE) must not hold the run's start: a
+                # local setting, so a pooler in transaction mode passes nothing on.
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [str(self.timeout_ms)]
+                )
                 exists = conn.execute(
                     "SELECT to_regclass(%s)", [f"{self.schema}.{STATE_TABLE}"]
                 ).fetchone()
