@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from psycopg import sql
-from state_service.target_state import TargetStateTable, TargetStateUnreadable
+from state_service.target_state import TargetStateTable, TargetStateUnreadable, config_paths
 
 from tests.support.postgres import PgServer
 
@@ -48,3 +48,25 @@ def test_a_locked_state_table_is_given_up_after_the_timeout(
     assert not reader.is_alive(), "the read waited on the lock for 30 s and more"
     assert isinstance(outcome[0], TargetStateUnreadable), outcome
     assert "timeout" in str(outcome[0]) and waited < 15
+
+
+def test_split_config_files_are_merged_as_the_target_merges_them(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    """`target-postgres-atomic --config base.json --config secrets.json`: singer-sdk merges the
+    files, later ones winning. Reading only the first one looked in another database."""
+    base, secrets = tmp_path / "base.json", tmp_path / "secrets.json"
+    base.write_text(json.dumps({**pg_db.target_config(), "port": 1, "default_target_schema": "s"}))
+    secrets.write_text(json.dumps({"port": pg_db.port}))
+    with pg_db.connect() as conn:
+        conn.execute("CREATE SCHEMA s")
+        conn.execute(
+            "CREATE TABLE s._sdc_target_state (stream text, state jsonb, committed_at timestamptz)"
+        )
+        conn.execute("""INSERT INTO s._sdc_target_state VALUES ('issues', '{"a": 1}', now())""")
+    args = ["target-postgres-atomic", "--config", str(base), "--config", str(secrets)]
+    paths = config_paths(args)
+    assert paths is not None
+    rows = TargetStateTable.from_config(paths, 5).read().rows
+    assert [(r.stream, json.loads(r.state)) for r in rows] == [("issues", {"a": 1})]
+    assert config_paths([*args, "--config", "ENV"]) is None  # the environment adds settings

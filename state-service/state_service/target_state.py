@@ -72,11 +72,13 @@ class Snapshot:
         return "" if newest is None else newest.isoformat()
 
 
-def config_path(target_args: Sequence[str]) -> Path | None:
-    """The `--config FILE` of a target-postgres-atomic command line (None for other targets or
-    a config from the environment)."""
-    if Path(target_args[0]).name != TARGET_PROGRAM:
+def config_paths(target_args: Sequence[str]) -> tuple[Path, ...] | None:
+    """The ``--config FILE`` files of a target-postgres-atomic command line, in order (singer-sdk
+    merges them, later ones winning); None for other targets, none given, or ``--config ENV``
+    (settings from the environment are not followed)."""
+    if not target_args or Path(target_args[0]).name != TARGET_PROGRAM:
         return None
+    paths: list[Path] = []
     for number, arg in enumerate(target_args):
         if arg == "--config" and number + 1 < len(target_args):
             value = target_args[number + 1]
@@ -84,8 +86,10 @@ def config_path(target_args: Sequence[str]) -> Path | None:
             value = arg.removeprefix("--config=")
         else:
             continue
-        return None if value == "ENV" else Path(value)
-    return None
+        if value == "ENV":
+            return None
+        paths.append(Path(value))
+    return tuple(paths) or None
 
 
 @dataclass(frozen=True)
@@ -102,13 +106,21 @@ class TargetStateTable:
         return int(self.connect["connect_timeout"]) * 1000
 
     @classmethod
-    def from_config(cls, path: Path, connect_timeout: float) -> TargetStateTable:
-        try:
-            config = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise TargetStateUnreadable(f"target config {path}: {describe_error(exc)}") from None
-        if not isinstance(config, dict):
-            raise TargetStateUnreadable(f"target config {path}: not a JSON object")
+    def from_config(cls, paths: Path | Sequence[Path], connect_timeout: float) -> TargetStateTable:
+        """From the target's config file(s), merged as singer-sdk merges them."""
+        files = (paths,) if isinstance(paths, Path) else tuple(paths)
+        path = ", ".join(str(p) for p in files)
+        config: dict[str, Any] = {}
+        for file in files:
+            try:
+                part = json.loads(file.read_text())
+            except (OSError, ValueError) as exc:
+                raise TargetStateUnreadable(
+                    f"target config {file}: {describe_error(exc)}"
+                ) from None
+            if not isinstance(part, dict):
+                raise TargetStateUnreadable(f"target config {file}: not a JSON object")
+            config.update(part)
         tunnel = config.get("ssh_tunnel")
         if isinstance(tunnel, dict) and tunnel.get("enable"):
             raise TargetStateUnreadable(f"target config {path}: reached through ssh_tunnel")
@@ -220,10 +232,10 @@ def describe(committed: Committed, table: TargetStateTable) -> str:
 
 
 def starting_state(
-    store: Store, lease: Lease, config: Path | None, connect_timeout: float
+    store: Store, lease: Lease, config: Sequence[Path] | None, connect_timeout: float
 ) -> str | None:
     """The state the tap starts from: the stored bookmark, or the target's committed state when
-    that is newer (then stored first). ``config``: the target's config file, if known."""
+    that is newer (then stored first). ``config``: the target's config file(s), if known."""
     stored = read_bookmark(store, lease.pipeline)
     if config is None:
         return stored
