@@ -108,10 +108,10 @@ class TargetStateTable:
     @classmethod
     def from_config(cls, paths: Path | Sequence[Path], connect_timeout: float) -> TargetStateTable:
         """From the target's config file(s), merged as singer-sdk merges them."""
-        files = (paths,) if isinstance(paths, Path) else tuple(paths)
-        path = ", ".join(str(p) for p in files)
+        sources = (paths,) if isinstance(paths, Path) else tuple(paths)
+        path = ", ".join(str(p) for p in sources)
         config: dict[str, Any] = {}
-        for file in files:
+        for file in sources:
             try:
                 part = json.loads(file.read_text())
             except (OSError, ValueError) as exc:
