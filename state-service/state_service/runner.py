@@ -37,7 +37,7 @@ from state_service.processes import (
 )
 from state_service.progress import Progress
 from state_service.store import Store
-from state_service.target_state import config_path, starting_state
+from state_service.target_state import config_paths, starting_state
 
 EXIT_FAILED = 1  # state-service's own failure while piping (a bad target line, a refused write)
 EXIT_DATABASE = 3
@@ -141,7 +141,7 @@ def run_singer(
 
     ``target_config``: target-postgres-atomic's config file, to resume from its committed state
     when that is newer (default: the ``--config`` of a target-postgres-atomic command line)."""
-    config = target_config or config_path(pipe[1])
+    config = (target_config,) if target_config else config_paths(pipe[1])
     progress = Progress(sys.stderr, live=sys.stderr.isatty())
     with (
         _supervision(store, lease, limits) as (children, beat),
