@@ -70,12 +70,13 @@ class Tunnel:
                 "direct-tcpip", self._remote, local.getpeername(), timeout=self._timeout
             )
         except (paramiko.SSHException, OSError) as exc:
-            LOGGER.error(
-                "ssh_tunnel: the bastion could not open a connection to %s:%s (%s); check "
-                "host and port as the bastion sees the database",
-                *self._remote,
-                exc,
+            # Recorded before the local end closes: the connect that fails on it reports this.
+            _failures.append(
+                "ssh_tunnel: the bastion could not open a connection to "
+                f"{self._remote[0]}:{self._remote[1]} ({exc}); check host and port as the "
+                "bastion sees the database"
             )
+            LOGGER.debug("%s", _failures[-1])
             local.close()
             return
         with contextlib.closing(local), contextlib.closing(channel):
@@ -100,6 +101,13 @@ def _copy(receive: Any, send: Any) -> bool:
 
 
 _OPEN: dict[tuple[Any, ...], Tunnel] = {}
+_failures: list[str] = []
+"""Why the tunnel closed a database connection it could not forward, latest last."""
+
+
+def take_failure() -> str | None:
+    """Why the tunnel last failed to forward a connection (once), if it did."""
+    return _failures.pop() if _failures else None
 
 
 def local_endpoint(settings: Mapping[str, Any], remote: tuple[str, int], timeout: float) -> Tunnel:
@@ -108,6 +116,9 @@ def local_endpoint(settings: Mapping[str, Any], remote: tuple[str, int], timeout
     user = str(settings["username"])
     identity = (*bastion, user, *remote)
     if identity not in _OPEN:
+        if not LOGGER.isEnabledFor(logging.DEBUG):
+            # paramiko logs a refused channel as an ERROR of its own; the run's error says it.
+            logging.getLogger("paramiko").setLevel(logging.CRITICAL)
         client = _connect(settings, bastion, user, timeout)
         _OPEN[identity] = Tunnel(client, remote, timeout)
         atexit.register(_OPEN[identity].close)

@@ -141,3 +141,20 @@ def test_a_malformed_ssh_tunnel_is_refused_without_its_secrets(
     secrets = [tunnel] if isinstance(tunnel, str) else ["98765432", "x" * 20]
     for secret in secrets:
         assert secret not in done.stderr + done.stdout
+
+
+def test_a_database_the_bastion_cannot_reach_stops_the_run_in_one_line(
+    bastion: Bastion, pg_db: PgServer, tmp_path: Path
+) -> None:
+    """The bastion lets us in but cannot open a connection to host:port: one error line
+    naming the tunnel and the database address, not libpq's words for a dropped connection."""
+    key, public = new_key(tmp_path, "key")
+    bastion.authorize(public)
+    config = {**_through({"ssh_tunnel": {"private_key": key}}, pg_db, bastion), "port": 1}
+    done = _load(config, tmp_path, level="info")
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if " | " in line and "ERROR" in line]
+    assert len(errors) == 1, done.stderr
+    assert "ssh_tunnel" in errors[0] and f"{pg_db.host}:1" in errors[0], done.stderr
+    assert done.stderr.rstrip().endswith(errors[0].rstrip()), done.stderr  # nothing after it
+    assert "Traceback" not in done.stderr
