@@ -9,7 +9,9 @@ known_hosts must match (else the run stops); an unknown one is logged with its f
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
+import hashlib
 import io
 import logging
 import select
@@ -20,6 +22,7 @@ from typing import Any
 
 import paramiko
 from singer_sdk.exceptions import ConfigurationError
+from typing_extensions import override
 
 LOGGER = logging.getLogger("target-postgres-atomic")
 KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
@@ -132,6 +135,24 @@ def local_endpoint(settings: Mapping[str, Any], remote: tuple[str, int], timeout
     return _OPEN[identity]
 
 
+class LogUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """A bastion missing from known_hosts is accepted (MeltanoLabs checks none) and its key
+    logged as `ssh-keygen -l` shows it, so it can be checked and pinned in known_hosts."""
+
+    @override
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        LOGGER.warning(
+            "ssh_tunnel: bastion %s is not in known_hosts; accepting its %s key SHA256:%s "
+            "(add it to ~/.ssh/known_hosts to have it checked)",
+            hostname,
+            key.get_name(),
+            digest,
+        )
+
+
 def _connect(
     settings: Mapping[str, Any], bastion: tuple[str, int], user: str, timeout: float
 ) -> paramiko.SSHClient:
@@ -140,7 +161,7 @@ def _connect(
     client = paramiko.SSHClient()
     with contextlib.suppress(OSError):
         client.load_system_host_keys()
-    client.set_missing_host_key_policy(paramiko.WarningPolicy())
+    client.set_missing_host_key_policy(LogUnknownHostKey())
     try:
         client.connect(
             bastion[0],
