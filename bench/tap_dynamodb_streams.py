@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -350,6 +351,32 @@ def peer_once(stack: Stack, work: Path, python: Path, tag: str) -> tuple[set[int
     return {int(r["w"]) for r in records}, rc, seconds
 
 
+def shard_ends(work: Path, shards: int, ending: int | None) -> list[str]:
+    """DescribeStream calls per shard end: ``ending`` open shards (None: all) close right
+    after a run listed the stream, so each of their ends meets children the run's listing
+    does not show (the shards of a big table roll over at different times: a few a run)."""
+    stack = new_stack(Faults.lenient(), shards)
+    try:
+        append_writes(stack, 0, shards)
+        tap = Ours(stack, work, **UNPACED)
+        tap.run("ends-initial")  # a position in every open shard
+        stack.streams.set_faults(Faults.lenient(call_latency_seconds=BENCH_CALL_LATENCY_SECONDS))
+        listed = stack.streams.calls.get("DescribeStream", 0) + math.ceil(shards / 100)
+        split = lambda: stack.streams.split(TABLE, ending)  # noqa: E731
+        stack.streams.after_calls("DescribeStream", listed, split)
+        _, rc, seconds, _ = tap.run("ends")
+        calls = stack.streams.calls.get("DescribeStream", 0) - listed
+        ended = sum(
+            1
+            for entry in (tap.state or {})["bookmarks"][TABLE]["shards"].values()
+            if entry.get("ended")
+        )
+    finally:
+        stack.stop()
+    per_end = calls / ended if ended else float("nan")
+    return [f"| {shards:,} | {ended:,} | {calls:,} | {per_end:.2f} | {rc} | {seconds:.1f} |"]
+
+
 SCENARIOS = ("open shards", "split mid-way", "split + iterator expiry")
 
 
@@ -396,6 +423,16 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000, help="throughput events")
     parser.add_argument("--writes", type=int, default=300, help="writes per scenario")
     parser.add_argument("--skip-peer", action="store_true", help="measure ours only")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        nargs="*",
+        default=[1, 64, 1024],
+        help="throughput and shard-end runs at these shard counts (default: 1 64 1024)",
+    )
+    parser.add_argument(
+        "--only-shard-ends", action="store_true", help="measure DescribeStream per shard end only"
+    )
     args = parser.parse_args()
     peer_python = None if args.skip_peer else ensure_peer()
     for python in [install_ours()] + ([peer_python] if peer_python else []):
@@ -410,10 +447,22 @@ def main() -> int:
             f"on {os.cpu_count()} CPUs (shared machine)\n"
         )
         print(
-            "| shards | tap | events | missed | exit | seconds | events/s | load avg |\n"
+            "| shards | shard ends | DescribeStream calls after the listing | per shard end "
+            "| exit | seconds |\n|---:|---:|---:|---:|---:|---:|"
+        )
+        for shards in args.shards:
+            for ending in [*sorted({1, min(8, shards)}), None]:
+                for line in shard_ends(work, shards, ending):
+                    print(line, flush=True)
+        if args.only_shard_ends:
+            return 0
+        print(
+            "\n| shards | tap | events | missed | exit | seconds | events/s | load avg |\n"
             "|---:|---|---:|---:|---:|---:|---:|---:|"
         )
-        sizes = [(1, args.events), (1, args.events * 10), (64, args.events), (1024, args.events)]
+        sizes = [(s, args.events) for s in args.shards]
+        if 1 in args.shards:
+            sizes.insert(1, (1, args.events * 10))
         for shards, events in sizes:
             for line in throughput(work, peer_python, shards, events):
                 print(line, flush=True)

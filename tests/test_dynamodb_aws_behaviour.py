@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 from botocore.credentials import Credentials
-from tap_dynamodb_streams.client import AwsClients, DirectCalls
+from tap_dynamodb_streams.client import AwsClients
+from tap_dynamodb_streams.direct import install
+from tap_dynamodb_streams.settings import TapSettings
+from tap_dynamodb_streams.tap import TapDynamoDBStreams
 
 from tests.emulators.dynamodb_streams import Faults, Stack
 from tests.support.dynamodb import TapRun, run_tap, running_stack
@@ -28,6 +31,11 @@ def emitted(run: TapRun) -> list[str]:
 
 def truth(stack: Stack, table: str) -> list[str]:
     return [e["sequence_number"] for e in stack.streams.events(table)]
+
+
+def settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the tap sees it after validation: the schema's defaults filled in."""
+    return dict(TapDynamoDBStreams(config=config, validate_config=True).config)
 
 
 def split_table(stack: Stack, table: str) -> None:
@@ -187,6 +195,20 @@ def test_shard_reads_are_signed_directly_and_a_refused_key_fails_loudly(tmp_path
     assert "InvalidSignatureException" in refused.stderr and wrong not in refused.stderr
 
 
+def test_direct_shard_reads_can_be_switched_off(tmp_path: Path) -> None:
+    """``direct_shard_reads: false``: every shard read goes through botocore (the kill-switch
+    for a botocore release the fast path no longer fits)."""
+    with running_stack(Faults.lenient()) as stack:
+        stack.create_table("plain")
+        put(stack, "plain", "a", "b")
+        config = stack.tap_config(["plain"], direct_shard_reads=False)
+        run = run_tap(tmp_path, config, env={"LOGLEVEL": "DEBUG"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(r["pk"] for r in run.records) == ["a", "b"]
+    assert "OperationModel(name=GetRecords)" in run.stderr
+    assert "OperationModel(name=GetShardIterator)" in run.stderr
+
+
 def test_direct_reads_refused_where_botocore_is_not_fall_back_then_switch_off() -> None:
     """A direct shard read that AWS refuses (here: signed with a secret the endpoint does not
     know, while botocore's is right) is asked again through botocore and answered; after 3
@@ -194,12 +216,13 @@ def test_direct_reads_refused_where_botocore_is_not_fall_back_then_switch_off() 
     with running_stack(Faults.lenient()) as stack:
         stack.create_table("fallback")
         put(stack, "fallback", "a")
-        aws = AwsClients(stack.tap_config(["fallback"]))
+        aws = AwsClients(TapSettings.from_config(settings(stack.tap_config(["fallback"]))))
         arn = aws.stream_arns("fallback")[-1]
         _, listing = aws.describe_stream(arn)
         shard_id = next(iter(listing))
-        # The one seam the tap has no setting for: the direct path's own credentials.
-        aws._direct = DirectCalls(aws.streams, Credentials("testing", "not-the-secret"))
+        # The direct path gets credentials the endpoint refuses; botocore keeps the right ones.
+        direct = install(aws.streams, Credentials("testing", "not-the-secret"), enabled=True)
+        aws.use_direct_calls(direct)
         aws.describe_stream(arn)  # botocore's request tells the direct path its URL
         iterators = [
             aws.shard_iterator(arn, shard_id, {"ShardIteratorType": "TRIM_HORIZON"})
@@ -208,4 +231,4 @@ def test_direct_reads_refused_where_botocore_is_not_fall_back_then_switch_off() 
         refused = stack.streams.errors.get("InvalidSignatureException", 0)
     assert all(iterators)
     assert refused == 3
-    assert not aws._direct.usable
+    assert direct is not None and not direct.usable

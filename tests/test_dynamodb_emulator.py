@@ -213,3 +213,47 @@ def test_requests_are_signature_checked_like_aws(stack: Stack) -> None:
     )
     assert unsigned.status_code == 400
     assert unsigned.json()["__type"].endswith("#MissingAuthenticationTokenException")
+
+
+def test_shard_filter_lists_only_the_children_of_a_shard_as_aws_documents(stack: Stack) -> None:
+    """DescribeStream ``ShardFilter`` (API reference, "ShardFilter"): CHILD_SHARDS of the named
+    parent only, paged like the full list; any other type, or a shard id outside 28 to 65
+    characters, is a ValidationException."""
+    arn = stack.create_table("family", roots=3)
+    parents = [s["shard_id"] for s in stack.streams.shards("family")]
+    stack.streams.split("family")
+    client = streams_client(stack)
+    children = {
+        parent: [s["shard_id"] for s in stack.streams.shards("family") if s["parent_id"] == parent]
+        for parent in parents
+    }
+    first = client.describe_stream(
+        StreamArn=arn, Limit=1, ShardFilter={"Type": "CHILD_SHARDS", "ShardId": parents[0]}
+    )["StreamDescription"]
+    assert [s["ShardId"] for s in first["Shards"]] == children[parents[0]][:1]
+    assert all(s["ParentShardId"] == parents[0] for s in first["Shards"])
+    rest = client.describe_stream(
+        StreamArn=arn,
+        ExclusiveStartShardId=first["LastEvaluatedShardId"],
+        ShardFilter={"Type": "CHILD_SHARDS", "ShardId": parents[0]},
+    )["StreamDescription"]
+    assert [s["ShardId"] for s in rest["Shards"]] == children[parents[0]][1:]
+    assert "LastEvaluatedShardId" not in rest
+    leaf = children[parents[1]][0]
+    none = client.describe_stream(
+        StreamArn=arn, ShardFilter={"Type": "CHILD_SHARDS", "ShardId": leaf}
+    )["StreamDescription"]
+    assert none["Shards"] == [] and none["StreamStatus"] == "ENABLED"
+    unchecked = boto3.client(  # type: ignore[call-overload]
+        "dynamodbstreams",
+        endpoint_url=stack.streams.url,
+        config=Config(parameter_validation=False, retries={"total_max_attempts": 1}),
+        **CREDENTIALS,
+    )
+    for bad in (
+        {"Type": "AFTER_SHARD_ID", "ShardId": parents[0]},
+        {"Type": "CHILD_SHARDS"},
+        {"Type": "CHILD_SHARDS", "ShardId": "shardId-1"},  # botocore refuses it client-side
+    ):
+        with pytest.raises(ClientError, match="ValidationException"):
+            unchecked.describe_stream(StreamArn=arn, ShardFilter=bad)

@@ -99,36 +99,11 @@ class ShardLedger:
         for shard_id, entry in self.entries.items():
             if not entry["ended"] and not entry.get("foreign") and shard_id not in listing:
                 raise vanished(self.table, shard_id, entry["sequence_number"])
-        learned: dict[str, dict[str, Any]] = {}
-        for shard_id, shard in listing.items():
-            if shard_id in self.entries:
-                continue
-            parent = shard.get("ParentShardId")
-            lineage = self._lineage(shard_id, listing)
-            if not self._mine(lineage):
-                learned[shard_id] = {"parent": parent, "lineage": lineage, "foreign": True}
-                continue
-            unknown_parent = parent is None or (
-                parent not in listing and parent not in self.entries
-            )
-            if unknown_parent and parent is not None and not first_listing:
-                # We tracked this stream before, yet never saw this parent: a whole generation
-                # (e.g. a child of a shard we read to its end) aged out unread.
-                raise gap(
-                    self.table,
-                    f"shard {shard_id} appeared but its parent {parent} was never read "
-                    "(it aged out of the stream before this tap saw it)",
-                )
-            learned[shard_id] = {
-                "parent": parent,
-                "sequence_number": None,
-                "ended": False,
-                # A root is read from TRIM_HORIZON: only shards of the first listing whose
-                # parent aged out before we ever depended on it. Others start exactly at
-                # their StartingSequenceNumber, so trimmed data there fails loudly.
-                "root": first_listing and unknown_parent,
-                "lineage": lineage,
-            }
+        learned = {
+            shard_id: self._learned(shard_id, shard, listing, first_listing)
+            for shard_id, shard in listing.items()
+            if shard_id not in self.entries
+        }
         self.entries.update(learned)  # only once nothing above failed: state not advanced
         gone = [
             s
@@ -137,6 +112,44 @@ class ShardLedger:
         ]
         for shard_id in gone:
             del self.entries[shard_id]  # aged out after we read it to its end
+
+    def adopt_children(self, parent: str, children: dict[str, dict[str, Any]]) -> None:
+        """Learn the children of ``parent`` (tracked) from a filtered DescribeStream."""
+        for shard_id, shard in children.items():
+            if shard_id not in self.entries:
+                self.entries[shard_id] = self._learned(shard_id, shard, children, False)
+
+    def _learned(
+        self,
+        shard_id: str,
+        shard: dict[str, Any],
+        listing: dict[str, dict[str, Any]],
+        first_listing: bool,
+    ) -> dict[str, Any]:
+        """The entry of a shard seen for the first time; a gap if its parent was never seen."""
+        parent = shard.get("ParentShardId")
+        lineage = self._lineage(shard_id, listing)
+        if not self._mine(lineage):
+            return {"parent": parent, "lineage": lineage, "foreign": True}
+        unknown_parent = parent is None or (parent not in listing and parent not in self.entries)
+        if unknown_parent and parent is not None and not first_listing:
+            # We tracked this stream before, yet never saw this parent: a whole generation
+            # (e.g. a child of a shard we read to its end) aged out unread.
+            raise gap(
+                self.table,
+                f"shard {shard_id} appeared but its parent {parent} was never read "
+                "(it aged out of the stream before this tap saw it)",
+            )
+        return {
+            "parent": parent,
+            "sequence_number": None,
+            "ended": False,
+            # A root is read from TRIM_HORIZON: only shards of the first listing whose parent
+            # aged out before we ever depended on it. Others start exactly at their
+            # StartingSequenceNumber, so trimmed data there fails loudly.
+            "root": first_listing and unknown_parent,
+            "lineage": lineage,
+        }
 
     def ready(self, listing: dict[str, dict[str, Any]]) -> list[str]:
         """Shards to read now, in listing order: not ended, and their parent ended."""

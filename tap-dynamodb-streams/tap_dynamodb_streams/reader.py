@@ -17,32 +17,33 @@ the child's end it goes back to the child's start position and waits for the par
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from tap_dynamodb_streams.client import (
-    AwsClients,
+from tap_dynamodb_streams.client import AwsClients
+from tap_dynamodb_streams.errors import (
+    AwsCallFailed,
     ExpiredIterator,
     InvalidPosition,
     MalformedResponse,
     ResourceNotFound,
     TrimmedData,
 )
+from tap_dynamodb_streams.lag import LagGauge
 from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, vanished
 from tap_dynamodb_streams.schedule import Cursor, Parked, Schedule, held
+from tap_dynamodb_streams.settings import TapSettings
 
 LOG = logging.getLogger("tap-dynamodb-streams.reader")
-METRICS = logging.getLogger("singer_sdk.metrics")
 # An open shard that answered an empty page is polled again after this long at the soonest:
 # AWS Lambda "polls shards in your DynamoDB stream for records at a base rate of 4 times per
 # second" (Lambda Developer Guide, "Using AWS Lambda with Amazon DynamoDB"). Pages with
@@ -54,36 +55,6 @@ class Outcome(Enum):
     ENDED = "ended"  # every tracked shard is closed and fully read
     CAUGHT_UP = "caught_up"  # open shards reached the run's start (or stayed idle)
     OUT_OF_TIME = "out_of_time"  # max_run_seconds reached; the state holds the positions
-
-
-@dataclass(frozen=True)
-class ReaderSettings:
-    limit: int = 1000  # GetRecords Limit
-    parallel: int = 64  # shards read at once
-    calls_per_second: float = 2.5  # GetRecords per shard: half of AWS's, room for a 2nd reader
-    idle_seconds: float = 3.0  # an open shard with no record for this long is caught up
-    # A listed shard said ResourceNotFound: retry this often (waits 0.2 s doubling, at most
-    # 5 s: 3 s in all for 4, ~21 s for 8) before calling it vanished.
-    not_found_retries: int = 4
-    lag_warning_seconds: float = 12 * 3600
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ReaderSettings:
-        """A 0 the user set stays 0 (unpaced, idle at the first empty pages, no retry); the
-        config schema (which also fills in the defaults) refuses what makes no sense."""
-
-        def setting(name: str, default: float) -> float:
-            value = config.get(name)
-            return default if value is None else float(value)
-
-        return cls(
-            limit=int(setting("max_records_per_request", cls.limit)),
-            parallel=int(setting("max_parallel_shards", cls.parallel)),
-            calls_per_second=setting("max_get_records_per_shard_per_second", cls.calls_per_second),
-            idle_seconds=setting("open_shard_idle_seconds", cls.idle_seconds),
-            not_found_retries=int(setting("not_found_retries", cls.not_found_retries)),
-            lag_warning_seconds=setting("lag_warning_hours", cls.lag_warning_seconds / 3600) * 3600,
-        )
 
 
 @dataclass
@@ -107,6 +78,14 @@ class _Failed:
 
 
 @dataclass
+class _Children:
+    """A ``ShardFilter`` CHILD_SHARDS answer for ``parent``; None: ask the full listing."""
+
+    parent: str
+    shards: dict[str, dict[str, Any]] | None
+
+
+@dataclass
 class _Run:
     """What one ``read`` call shares with its workers."""
 
@@ -114,7 +93,7 @@ class _Run:
     listing: dict[str, dict[str, Any]]
     deadline: float
     not_before: float  # server epoch seconds: an open shard stops at events after this
-    pages: queue.Queue[_Page | Parked | _Stopped | _Failed] = field(
+    pages: queue.Queue[_Page | Parked | _Stopped | _Failed | _Children] = field(
         default_factory=lambda: queue.Queue(maxsize=64)
     )
     stop: threading.Event = field(default_factory=threading.Event)
@@ -149,14 +128,14 @@ def checked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class StreamReader:
     """One table's change events, shard by shard in lineage order, several shards at once."""
 
-    def __init__(self, aws: AwsClients, table: str, settings: ReaderSettings) -> None:
+    def __init__(self, aws: AwsClients, table: str, settings: TapSettings) -> None:
         self.aws = aws
         self.table = table
         self.settings = settings
         self.stream_status: str | None = None
-        self.max_lag = 0.0
+        self.lag = LagGauge(aws, table, settings.lag_warning_hours)
         self.extracted_at = datetime.now(timezone.utc)  # when the events being yielded came
-        self._warned: set[str] = set()
+        self._filter_works = True  # DescribeStream honours ShardFilter (see _adopt)
 
     # -- the caller's thread -----------------------------------------------------------------
     def read(
@@ -170,8 +149,10 @@ class StreamReader:
         first_listing = not ledger.entries
         done_this_run: set[str] = set()
         not_before = self.aws.server_time()
-        with ThreadPoolExecutor(self.settings.parallel, "shard") as pool:
+        with ThreadPoolExecutor(self.settings.max_parallel_shards, "shard") as pool:
             while True:
+                if done_this_run and time.monotonic() > deadline:
+                    return Outcome.OUT_OF_TIME  # a relisting would only be refused
                 listing = self._listing(arn)
                 ledger.reconcile(listing, first_listing)
                 first_listing = False
@@ -192,10 +173,15 @@ class StreamReader:
         when a shard ended whose children are not listed yet (a new listing may show them)."""
         running: set[str] = set()
         schedule = Schedule(ledger, run.listing, done_this_run)
-        relist = False  # a shard ended whose children this listing does not show yet
+        relist = False  # a shard ended whose children are not known: list the stream again
+        # Children of a shard that ended are asked for alone (DescribeStream with ShardFilter
+        # CHILD_SHARDS, one call, as the KCL adapter does at a shard end) while that costs
+        # fewer calls than listing the whole stream once; past that, one full listing.
+        lookups_left = math.ceil(len(run.listing) / 100) if self._filter_works else 0
+        looking_up = 0
         try:
             while True:
-                while run.busy < self.settings.parallel:
+                while run.busy < self.settings.max_parallel_shards:
                     cursor = schedule.next_cursor()
                     if cursor is None:
                         break
@@ -203,17 +189,21 @@ class StreamReader:
                     with run.lock:
                         run.busy += 1
                     pool.submit(self._fetch, run, cursor)
-                if not running and not schedule.parked:
+                if not running and not schedule.parked and not looking_up:
                     if relist:
                         return None
                     return Outcome.ENDED if ledger.all_ended() else Outcome.CAUGHT_UP
                 # A due parked shard needs a free thread; with none, the next item frees one.
-                free = run.busy < self.settings.parallel
+                free = run.busy < self.settings.max_parallel_shards
                 item = self._next(run, schedule.due_at() if free else None)
                 if item is None:
                     continue  # a parked shard is due
                 if isinstance(item, _Failed):
                     raise item.error
+                if isinstance(item, _Children):
+                    looking_up -= 1
+                    relist = self._adopt(item, run, ledger, schedule) or relist
+                    continue
                 if isinstance(item, Parked):
                     running.discard(item.cursor.shard_id)
                     schedule.park(item)
@@ -231,18 +221,63 @@ class StreamReader:
                     entry["sequence_number"] = event["dynamodb"]["SequenceNumber"]
                 if item.records:
                     entry["at"] = int(created_at(item.records[-1]))
-                    self._watch_lag(item.shard_id, item.records[-1])
+                    self.lag.newest(item.shard_id, created_at(item.records[-1]))
                 if item.ended:
                     entry["ended"] = True
                     running.discard(item.shard_id)
-                    relist = relist or item.shard_id not in schedule.children
                     schedule.ended(item.shard_id)
+                    if item.shard_id not in schedule.children and lookups_left > 0:
+                        lookups_left -= 1
+                        looking_up += 1
+                        with run.lock:
+                            run.busy += 1
+                        pool.submit(self._find_children, run, item.shard_id)
+                    elif item.shard_id not in schedule.children:
+                        relist = True
                 if item.records or item.ended:
                     progress()
+                    self.lag.log()
         finally:
             run.stop.set()
 
-    def _next(self, run: _Run, until: float | None) -> _Page | Parked | _Stopped | _Failed | None:
+    def _adopt(self, found: _Children, run: _Run, ledger: ShardLedger, schedule: Schedule) -> bool:
+        """Learn the children a filtered DescribeStream found; True: list the stream instead
+        (the call failed, or found none on an enabled stream, or the endpoint ignored the
+        filter, in which case it is not asked again this run)."""
+        shards = found.shards
+        if shards is None:
+            return True
+        if any(s.get("ParentShardId") != found.parent for s in shards.values()):
+            LOG.info(
+                "Table %r: DescribeStream ignored ShardFilter CHILD_SHARDS: listing the whole "
+                "stream at shard ends",
+                self.table,
+            )
+            self._filter_works = False
+            return True
+        if not shards:
+            return self.stream_status != "DISABLED"  # a disabled stream's shards have none
+        run.listing.update(shards)
+        ledger.adopt_children(found.parent, shards)
+        schedule.adopt_children(found.parent, list(shards))
+        return False
+
+    def _find_children(self, run: _Run, parent: str) -> None:
+        children: dict[str, dict[str, Any]] | None = None
+        try:
+            description, children = self.aws.describe_stream(run.arn, children_of=parent)
+            self.stream_status = description.get("StreamStatus")
+        except (AwsCallFailed, InvalidPosition, ResourceNotFound) as err:
+            LOG.info(
+                "Table %r: children of shard %s: %s; listing the stream", self.table, parent, err
+            )
+        finally:
+            run.release()
+        self._put(run, _Children(parent, children))
+
+    def _next(
+        self, run: _Run, until: float | None
+    ) -> _Page | Parked | _Stopped | _Failed | _Children | None:
         """The next item from a worker; None once ``until`` (monotonic) passed without one."""
         while True:
             timeout = 1.0 if until is None else min(1.0, max(0.0, until - time.monotonic()))
@@ -266,30 +301,6 @@ class StreamReader:
             )
         return listing
 
-    def _watch_lag(self, shard_id: str, event: dict[str, Any]) -> None:
-        lag = max(0.0, self.aws.server_time() - created_at(event))
-        self.max_lag = max(self.max_lag, lag)
-        if lag >= self.settings.lag_warning_seconds and shard_id not in self._warned:
-            self._warned.add(shard_id)
-            LOG.warning(
-                "Table %r: shard %s is %.1f hours behind (warning at %.1f h); events older "
-                "than 24 hours are trimmed and lost: run more often or raise "
-                "max_parallel_shards / max_run_seconds.",
-                self.table,
-                shard_id,
-                lag / 3600,
-                self.settings.lag_warning_seconds / 3600,
-            )
-
-    def log_lag_metric(self) -> None:
-        point = {
-            "type": "gauge",
-            "metric": "replication_lag_seconds",
-            "value": round(self.max_lag, 1),
-            "tags": {"stream": self.table},
-        }
-        METRICS.info("METRIC: %s", json.dumps(point, separators=(",", ":")))
-
     # -- worker threads -------------------------------------------------------------------
     def _fetch(self, run: _Run, cursor: Cursor) -> None:
         item: _Page | Parked | _Stopped | _Failed | None
@@ -304,7 +315,7 @@ class StreamReader:
         if item is not None:
             self._put(run, item)
 
-    def _put(self, run: _Run, item: _Page | Parked | _Stopped | _Failed) -> bool:
+    def _put(self, run: _Run, item: _Page | Parked | _Stopped | _Failed | _Children) -> bool:
         while not run.stop.is_set():
             try:
                 run.pages.put(item, timeout=0.5)
@@ -317,16 +328,22 @@ class StreamReader:
         """Hand this shard's pages over until its last (returned), until caught up or out of
         time, or until it has to wait for its next call (parked); None once the run stopped."""
         shard_id = cursor.shard_id
+        if time.monotonic() > run.deadline:
+            return Outcome.OUT_OF_TIME
         if cursor.iterator is None:
             cursor.iterator = self._iterator(run, shard_id, cursor.position)
-        pace = 1.0 / self.settings.calls_per_second if self.settings.calls_per_second else 0.0
+        pace = (
+            1.0 / self.settings.max_get_records_per_shard_per_second
+            if self.settings.max_get_records_per_shard_per_second
+            else 0.0
+        )
         listed_open = "EndingSequenceNumber" not in run.listing[shard_id]["SequenceNumberRange"]
         # AWS's empty stretches are counted in calls and a new run walks them again, so idle
         # also needs the empty pages the pace allows in idle_seconds: time lost to throttling
         # backoff or slow answers must not cut a stretch short (the shard would never pass it).
         # Unpaced, quiet open shards are still polled at QUIET_POLL_SECONDS: count at that rate.
-        rate = self.settings.calls_per_second or 1 / QUIET_POLL_SECONDS
-        idle_pages = max(1, math.ceil(self.settings.idle_seconds * rate))
+        rate = self.settings.max_get_records_per_shard_per_second or 1 / QUIET_POLL_SECONDS
+        idle_pages = max(1, math.ceil(self.settings.open_shard_idle_seconds * rate))
         while not run.stop.is_set():
             now = time.monotonic()
             if now > run.deadline:
@@ -337,7 +354,7 @@ class StreamReader:
                 return Parked(cursor, min(due, run.deadline))
             cursor.last_call = now
             try:
-                page = self.aws.records(cursor.iterator, self.settings.limit)
+                page = self.aws.records(cursor.iterator, self.settings.max_records_per_request)
             except ExpiredIterator:
                 self._renew(run, cursor)
                 continue
@@ -376,7 +393,7 @@ class StreamReader:
                 # Written after this run began (the Date header has whole seconds): later
                 # events are left for the next run, so a busy shard cannot hold a run forever.
                 return Outcome.CAUGHT_UP
-            quiet = time.monotonic() - cursor.last_record > self.settings.idle_seconds
+            quiet = time.monotonic() - cursor.last_record > self.settings.open_shard_idle_seconds
             if quiet and cursor.empty_pages >= idle_pages and listed_open:
                 self._log_idle(
                     shard_id,

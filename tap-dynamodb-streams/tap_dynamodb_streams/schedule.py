@@ -99,6 +99,13 @@ class Schedule:
         resume_at = time.monotonic() if item.resume_at == math.inf else item.resume_at
         heapq.heappush(self.parked, (resume_at, next(self._order), cursor))
 
+    def adopt_children(self, parent: str, children: list[str]) -> None:
+        """The children of ``parent`` (which ended) were found after this schedule was made."""
+        self.children[parent] = children
+        for child in children:
+            if self.ledger.is_ready(child) and child not in self.done:
+                heapq.heappush(self.waiting, (0, next(self._order), child))
+
     def ended(self, shard_id: str) -> None:
         """``shard_id`` was read to its end and handed over: its children may go on now."""
         for child in self.children.get(shard_id, ()):

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import time
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
 
-from tap_dynamodb_streams import convert
-from tap_dynamodb_streams.client import AwsClients, InvalidPosition, StillThrottled
-from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap, parse_partition
-from tap_dynamodb_streams.reader import Outcome, ReaderSettings, StreamReader, created_at
+from tap_dynamodb_streams import convert, sdk_compat
+from tap_dynamodb_streams.client import AwsClients
+from tap_dynamodb_streams.errors import AwsCallFailed, InvalidPosition
+from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError, gap
+from tap_dynamodb_streams.reader import Outcome, StreamReader, created_at
+from tap_dynamodb_streams.settings import TapSettings
 from tap_dynamodb_streams.snapshot import scan_table
 
 SEQUENCE = "_sdc_sequence_number"
 
 
-class AwsCallFailed(Exception):
-    """AWS refused or kept failing after every retry; the position in the state is intact."""
+class AwsCallError(Exception):
+    """An AWS call failed for good; the position in the state is intact."""
 
 
 class UnreadableEvent(Exception):
@@ -84,14 +87,16 @@ class TableStream(Stream):
         tap: Tap,
         table: str,
         description: dict[str, Any],
-        aws: AwsClients | None = None,
+        aws: AwsClients,
+        settings: TapSettings,
     ) -> None:
         self.table = table
+        self.settings = settings
         self.key_names = [k["AttributeName"] for k in description["KeySchema"]]
-        mark_expired = tap.config.get("ttl_deletions") == "mark"
+        mark_expired = settings.ttl_deletions == "mark"
         super().__init__(tap, schema=table_schema(description, mark_expired), name=table)
         self.primary_keys = self.key_names
-        self._aws = aws  # discovery's clients, when it made them: no second set to build
+        self.aws = aws
         self._reader: StreamReader | None = None
         self._deadline = 0.0
         self._moved = False
@@ -102,14 +107,9 @@ class TableStream(Stream):
         self._floor: int | None = None  # the snapshot version, while reading (see _version)
         self._snapshotting = False
 
-    @property
-    def aws(self) -> AwsClients:
-        if self._aws is None:
-            self._aws = AwsClients(self.config)
-        return self._aws
-
     # The SDK's own bookmark logic keeps one max replication-key value; ours is per shard
     # (see lineage.py), so the per-record increment is switched off.
+    @override
     def _increment_stream_state(
         self, latest_record: dict[str, Any], *, context: Any = None
     ) -> None:
@@ -124,14 +124,13 @@ class TableStream(Stream):
         it right after the BATCH message of that file (``_sync_batches``).
         """
         self._moved = True
-        self.state_manager.is_flushed = False
+        sdk_compat.mark_state_unflushed(self)
         if self.get_batch_config(self.config) is not None:
             return
         now = time.monotonic()
-        interval = float(self.config.get("state_interval_seconds", 1.0))
-        if force or now - self._last_state_at >= interval:
+        if force or now - self._last_state_at >= self.settings.state_interval_seconds:
             self._last_state_at = now
-            self._write_state_message()
+            sdk_compat.write_state(self)
 
     # -- schema that follows the data -------------------------------------------------------
     # DynamoDB has no schema beyond the key. Attributes are declared as they are first seen
@@ -167,17 +166,9 @@ class TableStream(Stream):
     def _adopt(self, attributes: dict[str, dict[str, Any]]) -> None:
         self._checked.clear()
         self._plain_records = None
-        self.schema["properties"].update(attributes)
-        if self._input_schema is not None and self._input_schema is not self.schema:
-            self._input_schema["properties"].update(copy.deepcopy(attributes))
         remembered = self.stream_state.setdefault("attributes", {})
         remembered.update(copy.deepcopy(attributes))
-        # The SDK has no public hook for a schema that grows mid-sync: re-register it with
-        # the mapper so SCHEMA messages (and stream maps) see the new attributes.
-        mapper = self._tap.mapper
-        mapper.register_raw_stream_schema(self.name, self.effective_schema, self.primary_keys)
-        self._stream_maps = mapper.stream_maps[self.name]
-        self._write_schema_message()
+        sdk_compat.grow_schema(self, copy.deepcopy(attributes))
 
     def _widen(self, name: str, known: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
         if known["type"] == wanted["type"] == ["string", "null"]:
@@ -246,11 +237,13 @@ class TableStream(Stream):
             return sequence_number
         return f"{floor}.{int(sequence_number):040d}"
 
+    @override
     def generate_child_contexts(
         self, record: dict[str, Any], context: Any
     ) -> Iterable[dict[str, Any] | None]:
         return ()  # a table has no child streams: skip the SDK's per-record child context
 
+    @override
     def _generate_record_messages(
         self, record: dict[str, Any]
     ) -> Generator[RecordMessage, None, None]:
@@ -274,24 +267,26 @@ class TableStream(Stream):
         yield RecordMessage(
             stream=self.name,
             record=record,
-            version=self._stream_version,
+            version=sdk_compat.stream_version(self),
             time_extracted=self._reader.extracted_at,
         )
 
+    @override
     def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
         try:
             yield from self._changes()
-        except (StillThrottled, ClientError, InvalidPosition) as err:
-            raise AwsCallFailed(
+        except (AwsCallFailed, InvalidPosition) as err:
+            raise AwsCallError(
                 f"Table {self.table!r}: {err}. Nothing after the last STATE was lost; "
                 "run again once AWS answers (check credentials and permissions if it says so)."
             ) from err
         finally:
             if self._reader is not None:
-                self._reader.log_lag_metric()
+                self._reader.lag.log(final=True)
 
     def _changes(self) -> Iterator[dict[str, Any]]:
-        self._deadline = time.monotonic() + float(self.config.get("max_run_seconds") or 300)
+        self._deadline = time.monotonic() + self.settings.max_run_seconds
+        self.aws.start(self.table, self._deadline)
         self._moved = False
         state = self.stream_state
         remembered = state.get("attributes") or {}
@@ -313,15 +308,20 @@ class TableStream(Stream):
                 outcome = yield from self._read(latest, self._ledger(state))
                 self._fail_if_disabled(latest, outcome)
         if outcome is Outcome.OUT_OF_TIME and not self._moved:
+            failing = self.aws.calls.last_failure
             raise NoProgress(
-                f"Table {self.table!r}: max_run_seconds "
-                f"({self.config.get('max_run_seconds') or 300}) ran out before any shard "
-                "position moved; the state is unchanged. Raise max_run_seconds (or "
-                "max_parallel_shards) so that a run can make progress."
+                f"Table {self.table!r}: max_run_seconds ({self.settings.max_run_seconds:g}) "
+                "ran out before any shard position moved; the state is unchanged. "
+                + (
+                    f"The last AWS call that failed: {failing}; check the endpoint."
+                    if failing
+                    else "Raise max_run_seconds (or max_parallel_shards) so that a run can "
+                    "make progress."
+                )
             )
 
     def _ledger(self, holder: dict[str, Any]) -> ShardLedger:
-        return ShardLedger(self.table, holder, parse_partition(self.config.get("partition")))
+        return ShardLedger(self.table, holder, self.settings.partition)
 
     def _begin(self, arn: str) -> None:
         """A new pipeline: save where it starts before reading anything.
@@ -332,9 +332,9 @@ class TableStream(Stream):
         """
         state = self.stream_state
         state["stream_arn"] = arn
-        if self.config.get("initial_snapshot"):
+        if self.settings.initial_snapshot:
             state["handoff"] = {"shards": {}}
-        elif self.config.get("start_position") == "latest":
+        elif self.settings.start_position == "latest":
             state["emit_since"] = self.aws.server_time()
         self._state_moved(force=True)
 
@@ -358,13 +358,11 @@ class TableStream(Stream):
         self, arn: str, ledger: ShardLedger, emit: bool = True
     ) -> Generator[dict[str, Any], None, Outcome]:
         if self._reader is None:
-            self._reader = StreamReader(
-                self.aws, self.table, ReaderSettings.from_config(self.config)
-            )
+            self._reader = StreamReader(self.aws, self.table, self.settings)
         since = float(self.stream_state.get("emit_since") or 0)
         floor = self.stream_state.get("snapshot_version")
         self._floor = None if floor is None else int(floor)
-        ttl = self.config.get("ttl_deletions") or "delete"
+        ttl = self.settings.ttl_deletions
         reading = self._reader.read(arn, ledger, self._deadline, self._state_moved)
         outcome: Outcome = yield from self._emitted(reading, emit, since, ttl)
         self._stream_status = self._reader.stream_status
@@ -424,11 +422,14 @@ class TableStream(Stream):
     def _snapshot_records(self, version: str) -> Iterator[dict[str, Any]]:
         """Every item, as one full-table version: the target drops rows the scan did not see."""
         started = datetime.now(timezone.utc).isoformat()
-        segments = int(self.config.get("scan_segments") or 4)
+        segments = self.settings.scan_segments
         table_version = int(time.time() * 1000)
-        self._stream_version = table_version
-        self._write_activate_version_message(table_version)
+        sdk_compat.set_stream_version(self, table_version)
+        sdk_compat.write_activate_version(self, table_version)
         self._snapshotting = True  # records of a scan: the SDK's own time_extracted
+        # max_run_seconds does not cut a scan (a partial scan cannot be resumed): its retries
+        # are bounded by aws_max_attempts and aws_call_timeout_seconds alone.
+        self.aws.start(self.table, math.inf)
         try:
             for item in scan_table(self.aws, self.table, segments):
                 record = self._full_image(item)
@@ -442,9 +443,10 @@ class TableStream(Stream):
                 yield record
         finally:
             self._snapshotting = False
+            self.aws.start(self.table, self._deadline)
         # Resumed: the SDK wrote every snapshot record; close the version.
-        self._write_activate_version_message(table_version)
-        self._stream_version = None
+        sdk_compat.write_activate_version(self, table_version)
+        sdk_compat.set_stream_version(self, None)
 
     def _drain_replaced_stream(
         self, saved: str, arns: list[str], latest: str
@@ -474,8 +476,17 @@ def is_ttl_deletion(event: dict[str, Any]) -> bool:
     )
 
 
-def discover_table_streams(tap: Tap) -> list[Stream]:
-    aws = AwsClients(tap.config)
-    return [
-        TableStream(tap, table, aws.describe_table(table), aws) for table in tap.config["tables"]
-    ]
+def discover_table_streams(tap: Tap, settings: TapSettings) -> list[Stream]:
+    aws = AwsClients(settings)
+    streams: list[Stream] = []
+    for table in settings.tables:
+        aws.start(table, time.monotonic() + settings.max_run_seconds)
+        try:
+            description = aws.describe_table(table)
+        except AwsCallFailed as err:
+            raise AwsCallError(
+                f"Table {table!r}: {err}. Check the table name, region_name and endpoint_url "
+                "(and the credentials' dynamodb:DescribeTable permission)."
+            ) from err
+        streams.append(TableStream(tap, table, description, aws, settings))
+    return streams

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import sys
 from typing import Any
 
 from singer_sdk import Stream, Tap
-from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import Message, RecordMessage
+from typing_extensions import override
 
 from tap_dynamodb_streams import redact
+from tap_dynamodb_streams.settings import CONFIG_SCHEMA, TapSettings
 
 PENDING_BYTES = 1 << 16
 
@@ -32,6 +34,7 @@ class RecordBufferingWriter(MsgSpecWriter):
         self._pending = bytearray()
         atexit.register(self.flush)
 
+    @override
     def write_message(self, message: Message) -> None:
         self._pending += self.format_message(message)  # copied: the encoder reuses its buffer
         if not isinstance(message, RecordMessage) or len(self._pending) >= PENDING_BYTES:
@@ -50,156 +53,9 @@ class TapDynamoDBStreams(Tap):
     name = "tap-dynamodb-streams"
     message_writer_class = RecordBufferingWriter  # singer-sdk[msgspec]: the fast writer
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "tables",
-            th.ArrayType(th.StringType),
-            required=True,
-            description="DynamoDB table names; each must have a stream enabled.",
-        ),
-        th.Property("region_name", th.StringType, default="us-east-1", description="AWS region."),
-        th.Property(
-            "endpoint_url",
-            th.StringType,
-            description="DynamoDB endpoint (for local emulators such as moto or DynamoDB Local).",
-        ),
-        th.Property(
-            "streams_endpoint_url",
-            th.StringType,
-            description="DynamoDB Streams endpoint; defaults to endpoint_url.",
-        ),
-        th.Property(
-            "aws_access_key_id", th.StringType, secret=True, description="AWS access key id."
-        ),
-        th.Property(
-            "aws_secret_access_key",
-            th.StringType,
-            secret=True,
-            description="AWS secret access key.",
-        ),
-        th.Property(
-            "aws_session_token", th.StringType, secret=True, description="AWS session token."
-        ),
-        th.Property("aws_profile", th.StringType, description="AWS shared-config profile name."),
-        th.Property(
-            "start_position",
-            th.StringType,
-            default="trim_horizon",
-            allowed_values=["trim_horizon", "latest"],
-            description="Where a new pipeline starts: trim_horizon (all retained data) or latest.",
-        ),
-        th.Property(
-            "max_run_seconds",
-            th.IntegerType(minimum=1),
-            default=300,
-            description="Stop after this many seconds; the next run resumes from the state.",
-        ),
-        th.Property(
-            "max_records_per_request",
-            th.IntegerType(minimum=1, maximum=1000),
-            default=1000,
-            description="GetRecords Limit (1-1000).",
-        ),
-        th.Property(
-            "initial_snapshot",
-            th.BooleanType,
-            default=False,
-            description=(
-                "On a table's first run, load the whole table with a parallel Scan first; shard "
-                "positions are recorded before the scan starts, so nothing written during it "
-                "is lost."
-            ),
-        ),
-        th.Property(
-            "scan_segments",
-            th.IntegerType(minimum=1),
-            default=4,
-            description="Parallel Scan segments (threads) of the initial snapshot.",
-        ),
-        th.Property(
-            "open_shard_idle_seconds",
-            th.NumberType(minimum=0),
-            default=3,
-            description=(
-                "An open shard that returned no record for this long, over at least as many "
-                "empty pages as the pace allows in that time, counts as caught up for this "
-                "run. Empty pages never end a shard: closed shards are followed to their "
-                "null NextShardIterator."
-            ),
-        ),
-        th.Property(
-            "state_interval_seconds",
-            th.NumberType(minimum=0),
-            default=1,
-            description=(
-                "Least time between STATE messages (each carries every shard's position); "
-                "0: after every page. The last state of a run is always written."
-            ),
-        ),
-        th.Property(
-            "max_parallel_shards",
-            th.IntegerType(minimum=1),
-            default=64,
-            description=(
-                "Shards read at once, one thread each (a child only after its parent was read "
-                "to its end). A shard waiting for its next call (the pace, or a quiet open "
-                "shard between polls) leaves its thread to another."
-            ),
-        ),
-        th.Property(
-            "max_get_records_per_shard_per_second",
-            th.NumberType(minimum=0),
-            default=2.5,
-            description=(
-                "GetRecords calls per shard per second. AWS allows two readers per shard: the "
-                "default leaves room for a Lambda trigger or another consumer. 0: unpaced."
-            ),
-        ),
-        th.Property(
-            "not_found_retries",
-            th.IntegerType(minimum=0),
-            default=4,
-            description=(
-                "A listed shard answering ResourceNotFound (usually transient) is retried this "
-                "often, waiting 0.2 s doubling up to 5 s (4: 3 s in all, 8: 21 s), before the "
-                "run stops with the shard reported vanished."
-            ),
-        ),
-        th.Property(
-            "describe_stream_per_second",
-            th.NumberType(exclusive_minimum=0),
-            default=5,
-            description="DescribeStream calls per second (AWS allows 10 per account).",
-        ),
-        th.Property(
-            "lag_warning_hours",
-            th.NumberType(exclusive_minimum=0),
-            default=12,
-            description=(
-                "Warn (log and replication_lag_seconds metric) when a shard's position is "
-                "older than this; data older than 24 hours is trimmed by AWS."
-            ),
-        ),
-        th.Property(
-            "partition",
-            th.StringType,
-            description=(
-                "'i/N': read only the shard lineages whose root hashes to i of N, so N "
-                "pipelines (each with its own state) share a table. Start all N together."
-            ),
-        ),
-        th.Property(
-            "ttl_deletions",
-            th.StringType,
-            default="delete",
-            allowed_values=["delete", "mark", "drop"],
-            description=(
-                "REMOVE events made by Time to Live: delete (like any delete), mark (row kept, "
-                "_sdc_expired_at set) or drop (not emitted)."
-            ),
-        ),
-    ).to_dict()
+    config_jsonschema = CONFIG_SCHEMA
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
         try:
@@ -213,10 +69,16 @@ class TapDynamoDBStreams(Tap):
         super().__init__(*args, **kwargs)
         redact.forget_in_logs(redact.secret_settings(self.config, self.config_jsonschema))
 
+    @functools.cached_property
+    def settings(self) -> TapSettings:
+        """Built on first use, after singer-sdk validated the config and filled its defaults."""
+        return TapSettings.from_config(self.config)
+
+    @override
     def discover_streams(self) -> list[Stream]:
         from tap_dynamodb_streams.streams import discover_table_streams
 
-        return discover_table_streams(self)
+        return discover_table_streams(self, self.settings)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from tests.emulators.dynamodb_streams import Stack
 from tests.support.dynamodb import running_stack
 

@@ -5,7 +5,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.support.cli import about, script
 
 EXPECTED_SETTINGS = {

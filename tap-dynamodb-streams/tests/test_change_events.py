@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.emulators.dynamodb_streams import Faults, Stack
 from tests.support.cli import script
 from tests.support.dynamodb import random_writes, run_tap

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tap_dynamodb_streams.lineage import ShardLedger, StreamGapError
 
 

@@ -7,10 +7,10 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from tests.emulators.dynamodb_streams import Stack
+
 from tap_dynamodb_streams import redact
 from tap_dynamodb_streams.tap import TapDynamoDBStreams
-
-from tests.emulators.dynamodb_streams import Stack
 
 KEY_ID = "AKIAEXAMPLEKEY123456"
 SECRET = KEY_ID + "-and-the-rest-of-a-secret"  # contains another secret: masked as a whole

@@ -87,18 +87,37 @@ def _shard_description(shard: Shard) -> dict[str, Any]:
     return out
 
 
+def _filtered_parent(shard_filter: dict[str, Any]) -> str:
+    """``ShardFilter`` (API reference, "ShardFilter"): ``Type`` "Currently, the only value this
+    parameter accepts is CHILD_SHARDS"; ``ShardId`` "Contains the shardId of the parent shard
+    for which you are requesting child shards", "Minimum length of 28. Maximum length of 65".
+    Both are marked not required, yet a filter without them names no parent: refused here
+    (the harsher reading). The filtered shards page like the full list (``Limit``,
+    ``ExclusiveStartShardId``); a parent without children, or unknown, has none."""
+    kind, parent = shard_filter.get("Type"), shard_filter.get("ShardId")
+    if kind != "CHILD_SHARDS":
+        raise StreamsError(
+            "ValidationException",
+            f"1 validation error detected: Value '{kind}' at 'shardFilter.type' failed to "
+            "satisfy constraint: Member must satisfy enum value set: [CHILD_SHARDS]",
+        )
+    if not isinstance(parent, str) or not 28 <= len(parent) <= 65:
+        raise StreamsError(
+            "ValidationException",
+            f"1 validation error detected: Value '{parent}' at 'shardFilter.shardId' failed "
+            "to satisfy constraint: Member must have length between 28 and 65",
+        )
+    return parent
+
+
 def describe_stream(model: StreamsModel, body: dict[str, Any]) -> dict[str, Any]:
     stream = model.stream(body["StreamArn"])
     shards = list(stream.shards.values())
     if model.faults.scramble_listing:
         shards.sort(key=lambda s: s.listing_key)
     shard_filter = body.get("ShardFilter")
-    if shard_filter:
-        if shard_filter.get("Type") != "CHILD_SHARDS" or not shard_filter.get("ShardId"):
-            raise StreamsError(
-                "ValidationException", "ShardFilter must be CHILD_SHARDS with ShardId"
-            )
-        shards = [s for s in shards if s.parent_id == shard_filter["ShardId"]]
+    if shard_filter is not None and not model.faults.ignore_shard_filter:
+        shards = [s for s in shards if s.parent_id == _filtered_parent(shard_filter)]
     start = body.get("ExclusiveStartShardId")
     if start:
         ids = [s.shard_id for s in shards]

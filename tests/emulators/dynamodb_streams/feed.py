@@ -99,6 +99,9 @@ class MotoFeed:
         # the table (as singer-io tap-dynamodb does) find our stream.
         return self.model.create_stream(table, key_schema, view_type, arn=moto_arn, roots=roots)
 
+    def detach(self, table: str) -> None:
+        self._sources.pop(table, None)
+
     def pull(self) -> int:
         """Move every new moto stream event into the model; the number moved."""
         moved = 0

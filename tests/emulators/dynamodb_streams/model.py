@@ -135,6 +135,9 @@ class Faults:
     # the first N GetRecords answer 200 with a body that lacks "Records".
     transient_not_found_rate: float = 0.0
     malformed_get_records: int = 0
+    # DescribeStream answers as if no ShardFilter was sent (an endpoint older than the
+    # parameter, which JSON APIs ignore when unknown): every shard of the stream.
+    ignore_shard_filter: bool = False
     # Seconds every call waits before its answer (wall clock, outside the endpoint's lock, so
     # concurrent calls overlap as they do against AWS). AWS publishes no DynamoDB Streams call
     # latency (CloudWatch reports SuccessfulRequestLatency per operation, without a figure);

@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -94,6 +95,7 @@ class StreamsEmulator:
         self._thread: threading.Thread | None = None
         self.calls: dict[str, int] = {}
         self.errors: dict[str, int] = {}
+        self._triggers: list[tuple[str, int, Callable[[], object]]] = []
         # Secret keys whose signatures pass (sigv4.py); Stack.tap_config adds the tap's.
         self.secrets: set[str] = {CREDENTIALS["aws_secret_access_key"]}
 
@@ -134,9 +136,17 @@ class StreamsEmulator:
                 if not target.startswith(TARGET_PREFIX):
                     raise StreamsError("UnknownOperationException", f"Unknown target {target}")
                 self._auto_sync()
-                return 200, api.call(self.model, operation, json.loads(raw or b"{}"))
+                answer = api.call(self.model, operation, json.loads(raw or b"{}"))
             except StreamsError as err:
                 return err.status, self.refusal(err)
+            self._fire(operation)
+            return 200, answer
+
+    def _fire(self, operation: str) -> None:
+        due = [t for t in self._triggers if t[0] == operation and self.calls[operation] >= t[1]]
+        for trigger in due:
+            self._triggers.remove(trigger)
+            trigger[2]()
 
     def refusal(self, err: StreamsError) -> dict[str, Any]:
         with self.lock:
@@ -154,6 +164,12 @@ class StreamsEmulator:
         assert self.feed is not None, "attach() needs moto_url"
         with self.lock:
             return self.feed.attach(table, view_type, roots)
+
+    def detach(self, table: str) -> None:
+        """Stop mirroring ``table``'s moto stream; our stream and its events stay."""
+        assert self.feed is not None, "detach() needs moto_url"
+        with self.lock:
+            self.feed.detach(table)
 
     def sync(self) -> int:
         """Move every write made in moto so far into the shards."""
@@ -201,6 +217,12 @@ class StreamsEmulator:
                     self.model.vanish_shard(stream.arn, shard_id)
                     return
         raise KeyError(f"no shard {shard_id} for table {table}")
+
+    def after_calls(self, operation: str, count: int, action: Callable[[], object]) -> None:
+        """Run ``action`` once ``count`` calls of ``operation`` were answered (the answer of
+        the last one is made before it): a change at a chosen moment of a reader's run."""
+        with self.lock:
+            self._triggers.append((operation, count, action))
 
     def set_faults(self, faults: Faults) -> None:
         with self.lock:
