@@ -35,6 +35,30 @@ def ssl_params(config: Mapping[str, Any]) -> dict[str, str]:
     return params
 
 
+SWITCHES = {
+    "ssl_certificate_authority": "ssl_enable",
+    "ssl_client_certificate": "ssl_client_certificate_enable",
+    "ssl_client_private_key": "ssl_client_certificate_enable",
+}
+"""Each certificate setting and the switch without which libpq is not given it."""
+
+
+def unused_settings(config: Mapping[str, Any]) -> list[str]:
+    """A warning per certificate setting that is set but not used (never its value)."""
+    unused = []
+    for setting, switch in SWITCHES.items():
+        if not config.get(setting):
+            continue
+        if config.get("sqlalchemy_url"):
+            unused.append(
+                f"{setting} is set but not used: sqlalchemy_url overrides the SSL settings "
+                "(put sslmode, sslrootcert, sslcert and sslkey in the URL)"
+            )
+        elif not config.get(switch):
+            unused.append(f"{setting} is set but not used: {switch} is false")
+    return unused
+
+
 def _file_for(config: Mapping[str, Any], setting: str, file_name: str) -> str:
     """The path libpq reads the setting's certificate or key from."""
     value = str(config[setting])
