@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,18 @@ def test_ssl_files_set_but_switched_off_are_named_in_a_warning(
     said = "sqlalchemy_url overrides" if switch == "sqlalchemy_url" else f"{switch} is false"
     assert said in warnings[0], warnings[0]
     assert "not read" not in done.stderr
+
+
+def test_a_server_that_does_not_answer_is_refused_in_one_line(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = {**pg_db.target_config(), "host": "127.0.0.1", "port": port, "password": PASSWORD}
+    done = _start(config, tmp_path, _clean_env(tmp_path))
+    assert done.returncode == 1
+    last = done.stderr.rstrip().splitlines()[-1]
+    assert "ERROR" in last and f'"127.0.0.1", port {port} failed' in last, done.stderr
+    assert "Is the server running" in last, done.stderr  # libpq's hint, on the same line
+    assert PASSWORD not in done.stderr and "Traceback" not in done.stderr
