@@ -146,12 +146,11 @@ def _url_conninfo(url: str, params: dict[str, Any]) -> str:
 def connect(config: Mapping[str, Any]) -> psycopg.Connection:
     try:
         conn = psycopg.connect(conninfo(config), autocommit=True)
-    except psycopg.OperationalError as exc:
+    except psycopg.OperationalError:
         # libpq only sees the tunnel's end close; the tunnel knows why.
         if (failure := tunnel.take_failure()) is not None:
             raise ConfigurationError(failure) from None
-        # libpq puts its hint on lines of their own; a refusal is one line.
-        raise type(exc)(" ".join(str(exc).split())) from None
+        raise
     conn.execute("SET TIME ZONE 'UTC'")
     # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
     conn.execute("SET work_mem = '64MB'")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import script
+from tests.support.cli import error_line, script
 from tests.support.postgres import PgServer
 from tests.support.target_messages import record, schema, state
 
@@ -162,7 +162,8 @@ def test_a_server_that_does_not_answer_is_refused_in_one_line(
     config = {**pg_db.target_config(), "host": "127.0.0.1", "port": port, "password": PASSWORD}
     done = _start(config, tmp_path, _clean_env(tmp_path))
     assert done.returncode == 1
-    last = done.stderr.rstrip().splitlines()[-1]
-    assert "ERROR" in last and f'"127.0.0.1", port {port} failed' in last, done.stderr
+    last = error_line(done)
+    assert last.startswith("target-postgres-atomic: error: "), done.stderr
+    assert f'"127.0.0.1", port {port} failed' in last, done.stderr
     assert "Is the server running" in last, done.stderr  # libpq's hint, on the same line
-    assert PASSWORD not in done.stderr and "Traceback" not in done.stderr
+    assert PASSWORD not in done.stderr
