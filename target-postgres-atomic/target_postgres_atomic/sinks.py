@@ -21,7 +21,7 @@ from target_postgres_atomic.landing import Batch, Lander
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.typed import TypedLayout, typed_layout
-from target_postgres_atomic.validation import record_checker
+from target_postgres_atomic.validation import record_checker, typed_path_refusal
 
 NUL_ESCAPE = b"\\u0000"
 COPY_CHUNK_ROWS = 1000
@@ -103,8 +103,10 @@ class PostgresSink:
         self.check = record_checker(spec, check_types=self.settings.validate_records)
 
     def _make_stages(self) -> None:
-        """Each session's stage for this stream, typed when its schema maps cleanly."""
-        self.layout = typed_layout(self.spec)
+        """Each session's stage for this stream, typed when its schema maps cleanly and its
+        strict decode checks all the schema says."""
+        validated = self.settings.validate_records and typed_path_refusal(self.spec) is not None
+        self.layout = None if validated else typed_layout(self.spec)
         for stager in self.stagers:
             stager.create_stage(self.stage, self.layout)
         self._start_batch()

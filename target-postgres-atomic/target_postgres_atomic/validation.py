@@ -13,8 +13,11 @@ from typing import Any
 
 import msgspec
 
+import fastjsonschema
+from fastjsonschema.draft07 import CodeGeneratorDraft07
+
 from target_postgres_atomic.columns import json_types
-from target_postgres_atomic.errors import BadRecordError, missing_key
+from target_postgres_atomic.errors import BadRecordError, SchemaError, missing_key
 from target_postgres_atomic.spec import TableSpec
 
 _PYTHON_TYPES: dict[str, Any] = {
@@ -29,6 +32,14 @@ _PYTHON_TYPES: dict[str, Any] = {
 UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
 _MISSING = re.compile(r"missing required field `(?P<field>.*)`")
 _AT = re.compile(r" - at `\$\.(?P<field>.*)`$")
+CHECKED_FORMATS = frozenset(CodeGeneratorDraft07.FORMAT_REGEXS) | {"regex"}
+"""Formats the compiled validator checks (others, such as `singer.decimal`, pass)."""
+# Times without an offset are read in the server's time zone (as singer-sdk SQL taps send a
+# `timestamp without time zone`); the typed decode takes RFC 3339 with an offset only.
+_LENIENT_FORMATS = {
+    "date-time": r"^\d{4}-[01]\d-[0-3]\d[Tt ][0-2]\d:[0-5]\d:[0-6]\d(\.\d+)?([Zz]|[+-][0-2]\d(:?[0-5]\d)?)?$",
+    "time": r"^[0-2]\d:[0-5]\d:[0-6]\d(\.\d+)?([Zz]|[+-][0-2]\d(:?[0-5]\d)?)?$",
+}
 _MSGSPEC_TYPE = re.compile(r"`([a-z| ]+)`")
 _JSON_NAMES = {
     "int": "integer",
@@ -118,6 +129,84 @@ def _with_json_text(raw: bytes, texts: dict[str, str]) -> bytes:
     return msgspec.json.encode({**record, **parsed})
 
 
+ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "default",
+        "examples",
+        "$comment",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+        "contentMediaType",
+        "contentEncoding",
+    }
+)
+"""Keywords that constrain nothing."""
+_TOP_LEVEL = frozenset({"type", "properties", "$schema", "$id", "definitions", "$defs"})
+_NESTED = ("properties", "items", "additionalProperties")
+_TYPED_FORMATS = frozenset({"date-time", "date"})
+"""Formats the typed decode checks itself (RFC 3339 datetimes with an offset, dates)."""
+
+
+def typed_path_refusal(spec: TableSpec) -> str | None:
+    """Why the typed fast path would not check all the stream's schema says (the keyword and
+    where), or None when its strict decode of types is the whole validation: then it may run
+    without the compiled validator. Decided once per SCHEMA."""
+    schema = spec.record_schema
+    for keyword, value in schema.items():
+        if keyword in _TOP_LEVEL or keyword in ANNOTATIONS:
+            continue
+        if keyword == "additionalProperties" and value in (True, {}):
+            continue
+        if keyword == "required" and isinstance(value, list) and set(value) <= set(spec.keys):
+            continue  # keys are required fields of the typed struct
+        return keyword
+    for name, prop in spec.properties.items():
+        if not isinstance(prop, dict):
+            return f"{name}: not a schema object"
+        for keyword, value in prop.items():
+            if keyword in ANNOTATIONS or keyword == "type":
+                continue
+            if keyword == "format" and (value in _TYPED_FORMATS or value not in CHECKED_FORMATS):
+                continue
+            if keyword in _NESTED and _unconstrained(keyword, value):
+                continue
+            return f"{name}: {keyword}"
+    return None
+
+
+def _unconstrained(keyword: str, value: Any) -> bool:
+    """A nested schema keyword (`properties`, `items`...) that lets every value through."""
+    if keyword == "properties":
+        schemas = list(value.values()) if isinstance(value, dict) else [None]
+    else:
+        schemas = value if isinstance(value, list) else [value]
+    return all(s is True or (isinstance(s, dict) and s.keys() <= ANNOTATIONS) for s in schemas)
+
+
+def schema_validator(spec: TableSpec) -> Callable[[int, bytes], None]:
+    """The stream's whole JSON schema, compiled once: raises a BadRecordError naming the
+    field path (`items[2].price`) when a record breaks any of its rules."""
+    try:
+        validate = fastjsonschema.compile(dict(spec.record_schema), formats=_LENIENT_FORMATS)
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        raise SchemaError(spec.stream, spec.schema_line, f"the schema is not valid: {exc}") from None
+    stream = spec.stream
+
+    def check(seq: int, raw: bytes) -> None:
+        try:
+            validate(msgspec.json.decode(raw))
+        except fastjsonschema.JsonSchemaValueException as exc:
+            path = exc.name.removeprefix("data").removeprefix(".")
+            problem = exc.message.removeprefix(exc.name).strip()
+            rule = f" ({exc.rule})" if exc.rule else ""
+            raise BadRecordError(stream, seq, path or None, f"{problem}{rule}") from None
+
+    return check
+
+
 def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, bytes], bytes]:
     """A function that raises a BadRecordError naming the field when a record breaks `spec`,
     else returns the record to stage (JSON text decoded, without type checks)."""
@@ -148,6 +237,7 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
     )
     decode = msgspec.json.Decoder(record_type).decode
     stream, keys = spec.stream, set(spec.keys)
+    validate = schema_validator(spec) if check_types else None
 
     def check(seq: int, raw: bytes) -> bytes:
         try:
@@ -164,6 +254,8 @@ def record_checker(spec: TableSpec, *, check_types: bool) -> Callable[[int, byte
                 raise missing_key(stream, seq, field) from None
             problem = message[: at.start()] if at else message
             raise BadRecordError(stream, seq, field, _json_names(problem)) from None
+        if validate is not None:
+            validate(seq, raw)
         texts = {
             name: value
             for attribute, name in text_attributes.items()
