@@ -11,9 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 import fastjsonschema
+import msgspec
 from fastjsonschema.draft07 import CodeGeneratorDraft07
 
 from target_postgres_atomic.columns import json_types
@@ -36,9 +35,10 @@ CHECKED_FORMATS = frozenset(CodeGeneratorDraft07.FORMAT_REGEXS) | {"regex"}
 """Formats the compiled validator checks (others, such as `singer.decimal`, pass)."""
 # Times without an offset are read in the server's time zone (as singer-sdk SQL taps send a
 # `timestamp without time zone`); the typed decode takes RFC 3339 with an offset only.
+_TIME = r"[0-2]\d:[0-5]\d:[0-6]\d(\.\d+)?([Zz]|[+-][0-2]\d(:?[0-5]\d)?)?"
 _LENIENT_FORMATS = {
-    "date-time": r"^\d{4}-[01]\d-[0-3]\d[Tt ][0-2]\d:[0-5]\d:[0-6]\d(\.\d+)?([Zz]|[+-][0-2]\d(:?[0-5]\d)?)?$",
-    "time": r"^[0-2]\d:[0-5]\d:[0-6]\d(\.\d+)?([Zz]|[+-][0-2]\d(:?[0-5]\d)?)?$",
+    "date-time": rf"^\d{{4}}-[01]\d-[0-3]\d[Tt ]{_TIME}$",
+    "time": rf"^{_TIME}$",
 }
 _MSGSPEC_TYPE = re.compile(r"`([a-z| ]+)`")
 _JSON_NAMES = {
@@ -192,17 +192,22 @@ def schema_validator(spec: TableSpec) -> Callable[[int, bytes], None]:
     try:
         validate = fastjsonschema.compile(dict(spec.record_schema), formats=_LENIENT_FORMATS)
     except fastjsonschema.JsonSchemaDefinitionException as exc:
-        raise SchemaError(spec.stream, spec.schema_line, f"the schema is not valid: {exc}") from None
+        problem = f"the schema is not valid JSON Schema: {exc}"
+        raise SchemaError(spec.stream, spec.schema_line, problem) from None
     stream = spec.stream
 
     def check(seq: int, raw: bytes) -> None:
         try:
             validate(msgspec.json.decode(raw))
         except fastjsonschema.JsonSchemaValueException as exc:
-            path = exc.name.removeprefix("data").removeprefix(".")
-            problem = exc.message.removeprefix(exc.name).strip()
-            rule = f" ({exc.rule})" if exc.rule else ""
-            raise BadRecordError(stream, seq, path or None, f"{problem}{rule}") from None
+            name = exc.name or "data"
+            path = name.removeprefix("data").removeprefix(".")
+            problem = f"{exc.message.removeprefix(name).strip()} ({exc.rule})"
+            if exc.rule == "required" and isinstance(exc.value, dict):
+                missing = [p for p in exc.rule_definition or () if p not in exc.value]
+                path = ".".join(filter(None, (path, *missing[:1])))
+                problem = "the schema requires this property (required), the record lacks it"
+            raise BadRecordError(stream, seq, path or None, problem) from None
 
     return check
 

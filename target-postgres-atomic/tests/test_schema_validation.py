@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from target_postgres_atomic.spec import build_spec
+from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.validation import typed_path_refusal
+
 from tests.support.target_messages import record, schema, state
 
 ID = {"id": {"type": "integer"}}
+CODE = "^[A-Z]+-[0-9]+$"
 ITEMS = {
     "type": ["array", "null"],
     "items": {"type": "object", "properties": {"price": {"type": "number", "minimum": 0}}},
 }
 # keyword family -> (properties, extra top-level schema keywords, a bad record, the field named)
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any], str | None]] = {
-    "required": ({"name": {"type": ["string", "null"]}}, {"required": ["id", "name"]}, {}, None),
+    "required": ({"name": {"type": ["string", "null"]}}, {"required": ["id", "name"]}, {}, "name"),
     "enum": ({"size": {"type": "string", "enum": ["S", "M"]}}, {}, {"size": "XL"}, "size"),
     "nested_object": (
         {"owner": {"type": "object", "properties": {"age": {"type": "integer"}}}},
@@ -34,7 +35,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any], str | Non
         "at",
     ),
     "minimum_maximum": ({"qty": {"type": "integer", "maximum": 10}}, {}, {"qty": 11}, "qty"),
-    "pattern": ({"code": {"type": "string", "pattern": "^[A-Z]+-[0-9]+$"}}, {}, {"code": "x"}, "code"),
+    "pattern": ({"code": {"type": "string", "pattern": CODE}}, {}, {"code": "x"}, "code"),
     "min_max_length": ({"tag": {"type": "string", "maxLength": 3}}, {}, {"tag": "long"}, "tag"),
     "additional_properties": ({}, {"additionalProperties": False}, {"extra": 1}, None),
 }
@@ -138,18 +139,25 @@ QUALIFYING = [
 ]
 
 
+def _spec(top: dict[str, Any], prop: dict[str, Any]) -> TableSpec:
+    message = _schema({"name": prop}, top)
+    return build_spec(
+        message, 1, default_schema=None, add_record_metadata=False, version_columns={}
+    )
+
+
 @pytest.mark.parametrize(("keyword", "top", "prop"), DISQUALIFYING)
 def test_keywords_the_typed_decode_does_not_check_refuse_the_fast_path(
     keyword: str, top: dict[str, Any], prop: dict[str, Any]
 ) -> None:
-    message = _schema({"name": prop}, top)
-    spec = build_spec(message, 1, default_schema=None, add_record_metadata=False, version_columns={})
+    spec = _spec(top, prop)
     refusal = typed_path_refusal(spec)
     assert refusal is not None and keyword in refusal, refusal
 
 
 @pytest.mark.parametrize(("top", "prop"), QUALIFYING)
-def test_types_and_annotations_keep_the_fast_path(top: dict[str, Any], prop: dict[str, Any]) -> None:
-    message = _schema({"name": prop}, top)
-    spec = build_spec(message, 1, default_schema=None, add_record_metadata=False, version_columns={})
+def test_types_and_annotations_keep_the_fast_path(
+    top: dict[str, Any], prop: dict[str, Any]
+) -> None:
+    spec = _spec(top, prop)
     assert typed_path_refusal(spec) is None
