@@ -21,7 +21,7 @@ from target_postgres_atomic.landing import Batch, Lander
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.typed import TypedLayout, typed_layout
-from target_postgres_atomic.validation import record_checker, typed_path_refusal
+from target_postgres_atomic.validation import nested_checker, record_checker, typed_path_refusal
 
 NUL_ESCAPE = b"\\u0000"
 COPY_CHUNK_ROWS = 1000
@@ -70,6 +70,8 @@ class PostgresSink:
         self.stager = stagers[0]
         """The session records stream into now (the target alternates two sessions)."""
         self.layout: TypedLayout | None = None
+        self.check_nested: Callable[[int, tuple[Any, ...]], None] | None = None
+        """On the typed path: the rules inside objects and arrays (validate_records)."""
         self._general_rows = 0
         """Rows of this batch staged as raw JSON only in a typed stage."""
         self._keys: set[Any] = set()
@@ -107,6 +109,10 @@ class PostgresSink:
         strict decode checks all the schema says."""
         validated = self.settings.validate_records and typed_path_refusal(self.spec) is not None
         self.layout = None if validated else typed_layout(self.spec)
+        self.check_nested = None
+        if self.layout is not None and self.settings.validate_records:
+            sources = [source for source, _ in self.layout.fields.values()]
+            self.check_nested = nested_checker(self.spec, sources)
         for stager in self.stagers:
             stager.create_stage(self.stage, self.layout)
         self._start_batch()
@@ -177,6 +183,8 @@ class PostgresSink:
         size: int,
     ) -> None:
         """Buffer one record's typed stage values (decoded and checked by `self.layout`)."""
+        if self.check_nested is not None:
+            self.check_nested(seq, values)
         if self._unique_keys:
             keys = self._keys
             count = len(keys)

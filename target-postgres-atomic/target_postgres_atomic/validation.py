@@ -163,9 +163,12 @@ def typed_path_refusal(spec: TableSpec) -> str | None:
         if keyword == "required" and isinstance(value, list) and set(value) <= set(spec.keys):
             continue  # keys are required fields of the typed struct
         return keyword
+    nested = checked_nested_properties(spec)
     for name, prop in spec.properties.items():
         if not isinstance(prop, dict):
             return f"{name}: not a schema object"
+        if name in nested:
+            continue
         for keyword, value in prop.items():
             if keyword in ANNOTATIONS or keyword == "type":
                 continue
@@ -186,28 +189,78 @@ def _unconstrained(keyword: str, value: Any) -> bool:
     return all(s is True or (isinstance(s, dict) and s.keys() <= ANNOTATIONS) for s in schemas)
 
 
-def schema_validator(spec: TableSpec) -> Callable[[int, bytes], None]:
-    """The stream's whole JSON schema, compiled once: raises a BadRecordError naming the
-    field path (`items[2].price`) when a record breaks any of its rules."""
+def checked_nested_properties(spec: TableSpec) -> set[str]:
+    """Objects and arrays (jsonb, raw bytes on the typed path) with rules inside: the typed
+    path checks each against its own compiled schema (`nested_checker`)."""
+    found = set()
+    for name, prop in spec.properties.items():
+        kinds = set(json_types(prop)) if isinstance(prop, dict) else set()
+        if kinds and kinds <= {"object", "array"} and not prop.keys() <= {"type"} | ANNOTATIONS:
+            found.add(name)
+    return found
+
+
+def _compiled(spec: TableSpec, schema: Any) -> Callable[[Any], Any]:
     try:
-        validate = fastjsonschema.compile(dict(spec.record_schema), formats=_LENIENT_FORMATS)
+        return fastjsonschema.compile(schema, formats=_LENIENT_FORMATS)
     except fastjsonschema.JsonSchemaDefinitionException as exc:
         problem = f"the schema is not valid JSON Schema: {exc}"
         raise SchemaError(spec.stream, spec.schema_line, problem) from None
+
+
+def _breach(
+    stream: str, seq: int, exc: fastjsonschema.JsonSchemaValueException, at: str
+) -> BadRecordError:
+    """The rule a record breaks, with the field path (`items[2].price`) below `at`."""
+    name = exc.name or "data"
+    path = at + name.removeprefix("data")
+    problem = f"{exc.message.removeprefix(name).strip()} ({exc.rule})"
+    if exc.rule == "required" and isinstance(exc.value, dict):
+        missing = [p for p in exc.rule_definition or () if p not in exc.value]
+        path = ".".join(filter(None, (path, *missing[:1])))
+        problem = "the schema requires this property (required), the record lacks it"
+    return BadRecordError(stream, seq, path.removeprefix(".") or None, problem)
+
+
+def schema_validator(spec: TableSpec) -> Callable[[int, bytes], None]:
+    """The stream's whole JSON schema, compiled once: raises a BadRecordError naming the
+    field path when a record breaks any of its rules."""
+    validate = _compiled(spec, dict(spec.record_schema))
     stream = spec.stream
 
     def check(seq: int, raw: bytes) -> None:
         try:
             validate(msgspec.json.decode(raw))
         except fastjsonschema.JsonSchemaValueException as exc:
-            name = exc.name or "data"
-            path = name.removeprefix("data").removeprefix(".")
-            problem = f"{exc.message.removeprefix(name).strip()} ({exc.rule})"
-            if exc.rule == "required" and isinstance(exc.value, dict):
-                missing = [p for p in exc.rule_definition or () if p not in exc.value]
-                path = ".".join(filter(None, (path, *missing[:1])))
-                problem = "the schema requires this property (required), the record lacks it"
-            raise BadRecordError(stream, seq, path or None, problem) from None
+            raise _breach(stream, seq, exc, "") from None
+
+    return check
+
+
+def nested_checker(
+    spec: TableSpec, sources: list[str]
+) -> Callable[[int, tuple[Any, ...]], None] | None:
+    """For the typed path: checks each raw object or array value (`sources[i]` is the
+    property of typed value i) against its property's compiled schema; None if none has
+    rules inside. A JSON null passes, as in the typed decode (absent and null look alike)."""
+    nested = checked_nested_properties(spec)
+    checks = [
+        (index, name, _compiled(spec, dict(spec.properties[name])))
+        for index, name in enumerate(sources)
+        if name in nested
+    ]
+    if not checks:
+        return None
+    stream = spec.stream
+
+    def check(seq: int, values: tuple[Any, ...]) -> None:
+        for index, name, validate in checks:
+            raw = bytes(values[index])
+            if raw != b"null":
+                try:
+                    validate(msgspec.json.decode(raw))
+                except fastjsonschema.JsonSchemaValueException as exc:
+                    raise _breach(stream, seq, exc, name) from None
 
     return check
 

@@ -122,11 +122,6 @@ DISQUALIFYING = [
         (keyword, {}, {"type": "integer", keyword: 1})
         for keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
     ),
-    ("properties", {}, {"type": "object", "properties": {"a": {"type": "integer"}}}),
-    ("items", {}, {"type": "array", "items": {"type": "integer"}}),
-    ("minItems", {}, {"type": "array", "minItems": 1}),
-    ("uniqueItems", {}, {"type": "array", "uniqueItems": True}),
-    ("required", {}, {"type": "object", "required": ["a"]}),
 ]
 QUALIFYING = [
     ({}, {"type": ["string", "null"], "title": "Name", "description": "d", "default": "x"}),
@@ -136,6 +131,9 @@ QUALIFYING = [
     ({}, {"type": "string", "format": "singer.decimal"}),  # a format nobody checks
     ({}, {"type": "object", "properties": {}}),
     ({}, {"type": "array", "items": {"description": "anything"}}),
+    # Objects and arrays are raw JSON on the typed path, checked by their own compiled schema.
+    ({}, {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}),
+    ({}, {"type": ["array", "null"], "items": {"type": "integer"}, "minItems": 1}),
 ]
 
 
