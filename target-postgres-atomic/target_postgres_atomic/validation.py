@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Union
 
 import fastjsonschema
 import msgspec
@@ -237,30 +237,85 @@ def schema_validator(spec: TableSpec) -> Callable[[int, bytes], None]:
     return check
 
 
+_SCALARS: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+def _strict_type(schema: Any, depth: int = 0) -> Any:
+    """A msgspec type accepting only values `schema` accepts (maybe fewer: then the compiled
+    validator decides), for schemas of types alone; None for any other schema."""
+    if schema is True or (isinstance(schema, dict) and schema.keys() <= ANNOTATIONS):
+        return Any
+    if not isinstance(schema, dict) or not schema.keys() <= {"type", *_NESTED[:2], *ANNOTATIONS}:
+        return None
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if not isinstance(kinds, list) or not kinds or depth > 8:
+        return None
+    options: list[Any] = []
+    for kind in kinds:
+        if kind == "null" or kind in _SCALARS:
+            options.append(None if kind == "null" else _SCALARS[kind])
+        elif (
+            kind == "array"
+            and (item := _strict_type(schema.get("items", {}), depth + 1)) is not None
+        ):
+            options.append(list[item])  # type: ignore[valid-type]
+        elif kind == "object" and (struct := _strict_struct(schema, depth)) is not None:
+            options.append(struct)
+        else:
+            return None
+    return Union[tuple(options)]  # noqa: UP007 (built at run time)
+
+
+def _strict_struct(schema: dict[str, Any], depth: int) -> Any:
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict) or any(map(UNNAMEABLE.search, properties)):
+        return None
+    fields: list[Any] = []
+    for index, prop in enumerate(properties.values()):
+        kind = _strict_type(prop, depth + 1)
+        if kind is None:
+            return None
+        fields.append((f"f{index}", kind, None))  # absent is fine (no `required` here)
+    rename = {f"f{index}": name for index, name in enumerate(properties)}
+    return msgspec.defstruct("Nested", fields, rename=rename, kw_only=True)
+
+
 def nested_checker(
     spec: TableSpec, sources: list[str]
 ) -> Callable[[int, tuple[Any, ...]], None] | None:
     """For the typed path: checks each raw object or array value (`sources[i]` is the
-    property of typed value i) against its property's compiled schema; None if none has
-    rules inside. A JSON null passes, as in the typed decode (absent and null look alike)."""
+    property of typed value i) against its property's schema; None if none has rules inside.
+    A msgspec decode checks schemas of types alone at C speed; what it refuses, or any other
+    schema, the compiled validator judges. A JSON null passes, as in the typed decode
+    (absent and null look alike there)."""
     nested = checked_nested_properties(spec)
-    checks = [
-        (index, name, _compiled(spec, dict(spec.properties[name])))
-        for index, name in enumerate(sources)
-        if name in nested
-    ]
+    checks = []
+    for index, name in enumerate(sources):
+        if name in nested:
+            prop = spec.properties[name]
+            strict = _strict_type(prop)
+            decode = None if strict is None else msgspec.json.Decoder(strict).decode
+            checks.append((index, name, decode, _compiled(spec, dict(prop))))
     if not checks:
         return None
     stream = spec.stream
 
     def check(seq: int, values: tuple[Any, ...]) -> None:
-        for index, name, validate in checks:
+        for index, name, decode, validate in checks:
             raw = bytes(values[index])
-            if raw != b"null":
+            if raw == b"null":
+                continue
+            if decode is not None:
                 try:
-                    validate(msgspec.json.decode(raw))
-                except fastjsonschema.JsonSchemaValueException as exc:
-                    raise _breach(stream, seq, exc, name) from None
+                    decode(raw)
+                    continue
+                except msgspec.ValidationError:
+                    pass
+            try:
+                validate(msgspec.json.decode(raw))
+            except fastjsonschema.JsonSchemaValueException as exc:
+                raise _breach(stream, seq, exc, name) from None
 
     return check
 
