@@ -144,7 +144,13 @@ def _url_conninfo(url: str, params: dict[str, Any]) -> str:
 
 
 def connect(config: Mapping[str, Any]) -> psycopg.Connection:
-    conn = psycopg.connect(conninfo(config), autocommit=True)
+    try:
+        conn = psycopg.connect(conninfo(config), autocommit=True)
+    except psycopg.OperationalError:
+        # libpq only sees the tunnel's end close; the tunnel knows why.
+        if (failure := tunnel.take_failure()) is not None:
+            raise ConfigurationError(failure) from None
+        raise
     conn.execute("SET TIME ZONE 'UTC'")
     # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
     conn.execute("SET work_mem = '64MB'")

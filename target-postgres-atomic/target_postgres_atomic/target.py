@@ -16,7 +16,7 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabiliti
 from singer_sdk.io_base import SingerMessageType
 from typing_extensions import override
 
-from target_postgres_atomic import connector, merge, owners, sdk_compat
+from target_postgres_atomic import connector, merge, owners, sdk_compat, tls
 from target_postgres_atomic.batch_files import batch_records
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.engine import LoadEngine
@@ -100,6 +100,8 @@ class TargetPostgresAtomic(Target):
             connector.location(self.config),
             settings.default_target_schema or "from each stream name, else public",
         )
+        for warning in tls.unused_settings(self.config):
+            self.logger.warning("%s.", warning)
         self._sinks = self._engine.sinks
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._engine.close_after_error
