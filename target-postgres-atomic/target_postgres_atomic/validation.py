@@ -1,7 +1,9 @@
 """Per-record checks at C speed: msgspec decodes each record against a type built from its schema.
 
 The check runs while PostgreSQL is busy parsing the previous chunk of COPY data, so it costs
-little wall time. Nested objects and arrays are checked for kind only.
+little wall time. With `validate_records`, the whole JSON schema is checked too: compiled
+once per SCHEMA (fastjsonschema) on the general path; on the typed path only where its strict
+decode (plus the nested checks here) checks all the schema says (`typed_path_refusal`).
 """
 
 from __future__ import annotations
