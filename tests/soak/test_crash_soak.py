@@ -119,6 +119,7 @@ SHORT_MIX = ("jira", "dynamodb")  # boards (overwrite) costs two more pipelines:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~130 s on a quiet machine; 250-300 s at load 15 on 2 cores
 def test_short_crash_soak(
     pg_db: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
