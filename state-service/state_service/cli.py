@@ -6,12 +6,12 @@ import json
 import math
 import shlex
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from safe_singer_common.cli import fail
 
 from state_service import lease as leases
 from state_service.errors import StateServiceError
@@ -104,16 +104,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 class Cli(click.Group):
-    """Turns the service's own errors into one clear line and exit 3 (a traceback with --debug)."""
+    """Turns the service's own errors into one clear line, ``state-service: error: ...``, and
+    exit 3 (a traceback with --debug or STATE_SERVICE_DEBUG=1)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except StateServiceError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                traceback.print_exc()
-            click.echo(f"state-service: {exc}", err=True)
-            sys.exit(EXIT_REFUSED)
+            debug = bool(ctx.obj and ctx.obj.get("debug")) or None  # else STATE_SERVICE_DEBUG
+            fail("state-service", str(exc), EXIT_REFUSED, exc=exc, debug=debug)
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})

@@ -37,7 +37,7 @@ def state_service(*args: str, stdin: str = "", **popen: object) -> subprocess.Co
 def assert_one_line(proc: subprocess.CompletedProcess, *needles: str) -> None:
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("state-service: state database "), lines
+    assert len(lines) == 1 and lines[0].startswith("state-service: error: state database "), lines
     assert all(needle in lines[0] for needle in needles), lines
     assert SECRET not in proc.stderr + proc.stdout
 

@@ -72,7 +72,8 @@ def test_cli_error_masks_every_password_form(svc, closed_port: int, tmp_path: Pa
     proc = svc.cli("--db", url, "status")
     assert proc.returncode == 3, proc.stderr
     [line] = proc.stderr.strip().splitlines()
-    assert line.startswith("state-service: state database postgresql+psycopg://bob:***@"), line
+    expected = "state-service: error: state database postgresql+psycopg://bob:***@"
+    assert line.startswith(expected), line
     assert "password=***" in line and "sslpassword=***" in line, line
     assert_no_secret(proc.stderr, proc.stdout)
 

@@ -7,16 +7,22 @@ import functools
 import sys
 from typing import Any
 
+from safe_singer_common import redact
+from safe_singer_common.plugin import refuse_bad_config, run_plugin
 from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import Message, RecordMessage
 from typing_extensions import override
 
-from tap_dynamodb_streams import redact
+from tap_dynamodb_streams.errors import AwsCallFailed
+from tap_dynamodb_streams.lineage import StreamGapError
 from tap_dynamodb_streams.settings import CONFIG_SCHEMA, TapSettings
+from tap_dynamodb_streams.streams import AwsCallError, NoProgress, UnreadableEvent
 
 PENDING_BYTES = 1 << 16
+# Errors this tap raises on purpose (a gap in the stream, AWS refusing for good, an event it
+# cannot convert, a run that could save no progress): one line and exit code 1.
+REFUSALS = (StreamGapError, AwsCallError, AwsCallFailed, UnreadableEvent, NoProgress)
 
 
 class RecordBufferingWriter(MsgSpecWriter):
@@ -57,12 +63,9 @@ class TapDynamoDBStreams(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            raise redact.redacted_error(exc, self._config) from None
-        return redact.redacted(errors, self._config, self.config_jsonschema)
+        """A bad or unknown setting is refused in every mode, --discover too (discovery
+        describes the tables), without quoting a secret value."""
+        return refuse_bad_config(self, super()._validate_config)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         redact.install()  # before the first AWS call logs anything
@@ -81,5 +84,11 @@ class TapDynamoDBStreams(Tap):
         return discover_table_streams(self, self.settings)
 
 
+def main() -> None:
+    """The console script: a refusal ends the run with one line, ``tap-dynamodb-streams:
+    error: ...``, and exit code 1; the traceback only with ``TAP_DYNAMODB_STREAMS_DEBUG=1``."""
+    run_plugin(TapDynamoDBStreams, REFUSALS)
+
+
 if __name__ == "__main__":
-    TapDynamoDBStreams.cli()
+    main()

@@ -1,4 +1,5 @@
-"""Streams whose endpoints need Jira administration rights (a 403 skips them with a WARNING).
+"""Administration data: most endpoints here need Administer Jira (a 403 skips the stream with
+a WARNING); the license and permission-scheme listings are open to any Cloud user.
 
 Endpoints, paging and answer shapes from Atlassian's REST references: Cloud
 https://developer.atlassian.com/cloud/jira/platform/rest/v3/ and Server / Data Center
@@ -7,13 +8,14 @@ https://docs.atlassian.com/software/jira/docs/api/REST/9.12.0/.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
+from tap_jira_safe.errors import JiraNotFound
 from tap_jira_safe.listing import ListingStream, OffsetLimitPaginator, schema
 from tap_jira_safe.streams import FieldsStream
 from tap_jira_safe.streams_catalog import ProjectRolesStream
@@ -54,6 +56,26 @@ class AuditRecordsStream(ListingStream):
         return OffsetLimitPaginator(self.page_size, "records")
 
     @override
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """Jira Data Center 10 removed this endpoint (JRASERVER-78785): its 404 on the
+        first page means no audit records here, not a failed run."""
+        rows = iter(super().get_records(context))
+        try:
+            first = next(rows, None)
+        except JiraNotFound:
+            if self.cloud:
+                raise
+            self.logger.info(
+                "audit_records: this Jira Data Center has no %s (Jira 10 removed it for "
+                "/rest/auditing/1.0/events, which this tap does not read); skipped",
+                self.path,
+            )
+            return
+        if first is not None:
+            yield first
+            yield from rows
+
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         params: dict[str, Any] = {"offset": next_page_token or 0, "limit": self.page_size}
         start = self.get_starting_timestamp(context)
@@ -64,18 +86,20 @@ class AuditRecordsStream(ListingStream):
 
 
 class LicensesStream(ListingStream):
-    """Cloud ``GET /instance/license``: ``{"applications": [{"id", "plan"}]}``. Server/DC
-    has no REST license listing."""
+    """Cloud ``GET /instance/license``: ``{"applications": [{"id", "plan"}]}``, open to any
+    user ("Permissions required: None"). Server/DC has no public REST license listing
+    (JRASERVER-65774)."""
 
-    name, cloud_path, items_key, permission = "licenses", "/instance/license", "applications", ADMIN
+    name, cloud_path, items_key = "licenses", "/instance/license", "applications"
     primary_keys = ("id",)
     schema = schema(("id",), id="string", plan="string")
 
 
 class PermissionSchemesStream(ListingStream):
-    """``GET /permissionscheme?expand=all``: ``{"permissionSchemes": [...]}``."""
+    """``GET /permissionscheme?expand=all``: ``{"permissionSchemes": [...]}``; Cloud
+    documents it open to any user ("Permission to access Jira")."""
 
-    name, items_key, permission = "permission_schemes", "permissionSchemes", ADMIN
+    name, items_key = "permission_schemes", "permissionSchemes"
     cloud_path = dc_path = "/permissionscheme"
     primary_keys = ("id",)
     extra_params = {"expand": "all"}
@@ -96,9 +120,10 @@ class PermissionSchemesStream(ListingStream):
 
 
 class PermissionHoldersStream(ListingStream):
-    """``GET /permissionscheme/{id}/permission``: every grant (holder and permission)."""
+    """``GET /permissionscheme/{id}/permission``: every grant (holder and permission);
+    Cloud: "Permission to access Jira"."""
 
-    name, items_key, permission = "permission_holders", "permissions", ADMIN
+    name, items_key = "permission_holders", "permissions"
     parent_stream_type = PermissionSchemesStream
     cloud_path = dc_path = "/permissionscheme/{scheme_id}/permission"
     primary_keys = ("id",)

@@ -43,10 +43,12 @@ class ServerInfoStream(ListingStream):
 
 
 class WorkflowStatusesStream(ListingStream):
-    """Cloud ``GET /statuses/search`` (paged): statuses with their scope and usages.
-    Server/DC has no such listing (its ``/status`` is the ``statuses`` stream)."""
+    """Cloud ``GET /statuses/search`` (paged): statuses with their scope and usages; needs
+    Administer projects or Administer Jira. Server/DC's ``/status/page`` answers the same
+    beans as ``/status`` (the ``statuses`` stream), without scope or usages."""
 
     name, cloud_path, items_key, paged = "workflow_statuses", "/statuses/search", "values", True
+    permission = "Administer projects (or Administer Jira)"
     primary_keys = ("id",)
     extra_params = {"expand": "usages,workflowUsages"}
     schema = schema(
@@ -71,7 +73,16 @@ class PermissionsStream(ListingStream):
         "permissions",
     )
     primary_keys = ("key",)
-    schema = schema(("key",), key="string", name="string", type="string", description="string")
+    schema = schema(  # Jira's UserPermission
+        ("key",),
+        key="string",
+        id="string",
+        name="string",
+        type="string",
+        description="string",
+        havePermission="boolean",
+        deprecatedKey="boolean",
+    )
 
     @override
     def items(self, body: Any, endpoint: str) -> Iterable[dict[str, Any]]:
@@ -82,9 +93,11 @@ class PermissionsStream(ListingStream):
 
 
 class ProjectRolesStream(ListingStream):
-    """``GET /role``: the site's project roles (a bare list)."""
+    """``GET /role``: the site's project roles (a bare list); Cloud documents it for
+    Administer Jira only (Server/DC states no permission)."""
 
     name, cloud_path, dc_path = "project_roles", "/role", "/role"
+    permission = "Administer Jira"
     primary_keys = ("id",)
     schema = schema(
         ("id",),
@@ -163,8 +176,7 @@ class FiltersStream(ListingStream):
         editPermissions="array",
         isWritable="boolean",
         approximateLastUsed="date-time",
-        subscriptions="object",
-        sharedUsers="object",
+        subscriptions="array",
         expand="string",
     )
 

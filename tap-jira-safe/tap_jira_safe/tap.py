@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
+from safe_singer_common.plugin import refuse_bad_config, run_plugin
 from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.exceptions import ConfigValidationError, FatalAPIError
+from singer_sdk.exceptions import FatalAPIError
 from typing_extensions import override
 
 from tap_jira_safe.errors import TapJiraSafeError
-from tap_jira_safe.redact import redacted, redacted_error
 from tap_jira_safe.settings import SCHEMA, Settings
 from tap_jira_safe.shared import TapParts
 from tap_jira_safe.site import Site
+
+# Errors this tap raises on purpose (a request that failed for good, a refused
+# reconciliation, a window that would not verify): one line and exit code 1.
+REFUSALS = (FatalAPIError, TapJiraSafeError)
 
 
 class TapJiraSafe(Tap):
@@ -39,12 +41,9 @@ class TapJiraSafe(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            raise redacted_error(exc, self._config) from None
-        return redacted(errors, self._config, self.config_jsonschema)
+        """A bad or unknown setting is refused in every mode, --discover too (discovery asks
+        the server), without quoting a secret value."""
+        return refuse_bad_config(self, super()._validate_config)
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -54,16 +53,9 @@ class TapJiraSafe(Tap):
 
 
 def main() -> None:
-    """The console script: errors this tap raises on purpose (a request that failed for
-    good, a refused reconciliation, a window that would not verify) end the run with one
-    line and exit code 1; the traceback only with ``TAP_JIRA_SAFE_DEBUG=1``."""
-    try:
-        TapJiraSafe.cli()
-    except (FatalAPIError, TapJiraSafeError) as exc:
-        if os.environ.get("TAP_JIRA_SAFE_DEBUG"):
-            raise
-        print(f"tap-jira-safe: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    """The console script: a refusal ends the run with one line, ``tap-jira-safe: error:
+    ...``, and exit code 1; the traceback only with ``TAP_JIRA_SAFE_DEBUG=1``."""
+    run_plugin(TapJiraSafe, REFUSALS)
 
 
 if __name__ == "__main__":

@@ -16,23 +16,52 @@ and, when the tap has exited:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
-from typing import IO
+from typing import IO, NoReturn
 
+from safe_singer_common.cli import fail
+
+TOOL = "refresh-seal"
 TAP_COMMAND_ENV = "REFRESH_SEAL_TAP"
 PASS_THROUGH = {"--discover", "--about", "--help", "--version", "--test"}
+HELP = {"--help", "-h"}
+USAGE = f"""usage: refresh-seal TAP [TAP ARGS...]
+       {TAP_COMMAND_ENV}="TAP" refresh-seal [TAP ARGS...]
+
+Runs a Singer tap and passes its output through. When the tap exits 0, sends the closing
+ACTIVATE_VERSION of every full refresh the tap opened; when it fails or is stopped, sends a
+TAP_FAILED line, which every Singer target refuses, and exits with the tap's code (126/127
+when the tap cannot be started). These options go straight to the tap, nothing to seal:
+{" ".join(sorted(PASS_THROUGH))}. Tracebacks with REFRESH_SEAL_DEBUG=1."""
+# As a shell reports a command it cannot run: not found, or found but not executable.
+EXIT_NOT_FOUND, EXIT_NOT_RUNNABLE = 127, 126
 
 
 def _tap_command(argv: list[str]) -> list[str]:
     """`refresh-seal TAP ARGS...`, or the tap from the environment when only options came."""
     if argv and not argv[0].startswith("-"):
         return argv
-    return shlex.split(os.environ.get(TAP_COMMAND_ENV, "")) + argv
+    try:
+        return shlex.split(os.environ.get(TAP_COMMAND_ENV, "")) + argv
+    except ValueError as exc:
+        fail(TOOL, f"{TAP_COMMAND_ENV} is not a command line ({exc}): quote it as a shell would", 2)
+
+
+def _cannot_start(command: list[str], exc: OSError, *, sync: bool) -> NoReturn:
+    """The tap did not start: one line; for a sync also a TAP_FAILED line, so that a target
+    downstream stops too (in a shell pipe without pipefail, a target that saw no input would
+    exit 0)."""
+    code = EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_RUNNABLE
+    if sync:
+        sys.stdout.write(json.dumps({"type": "TAP_FAILED", "exit_code": code}) + "\n")
+        sys.stdout.flush()
+    fail(TOOL, f"cannot start the tap '{command[0]}': {exc.strerror or exc}", code, exc=exc)
 
 
 def _pass_through(lines: IO[bytes], out: IO[bytes]) -> tuple[dict[str, int], bool]:
@@ -55,12 +84,20 @@ def _pass_through(lines: IO[bytes], out: IO[bytes]) -> tuple[dict[str, int], boo
 
 def main(argv: list[str] | None = None) -> int:
     command = _tap_command(sys.argv[1:] if argv is None else argv)
-    if not command:
-        print(f"usage: refresh-seal TAP [TAP ARGS...] (or set {TAP_COMMAND_ENV})", file=sys.stderr)
-        return 2
-    if PASS_THROUGH.intersection(command):
-        os.execvp(command[0], command)  # not a sync: nothing to seal
-    tap = subprocess.Popen(command, stdout=subprocess.PIPE)
+    if command and command[0] in HELP:  # no tap named: the help is ours
+        print(USAGE)
+        return 0
+    if not command or command[0].startswith("-"):
+        fail(
+            TOOL, f"no tap to run: name it first (refresh-seal TAP ...) or set {TAP_COMMAND_ENV}", 2
+        )
+    sync = not PASS_THROUGH.intersection(command)
+    try:
+        if not sync:
+            os.execvp(command[0], command)  # nothing to seal
+        tap = subprocess.Popen(command, stdout=subprocess.PIPE)
+    except OSError as exc:
+        _cannot_start(command, exc, sync=sync)
     stopped: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:

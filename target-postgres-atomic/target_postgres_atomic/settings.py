@@ -228,16 +228,6 @@ INSTEAD = {
 }
 
 
-def unsupported_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """One error per configured key the target does not implement, or value it refuses."""
-    known = set(schema.get("properties", {}))
-    errors = []
-    for key in sorted(set(config) - known):
-        hint = INSTEAD.get(key, "not a setting of target-postgres-atomic (see --about)")
-        errors.append(f"setting '{key}' would be ignored, so it is refused: {hint}")
-    return errors + refused_values(config)
-
-
 def refused_values(config: Mapping[str, Any]) -> list[str]:
     """Peers' settings accepted only with the value that is what this target does."""
     errors = []

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import typing as t
 from types import FrameType
 
 import msgspec
 import psycopg
+from safe_singer_common.plugin import refuse_bad_config
 from singer_sdk import Target
-from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
+from singer_sdk.exceptions import SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.io_base import SingerMessageType
 from typing_extensions import override
@@ -28,8 +28,7 @@ from target_postgres_atomic.errors import (
 )
 from target_postgres_atomic.mapping import StreamMaps
 from target_postgres_atomic.reader import LineReader, stream_name
-from target_postgres_atomic.redact import redacted, redacted_error
-from target_postgres_atomic.settings import CONFIG_SCHEMA, unsupported_settings
+from target_postgres_atomic.settings import CONFIG_SCHEMA, INSTEAD, refused_values
 from target_postgres_atomic.sinks import NUL_ESCAPE, PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.target_settings import TargetSettings
@@ -102,21 +101,13 @@ class TargetPostgresAtomic(Target):
             self.message_reader.on_idle = self._engine.end_copy
             self.message_reader.fast_record = self._fast_record
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """singer-sdk's messages quote the bad value, which may be a secret: redact them."""
-        schema = self.config_jsonschema
-        self.append_builtin_config(schema)
-        unsupported = unsupported_settings(self._config, schema)
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            exc.errors += unsupported
-            raise redacted_error(exc, self._config) from None
-        if unsupported and raise_errors:
-            raise ConfigValidationError(
-                "Config validation failed", errors=unsupported, schema=self.config_jsonschema
-            )
-        return redacted(errors, self._config, self.config_jsonschema) + unsupported
+        """A bad setting, one the target does not implement (peers' names get what to use
+        instead) or a peer's value it does not honour is refused without quoting a secret."""
+        return refuse_bad_config(
+            self, super()._validate_config, INSTEAD, refused_values(self.config)
+        )
 
     @override
     def _process_schema_message(self, message_dict: dict) -> None:
@@ -365,18 +356,6 @@ class TargetPostgresAtomic(Target):
             for raw in read_batch_file(url, encoding.get("compression"), line):
                 row += 1
                 self._engine.add(sink, (line << SEQ_SHIFT) | row, raw, version, None)
-
-    @classmethod
-    def invoke(cls, **kwargs: t.Any) -> None:
-        """A refusal is one clear line and exit code 1; its traceback only at debug level."""
-        try:
-            super().invoke(**kwargs)
-        except ConfigValidationError:
-            raise  # singer-sdk's CLI lists each error itself
-        except REFUSALS as exc:
-            cls.logger.debug("Traceback of the refusal below", exc_info=True)
-            cls.logger.error("%s", exc)
-            sys.exit(1)
 
     @override
     def process_endofpipe(self) -> None:

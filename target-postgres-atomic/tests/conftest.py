@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from target_postgres_atomic.target import TargetPostgresAtomic
+from target_postgres_atomic.cli import main
 
 from tests.support.cli import script
 from tests.support.postgres import PgServer
@@ -46,9 +46,10 @@ def _cli_in_child(args: list[str], stdin: str, stdout: str, stderr: str) -> None
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.argv = ["target-postgres-atomic", *args]
     code = 0
     try:
-        TargetPostgresAtomic.cli.main(args=args, prog_name="target-postgres-atomic")
+        main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except BaseException:

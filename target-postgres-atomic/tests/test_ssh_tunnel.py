@@ -19,6 +19,8 @@ from tests.support.postgres import PgServer
 from tests.support.sshd import Bastion, new_key, sshd
 from tests.support.target_messages import record, schema
 
+REFUSAL = "target-postgres-atomic: error: "  # the target's one error line
+
 MESSAGES = [schema("t", {"id": {"type": "integer"}}), record("t", {"id": 1})]
 PASSPHRASE = "bastion-Passphrase-8812"
 
@@ -108,7 +110,7 @@ def test_a_tunnel_that_cannot_open_stops_the_run_in_one_line(
         config["ssh_tunnel"]["port"] = 1
     done = _load(config, tmp_path, level="info")
     assert done.returncode == 1
-    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    errors = [line for line in done.stderr.splitlines() if line.startswith(REFUSAL)]
     assert len(errors) == 1 and words in errors[0], done.stderr
     assert "Traceback" not in done.stderr
     debug = _load(config, tmp_path)  # with the traceback (and paramiko's debug log)

@@ -28,6 +28,14 @@ from tests.emulators.jira.routes import ApiError, _cloud_only, _paged, errors, r
 if TYPE_CHECKING:
     from tests.emulators.jira.server import JiraEmulator
 
+NOT_ADMIN = "You are not authorized to perform this action. Administrator privileges are required."
+
+
+def admin_only(em: JiraEmulator) -> None:
+    """403 for an API user without "Administer Jira" (``JiraSettings.admin = False``)."""
+    if not em.settings.admin:
+        raise ApiError(403, errors(NOT_ADMIN))
+
 
 @dataclass
 class ReferenceData:
@@ -63,6 +71,7 @@ class ReferenceData:
         default_factory=lambda: [
             {"id": str(10_100 + n), "name": f"Filter {n}", "jql": f"project = P{n}"}
             | {"favourite": False, "favouritedCount": n, "description": ""}
+            | {"sharePermissions": [], "editPermissions": [], "subscriptions": []}
             for n in range(5)
         ]
     )
@@ -106,11 +115,13 @@ def _with_self(r: Renderer, kind: str, rows: list[dict[str, Any]]) -> list[dict[
     return [{**row, "self": f"{r.base_url}/rest/api/{r.api}/{kind}/{row['id']}"} for row in rows]
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-status/#api-rest-api-3-statuses-search-get
 @route("GET", r"/statuses/search")
 def statuses_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     from tests.emulators.jira.dataset import STATUSES
 
     _cloud_only(em, "/rest/api/2/statuses/search")
+    admin_only(em)  # "Administer projects" or "Administer Jira"; the emulator models the latter
     rows = [
         {"id": str(n + 1), "name": name, "statusCategory": "IN_PROGRESS" if n else "TODO"}
         | {"scope": {"type": "GLOBAL"}, "description": ""}
@@ -126,6 +137,7 @@ PERMISSIONS = {
 }
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-permissions/#api-rest-api-3-permissions-get
 @route("GET", r"/permissions")
 def permissions(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     return {
@@ -139,8 +151,12 @@ def permissions(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any
 ROLES = ("Administrators", "Developers", "Viewers")
 
 
+# Permissions required: Administer Jira; reference:
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-project-roles/#api-rest-api-3-role-get
 @route("GET", r"/role")
 def roles(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
+    if em.settings.deployment == "Cloud":
+        admin_only(em)  # Server/DC's page states no permission for it
     rows = [
         {"id": 10_002 + n, "name": name, "description": f"{name} of a project"}
         | {"scope": {"type": "GLOBAL"}, "admin": n == 0, "default": n == 2}
@@ -149,6 +165,8 @@ def roles(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> A
     return _with_self(r, "role", rows)
 
 
+# Permissions required: none (anonymous access allowed); reference:
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-dashboards/#api-rest-api-3-dashboard-get
 @route("GET", r"/dashboard")
 def dashboards(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     fault(em, "/dashboard", p)
@@ -158,6 +176,7 @@ def dashboards(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any)
     return {**paged, "dashboards": paged.pop("values")}
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-filters/#api-rest-api-3-filter-search-get
 @route("GET", r"/filter/search")
 def filter_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     _cloud_only(em, "/rest/api/2/filter/search")
@@ -166,6 +185,7 @@ def filter_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: A
     return _paged(_with_self(r, "filter", rows), p, cap=2)
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-filter-sharing/#api-rest-api-3-filter-defaultsharescope-get
 @route("GET", r"/filter/defaultShareScope")
 def default_share_scope(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     return {"scope": "PRIVATE"}
@@ -175,12 +195,15 @@ def _group(name: str) -> dict[str, Any]:
     return {"name": name, "groupId": f"gid-{name}"}
 
 
+# Permissions required: Browse users and groups; reference:
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-groups/#api-rest-api-3-group-bulk-get
 @route("GET", r"/group/bulk")
 def group_bulk(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     _cloud_only(em, "/rest/api/2/group/bulk")
     return _paged([_group(g) for g in reference_data(em).groups], p, cap=2)
 
 
+# Server/DC: https://docs.atlassian.com/software/jira/docs/api/REST/9.12.0/#api/2/groups-findGroups
 @route("GET", r"/groups/picker")
 def groups_picker(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     names = reference_data(em).groups
@@ -192,18 +215,22 @@ def groups_picker(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: A
     }
 
 
+# Permissions required: Browse projects; reference:
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-link-types/#api-rest-api-3-issuelinktype-get
 @route("GET", r"/issueLinkType")
 def issue_link_types(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     fault(em, "/issueLinkType", p)
     return {"issueLinkTypes": _with_self(r, "issueLinkType", reference_data(em).issue_link_types)}
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-project-categories/#api-rest-api-3-projectcategory-get
 @route("GET", r"/projectCategory")
 def project_categories(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     fault(em, "/projectCategory", p)
     return _with_self(r, "projectCategory", reference_data(em).project_categories)
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-labels/#api-rest-api-3-label-get
 @route("GET", r"/label")
 def labels(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     _cloud_only(em, "/rest/api/2/label")
@@ -222,6 +249,7 @@ def _live_issue(em: JiraEmulator, ident: str) -> Any:
     return issue
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-watchers/#api-rest-api-3-issue-issueidorkey-watchers-get
 @route("GET", r"/issue/([^/]+)/watchers")
 def watchers(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     issue = _live_issue(em, m.group(1))
@@ -234,6 +262,7 @@ def watchers(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -
     }
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-votes/#api-rest-api-3-issue-issueidorkey-votes-get
 @route("GET", r"/issue/([^/]+)/votes")
 def votes(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     issue = _live_issue(em, m.group(1))
@@ -246,6 +275,7 @@ def votes(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> A
     }
 
 
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-remote-links/#api-rest-api-3-issue-issueidorkey-remotelink-get
 @route("GET", r"/issue/([^/]+)/remotelink")
 def remote_links(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     issue = _live_issue(em, m.group(1))
@@ -262,6 +292,7 @@ def remote_links(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: An
     ]
 
 
+# https://developer.atlassian.com/cloud/jira/software/rest/api-group-board/#api-rest-agile-1-0-board-boardid-issue-get
 @route("GET", r"/rest/agile/1.0/board/(\d+)/issue")
 def board_issues(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     """A board's issues: here every unarchived issue of its project, by id."""

@@ -94,13 +94,15 @@ def _paged(items: list[Any], params: dict[str, str], cap: int, default: int = 50
 
 
 # -- site ---------------------------------------------------------------------------------
+# Permissions required: none (anonymous access allowed); reference:
+# https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-server-info/#api-rest-api-3-serverinfo-get
 @route("GET", r"/serverInfo")
 def server_info(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     cloud = em.settings.deployment == "Cloud"
     return {
         "baseUrl": em.url,
         "deploymentType": em.settings.deployment,
-        "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.2",
+        "version": "1001.0.0-SNAPSHOT" if cloud else f"{em.settings.dc_major_version}.12.2",
         "buildNumber": 100_280,
         "serverTime": r.time(em.now_ms()),
         "serverTitle": "Jira emulator",
@@ -459,11 +461,13 @@ def worklog_list(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: An
 
 
 # -- agile --------------------------------------------------------------------------------
+# https://developer.atlassian.com/cloud/jira/software/rest/api-group-board/#api-rest-agile-1-0-board-get
 @route("GET", r"/rest/agile/1.0/board")
 def boards(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     return _paged([r.board(x, em.settings.projects) for x in em.dataset.boards], p, cap=50)
 
 
+# https://developer.atlassian.com/cloud/jira/software/rest/api-group-board/#api-rest-agile-1-0-board-boardid-sprint-get
 @route("GET", r"/rest/agile/1.0/board/(\d+)/sprint")
 def sprints(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     board = next((x for x in em.dataset.boards if x.id == int(m.group(1))), None)

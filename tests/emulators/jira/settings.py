@@ -22,6 +22,8 @@ class JiraSettings:
     access_token: str = "emulator-bearer-token"
     tls: bool = False
     admin: bool = True  # the API user has "Administer Jira" (else admin endpoints answer 403)
+    # Data Center's major version: 10 removed /rest/api/2/auditing/record (JRASERVER-78785)
+    dc_major_version: int = 9
     # paging, as Jira caps it
     page_cap_fields: int = 100
     page_cap_ids: int = 5000

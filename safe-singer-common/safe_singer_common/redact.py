@@ -1,4 +1,4 @@
-"""Secrets stay out of every message: config-validation errors and every log line.
+"""Secrets stay out of every message: config-validation errors, error lines and log lines.
 
 singer-sdk's config validation quotes bad values; botocore and urllib3 print request headers
 and signing steps at debug level. Both are cleaned by ``hidden``: the values of the settings
@@ -13,8 +13,6 @@ import re
 import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-from singer_sdk.exceptions import ConfigValidationError
 
 HIDDEN = "(secret value hidden)"
 MASK = "***"
@@ -34,12 +32,18 @@ _logged_secrets: set[str] = set()
 
 
 def secret_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[Any]:
-    """The configured values of the settings the schema marks ``secret``."""
-    return [
-        config[name]
-        for name, prop in schema.get("properties", {}).items()
-        if isinstance(prop, dict) and prop.get("secret") and config.get(name) not in (None, "")
-    ]
+    """The configured values of the settings the schema marks ``secret``, also inside an
+    object setting (the target's ``ssh_tunnel`` holds a private key)."""
+    found: list[Any] = []
+    for name, prop in schema.get("properties", {}).items():
+        value = config.get(name)
+        if not isinstance(prop, dict) or value is None or value == "":
+            continue
+        if prop.get("secret"):
+            found.append(value)
+        if isinstance(value, dict):
+            found += secret_settings(value, prop)
+    return found
 
 
 def hidden(text: str, secrets: Iterable[str], mask: str) -> str:
@@ -58,16 +62,8 @@ def redacted(errors: list[str], config: Mapping[str, Any], schema: Mapping[str, 
     return [hidden(error, spellings, HIDDEN) for error in errors]
 
 
-def redacted_error(exc: ConfigValidationError, config: Mapping[str, Any]) -> ConfigValidationError:
-    """The same ConfigValidationError with its listed errors redacted."""
-    schema = exc.schema or {}
-    return ConfigValidationError(
-        str(exc.args[0]), errors=redacted(exc.errors, config, schema), schema=exc.schema
-    )
-
-
 def masked(text: str) -> str:
-    """A log text without the configured credentials or any credential botocore prints."""
+    """A text without the configured credentials or any credential botocore prints."""
     text = hidden(text, _logged_secrets, MASK)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)

@@ -1,0 +1,1 @@
+"""What the safe Singer plugins share: secret redaction, config validation, one CLI error policy."""
