@@ -42,12 +42,27 @@ browser:
 	@command -v chromium >/dev/null || echo "chromium missing: sudo apt-get install -y chromium"
 
 # The target's SSH tunnel and SSL tests start their own sshd and an SSL PostgreSQL (the
-# pgserver build has no SSL); as root, install them when they are missing.
+# pgserver build has no SSL); as root, install them when they are missing. Only the programs:
+# no service starts (policy-rc.d refuses, as in Docker images) and no cluster is made
+# (createcluster.conf, before the server package), so port 22 stays closed and 5432 stays
+# whoever's it was.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 servers:
-	@{ command -v /usr/sbin/sshd >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || \
-		[ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends openssh-server postgresql; }
+	@[ "$$(id -u)" != 0 ] || { command -v /usr/sbin/sshd >/dev/null && \
+		ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
+		policy=/usr/sbin/policy-rc.d; ours=; \
+		[ -e $$policy ] || { printf '#!/bin/sh\nexit 101\n' >$$policy && chmod +x $$policy && ours=1; }; \
+		{ apt-get update -qq && \
+		{ command -v /usr/sbin/sshd >/dev/null || $(APT_INSTALL) openssh-server; } && \
+		{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+			$(APT_INSTALL) postgresql-common && \
+			sed -i 's/^#* *create_main_cluster *=.*/create_main_cluster = false/' \
+				/etc/postgresql-common/createcluster.conf && \
+			$(APT_INSTALL) postgresql; }; }; }; \
+		status=$$?; [ -z "$$ours" ] || rm -f $$policy; exit $$status; }
 	@command -v /usr/sbin/sshd >/dev/null || echo "sshd missing: sudo apt-get install -y openssh-server"
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		echo "PostgreSQL server programs missing: sudo apt-get install -y postgresql"
 
 test: install browser servers install-lowest
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -8,6 +8,8 @@ truth, and the time each spent waiting on 429s against the `Retry-After` served 
 
     .venv/bin/python bench/tap_jira.py                   # 20,000 issues (the issue's settings)
     .venv/bin/python bench/tap_jira.py --issues 2000     # quicker
+    .venv/bin/python bench/tap_jira.py --issues 5000 --skip-peer --delete-proofs 1000 \
+        --before-tap /tmp/jira-before/.venv/bin/tap-jira-safe   # delete proofs, before/after
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from tap_jira_safe.timeutil import parse_jira_time  # noqa: E402
 
 from bench.figures import figure  # noqa: E402
+from bench.tap_jira_proofs import ProofResult, prove_deletes, report_proofs  # noqa: E402
 from tests.emulators.jira import JiraEmulator  # noqa: E402
 from tests.emulators.jira.harness import catalog_selecting  # noqa: E402
 from tests.emulators.jira.render import embedded  # noqa: E402
@@ -60,6 +63,7 @@ SHARED_STREAMS = {
 PER_ISSUE_PATHS = {
     "issue_comments": re.compile(r"/comment$"),
     "issue_changelogs": re.compile(r"changelog"),
+    "issue_worklogs": re.compile(r"/worklog"),
     "issue_watchers": re.compile(r"/watchers$"),
     "issue_votes": re.compile(r"/votes$"),
     "issue_remote_links": re.compile(r"/remotelink$"),
@@ -282,6 +286,22 @@ def main() -> int:
         help="ours also reads issue_watchers, issue_votes and issue_remote_links (one "
         "request per issue each: Jira reads none in bulk)",
     )
+    parser.add_argument(
+        "--delete-proofs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the delete-proof scenario: read every issue, delete N at the source, "
+        "read again and count the requests that prove the deletes (default: off)",
+    )
+    parser.add_argument(
+        "--before-tap",
+        type=Path,
+        default=None,
+        metavar="EXECUTABLE",
+        help="with --delete-proofs: also run the scenario with this tap-jira-safe "
+        "executable (an older build) and compare",
+    )
     opts = parser.parse_args()
 
     results: list[Result] = []
@@ -362,7 +382,35 @@ def main() -> int:
                 )
             )
     report(opts, results)
-    return 0 if all(r.returncode == 0 for r in results) else 1
+    proofs = delete_proofs(opts)
+    failed = [r.returncode for r in results] + [p.returncode for p in proofs]
+    return 1 if any(failed) else 0
+
+
+def delete_proofs(opts: argparse.Namespace) -> list[ProofResult]:
+    """The delete-proof scenario for ours and, if given, the older executable."""
+    if not opts.delete_proofs:
+        return []
+    taps = [("tap-jira-safe", BIN / "tap-jira-safe")]
+    if opts.before_tap:
+        taps.append((f"tap-jira-safe before ({opts.before_tap})", opts.before_tap))
+    with tempfile.TemporaryDirectory(prefix="bench-jira-proofs-") as name:
+        proofs = [
+            prove_deletes(label, tap, opts.issues, opts.delete_proofs, opts.latency_ms, Path(name))
+            for label, tap in taps
+        ]
+    report_proofs(proofs, opts.issues, opts.latency_ms)
+    if len(proofs) == 2:
+        after, before = proofs
+        figure(
+            "tap-jira-safe",
+            f"proving {after.deletes:,} deletes, requests",
+            "tap-jira-safe before bulkfetch's 1,000-id rule",
+            after.proof_requests,
+            before.proof_requests,
+            higher_is_better=False,
+        )
+    return proofs
 
 
 def report(opts: argparse.Namespace, results: list[Result]) -> None:
@@ -396,9 +444,17 @@ def report(opts: argparse.Namespace, results: list[Result]) -> None:
             f"{r.returncode} | {r.load_1min:.2f} |"
         )
     ours = results[0]
+    unselected = (
+        set() if opts.per_issue_streams else {"issue_watchers", "issue_votes", "issue_remote_links"}
+    )
     print(
         "\nour requests per issue, by per-issue child stream: "
-        + ", ".join(f"{k} {n / opts.issues:.3f}" for k, n in ours.per_stream.items())
+        + ", ".join(
+            f"{k} not selected (--per-issue-streams)"
+            if k in unselected
+            else f"{k} {n / opts.issues:.3f}"
+            for k, n in ours.per_stream.items()
+        )
     )
     if len(results) == 2 and results[1].wall_s:
         ours, peer = results

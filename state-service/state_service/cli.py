@@ -237,7 +237,7 @@ def run(
     )
     retention = ctx.obj["retention"]
     if pipe:
-        code = run_singer(store, held, url, pipe, limits, retention, target_state_config)
+        code = run_singer(store, held, pipe, limits, retention, target_state_config)
     else:
         code = run_command(store, held, url, list(command), limits, retention)
     sys.exit(code)

@@ -173,18 +173,22 @@ class StateServiceStoreManager(StateStoreManager):
         if state_id in _held:
             return _held[state_id].lease
         store = Store(self.url)
+        # `meltano state set/clear` writes without reading first; `meltano run` always reads.
+        # An edit is recorded as one, so it stands over the target's committed state whether
+        # or not the target's state table could be read for a mark just now.
+        kind = "meltano" if state_id in _read_tokens else "edit"
         try:
             held = leases.start(
                 store,
                 state_id,
                 lease_seconds=self.lease_seconds,
-                kind="meltano",
+                kind=kind,
                 read_token=_read_tokens.get(state_id, leases.NOT_READ),
             )
         except StateServiceError as exc:
             store.dispose()
             _refuse(exc)
-        if (mark := self._target_mark(state_id)) is not None:
+        if (mark := _target_marks.get(state_id)) is not None:  # seen at this process's read
             try:
                 record_target_mark(store, held, mark)
             except StateServiceError as exc:
@@ -196,18 +200,6 @@ class StateServiceStoreManager(StateStoreManager):
         _held[state_id] = HeldRun(store, held, beat)
         beat.start()
         return held
-
-    def _target_mark(self, state_id: str) -> str | None:
-        """The mark to record with this process's run: seen at its first read, else now (a
-        `meltano state set/clear` reads nothing first; its mark makes the edit stand)."""
-        if state_id in _target_marks or self.target_config is None:
-            return _target_marks.get(state_id)
-        try:
-            table = TargetStateTable.from_config(self.target_config, CONNECT_TIMEOUT)
-            return table.read().mark
-        except TargetStateUnreadable as exc:
-            print(f"state-service: no target state mark recorded ({exc})", file=sys.stderr)
-            return None
 
     def get(self, state_id: str) -> MeltanoState | None:
         try:

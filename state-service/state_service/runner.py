@@ -36,8 +36,8 @@ from state_service.processes import (
     spawn_failure,
 )
 from state_service.progress import Progress
-from state_service.store import Store
-from state_service.target_state import config_path, starting_state
+from state_service.store import URL_ENV, Store
+from state_service.target_state import config_paths, starting_state
 
 EXIT_FAILED = 1  # state-service's own failure while piping (a bad target line, a refused write)
 EXIT_DATABASE = 3
@@ -62,16 +62,20 @@ class Outcome:
     lags: StreamLags | None = None
 
 
-def lease_env(lease: Lease, url: str) -> dict[str, str]:
-    """What a wrapped command learns about the lease it runs under."""
+def lease_env(lease: Lease, url: str | None) -> dict[str, str]:
+    """What a wrapped command learns about the lease it runs under. The database URL (it may
+    hold a password) goes only to a wrapped command that joins the lease (`-- meltano run`);
+    a tap and a target never need it, and may be anyone's code."""
     env = dict(os.environ)
+    env.pop(URL_ENV, None)
     env.update(
         STATE_SERVICE_PIPELINE=lease.pipeline,
         STATE_SERVICE_RUN_ID=str(lease.run_id),
         STATE_SERVICE_TOKEN=str(lease.token),
         STATE_SERVICE_LEASE_SECONDS=str(lease.lease_seconds),
-        STATE_SERVICE_DATABASE_URL=url,
     )
+    if url is not None:
+        env[URL_ENV] = url
     return env
 
 
@@ -131,7 +135,6 @@ def run_command(
 def run_singer(
     store: Store,
     lease: Lease,
-    url: str,
     pipe: tuple[list[str], list[str]],
     limits: Limits,
     retention: Retention,
@@ -141,7 +144,7 @@ def run_singer(
 
     ``target_config``: target-postgres-atomic's config file, to resume from its committed state
     when that is newer (default: the ``--config`` of a target-postgres-atomic command line)."""
-    config = target_config or config_path(pipe[1])
+    config = (target_config,) if target_config else config_paths(pipe[1])
     progress = Progress(sys.stderr, live=sys.stderr.isatty())
     with (
         _supervision(store, lease, limits) as (children, beat),
@@ -149,7 +152,7 @@ def run_singer(
     ):
         try:
             state = starting_state(store, lease, config, limits.connect_timeout)
-            outcome = _pipe(store, lease, url, pipe, state, Path(tmp), children, progress, limits)
+            outcome = _pipe(store, lease, pipe, state, Path(tmp), children, progress, limits)
         except Exception as exc:  # any failure while piping is the run's outcome, recorded
             children.stop()
             outcome = Outcome(1, f"state-service failed while piping: {describe_error(exc)}")
@@ -162,7 +165,6 @@ def run_singer(
 def _pipe(
     store: Store,
     lease: Lease,
-    url: str,
     pipe: tuple[list[str], list[str]],
     state: str | None,
     tmp: Path,
@@ -170,7 +172,7 @@ def _pipe(
     progress: Progress,
     limits: Limits,
 ) -> Outcome:
-    env = lease_env(lease, url)
+    env = lease_env(lease, None)
     tap_args, target_args = list(pipe[0]), list(pipe[1])
     if state is not None:
         state_file = tmp / "state.json"

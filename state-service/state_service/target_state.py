@@ -72,11 +72,13 @@ class Snapshot:
         return "" if newest is None else newest.isoformat()
 
 
-def config_path(target_args: Sequence[str]) -> Path | None:
-    """The `--config FILE` of a target-postgres-atomic command line (None for other targets or
-    a config from the environment)."""
-    if Path(target_args[0]).name != TARGET_PROGRAM:
+def config_paths(target_args: Sequence[str]) -> tuple[Path, ...] | None:
+    """The ``--config FILE`` files of a target-postgres-atomic command line, in order (singer-sdk
+    merges them, later ones winning); None for other targets, none given, or ``--config ENV``
+    (settings from the environment are not followed)."""
+    if not target_args or Path(target_args[0]).name != TARGET_PROGRAM:
         return None
+    paths: list[Path] = []
     for number, arg in enumerate(target_args):
         if arg == "--config" and number + 1 < len(target_args):
             value = target_args[number + 1]
@@ -84,8 +86,10 @@ def config_path(target_args: Sequence[str]) -> Path | None:
             value = arg.removeprefix("--config=")
         else:
             continue
-        return None if value == "ENV" else Path(value)
-    return None
+        if value == "ENV":
+            return None
+        paths.append(Path(value))
+    return tuple(paths) or None
 
 
 @dataclass(frozen=True)
@@ -96,19 +100,36 @@ class TargetStateTable:
     schema: str
     where: str  # the same, safe to print
 
+    @property
+    def timeout_ms(self) -> int:
+        """The read's statement timeout: as long as the connection may take."""
+        return int(self.connect["connect_timeout"]) * 1000
+
     @classmethod
-    def from_config(cls, path: Path, connect_timeout: float) -> TargetStateTable:
-        try:
-            config = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise TargetStateUnreadable(f"target config {path}: {describe_error(exc)}") from None
-        if not isinstance(config, dict):
-            raise TargetStateUnreadable(f"target config {path}: not a JSON object")
+    def from_config(cls, paths: Path | Sequence[Path], connect_timeout: float) -> TargetStateTable:
+        """From the target's config file(s), merged as singer-sdk merges them."""
+        sources = (paths,) if isinstance(paths, Path) else tuple(paths)
+        path = ", ".join(str(p) for p in sources)
+        config: dict[str, Any] = {}
+        for file in sources:
+            try:
+                part = json.loads(file.read_text())
+            except (OSError, ValueError) as exc:
+                raise TargetStateUnreadable(
+                    f"target config {file}: {describe_error(exc)}"
+                ) from None
+            if not isinstance(part, dict):
+                raise TargetStateUnreadable(f"target config {file}: not a JSON object")
+            config.update(part)
         tunnel = config.get("ssh_tunnel")
         if isinstance(tunnel, dict) and tunnel.get("enable"):
             raise TargetStateUnreadable(f"target config {path}: reached through ssh_tunnel")
         schema = str(config.get("default_target_schema") or DEFAULT_SCHEMA)
-        args: dict[str, Any] = {"connect_timeout": max(1, round(connect_timeout))}
+        args: dict[str, Any] = {
+            "connect_timeout": max(1, round(connect_timeout)),
+            # a server that stops answering mid-read (libpq's own setting, not sent to the server)
+            "tcp_user_timeout": max(1000, round(connect_timeout * 1000)),
+        }
         if url := config.get("sqlalchemy_url"):
             args["conninfo"] = re.sub(r"^postgresql\+\w+://", "postgresql://", str(url))
             where = display_url(args["conninfo"])
@@ -130,7 +151,12 @@ class TargetStateTable:
     def read(self) -> Snapshot:
         table = sql.Identifier(self.schema, STATE_TABLE)
         try:
-            with psycopg.connect(**self.connect, autocommit=True) as conn:
+            with psycopg.connect(**self.connect) as conn:
+                # A locked table (a migration, LOCK TABLE) must not hold the run's start: a
+                # local setting, so a pooler in transaction mode passes nothing on.
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [str(self.timeout_ms)]
+                )
                 exists = conn.execute(
                     "SELECT to_regclass(%s)", [f"{self.schema}.{STATE_TABLE}"]
                 ).fetchone()
@@ -206,10 +232,10 @@ def describe(committed: Committed, table: TargetStateTable) -> str:
 
 
 def starting_state(
-    store: Store, lease: Lease, config: Path | None, connect_timeout: float
+    store: Store, lease: Lease, config: Sequence[Path] | None, connect_timeout: float
 ) -> str | None:
     """The state the tap starts from: the stored bookmark, or the target's committed state when
-    that is newer (then stored first). ``config``: the target's config file, if known."""
+    that is newer (then stored first). ``config``: the target's config file(s), if known."""
     stored = read_bookmark(store, lease.pipeline)
     if config is None:
         return stored

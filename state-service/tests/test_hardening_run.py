@@ -143,3 +143,20 @@ def test_tap_lag_is_stored_and_stream_names_are_printable(svc) -> None:
     assert run["lag"] == "evil]0;owned[2Jname 30s", run
     listing = svc.cli("runs", "p")
     assert "\x1b" not in listing.stdout and "30s" in listing.stdout
+
+
+@pytest.mark.parametrize("svc", ["sqlite"], indirect=True)
+def test_a_tap_and_target_never_see_the_state_database_url(svc, tmp_path: Path) -> None:
+    """The URL may hold a password, and a tap or target may be anyone's code."""
+    seen = tmp_path / "seen"
+    leak = (
+        "import os, sys; "
+        "open(sys.argv[1], 'a').write(os.environ.get('STATE_SERVICE_DATABASE_URL', '') + '|')"
+    )
+    proc = svc.cli(
+        "run", "p", *svc.FAST,
+        "--tap", f"{py(leak)} {seen}", "--target", f"{py(leak)} {seen}",
+        STATE_SERVICE_DATABASE_URL=svc.url,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert seen.read_text() == "||"

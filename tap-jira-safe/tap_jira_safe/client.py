@@ -36,6 +36,10 @@ from tap_jira_safe.sdk_compat import SchemaOnce
 from tap_jira_safe.shared import TapParts
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+NOT_JIRAS_404 = (
+    "a 404 without Jira's error object (errorMessages/errors) is not Jira's answer; check that "
+    "`domain` reaches Jira itself, not a proxy or gateway, then run again"
+)
 _DECODED: weakref.WeakKeyDictionary[requests.Response, Any] = weakref.WeakKeyDictionary()
 
 
@@ -307,8 +311,10 @@ class JiraStream(SchemaOnce, RESTStream[Any]):
         status = response.status_code
         if status in RETRY_STATUSES:
             raise RetriableAPIError(jira_answer(response).describe(), response)
-        if status == 404:
+        if status == 404 and jira_errors(response):
             raise JiraNotFound(jira_answer(response))
+        if status == 404:  # a proxy's or gateway's page: it proves nothing is gone
+            raise JiraApiError(jira_answer(response), NOT_JIRAS_404)
         if status == 400 and carries_page_token(response.request) and jira_errors(response):
             raise JiraCursorExpired(jira_answer(response), "restarting the query")
         if status >= 400:

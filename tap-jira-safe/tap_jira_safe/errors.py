@@ -48,7 +48,8 @@ class JiraApiError(TapJiraSafeError):
 
 
 class JiraNotFound(JiraApiError):
-    """404: the resource does not exist, or this user may not see it."""
+    """404 with Jira's error object: the resource does not exist, or this user may not see it
+    (a 404 page from anything in front of Jira is a plain :class:`JiraApiError`)."""
 
 
 class JiraCursorExpired(JiraApiError):

@@ -329,6 +329,7 @@ class IssuesStream(JiraStream):
         paging; every page is checked for shape."""
         ids: set[int] = set()
         token: str | None = None
+        seen: set[str] = set()  # a token handed out before would go round for ever
         start_at = 0
         while True:
             if self.cloud:
@@ -347,11 +348,12 @@ class IssuesStream(JiraStream):
                 next_token = page.get("nextPageToken")
                 if not next_token or page.get("isLast") is True:
                     return ids
-                if next_token == token:
-                    raise RepeatedPageToken(
-                        f"issue id listing: page token repeated: {next_token[:12]}..."
-                    )
                 token = str(next_token)
+                if token in seen:
+                    raise RepeatedPageToken(
+                        f"issue id listing: page token repeated: {token[:12]}..."
+                    )
+                seen.add(token)
             else:
                 start_at += len(found)
                 if not found or start_at >= int(page.get("total", 0)):

@@ -11,6 +11,7 @@ and ``X-RateLimit-Reset`` is an ISO 8601 time with minute precision.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -35,10 +36,9 @@ def server_wait(response: requests.Response, *, oauth: bool) -> float | None:
     into an exhausted hourly quota only spends the wait again.
     """
     waits: list[float] = []
-    retry_after = response.headers.get("Retry-After")
+    retry_after = seconds(response.headers.get("Retry-After"))
     if retry_after is not None:
-        with contextlib.suppress(ValueError):
-            waits.append(max(float(retry_after), 0.0))
+        waits.append(max(retry_after, 0.0))
     if response.status_code == 429 and (oauth or not waits):
         reset = reset_delay(response)
         if reset is not None:
@@ -48,6 +48,16 @@ def server_wait(response: requests.Response, *, oauth: bool) -> float | None:
         if window is not None and window[0] <= 0:
             waits.append(window[1])
     return max(waits) if waits else None
+
+
+def seconds(text: str | None) -> float | None:
+    """A header's number of seconds; None for anything else, ``nan`` too (a NaN would pass
+    every cap and then crash the sleep). Infinity stays: ``max_server_wait_seconds`` refuses it."""
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return None if math.isnan(value) else value
 
 
 def reset_delay(response: requests.Response) -> float | None:
@@ -76,10 +86,8 @@ def quota_window(response: requests.Response) -> tuple[float, float] | None:
     """``(points left, seconds to the window's reset)`` from ``Beta-RateLimit``."""
     header = response.headers.get("Beta-RateLimit", "")
     params = dict(part.strip().split("=", 1) for part in header.split(";") if "=" in part)
-    try:
-        return float(params["r"]), float(params.get("t", 1))
-    except (KeyError, ValueError):
-        return None
+    left, reset = seconds(params.get("r")), seconds(params.get("t", "1"))
+    return None if left is None or reset is None else (left, reset)
 
 
 def pacing_delay(response: requests.Response) -> float:

@@ -7,7 +7,31 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from target_postgres_atomic.errors import InvalidInputLine
+from target_postgres_atomic.errors import SEQ_SHIFT, InvalidInputLine
+
+
+def batch_records(message: dict) -> Iterator[dict]:
+    """The records of a BATCH message's files, each as the RECORD message it stands for,
+    numbered by the BATCH's input line and its row in the files (`seq`)."""
+    line = message["line"]
+    encoding = message["encoding"] or {}
+    if encoding.get("format") != "jsonl":
+        raise InvalidInputLine(
+            f"input line {line}: BATCH format '{encoding.get('format')}' is not supported "
+            "(jsonl only)"
+        )
+    row = 0
+    for url in message["manifest"]:
+        for raw in read_batch_file(url, encoding.get("compression"), line):
+            row += 1
+            yield {
+                "stream": message["stream"],
+                "record": raw,
+                "version": None,
+                "time_extracted": None,
+                "line": line,
+                "seq": (line << SEQ_SHIFT) | row,
+            }
 
 
 def read_batch_file(url: str, compression: str | None, line: int) -> Iterator[bytes]:

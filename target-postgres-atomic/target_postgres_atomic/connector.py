@@ -148,7 +148,13 @@ def _url_conninfo(url: str, params: dict[str, Any]) -> str:
 
 
 def connect(config: Mapping[str, Any]) -> psycopg.Connection:
-    conn = psycopg.connect(conninfo(config), autocommit=True)
+    try:
+        conn = psycopg.connect(conninfo(config), autocommit=True)
+    except psycopg.OperationalError:
+        # libpq only sees the tunnel's end close; the tunnel knows why.
+        if (failure := tunnel.take_failure()) is not None:
+            raise ConfigurationError(failure) from None
+        raise
     conn.execute("SET TIME ZONE 'UTC'")
     # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
     conn.execute("SET work_mem = '64MB'")
@@ -296,6 +302,18 @@ def _replace_key(conn: psycopg.Connection, spec: TableSpec) -> None:
         ) from None
 
 
+def primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    """The columns of the table's primary key (none if it has none or does not exist)."""
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey) "
+        "WHERE i.indisprimary AND n.nspname = %s AND c.relname = %s ORDER BY a.attnum",
+        (schema, table),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def ensure_table(conn: psycopg.Connection, spec: TableSpec, *, unique_keys: bool) -> None:
     """Create the table, add missing columns, widen types; never drop or narrow (caller locks).
 
@@ -392,3 +410,22 @@ def ensure_tombstone_table(conn: psycopg.Connection, table: sql.Identifier) -> N
             "PRIMARY KEY (table_name, key))"
         ).format(table)
     )
+    # Tombstones from before retention existed start their retention now.
+    conn.execute(
+        sql.SQL(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS deleted_at timestamptz NOT NULL DEFAULT now()"
+        ).format(table)
+    )
+
+
+def prune_tombstones(
+    conn: psycopg.Connection, tombstones: sql.Identifier, table: str, days: float
+) -> int:
+    """Drop the table's tombstones older than `days` (caller locks); returns how many."""
+    return conn.execute(
+        sql.SQL(
+            "DELETE FROM {} WHERE table_name = %s "
+            "AND deleted_at < now() - make_interval(secs => %s)"
+        ).format(tombstones),
+        (table, days * 86400),
+    ).rowcount

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from singer_sdk import metrics
+from singer_sdk.exceptions import FatalSyncError
 
 from target_postgres_atomic import connector, shadows
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
@@ -182,7 +183,7 @@ class LoadEngine:
         session.stager.close()
         tables = {(s.spec.schema, s.spec.table) for s in dirty}
         tables |= {(s.spec.schema, s.spec.table) for s, _ in activate or []}
-        batches = [(sink.spec.stream, sink.take_batch()) for sink in dirty]
+        batches = [(sink.spec.stream, sink.batch_lines, sink.take_batch()) for sink in dirty]
         state_out = state if new_state else None
         if new_state:
             self._emitted_state = state
@@ -236,24 +237,33 @@ class LoadEngine:
         self,
         conn: psycopg.Connection,
         tables: list[tuple[str, str]],
-        batches: list[tuple[str, Callable[[psycopg.Connection], int]]],
+        batches: list[tuple[str, tuple[int, int], Callable[[psycopg.Connection], int]]],
         streams: list[str],
         state: str | None,
         activate: list[Activation] | None,
     ) -> None:
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported
+        merging: tuple[str, tuple[int, int]] | None = None
         try:
             with self.transaction(conn, ", ".join(f"{s}.{t}" for s, t in tables)):
                 # One lock order for every process, so two targets never deadlock.
                 for table in tables:
                     connector.lock_table(conn, *table)
-                landed = {stream: merge_batch(conn) for stream, merge_batch in batches}
+                landed = {}
+                for stream, lines, merge_batch in batches:
+                    merging = (stream, lines)
+                    landed[stream] = merge_batch(conn)
+                merging = None
                 for sink, version in activate or []:
                     stream = sink.spec.stream
                     landed[stream] = landed.get(stream, 0) + sink.activate_version(conn, version)
                 if state is not None:
                     connector.save_state(conn, self.state_schema, streams, state)
+        except psycopg.errors.QueryCanceled as exc:
+            # (The lock watcher turns the cancels it makes into its own error.)
+            self._failed = True
+            raise _canceled(exc, merging) from None
         except BaseException:
             self._failed = True
             raise
@@ -314,3 +324,20 @@ class LoadEngine:
         """A failed run's shadow tables go: nothing in them was acknowledged by a STATE."""
         if self._held_shadows:
             connector.drop_tables(self._config, list(self._held_shadows.values()), self._logger)
+
+
+class MergeCanceled(FatalSyncError):
+    """PostgreSQL canceled a commit (statement_timeout, or an operator's cancel)."""
+
+
+def _canceled(
+    exc: psycopg.errors.QueryCanceled, merging: tuple[str, tuple[int, int]] | None
+) -> MergeCanceled:
+    what = "the commit"
+    if merging is not None:
+        stream, (first, last) = merging
+        what = f"stream '{stream}', input lines {first}-{last}: the merge of its batch"
+    return MergeCanceled(
+        f"{what} was canceled ({exc.diag.message_primary}); nothing of it was committed. "
+        "Raise statement_timeout (or the role's), or lower batch_size_rows"
+    )

@@ -78,7 +78,7 @@ class StreamMaps:
 
     def route_record(self, message: dict) -> Iterator[dict]:
         """The RECORD messages (raw JSON again) the stream's maps make of this one."""
-        stream, seq = message["stream"], message["line"] << SEQ_SHIFT
+        stream, seq = message["stream"], message.get("seq", message["line"] << SEQ_SHIFT)
         try:
             record = _decode(message["record"])
         except msgspec.DecodeError as exc:

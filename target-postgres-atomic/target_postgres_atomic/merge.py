@@ -343,7 +343,7 @@ _KEEP_TOMBSTONES = (
     "INSERT INTO {tb} AS d (table_name, key, version) "
     "SELECT {name}, {key}, src.{v}::text FROM src "
     "WHERE src.{deleted} IS NOT NULL AND src.{v} IS NOT NULL "
-    "ON CONFLICT (table_name, key) DO UPDATE SET version = excluded.version "
+    "ON CONFLICT (table_name, key) DO UPDATE SET version = excluded.version, deleted_at = now() "
     "WHERE excluded.version::{type} >= d.version::{type}"
 )
 

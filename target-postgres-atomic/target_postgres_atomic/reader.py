@@ -120,8 +120,12 @@ class LineReader(GenericSingerReader[t.Any]):
         file_input: t.IO[t.Any] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
+        lines = file_input or self.default_input
+        if isinstance(lines, io.TextIOWrapper):
+            # `--input FILE` arrives opened as text: read its bytes, as from stdin.
+            lines = lines.buffer
         try:
-            return self._process_lines(file_input or self.default_input, callbacks)
+            return self._process_lines(lines, callbacks)
         except BaseException:
             if self.on_error is not None:
                 self.on_error()
@@ -209,7 +213,8 @@ def _undecodable(number: int, line: bytes, exc: Exception) -> Exception:
     """Name the stream and field of a line msgspec refuses, where a lenient parse finds them."""
     problem = f"not a valid Singer message ({exc})"
     try:
-        message = json.loads(bytes(line).decode("utf-8", "surrogateescape"))
+        text = line if isinstance(line, str) else bytes(line).decode("utf-8", "surrogateescape")
+        message = json.loads(text)
     except ValueError:
         message = None
     if not isinstance(message, dict) or not isinstance(message.get("stream"), str):

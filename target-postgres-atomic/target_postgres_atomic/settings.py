@@ -185,6 +185,13 @@ CONFIG_SCHEMA: dict = th.PropertiesList(
         "bytea, decoded; invalid encodings are refused naming the record and field.",
     ),
     th.Property(
+        "tombstone_retention_days",
+        th.NumberType,
+        default=90,
+        description="With hard_delete: days a deleted key's tombstone is kept to stop older "
+        "replays from bringing the row back; older tombstones are pruned (logged).",
+    ),
+    th.Property(
         "lock_timeout",
         th.NumberType,
         default=300,

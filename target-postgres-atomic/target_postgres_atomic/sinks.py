@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from target_postgres_atomic import merge
-from target_postgres_atomic.errors import BadRecordError
+from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError
 from target_postgres_atomic.landing import Batch, Lander
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
@@ -83,6 +83,9 @@ class PostgresSink:
         self.pending = 0
         """Records received since the last merge (in the chunk or already in the stage)."""
         self.size_bytes = 0
+        self.first_seq = 0
+        """The arrival number of the batch's first record (its input line, shifted)."""
+        self.last_seq = 0
         self.table_versions: set[int] = set()
         self.shadow_version: int | None = None
         """Records of this table version go to the shadow table until it is activated."""
@@ -187,6 +190,9 @@ class PostgresSink:
             self.send_chunk()  # one chunk, one kind of COPY
         self.chunk.append(row)
         self.chunk_seqs.append(seq)
+        if not self.pending:
+            self.first_seq = seq
+        self.last_seq = seq
         self.pending += 1
         self.size_bytes += size
         if len(self.chunk) >= COPY_CHUNK_ROWS:
@@ -221,6 +227,11 @@ class PostgresSink:
                     "set sanitize_null_text_characters: true to replace it with U+FFFD",
                 )
         return raw
+
+    @property
+    def batch_lines(self) -> tuple[int, int]:
+        """The input lines of the batch's first and last record."""
+        return self.first_seq >> SEQ_SHIFT, self.last_seq >> SEQ_SHIFT
 
     def take_batch(self) -> Callable[[psycopg.Connection], int]:
         """The staged batch as a merge to run later (maybe on another thread) in a transaction,

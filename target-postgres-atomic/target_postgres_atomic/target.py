@@ -16,8 +16,8 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabiliti
 from singer_sdk.io_base import SingerMessageType
 from typing_extensions import override
 
-from target_postgres_atomic import connector, merge, sdk_compat
-from target_postgres_atomic.batch_files import read_batch_file
+from target_postgres_atomic import connector, merge, owners, sdk_compat, tls
+from target_postgres_atomic.batch_files import batch_records
 from target_postgres_atomic.columns import LossyTypeChange
 from target_postgres_atomic.engine import LoadEngine
 from target_postgres_atomic.errors import (
@@ -75,6 +75,11 @@ class TargetPostgresAtomic(Target):
         """The stream that loads each (schema, table) in this run."""
         self._early_openings: dict[str, int] = {}
         """ACTIVATE_VERSION that came before its stream's SCHEMA."""
+        self._tap_openings: dict[str, set[int]] = {}
+        """overwrite: table versions whose opening ACTIVATE_VERSION the tap sent, by stream."""
+        self._sealed: set[str] = set()
+        """overwrite: streams whose refresh the tap (or refresh-seal) closed after its last
+        record: proof that the stream's input is complete."""
         self._settings = settings = TargetSettings.from_config(self.config)
         self._engine = LoadEngine(
             self.config,
@@ -95,6 +100,8 @@ class TargetPostgresAtomic(Target):
             connector.location(self.config),
             settings.default_target_schema or "from each stream name, else public",
         )
+        for warning in tls.unused_settings(self.config):
+            self.logger.warning("%s.", warning)
         self._sinks = self._engine.sinks
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._engine.close_after_error
@@ -148,19 +155,56 @@ class TargetPostgresAtomic(Target):
         engine = self._engine
         engine.commit()
         engine.wait()
+        try:
+            self._evolve_table(spec, message_dict["line"])
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise SchemaError(
+                stream,
+                message_dict["line"],
+                f"{exc.diag.message_primary} (as user {engine.conn.info.user}); connect as "
+                "the table's owner, or have its owner (or a superuser) grant what is missing",
+            ) from None
+
+    def _evolve_table(self, spec: TableSpec, line: int) -> None:
+        """The stream's table created or evolved, its sink ready (after earlier rows landed)."""
+        stream, engine = spec.stream, self._engine
         conn = engine.conn
         with engine.transaction(conn, spec.qualified_text()):
             connector.lock_table(conn, spec.schema, spec.table)
+            existed = bool(connector.existing_columns(conn, spec.schema, spec.table))
+            if not engine.sink_settings.upsert and (
+                key := connector.primary_key(conn, spec.schema, spec.table)
+            ):
+                raise SchemaError(
+                    stream,
+                    line,
+                    f"load_method append-only cannot load into {spec.qualified_text()}: it has "
+                    f"a primary key ({', '.join(key)}), which a repeated key would violate. "
+                    "Use load_method upsert, load into another table (a stream map), or drop "
+                    "the table's primary key",
+                )
             try:
                 connector.ensure_table(conn, spec, unique_keys=engine.sink_settings.upsert)
             except (LossyTypeChange, connector.KeyChangeRefused) as exc:
-                raise SchemaError(stream, message_dict["line"], str(exc)) from None
+                raise SchemaError(stream, line, str(exc)) from None
+            # (A refusal rolls the DDL above back with the transaction.)
+            self._claim_stored_table(conn, spec, line, adopted=existed)
             spec = spec.with_types(connector.existing_columns(conn, spec.schema, spec.table))
-            spec, warning = spec.with_comparable_version(message_dict["line"])
+            spec, warning = spec.with_comparable_version(line)
             tombstones = merge.tombstone_table(spec) if engine.sink_settings.hard_delete else None
             if tombstones is not None:
                 connector.lock_table(conn, spec.schema, merge.TOMBSTONES)
                 connector.ensure_tombstone_table(conn, tombstones)
+                days = self._settings.tombstone_retention_days
+                if pruned := connector.prune_tombstones(conn, tombstones, spec.table, days):
+                    self.logger.warning(
+                        "Stream '%s': pruned %d tombstones of deletes older than %g days "
+                        "(tombstone_retention_days); a replay older than that of a deleted row "
+                        "would load it again.",
+                        stream,
+                        pruned,
+                        days,
+                    )
         if warning and stream not in self._unguarded:
             self._unguarded.add(stream)
             self.logger.warning(warning)
@@ -186,9 +230,7 @@ class TargetPostgresAtomic(Target):
                 )
         if (version := self._early_openings.pop(stream, None)) is not None:
             # `stream` is already the mapped name (stream maps applied before this point).
-            self._activate_version(
-                {"stream": stream, "version": version, "line": message_dict["line"]}
-            )
+            self._activate_version({"stream": stream, "version": version, "line": line})
 
     def _claim_table(self, spec: TableSpec, line: int) -> None:
         """Two streams must not silently share one table (their keys and refreshes collide)."""
@@ -200,6 +242,22 @@ class TargetPostgresAtomic(Target):
                 f"streams '{owner}' and '{spec.stream}' would both load into table "
                 f"{spec.qualified_text()}; give one of them another name with a stream map "
                 "(or load them with separate runs and schemas)",
+            )
+
+    def _claim_stored_table(
+        self, conn: psycopg.Connection, spec: TableSpec, line: int, *, adopted: bool
+    ) -> None:
+        """...and not across runs either: the table's owning stream is kept in the database."""
+        try:
+            claimed = owners.claim(conn, spec.schema, spec.table, spec.stream)
+        except owners.TableOwnedByAnotherStream as exc:
+            raise SchemaError(spec.stream, line, str(exc)) from None
+        if claimed and adopted:
+            self.logger.info(
+                "Stream '%s' now owns the existing table %s: another stream naming it will "
+                "be refused.",
+                spec.stream,
+                spec.qualified_text(),
             )
 
     @override
@@ -260,9 +318,10 @@ class TargetPostgresAtomic(Target):
                 f"input line {message_dict['line']}: a RECORD for stream "
                 f"'{message_dict['stream']}' came before its SCHEMA message"
             )
+        self._sealed.discard(sink.spec.stream)  # a record after the closing: not complete
         self._engine.add(
             sink,
-            message_dict["line"] << SEQ_SHIFT,
+            message_dict.get("seq", message_dict["line"] << SEQ_SHIFT),
             message_dict["record"],
             sink.shadow_version if self._settings.overwrite else message_dict["version"],
             message_dict["time_extracted"],
@@ -275,7 +334,15 @@ class TargetPostgresAtomic(Target):
         line = message_dict["line"]
         if not value:
             raise InvalidInputLine(f"input line {line}: STATE needs a 'value'")
-        if not isinstance(msgspec.json.decode(value), dict):
+        try:
+            decoded = msgspec.json.decode(value)
+            text = value.decode()
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInputLine(
+                f"input line {line}: STATE value is not valid JSON in UTF-8 ({exc}); fix the "
+                "tap's bookmark values"
+            ) from None
+        if not isinstance(decoded, dict):
             raise InvalidInputLine(
                 f"input line {line}: STATE value must be a JSON object (Singer state is "
                 f"{{...}}), got {value[:40].decode(errors='replace')}"
@@ -285,7 +352,7 @@ class TargetPostgresAtomic(Target):
                 f"input line {line}: STATE contains a NUL character (\\u0000), which "
                 "PostgreSQL cannot store; fix the tap's bookmark values"
             )
-        self._engine.state(value.decode().strip())
+        self._engine.state(text.strip())
 
     def _sink_for(self, message_dict: dict) -> PostgresSink:
         sink = self._sinks.get(message_dict["stream"])
@@ -307,7 +374,10 @@ class TargetPostgresAtomic(Target):
 
     def _activate_version(self, message_dict: dict) -> None:
         stream, version = message_dict["stream"], int(message_dict["version"])
-        if not self._settings.activate_version or self._settings.overwrite:
+        if self._settings.overwrite and self._settings.activate_version:
+            self._note_overwrite_proof(stream, version)
+            return
+        if not self._settings.activate_version:
             self.logger.info("Ignoring ACTIVATE_VERSION for '%s' (setting).", stream)
             return
         sink = self._sinks.get(stream)
@@ -330,32 +400,24 @@ class TargetPostgresAtomic(Target):
             connector.lock_table(conn, sink.spec.schema, sink.spec.table)
             sink.start_version(conn, version)
 
+    def _note_overwrite_proof(self, stream: str, version: int) -> None:
+        """overwrite replaces the table with this run's rows, whatever versions the tap sends;
+        a tap's ACTIVATE_VERSION only serves as proof: a repeat of an opening this run saw
+        (a pipelinewise tap's closing one, or refresh-seal's once the tap exited 0) proves
+        that the stream's input is complete."""
+        openings = self._tap_openings.setdefault(stream, set())
+        if version in openings:
+            self._sealed.add(stream)
+        openings.add(version)
+
     @override
     def _process_batch_message(self, message_dict: dict) -> None:
         """Records from singer-sdk BATCH files (jsonl, optionally gzip) load like RECORDs."""
         sdk_compat.assert_line_requires(
             self, message_dict, requires={"stream", "encoding", "manifest"}
         )
-        if self._maps.maps_stream(message_dict["stream"]):
-            raise InvalidInputLine(
-                f"input line {message_dict['line']}: BATCH messages of stream "
-                f"'{message_dict['stream']}' cannot go through stream maps or flattening "
-                "(not supported); send RECORD messages or drop the map for this stream"
-            )
-        sink = self._sink_for(message_dict)
-        line = message_dict["line"]
-        encoding = message_dict["encoding"] or {}
-        if encoding.get("format") != "jsonl":
-            raise InvalidInputLine(
-                f"input line {line}: BATCH format '{encoding.get('format')}' is not supported "
-                "(jsonl only)"
-            )
-        version = sink.shadow_version if self._settings.overwrite else None
-        row = 0
-        for url in message_dict["manifest"]:
-            for raw in read_batch_file(url, encoding.get("compression"), line):
-                row += 1
-                self._engine.add(sink, (line << SEQ_SHIFT) | row, raw, version, None)
+        for record in batch_records(message_dict):
+            self._process_record_message(record)
 
     @override
     def process_endofpipe(self) -> None:
@@ -371,10 +433,20 @@ class TargetPostgresAtomic(Target):
         for sink in self._sinks.values():
             if sink.shadow_version is None:
                 continue
-            if self._settings.overwrite or vouched:
+            if vouched or sink.spec.stream in self._sealed:
                 ended.append((sink, sink.shadow_version))
                 continue
             ended.append((sink, None))
+            if self._settings.overwrite:
+                self.logger.warning(
+                    "Stream '%s': load_method overwrite, but the input ended without proof "
+                    "that the tap sent all of it (a failed tap ends the input too): its rows "
+                    "were merged as upserts and no row was deleted. To have the table "
+                    "replaced, run the pipeline with `state-service run`, or wrap a tap that "
+                    "sends ACTIVATE_VERSION in `refresh-seal` (meltano run, shell pipes).",
+                    sink.spec.stream,
+                )
+                continue
             self.logger.warning(
                 "Stream '%s': the input ended without proof that the full refresh of version "
                 "%s is complete (no closing ACTIVATE_VERSION: singer-sdk taps send none, and a "

@@ -32,6 +32,7 @@ class TargetSettings:
     sanitize_null_text_characters: bool
     interpret_content_encoding: bool
     lock_timeout: float
+    tombstone_retention_days: float
     version_columns: Mapping[str, str | None]
 
     @classmethod
@@ -50,6 +51,7 @@ class TargetSettings:
             sanitize_null_text_characters=bool(values["sanitize_null_text_characters"]),
             interpret_content_encoding=bool(values["interpret_content_encoding"]),
             lock_timeout=float(values["lock_timeout"]),
+            tombstone_retention_days=float(values["tombstone_retention_days"]),
             version_columns=dict(values.get("version_columns") or {}),
         )
 

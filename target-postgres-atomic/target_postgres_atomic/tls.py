@@ -7,7 +7,9 @@ itself: libpq reads files only, so PEM text is written into `ssl_storage_directo
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,30 @@ def ssl_params(config: Mapping[str, Any]) -> dict[str, str]:
     return params
 
 
+SWITCHES = {
+    "ssl_certificate_authority": "ssl_enable",
+    "ssl_client_certificate": "ssl_client_certificate_enable",
+    "ssl_client_private_key": "ssl_client_certificate_enable",
+}
+"""Each certificate setting and the switch without which libpq is not given it."""
+
+
+def unused_settings(config: Mapping[str, Any]) -> list[str]:
+    """A warning per certificate setting that is set but not used (never its value)."""
+    unused = []
+    for setting, switch in SWITCHES.items():
+        if not config.get(setting):
+            continue
+        if config.get("sqlalchemy_url"):
+            unused.append(
+                f"{setting} is set but not used: sqlalchemy_url overrides the SSL settings "
+                "(put sslmode, sslrootcert, sslcert and sslkey in the URL)"
+            )
+        elif not config.get(switch):
+            unused.append(f"{setting} is set but not used: {switch} is false")
+    return unused
+
+
 def _file_for(config: Mapping[str, Any], setting: str, file_name: str) -> str:
     """The path libpq reads the setting's certificate or key from."""
     value = str(config[setting])
@@ -46,14 +72,23 @@ def _file_for(config: Mapping[str, Any], setting: str, file_name: str) -> str:
             f"({PEM_START} ...); give the path of an existing file or the PEM text itself"
         )
     folder = Path(config.get("ssl_storage_directory") or DEFAULT_STORAGE).expanduser()
+    text = value if value.endswith("\n") else value + "\n"
+    # Named by content: runs sharing the folder (a Meltano project's) never replace each
+    # other's file, and a file libpq may be reading is never rewritten in place.
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = folder / f"{Path(file_name).stem}-{digest}{Path(file_name).suffix}"
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = folder / file_name
-        # Created 0600 before the key is written: libpq refuses a key others can read.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(value if value.endswith("\n") else value + "\n")
-        path.chmod(0o600)
+        # Created 0600 before the key is written (libpq refuses a key others can read),
+        # then renamed into place whole.
+        descriptor, partial = tempfile.mkstemp(dir=folder, prefix=".partial-")
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(text)
+            os.replace(partial, path)
+        except OSError:
+            Path(partial).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise ConfigurationError(
             f"{setting}: could not write it to ssl_storage_directory '{folder}' "

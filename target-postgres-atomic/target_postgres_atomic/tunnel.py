@@ -9,7 +9,9 @@ known_hosts must match (else the run stops); an unknown one is logged with its f
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
+import hashlib
 import io
 import logging
 import select
@@ -20,6 +22,7 @@ from typing import Any
 
 import paramiko
 from singer_sdk.exceptions import ConfigurationError
+from typing_extensions import override
 
 LOGGER = logging.getLogger("target-postgres-atomic")
 KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
@@ -70,12 +73,13 @@ class Tunnel:
                 "direct-tcpip", self._remote, local.getpeername(), timeout=self._timeout
             )
         except (paramiko.SSHException, OSError) as exc:
-            LOGGER.error(
-                "ssh_tunnel: the bastion could not open a connection to %s:%s (%s); check "
-                "host and port as the bastion sees the database",
-                *self._remote,
-                exc,
+            # Recorded before the local end closes: the connect that fails on it reports this.
+            _failures.append(
+                "ssh_tunnel: the bastion could not open a connection to "
+                f"{self._remote[0]}:{self._remote[1]} ({exc}); check host and port as the "
+                "bastion sees the database"
             )
+            LOGGER.debug("%s", _failures[-1])
             local.close()
             return
         with contextlib.closing(local), contextlib.closing(channel):
@@ -100,6 +104,13 @@ def _copy(receive: Any, send: Any) -> bool:
 
 
 _OPEN: dict[tuple[Any, ...], Tunnel] = {}
+_failures: list[str] = []
+"""Why the tunnel closed a database connection it could not forward, latest last."""
+
+
+def take_failure() -> str | None:
+    """Why the tunnel last failed to forward a connection (once), if it did."""
+    return _failures.pop() if _failures else None
 
 
 def local_endpoint(settings: Mapping[str, Any], remote: tuple[str, int], timeout: float) -> Tunnel:
@@ -108,6 +119,9 @@ def local_endpoint(settings: Mapping[str, Any], remote: tuple[str, int], timeout
     user = str(settings["username"])
     identity = (*bastion, user, *remote)
     if identity not in _OPEN:
+        if not LOGGER.isEnabledFor(logging.DEBUG):
+            # paramiko logs a refused channel as an ERROR of its own; the run's error says it.
+            logging.getLogger("paramiko").setLevel(logging.CRITICAL)
         client = _connect(settings, bastion, user, timeout)
         _OPEN[identity] = Tunnel(client, remote, timeout)
         atexit.register(_OPEN[identity].close)
@@ -121,6 +135,24 @@ def local_endpoint(settings: Mapping[str, Any], remote: tuple[str, int], timeout
     return _OPEN[identity]
 
 
+class LogUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """A bastion missing from known_hosts is accepted (MeltanoLabs checks none) and its key
+    logged as `ssh-keygen -l` shows it, so it can be checked and pinned in known_hosts."""
+
+    @override
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        LOGGER.warning(
+            "ssh_tunnel: bastion %s is not in known_hosts; accepting its %s key SHA256:%s "
+            "(add it to ~/.ssh/known_hosts to have it checked)",
+            hostname,
+            key.get_name(),
+            digest,
+        )
+
+
 def _connect(
     settings: Mapping[str, Any], bastion: tuple[str, int], user: str, timeout: float
 ) -> paramiko.SSHClient:
@@ -129,7 +161,7 @@ def _connect(
     client = paramiko.SSHClient()
     with contextlib.suppress(OSError):
         client.load_system_host_keys()
-    client.set_missing_host_key_policy(paramiko.WarningPolicy())
+    client.set_missing_host_key_policy(LogUnknownHostKey())
     try:
         client.connect(
             bastion[0],

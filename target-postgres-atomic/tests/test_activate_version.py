@@ -133,8 +133,9 @@ def test_record_of_new_version_counts_even_when_guard_keeps_stored_values(run_ta
     assert rows("SELECT id, updated, v, _sdc_table_version FROM items") == [(1, 9, "newer", 5)]
 
 
-def test_overwrite_replaces_table_only_at_the_end(run_target, rows) -> None:
+def test_overwrite_replaces_table_only_at_the_end(run_target, rows, monkeypatch) -> None:
     assert run_target([HEAD, *version_rows(1, range(4), "old")]).returncode == 0
+    monkeypatch.setenv("SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED", "1")  # the runner's word
     run = run_target(
         [
             HEAD,
@@ -233,6 +234,7 @@ def test_overwrite_takes_its_table_version_from_the_database_clock(
     run_target, rows, monkeypatch
 ) -> None:
     old = [HEAD, *version_rows(0, range(3), "old")]
+    monkeypatch.setenv("SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED", "1")  # the runner's word
     assert run_target(old, load_method="overwrite").returncode == 0
     real = time.time_ns
     monkeypatch.setattr(time, "time_ns", lambda: real() - 10 * 60 * 10**9)  # host 10 min behind

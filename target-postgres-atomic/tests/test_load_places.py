@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cli import script
+from tests.support.cli import error_line, script
 from tests.support.postgres import PgServer
 from tests.support.target_messages import record, schema, state
 
@@ -115,3 +116,54 @@ def test_system_schemas_are_refused(
     assert len(errors) == 1, run.stderr
     assert f"schema '{system}'" in errors[0] and errors[0].startswith(REFUSAL)
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "switch"),
+    [
+        ({"ssl_certificate_authority": "ca.crt"}, "ssl_enable"),
+        (
+            {"ssl_enable": True, "ssl_mode": "disable", "ssl_client_certificate": "c.crt"},
+            "ssl_client_certificate_enable",
+        ),
+        ({"ssl_client_private_key": "c.key"}, "ssl_client_certificate_enable"),
+        ({"ssl_enable": True, "ssl_certificate_authority": "ca.crt"}, "sqlalchemy_url"),
+    ],
+    ids=["ca-without-ssl_enable", "cert-without-its-switch", "key-without-its-switch", "url"],
+)
+def test_ssl_files_set_but_switched_off_are_named_in_a_warning(
+    settings: dict[str, Any], switch: str, pg_db: PgServer, tmp_path: Path
+) -> None:
+    """As in MeltanoLabs, a certificate setting only counts with its switch on; a user who set
+    one believes it is used (a CA: that the server is checked), so the start says it is not."""
+    for name in ("ca.crt", "c.crt", "c.key"):
+        (tmp_path / name).write_text("not read\n")
+    config = {**pg_db.target_config(), **settings}
+    if switch == "sqlalchemy_url":
+        config = {"sqlalchemy_url": pg_db.url(), **settings}
+    done = _start(config, tmp_path, {**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    [setting] = [
+        k for k in settings if k.startswith("ssl_") and k not in ("ssl_enable", "ssl_mode")
+    ]
+    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line and setting in line]
+    assert len(warnings) == 1, done.stderr
+    said = "sqlalchemy_url overrides" if switch == "sqlalchemy_url" else f"{switch} is false"
+    assert said in warnings[0], warnings[0]
+    assert "not read" not in done.stderr
+
+
+def test_a_server_that_does_not_answer_is_refused_in_one_line(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = {**pg_db.target_config(), "host": "127.0.0.1", "port": port, "password": PASSWORD}
+    done = _start(config, tmp_path, _clean_env(tmp_path))
+    assert done.returncode == 1
+    last = error_line(done)
+    assert last.startswith("target-postgres-atomic: error: "), done.stderr
+    assert f'"127.0.0.1", port {port} failed' in last, done.stderr
+    assert "Is the server running" in last, done.stderr  # libpq's hint, on the same line
+    assert PASSWORD not in done.stderr

@@ -41,6 +41,15 @@ def load(config: dict[str, Any], data: Path, tmp_path: Path) -> subprocess.Compl
     )
 
 
+def _landed(stderr: str) -> int:
+    """Records the target reported committed (singer-sdk's record_count METRIC lines)."""
+    return sum(
+        json.loads(line.split("METRIC: ", 1)[1])["value"]
+        for line in stderr.splitlines()
+        if '"record_count"' in line
+    )
+
+
 def peer_config(function: str, pg_db: PgServer, **changes: Any) -> dict[str, Any]:
     config = meltanolabs.test_config(function)
     assert set(meltanolabs.CONNECTION) <= set(config), config
@@ -65,9 +74,13 @@ def test_every_data_file_loads_or_is_refused_as_meltanolabs_expects(
                 and "Traceback" not in done.stderr
             )
         else:
-            fine = done.returncode == 0
+            # Loaded means landed: every RECORD line is counted as committed.
+            sent = sum(1 for line in data.open("rb") if b'"RECORD"' in line)
+            fine = done.returncode == 0 and _landed(done.stderr) == sent
         if not fine:
-            outcomes[data.name] = f"exit {done.returncode}: {done.stderr[-600:]}"
+            outcomes[data.name] = (
+                f"exit {done.returncode}, landed {_landed(done.stderr)}: {done.stderr[-600:]}"
+            )
     assert outcomes == {}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import paramiko
 import pytest
 
 from tests.support import meltanolabs
-from tests.support.cli import script
+from tests.support.cli import error_line, script
 from tests.support.postgres import PgServer
 from tests.support.sshd import Bastion, new_key, sshd
 from tests.support.target_messages import record, schema
@@ -32,17 +33,20 @@ def bastion() -> Iterator[Bastion]:
 
 
 def _load(
-    config: dict[str, Any], tmp_path: Path, level: str = "debug"
+    config: dict[str, Any], tmp_path: Path, level: str = "debug", home: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
+    env = {**os.environ, "LOGLEVEL": level}
+    if home is not None:
+        env["HOME"] = str(home)  # its .ssh/known_hosts is the one read
     return subprocess.run(
         [script("target-postgres-atomic"), "--config", str(path)],
         input="".join(json.dumps(m) + "\n" for m in MESSAGES),
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "LOGLEVEL": level},
+        env=env,
     )
 
 
@@ -143,3 +147,62 @@ def test_a_malformed_ssh_tunnel_is_refused_without_its_secrets(
     secrets = [tunnel] if isinstance(tunnel, str) else ["98765432", "x" * 20]
     for secret in secrets:
         assert secret not in done.stderr + done.stdout
+
+
+def test_a_database_the_bastion_cannot_reach_stops_the_run_in_one_line(
+    bastion: Bastion, pg_db: PgServer, tmp_path: Path
+) -> None:
+    """The bastion lets us in but cannot open a connection to host:port: one error line
+    naming the tunnel and the database address, not libpq's words for a dropped connection."""
+    key, public = new_key(tmp_path, "key")
+    bastion.authorize(public)
+    config = {**_through({"ssh_tunnel": {"private_key": key}}, pg_db, bastion), "port": 1}
+    done = _load(config, tmp_path, level="info")
+    assert done.returncode == 1
+    logged = [line for line in done.stderr.splitlines() if "| ERROR" in line]
+    assert logged == [], done.stderr  # (paramiko's and the tunnel thread's said it apart)
+    last = error_line(done)
+    assert last.startswith(REFUSAL), done.stderr
+    assert "ssh_tunnel" in last and f"{pg_db.host}:1" in last, done.stderr
+
+
+def test_an_unknown_bastion_key_is_logged_with_its_fingerprint(
+    bastion: Bastion, pg_db: PgServer, tmp_path: Path
+) -> None:
+    key, public = new_key(tmp_path, "key")
+    bastion.authorize(public)
+    home = tmp_path / "home"
+    home.mkdir()
+    done = _load(
+        _through({"ssh_tunnel": {"private_key": key}}, pg_db, bastion), tmp_path, "info", home
+    )
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
+    assert any(
+        re.search(
+            r"bastion \S+ is not in known_hosts; accepting its ssh-\S+ key SHA256:[\w+/]{43} ", w
+        )
+        for w in warnings
+    ), done.stderr
+
+
+def test_a_bastion_key_that_differs_from_known_hosts_stops_the_run_in_one_line(
+    bastion: Bastion, pg_db: PgServer, tmp_path: Path
+) -> None:
+    key, public = new_key(tmp_path, "key")
+    bastion.authorize(public)
+    _, impostor = new_key(tmp_path, "impostor")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(
+        f"[127.0.0.1]:{bastion.port} {' '.join(impostor.split()[:2])}\n"
+    )
+    done = _load(
+        _through({"ssh_tunnel": {"private_key": key}}, pg_db, bastion), tmp_path, "info", home
+    )
+    assert done.returncode == 1
+    last = error_line(done)
+    assert last.startswith(REFUSAL), done.stderr
+    assert "differs from the one in known_hosts" in last, done.stderr
+    with pg_db.connect() as conn:
+        assert conn.execute("SELECT to_regclass('t')").fetchone() == (None,)

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from target_postgres_atomic import connector
 
 from tests.support import meltanolabs
 from tests.support.cli import script
@@ -84,7 +85,7 @@ def test_inline_certificates_are_written_to_the_storage_directory(
     done = _load(config, tmp_path)
     assert done.returncode == 0, done.stderr
     assert _ids(server, "t") == [(1,)]
-    key = tmp_path / "store" / "pkey.key"
+    [key] = (tmp_path / "store").glob("pkey-*.key")
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert key.read_text().strip() == server.client.key.strip()
     body = server.client.key.splitlines()[1]
@@ -123,3 +124,24 @@ def test_a_missing_certificate_file_is_refused_naming_the_setting(
     assert done.returncode == 1
     assert "ssl_certificate_authority: 'ssl/nowhere.crt' does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_two_configs_with_inline_certificates_in_one_folder_keep_their_own(
+    server: SslServer, tmp_path: Path
+) -> None:
+    """Targets started in one folder (a Meltano project's) share the default storage
+    directory: another config's CA written there must not replace the one this run uses."""
+    base = {
+        "host": "localhost",
+        "port": server.port,
+        "user": "plain",
+        "database": "postgres",
+        "ssl_enable": True,
+        "ssl_mode": "verify-full",
+        "ssl_storage_directory": str(tmp_path / "store"),
+    }
+    ours = connector.conninfo({**base, "ssl_certificate_authority": server.ca.certificate})
+    other_ca = pem(issue("other CA", None)).certificate
+    connector.conninfo({**base, "ssl_certificate_authority": other_ca})
+    with psycopg.connect(ours) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
