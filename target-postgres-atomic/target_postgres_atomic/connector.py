@@ -152,6 +152,8 @@ def connect(config: Mapping[str, Any]) -> psycopg.Connection:
         conn = psycopg.connect(conninfo(config), autocommit=True)
     except psycopg.OperationalError:
         # libpq only sees the tunnel's end close; the tunnel knows why.
+        from target_postgres_atomic import tunnel
+
         if (failure := tunnel.take_failure()) is not None:
             raise ConfigurationError(failure) from None
         raise
