@@ -59,7 +59,8 @@ CONFIG_SCHEMA: dict = th.PropertiesList(
         "validate_records",
         th.BooleanType,
         default=True,
-        description="Check every record's JSON types against its schema (in SQL, per batch).",
+        description="Check every record against its whole JSON schema (types, required, enum, "
+        "nested objects and arrays, formats, bounds, patterns, lengths).",
     ),
     th.Property(
         "hard_delete",

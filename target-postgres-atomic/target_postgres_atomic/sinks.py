@@ -7,6 +7,7 @@ PostgreSQL validate, cast, dedupe and merge a whole batch at once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,25 @@ from target_postgres_atomic.landing import Batch, Lander
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.typed import TypedLayout, typed_layout
-from target_postgres_atomic.validation import record_checker
+from target_postgres_atomic.validation import nested_checker, record_checker, typed_path_refusal
 
 NUL_ESCAPE = b"\\u0000"
 COPY_CHUNK_ROWS = 1000
+KEY_CHECK_EVERY = 1000
+"""Top-level keys are compared with the schema for each of the first this many records after
+a SCHEMA, then for one in this many (a key decode per record would cost ~10% on the typed
+path)."""
+_record_keys = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+
+
+class _LineRecord(msgspec.Struct):
+    """A RECORD line with its record's values left undecoded (only its keys are wanted)."""
+
+    record: dict[str, msgspec.Raw]
+
+
+_line_keys = msgspec.json.Decoder(_LineRecord).decode
+logger = logging.getLogger("target-postgres-atomic")
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,8 @@ class PostgresSink:
         self.stager = stagers[0]
         """The session records stream into now (the target alternates two sessions)."""
         self.layout: TypedLayout | None = None
+        self.check_nested: Callable[[int, tuple[Any, ...]], None] | None = None
+        """On the typed path: the rules inside objects and arrays (validate_records)."""
         self._general_rows = 0
         """Rows of this batch staged as raw JSON only in a typed stage."""
         self._keys: set[Any] = set()
@@ -77,6 +95,9 @@ class PostgresSink:
         """Every row of this batch so far is typed and has a key no other row has."""
         self._make_stages()
         self.check = record_checker(spec, check_types=settings.validate_records)
+        self._records_since_schema = 0
+        self._dropped_named = False
+        """Properties the schema lacks were named once (per stream, not per SCHEMA)."""
         self.chunk: list[Any] = []
         """COPY text rows (bytes), or rows of values for a typed stage."""
         self.chunk_seqs: list[int] = []
@@ -101,10 +122,17 @@ class PostgresSink:
         self.spec = spec
         self._make_stages()
         self.check = record_checker(spec, check_types=self.settings.validate_records)
+        self._records_since_schema = 0
 
     def _make_stages(self) -> None:
-        """Each session's stage for this stream, typed when its schema maps cleanly."""
-        self.layout = typed_layout(self.spec)
+        """Each session's stage for this stream, typed when its schema maps cleanly and its
+        strict decode checks all the schema says."""
+        validated = self.settings.validate_records and typed_path_refusal(self.spec) is not None
+        self.layout = None if validated else typed_layout(self.spec)
+        self.check_nested = None
+        if self.layout is not None and self.settings.validate_records:
+            sources = [source for source, _ in self.layout.fields.values()]
+            self.check_nested = nested_checker(self.spec, sources)
         for stager in self.stagers:
             stager.create_stage(self.stage, self.layout)
         self._start_batch()
@@ -130,8 +158,39 @@ class PostgresSink:
             or self.size_bytes >= self.settings.batch_size_bytes
         )
 
+    def _checks_keys(self) -> bool:
+        """Whether to compare this record's top-level keys with the schema (KEY_CHECK_EVERY)."""
+        if self._dropped_named:
+            return False
+        self._records_since_schema += 1
+        count = self._records_since_schema
+        return count <= KEY_CHECK_EVERY or count % KEY_CHECK_EVERY == 0
+
+    def note_line(self, line: bytes) -> None:
+        """On the typed path: name the properties of the line's record the schema lacks."""
+        if self._checks_keys():
+            self._name_dropped(lambda: _line_keys(line).record)
+
+    def _name_dropped(self, record: Callable[[], dict[str, Any]]) -> None:
+        """Dropping properties the schema lacks is what Singer targets do: say so, once per
+        stream, by name only (values may be secrets)."""
+        try:
+            dropped = record().keys() - self.spec.properties.keys()
+        except msgspec.DecodeError:
+            return  # not an object: the record checks name the line
+        if dropped:
+            self._dropped_named = True
+            logger.warning(
+                "Stream '%s': dropping properties not in its schema: %s (add them to the "
+                "tap's schema to load them; named once per stream).",
+                self.spec.stream,
+                ", ".join(repr(name) for name in sorted(dropped)),
+            )
+
     def add(self, seq: int, raw: bytes, version: int | None, time_extracted: str | None) -> None:
         """Check one record and buffer it for COPY: the per-record work in Python."""
+        if self._checks_keys():
+            self._name_dropped(lambda: _record_keys(raw))
         layout = self.layout
         # Rows bound for a shadow table keep the general layout (the shadow has no typed
         # columns); so do records with a NUL escape (refused or sanitized below).
@@ -175,6 +234,8 @@ class PostgresSink:
         size: int,
     ) -> None:
         """Buffer one record's typed stage values (decoded and checked by `self.layout`)."""
+        if self.check_nested is not None:
+            self.check_nested(seq, values)
         if self._unique_keys:
             keys = self._keys
             count = len(keys)

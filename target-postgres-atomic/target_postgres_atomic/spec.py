@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from psycopg import sql
@@ -38,6 +38,10 @@ class TableSpec:
     version_from_setting: bool = False
     declared_version: str | None = None
     """The version column the SCHEMA (or setting) named, even where the guard is off."""
+    record_schema: Mapping[str, Any] = field(default_factory=dict)
+    """The SCHEMA message's whole JSON schema of a record (what `validate_records` checks)."""
+    schema_line: int = 0
+    """The input line of that SCHEMA message."""
 
     def qualified(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.table)
@@ -206,4 +210,6 @@ def build_spec(
         properties=properties,
         version_from_setting=from_setting and version_source is not None,
         declared_version=version_source,
+        record_schema=schema,
+        schema_line=line,
     )

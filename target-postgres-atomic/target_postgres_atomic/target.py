@@ -305,6 +305,7 @@ class TargetPostgresAtomic(Target):
         message, values = decoded
         if message.type != SingerMessageType.RECORD or message.stream != sink.spec.stream:
             return False
+        sink.note_line(line)
         sink.add_values(
             number << SEQ_SHIFT, values, message.version, message.time_extracted, len(line)
         )
