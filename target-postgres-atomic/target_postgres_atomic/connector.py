@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from singer_sdk.exceptions import ConfigurationError
 
-from target_postgres_atomic import tls, tunnel
+from target_postgres_atomic import tls
 from target_postgres_atomic.columns import LossyTypeChange, widened
 from target_postgres_atomic.merge import KeyCollations
 from target_postgres_atomic.spec import TABLE_VERSION, TableSpec, generated_name
@@ -47,6 +47,10 @@ def conninfo(config: Mapping[str, Any]) -> str:
             "the database host as the bastion sees it"
         )
     timeout = float(config.get("connect_timeout", 10))
+    # Imported here: paramiko (and its cryptography) costs ~0.1 s of start-up CPU per run,
+    # which only tunnelled runs need.
+    from target_postgres_atomic import tunnel
+
     local = tunnel.local_endpoint(tunnel_settings, remote, timeout).local
     # The server's name stays for certificate checks (verify-full) through the tunnel.
     return psycopg.conninfo.make_conninfo(built, host=remote[0], hostaddr=local[0], port=local[1])
@@ -148,6 +152,8 @@ def connect(config: Mapping[str, Any]) -> psycopg.Connection:
         conn = psycopg.connect(conninfo(config), autocommit=True)
     except psycopg.OperationalError:
         # libpq only sees the tunnel's end close; the tunnel knows why.
+        from target_postgres_atomic import tunnel
+
         if (failure := tunnel.take_failure()) is not None:
             raise ConfigurationError(failure) from None
         raise

@@ -128,7 +128,7 @@ class Lander:
                 with conn.transaction():
                     conn.execute(statement)
         except psycopg.errors.DataError as exc:
-            raise _unfit_error(conn, spec, source, exc) from None
+            raise _unfit_error(conn, spec, source, exc, typed) from None
         except psycopg.errors.NotNullViolation:
             # Keys the record checker cannot name (quotes, control characters) end up here.
             found = conn.execute(merge.first_null_key(spec, source)).fetchone()
@@ -181,9 +181,13 @@ class Lander:
 
 
 def _unfit_error(
-    conn: psycopg.Connection, spec: TableSpec, source: sql.Composable, exc: psycopg.errors.DataError
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    source: sql.Composable,
+    exc: psycopg.errors.DataError,
+    typed: merge.Staged | None = None,
 ) -> Exception:
-    probe = merge.first_unfit(spec, source)
+    probe = merge.first_unfit(spec, source, typed)
     if probe is not None:
         conn.execute(merge.FITS_FUNCTION)
         found = conn.execute(probe).fetchone()

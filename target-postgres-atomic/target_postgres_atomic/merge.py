@@ -86,6 +86,9 @@ class Staged:
     """Table column -> its value from the typed stage columns of a staged row `s`."""
     mixed: bool
     """Some rows are staged as raw JSON only (`data` set, typed columns NULL)."""
+    casts: tuple[tuple[str, str, str], ...] = ()
+    """(property, column type, stage column) of values staged as JSON text, cast in the merge
+    (a value its type cannot hold fails there, not in the COPY)."""
 
 
 @dataclass(frozen=True)
@@ -371,26 +374,56 @@ FITS_FUNCTION = sql.SQL(
 )
 
 
-def first_unfit(spec: TableSpec, stage: sql.Composable) -> sql.Composed | None:
-    """The first staged row with a value its column type cannot hold: (line, field, type)."""
-    typed = [c for c in spec.columns if c.source is not None and c.pg_type not in ("text", "jsonb")]
-    if not typed:
-        return None
-    probes = sql.SQL(" UNION ALL ").join(
-        sql.SQL(
-            "(SELECT s._seq, {f}, {t} FROM {stage} s "
-            "WHERE NOT pg_temp.sdc_fits(s.data ->> {f}, {cast}) ORDER BY s._seq LIMIT 1)"
-        ).format(
-            f=sql.Literal(c.source),
-            t=sql.Literal(c.pg_type),
-            stage=stage,
-            cast=sql.Literal(
-                sql.SQL("SELECT {}").format(cast_text(c, sql.SQL("$1::text"))).as_string(None)
-            ),
+def first_unfit(
+    spec: TableSpec, stage: sql.Composable, typed: Staged | None = None
+) -> sql.Composed | None:
+    """The first staged row with a value its column type cannot hold: (line, field, type).
+
+    Raw JSON rows are probed in `data`, typed rows in their stage columns of JSON text (a
+    row has one or the other: the probe of the other one sees NULL, which fits).
+    """
+    probes = [
+        _unfit_probe(
+            stage,
+            c.source,
+            c.pg_type,
+            sql.SQL("s.data ->> {}").format(sql.Literal(c.source)),
+            cast_text(c, sql.SQL("$1::text")),
         )
-        for c in typed
+        for c in spec.columns
+        if c.source is not None and c.pg_type not in ("text", "jsonb")
+    ]
+    probes += [
+        _unfit_probe(
+            stage,
+            source,
+            pg_type,
+            sql.SQL("convert_from(s.{}, 'UTF8')").format(sql.Identifier(column)),
+            sql.SQL("NULLIF($1::text, 'null')::{}").format(sql.SQL(pg_type)),
+        )
+        for source, pg_type, column in (typed.casts if typed is not None else ())
+    ]
+    if not probes:
+        return None
+    return sql.SQL("SELECT * FROM ({}) p ORDER BY 1 LIMIT 1").format(
+        sql.SQL(" UNION ALL ").join(probes)
     )
-    return sql.SQL("SELECT * FROM ({}) p ORDER BY 1 LIMIT 1").format(probes)
+
+
+def _unfit_probe(
+    stage: sql.Composable, source: str, pg_type: str, text: sql.Composable, cast: sql.Composable
+) -> sql.Composed:
+    """The first row whose `text` (of property `source`) fails `cast` (of `$1`)."""
+    return sql.SQL(
+        "(SELECT s._seq, {f}, {t} FROM {stage} s "
+        "WHERE NOT pg_temp.sdc_fits({text}, {cast}) ORDER BY s._seq LIMIT 1)"
+    ).format(
+        f=sql.Literal(source),
+        t=sql.Literal(pg_type),
+        stage=stage,
+        text=text,
+        cast=sql.Literal(sql.SQL("SELECT {}").format(cast).as_string(None)),
+    )
 
 
 def first_null_key(spec: TableSpec, source: sql.Composable) -> sql.Composed:

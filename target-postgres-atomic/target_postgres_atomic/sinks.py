@@ -302,7 +302,9 @@ class PostgresSink:
         """
         typed = None
         if self.layout is not None:
-            typed = merge.Staged(self.layout.columns, mixed=self._general_rows > 0)
+            typed = merge.Staged(
+                self.layout.columns, mixed=self._general_rows > 0, casts=self.layout.casts
+            )
         batch = Batch(self.spec, self.shadow_version, typed, self._unique_keys, self.pending)
         self.pending = 0
         self.size_bytes = 0

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg import sql
+from psycopg.types.string import BytesBinaryDumper
 
 from target_postgres_atomic import merge
 from target_postgres_atomic.errors import BadRecordError
@@ -26,6 +27,10 @@ class Stager:
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
         conn.adapters.register_dumper(msgspec.Raw, RawJsonDumper)
+        # COPY picks dumpers by column type: bytea (the typed stage's JSON text) gets
+        # psycopg's C bytes dumper, which takes a Raw as a buffer, instead of the Python one
+        # psycopg's `Binary` wrapper registers last for bytea (a Python call per value).
+        conn.adapters.register_dumper(None, BytesBinaryDumper)
         self._stage: sql.Identifier | None = None
         self._layout: TypedLayout | None = None
         self._stream = ""

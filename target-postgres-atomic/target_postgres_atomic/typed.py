@@ -5,7 +5,9 @@ straight into a struct whose strict types ARE the validation (RFC 3339 datetimes
 booleans; no 'now' or 'infinity' slips through), and psycopg's C dumpers write the values
 into typed stage columns: PostgreSQL parses each value once, and the merge reads typed columns
 instead of casting out of jsonb. Objects, arrays and numbers stay raw JSON bytes
-(`msgspec.Raw`), so they are never parsed in Python and numbers keep every digit.
+(`msgspec.Raw`), so they are never parsed in Python and numbers keep every digit: their
+stage columns are bytea, written by psycopg's C bytes dumper (no Python call per value), and
+the merge casts the text to the column's type.
 
 A record the strict decode refuses is not necessarily bad (a `date-time` PostgreSQL reads but
 RFC 3339 does not, `validate_records` off): the caller then runs the record checker, which
@@ -74,8 +76,8 @@ def _field(prop: Any, pg_type: str) -> _Field | None:
         name, bits = _INTEGERS[pg_type]
         return _Field(Annotated[int, msgspec.Meta(ge=-(2**bits), le=2**bits - 1)], name)
     if pg_type == "numeric" and kinds and kinds <= {"integer", "number"}:
-        # Staged as jsonb (a JSON number is numeric inside): every digit kept, no Python parse.
-        return _Field(msgspec.Raw, "jsonb", _NUMBER_START)
+        # The JSON number's text, cast in the merge: every digit kept, no Python parse.
+        return _Field(msgspec.Raw, "bytea", _NUMBER_START)
     if pg_type == "boolean" and kinds == {"boolean"}:
         return _Field(bool, "bool")
     if pg_type == "text" and kinds == {"string"} and fmt not in ("date-time", "date", "time"):
@@ -86,7 +88,7 @@ def _field(prop: Any, pg_type: str) -> _Field | None:
         return _Field(datetime.date, "date")
     if pg_type == "jsonb" and (not kinds or kinds <= {"object", "array"}):
         starts = frozenset().union(*(_KIND_START[k] for k in kinds)) if kinds else None
-        return _Field(msgspec.Raw, "jsonb", starts)
+        return _Field(msgspec.Raw, "bytea", starts)
     return None
 
 
@@ -109,6 +111,8 @@ class TypedLayout:
     None."""
     decode_line: Callable[[bytes], Any]
     """Decodes a whole input line as a RECORD of this stream (the envelope as the reader's)."""
+    casts: tuple[tuple[str, str, str], ...]
+    """(property, column type, stage column) of the values staged as JSON text."""
 
     def stage_columns(self) -> sql.Composable:
         return sql.SQL(", ").join(
@@ -154,6 +158,7 @@ def typed_layout(spec: TableSpec) -> TypedLayout | None:
     fields: dict[str, tuple[str, str]] = {}
     copy_types = list(GENERAL_TYPES)
     checks: list[tuple[int, frozenset[int]]] = []
+    casts: list[tuple[str, str, str]] = []
     key_index = None
     sourced = [c for c in spec.columns if c.source is not None]
     for index, column in enumerate(sourced):
@@ -166,9 +171,12 @@ def typed_layout(spec: TableSpec) -> TypedLayout | None:
             return None
         attribute, stage = f"f{index}", f"c{index}"
         rename[attribute] = column.source
-        value = sql.SQL("s.{}").format(sql.Identifier(stage))
-        if field.copy_type == "jsonb" and column.pg_type != "jsonb":
-            value = sql.SQL("({})::{}").format(value, sql.SQL(column.pg_type))
+        value: sql.Composable = sql.SQL("s.{}").format(sql.Identifier(stage))
+        if field.python_type is msgspec.Raw:
+            value = sql.SQL("NULLIF(convert_from({}, 'UTF8'), 'null')::{}").format(
+                value, sql.SQL(column.pg_type)
+            )
+            casts.append((column.source, column.pg_type, stage))
         columns[column.name] = value
         fields[stage] = (column.source, column.pg_type)
         copy_types.append(field.copy_type)
@@ -210,4 +218,5 @@ def typed_layout(spec: TableSpec) -> TypedLayout | None:
         tuple(checks),
         key_index,
         msgspec.json.Decoder(line_type).decode,
+        tuple(casts),
     )

@@ -42,6 +42,26 @@ def test_a_value_typed_copy_refuses_names_line_and_field(run_target, rows) -> No
     assert rows("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
 
 
+def test_an_array_value_jsonb_refuses_names_line_and_field(run_target, rows) -> None:
+    """Arrays are staged as JSON text and cast in the merge: a number jsonb cannot hold
+    inside one fails there, and the record and field are still named."""
+    messages = [
+        schema("t", PROPS),
+        record("t", {"id": 1, "tags": ["a"]}),
+        state({"s": 1}),
+        record("t", {"id": 2, "tags": None}),
+        '{"type": "RECORD", "stream": "t", "record": {"id": 3, "tags": [1, 1e400000]}}',
+        state({"s": 2}),
+    ]
+    run = run_target(messages, batch_size_rows=2)
+    assert run.returncode != 0
+    assert "stream 't', input line 5, field 'tags'" in run.stderr, run.stderr
+    assert "does not fit column type jsonb" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.states == [{"s": 1}]
+    assert rows("SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+
+
 def test_a_record_nested_too_deep_after_typed_records_names_line_and_field(
     run_target, rows
 ) -> None:
