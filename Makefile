@@ -11,6 +11,8 @@ PYTEST_ARGS ?=
 # .venv resolves everything to the highest allowed.
 LOWEST       := .venv-lowest
 LOWEST_BIN   := $(LOWEST)/bin
+# The lowest run tests our code at our declared minimums; a test that runs `meltano run` is left
+# out there (Meltano's own dependencies then sit below what Meltano needs: typing_extensions).
 LOWEST_TESTS ?= safe-singer-common/tests tap-jira-safe/tests tap-dynamodb-streams/tests target-postgres-atomic/tests
 # Parallel workers for `make test`: most of the suite waits (pacing, leases, idle shards, process
 # start-ups), so more workers than cores pay; xdist_group keeps tests that share a thing together.
@@ -66,7 +68,7 @@ servers:
 
 test: install browser servers install-lowest
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
-	$(LOWEST_BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(LOWEST_TESTS)
+	$(LOWEST_BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -k 'not meltano_run' $(LOWEST_TESTS)
 
 demo: install
 	$(BIN)/python -m tests.support.demo
