@@ -187,7 +187,7 @@ class AwsClients:
             region_name=settings.region_name,
         )
         config = Config(
-            retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+            retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
             connect_timeout=settings.aws_call_timeout_seconds,
             read_timeout=settings.aws_call_timeout_seconds,
             max_pool_connections=max(

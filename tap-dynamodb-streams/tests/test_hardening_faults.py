@@ -123,6 +123,9 @@ def test_unreachable_aws_is_one_line_naming_the_table(stack: Stack, tmp_path: Pa
     config = stack.tap_config(["far"], endpoint_url=f"http://127.0.0.1:{port}", aws_max_attempts=2)
     run = run_tap(tmp_path, config)
     assert_one_line(run, "Table 'far'", "DescribeTable", "Could not connect")
+    # aws_max_attempts counts every attempt, the first included (botocore's total_max_attempts)
+    attempts = re.findall(r"\(attempt (\d+) of at most 2\)", run.stderr)
+    assert attempts == ["1", "2"], run.stderr
 
 
 def test_a_missing_table_is_one_line_naming_it(stack: Stack, tmp_path: Path) -> None:
