@@ -92,6 +92,7 @@ class ListingStream(JiraStream):
     single: ClassVar[bool] = False  # the answer is one object: one record
     permission: ClassVar[str | None] = None  # the Jira permission a 403 means is missing
     times: ClassVar[tuple[str, ...]] = ()  # date-time fields, rendered in the user's zone
+    parent_keys: ClassVar[tuple[str, ...]] = ()  # context keys copied into each record
     extra_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -158,6 +159,8 @@ class ListingStream(JiraStream):
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         for name in self.times:
             row[name] = jira_to_iso(row.get(name))
+        for key in self.parent_keys:
+            row[key] = (context or {})[key]
         return row
 
     def say_not_offered(self) -> None:

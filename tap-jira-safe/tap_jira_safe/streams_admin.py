@@ -128,6 +128,7 @@ class PermissionHoldersStream(ListingStream):
     cloud_path = dc_path = "/permissionscheme/{scheme_id}/permission"
     primary_keys = ("id",)
     state_partitioning_keys: list[str] = []
+    parent_keys = ("scheme_id",)
     schema = schema(
         ("id",),
         id="integer",
@@ -136,10 +137,6 @@ class PermissionHoldersStream(ListingStream):
         holder="object",
         permission="string",
     )
-
-    @override
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        return {**row, "scheme_id": (context or {})["scheme_id"]}
 
 
 class ProjectRoleActorsStream(ListingStream):
@@ -150,6 +147,7 @@ class ProjectRoleActorsStream(ListingStream):
     cloud_path = dc_path = "/role/{role_id}/actors"
     primary_keys = ("role_id", "id")
     state_partitioning_keys: list[str] = []
+    parent_keys = ("role_id",)
     schema = schema(
         ("role_id", "id"),
         role_id="integer",
@@ -161,10 +159,6 @@ class ProjectRoleActorsStream(ListingStream):
         actorUser="object",
         actorGroup="object",
     )
-
-    @override
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        return {**row, "role_id": (context or {})["role_id"]}
 
 
 class ScreensStream(ListingStream):
@@ -273,6 +267,7 @@ class CustomFieldContextsStream(ListingStream):
     parent_stream_type = FieldsStream
     primary_keys = ("field_id", "id")
     state_partitioning_keys: list[str] = []
+    parent_keys = ("field_id",)
     schema = schema(
         ("field_id", "id"),
         field_id="string",
@@ -282,10 +277,6 @@ class CustomFieldContextsStream(ListingStream):
         isGlobalContext="boolean",
         isAnyIssueType="boolean",
     )
-
-    @override
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        return {**row, "field_id": (context or {})["field_id"]}
 
     @override
     def generate_child_contexts(
@@ -304,6 +295,7 @@ class CustomFieldOptionsStream(ListingStream):
     parent_stream_type = CustomFieldContextsStream
     primary_keys = ("context_id", "id")
     state_partitioning_keys: list[str] = []
+    parent_keys = ("field_id", "context_id")
     schema = schema(
         ("context_id", "id"),
         field_id="string",
@@ -313,8 +305,3 @@ class CustomFieldOptionsStream(ListingStream):
         optionId="string",
         disabled="boolean",
     )
-
-    @override
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        ctx = context or {}
-        return {**row, "field_id": ctx["field_id"], "context_id": ctx["context_id"]}
