@@ -30,11 +30,19 @@ def error_lines(stderr: str) -> list[str]:
 
 
 @pytest.mark.parametrize("svc", ["sqlite"], indirect=True)
-def test_a_dead_target_stops_a_silent_tap(svc) -> None:
+def test_a_dead_target_stops_a_silent_tap(svc, tmp_path: Path) -> None:
+    # The target dies only once the tap ignores SIGTERM, so only SIGKILL can end the tap.
+    ready = tmp_path / "tap-ignores-sigterm"
+    tap = STUBBORN.replace("time.sleep(600)", f"open({str(ready)!r}, 'w'); time.sleep(600)")
+    target = (
+        "import os, sys, time; t = time.monotonic()\n"
+        f"while not os.path.exists({str(ready)!r}) and time.monotonic() - t < 20:\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(5)"
+    )
     started = time.monotonic()
     proc = svc.cli(
-        "run", "p", *svc.FAST, *QUICK_STOP,
-        "--tap", py(STUBBORN), "--target", py("import sys; sys.exit(5)"),
+        "run", "p", *svc.FAST, *QUICK_STOP, "--tap", py(tap), "--target", py(target),
     )  # fmt: skip
     assert proc.returncode == 5, proc.stderr  # the first failure: the target's
     assert time.monotonic() - started < 30
