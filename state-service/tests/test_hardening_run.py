@@ -163,7 +163,7 @@ def test_a_tap_and_target_never_see_the_state_database_url(svc, tmp_path: Path) 
     )
     proc = svc.cli(
         "run", "p", *svc.FAST,
-        "--tap", f"{py(leak)} {seen}", "--target", f"{py(leak)} {seen}",
+        "--tap", f"{py(leak)} {seen}", "--target", f"{py(leak + '; sys.stdin.read()')} {seen}",
         STATE_SERVICE_DATABASE_URL=svc.url,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
