@@ -38,10 +38,14 @@ def db_option(func: F) -> F:
     )(func)
 
 
-def setting(name: str, default: float, help_text: str) -> Callable[[F], F]:
-    """A group option with its STATE_SERVICE_* environment variable (--a-b: STATE_SERVICE_A_B)."""
+def setting(
+    name: str, default: float, help_text: str, kind: click.ParamType | None = None
+) -> Callable[[F], F]:
+    """An option with its STATE_SERVICE_* environment variable (--a-b: STATE_SERVICE_A_B)."""
     env = "STATE_SERVICE_" + name.removeprefix("--").replace("-", "_").upper()
-    return click.option(name, envvar=env, default=default, show_default=True, help=help_text)
+    return click.option(
+        name, envvar=env, type=kind, default=default, show_default=True, help=help_text
+    )
 
 
 class Seconds(click.ParamType):
@@ -164,37 +168,24 @@ def main(
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--tap", help='Tap command line, e.g. "tap-jira-safe --config c.json".')
 @click.option("--target", help="Target command line; its stdout must be Singer STATE lines.")
-@click.option(
+@setting(
     "--lease-seconds",
-    envvar="STATE_SERVICE_LEASE_SECONDS",
-    type=Seconds(),
-    default=60.0,
-    show_default=True,
-    help="The lease expires this long after the last heartbeat (database clock).",
+    60.0,
+    "The lease expires this long after the last heartbeat (database clock).",
+    Seconds(),
 )
-@click.option(
-    "--heartbeat-seconds",
-    envvar="STATE_SERVICE_HEARTBEAT_SECONDS",
-    type=Seconds(),
-    default=10.0,
-    show_default=True,
-    help="Heartbeat interval.",
-)
-@click.option(
+@setting("--heartbeat-seconds", 10.0, "Heartbeat interval.", Seconds())
+@setting(
     "--stop-grace-seconds",
-    envvar="STATE_SERVICE_STOP_GRACE_SECONDS",
-    type=Seconds(),
-    default=DEFAULT_STOP_GRACE,
-    show_default=True,
-    help="A child still running this long after SIGTERM gets SIGKILL.",
+    DEFAULT_STOP_GRACE,
+    "A child still running this long after SIGTERM gets SIGKILL.",
+    Seconds(),
 )
-@click.option(
+@setting(
     "--target-finish-seconds",
-    envvar="STATE_SERVICE_TARGET_FINISH_SECONDS",
-    type=Seconds(),
-    default=DEFAULT_TARGET_FINISH,
-    show_default=True,
-    help="After the tap ended, the target's time to commit and exit before it is stopped.",
+    DEFAULT_TARGET_FINISH,
+    "After the tap ended, the target's time to commit and exit before it is stopped.",
+    Seconds(),
 )
 @click.option(
     "--target-state-config",
