@@ -44,8 +44,11 @@ class SchemaOnce(Stream):
 
 def open_table_version(stream: Stream) -> int:
     """Start a full-table version as ``Stream.sync`` does with
-    ``emit_activate_version_messages`` (its RECORD messages carry ``_stream_version``)."""
-    stream._stream_version = stream._initialized_at // 1000
+    ``emit_activate_version_messages`` (its RECORD messages carry ``_stream_version``),
+    in milliseconds where the SDK takes seconds (as pipelinewise taps do): two runs that
+    start within one second would otherwise share a version, and a row deleted between
+    them would never be retired (a target retires only versions older than the refresh)."""
+    stream._stream_version = stream._initialized_at
     return stream._stream_version
 
 

@@ -184,7 +184,10 @@ class Dataset:
         heapq.heappush(self._pending, entry)
 
     def _refresh_index(self) -> None:
-        now = self.now_ms()
+        # a burst of writes runs ahead of the wall clock (``write_ms`` is strictly
+        # increasing): the index's clock never reads earlier than the last write, or 250
+        # deletes made in 3 ms would stay searchable for 250 ms with no index lag set
+        now = max(self.now_ms(), self._last_write_ms)
         while self._pending and self._pending[0][0] <= now:
             _, sequence, key, snap = heapq.heappop(self._pending)
             if sequence < self._applied.get(key, 0):
