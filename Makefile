@@ -71,12 +71,12 @@ test: install browser servers install-lowest
 	$(LOWEST_BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -k 'not meltano_run' $(LOWEST_TESTS)
 
 demo: install
-	$(BIN)/python -m tests.support.demo
+	$(BIN)/python -m safe_singer_testing.demo
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m tests.support.python_versions
+	$(BIN)/python -m safe_singer_testing.python_versions
 	$(BIN)/python hub/generate.py --check
 
 # A wheel and an sdist of each package into dist/ (tests/test_dist.py installs each wheel alone).

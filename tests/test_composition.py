@@ -1,6 +1,6 @@
 """Third-party composition: our taps into peers' targets, a peer's tap into our target, and the
 Singer spec checker on our taps' output. Peers come from PyPI, each in its own cached venv
-(`tests/support/peers.py`). Every case compares rows with the source, and every incremental
+(`safe_singer_testing.peers`). Every case compares rows with the source, and every incremental
 second run starts from the last STATE line the target wrote.
 """
 
@@ -18,21 +18,21 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import issues_only_catalog
-from tests.support import peers
-from tests.support.cli import script
-from tests.support.composition import newest_rows, normal, pipe, read_jsonl, write_json
-from tests.support.dynamodb import random_writes, running_stack
-from tests.support.peers import (
+from safe_singer_testing import peers
+from safe_singer_testing.cli import script
+from safe_singer_testing.composition import newest_rows, normal, pipe, read_jsonl, write_json
+from safe_singer_testing.dynamodb import random_writes, running_stack
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import issues_only_catalog
+from safe_singer_testing.peers import (
     MELTANOLABS_TAP_POSTGRES,
     MELTANOLABS_TARGET_POSTGRES,
     SINGER_TOOLS,
     TARGET_JSONL,
     peer_script,
 )
-from tests.support.postgres import PgServer
-from tests.support.soak_sources import dynamodb_rows
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.soak_sources import dynamodb_rows
 
 TABLE = "peer_orders"
 

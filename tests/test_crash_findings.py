@@ -16,10 +16,10 @@ from pathlib import Path
 
 from psycopg import sql
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import issues_only_catalog, run_pipeline, run_tap
-from tests.support.dynamodb import run_target
-from tests.support.postgres import PgServer
+from safe_singer_testing.dynamodb import run_target
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import issues_only_catalog, run_pipeline, run_tap
+from safe_singer_testing.postgres import PgServer
 
 SCHEMA = "jira"
 

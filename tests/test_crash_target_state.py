@@ -2,11 +2,11 @@
 
 `state-service run` of tap-jira-safe into target-postgres-atomic dies right after the target
 committed a new issue's RECORD (and the STATE with it, in `jira._sdc_target_state`) and before
-the wrapper stored that STATE: a wrapper around the target (`tests/support/kill_after_commit.py`)
-SIGKILLs the target and `state-service run` the moment the row is committed. The issue is then
-deleted in Jira. The next run must start from the target's committed state (found through the
-target's `--config`), not the older stored one, so its reconciliation sees the issue go: the
-table ends equal to the emulator's truth.
+the wrapper stored that STATE: a wrapper around the target
+(`safe_singer_testing.kill_after_commit`) SIGKILLs the target and `state-service run` the
+moment the row is committed. The issue is then deleted in Jira. The next run must start from
+the target's committed state (found through the target's `--config`), not the older stored one,
+so its reconciliation sees the issue go: the table ends equal to the emulator's truth.
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from psycopg import sql
 from state_service.report import read_bookmark, run_history
 from state_service.store import Store
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import issues_only_catalog
-from tests.support.cli import script
-from tests.support.postgres import PgServer
+from safe_singer_testing import kill_after_commit
+from safe_singer_testing.cli import script
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import issues_only_catalog
+from safe_singer_testing.postgres import PgServer
 
 SCHEMA = "jira"
 LEASE = ["--lease-seconds", "2", "--heartbeat-seconds", "0.5"]
-KILLER = Path(__file__).parent / "support" / "kill_after_commit.py"
+KILLER = Path(kill_after_commit.__file__)
 
 
 def write(path: Path, data: dict[str, Any]) -> str:

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from psycopg import sql
 
-from tests.support.demo import DemoDatabaseError, demo_database
-from tests.support.postgres import PgServer, drop_database
+from safe_singer_testing.demo import DemoDatabaseError, demo_database
+from safe_singer_testing.postgres import PgServer, drop_database
 
 
 def test_demo_refuses_a_database_it_did_not_create(pg_db: PgServer, pg_admin: PgServer) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import demo_state
-from tests.support.postgres import PgServer
+from safe_singer_testing import demo_state
+from safe_singer_testing.postgres import PgServer
 
 
 def test_demo_explains_the_failed_run_it_lists(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.support import dist
+from safe_singer_testing import dist
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(dist.XDIST_GROUP)]
 

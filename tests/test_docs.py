@@ -16,10 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.emulators.jira import JiraEmulator
-from tests.support import readme
-from tests.support.cli import about
-from tests.support.postgres import REPO_ROOT
+from safe_singer_testing import readme
+from safe_singer_testing.cli import about
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.postgres import REPO_ROOT
 
 PLUGIN_READMES = {
     "tap-jira-safe": "tap-jira-safe/README.md",

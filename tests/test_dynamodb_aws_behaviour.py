@@ -15,8 +15,8 @@ from tap_dynamodb_streams.direct import install
 from tap_dynamodb_streams.settings import TapSettings
 from tap_dynamodb_streams.tap import TapDynamoDBStreams
 
-from tests.emulators.dynamodb_streams import Faults, Stack
-from tests.support.dynamodb import TapRun, run_tap, running_stack
+from safe_singer_testing.dynamodb import TapRun, run_tap, running_stack
+from safe_singer_testing.emulators.dynamodb_streams import Faults, Stack
 
 
 def put(stack: Stack, table: str, *keys: str) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import script
-from tests.support.dynamodb import batch_records, random_writes, run_tap, running_stack
+from safe_singer_testing.cli import script
+from safe_singer_testing.dynamodb import batch_records, random_writes, run_tap, running_stack
 
 
 def batch_config(root: Path) -> dict[str, Any]:

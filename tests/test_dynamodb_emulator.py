@@ -11,8 +11,8 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.emulators.dynamodb_streams import Faults, Stack, start_stack
-from tests.emulators.dynamodb_streams.feed import CREDENTIALS
+from safe_singer_testing.emulators.dynamodb_streams import Faults, Stack, start_stack
+from safe_singer_testing.emulators.dynamodb_streams.feed import CREDENTIALS
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.emulators.dynamodb_streams import Faults, Stack
-from tests.support.dynamodb import run_tap, running_stack, scan_items
+from safe_singer_testing.dynamodb import run_tap, running_stack, scan_items
+from safe_singer_testing.emulators.dynamodb_streams import Faults, Stack
 
 TABLE = "backlog"
 BACKLOG = 50

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from moto.moto_api import recorder
 
-from tests.emulators.dynamodb_streams import Stack
-from tests.support.cli import script
-from tests.support.dynamodb import running_stack
-from tests.support.postgres import REPO_ROOT
+from safe_singer_testing.cli import script
+from safe_singer_testing.dynamodb import running_stack
+from safe_singer_testing.emulators.dynamodb_streams import Stack
+from safe_singer_testing.postgres import REPO_ROOT
 
 POLICY = REPO_ROOT / "tap-dynamodb-streams" / "iam-policy.json"
 TABLE_API = "DynamoDB_20120810."  # X-Amz-Target of the table API; the Streams API's differs

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from psycopg import sql
 
-from tests.support.dynamodb import run_tap, run_target, running_stack
-from tests.support.postgres import PgServer
+from safe_singer_testing.dynamodb import run_tap, run_target, running_stack
+from safe_singer_testing.postgres import PgServer
 
 BIG = "12345678901234567890123456789012345678"  # 38 digits, DynamoDB's maximum precision
 TINY = "-0.00000000000000000000000000000000000000000000000000000000000000000000000000000000001"

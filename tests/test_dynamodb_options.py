@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulators.dynamodb_streams import Faults
-from tests.support.dynamodb import TapRun, discovered, random_writes, run_tap, running_stack
+from safe_singer_testing.dynamodb import TapRun, discovered, random_writes, run_tap, running_stack
+from safe_singer_testing.emulators.dynamodb_streams import Faults
 
 
 def sequence_numbers(run: TapRun) -> list[str]:

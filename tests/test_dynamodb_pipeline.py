@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from tests.emulators.dynamodb_streams import Faults, Stack
-from tests.support.dynamodb import (
+from safe_singer_testing.dynamodb import (
     PipelineRun,
     random_writes,
     run_pipeline,
     running_stack,
     scan_items,
 )
-from tests.support.postgres import PgServer
+from safe_singer_testing.emulators.dynamodb_streams import Faults, Stack
+from safe_singer_testing.postgres import PgServer
 
 TABLE = "orders_events"
 WRITES_PER_PHASE = 250

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.dynamodb import run_pipeline, running_stack
-from tests.support.postgres import PgServer
+from safe_singer_testing.dynamodb import run_pipeline, running_stack
+from safe_singer_testing.postgres import PgServer
 
 TABLE = "resync_t"
 KEYS = [f"k{i:02d}" for i in range(24)]

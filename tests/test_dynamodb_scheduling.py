@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.support.dynamodb import run_tap, running_stack
+from safe_singer_testing.dynamodb import run_tap, running_stack
 
 
 def put(db: Any, table: str, first: int, count: int) -> None:

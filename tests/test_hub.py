@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.cli import BIN, about, script
-from tests.support.postgres import REPO_ROOT
+from safe_singer_testing.cli import BIN, about, script
+from safe_singer_testing.postgres import REPO_ROOT
 
 OURS = {
     "tap-jira-safe": "extractors",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira import JiraEmulator
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 
 import requests
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import (
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import (
     TapRun,
     audit,
     catalog_selecting,

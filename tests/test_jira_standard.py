@@ -12,7 +12,7 @@ import pytest
 from singer_sdk.testing import get_tap_test_class
 from tap_jira_safe.tap import TapJiraSafe
 
-from tests.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira import JiraEmulator
 
 EMULATOR = JiraEmulator(issue_count=12, page_cap_fields=5).start()
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.admin import (
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.admin import (
     SCHEMES,
     WORKFLOWS,
     audit_times,
@@ -20,12 +20,22 @@ from tests.emulators.jira.admin import (
     grants,
     options,
 )
-from tests.emulators.jira.catalog import PERMISSIONS, ROLES, reference_data, remote_link_ids
-from tests.emulators.jira.dataset import STATUSES, USERS
-from tests.emulators.jira.harness import TapRun, catalog_selecting, run_pipeline, run_tap
-from tests.emulators.jira.people import voter_ids, watcher_ids
-from tests.emulators.jira.render import FIELDS
-from tests.support.postgres import PgServer
+from safe_singer_testing.emulators.jira.catalog import (
+    PERMISSIONS,
+    ROLES,
+    reference_data,
+    remote_link_ids,
+)
+from safe_singer_testing.emulators.jira.dataset import STATUSES, USERS
+from safe_singer_testing.emulators.jira.harness import (
+    TapRun,
+    catalog_selecting,
+    run_pipeline,
+    run_tap,
+)
+from safe_singer_testing.emulators.jira.people import voter_ids, watcher_ids
+from safe_singer_testing.emulators.jira.render import FIELDS
+from safe_singer_testing.postgres import PgServer
 
 # MeltanoLabs tap-jira's streams and Airbyte source-jira's analytic ones (issue 20)
 ALL_STREAMS = {

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from psycopg import sql
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.catalog import reference_data
-from tests.support.cli import BIN, script
-from tests.support.postgres import REPO_ROOT, PgServer
+from safe_singer_testing.cli import BIN, script
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.catalog import reference_data
+from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
 SCHEMA = "meltano_jira_streams"
 

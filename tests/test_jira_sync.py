@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import (
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import (
     TapRun,
     catalog_selecting,
     compare,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import issues_only_catalog, run_pipeline
-from tests.support.postgres import PgServer
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import issues_only_catalog, run_pipeline
+from safe_singer_testing.postgres import PgServer
 
 SCHEMA = "jira"
 

@@ -10,9 +10,14 @@ from typing import Any
 import pytest
 import requests
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import compare, issues_only_catalog, newest_by_key, run_tap
-from tests.emulators.jira.timefmt import parse_rendered
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import (
+    compare,
+    issues_only_catalog,
+    newest_by_key,
+    run_tap,
+)
+from safe_singer_testing.emulators.jira.timefmt import parse_rendered
 
 
 def ms(text: str) -> int:

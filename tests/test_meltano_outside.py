@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from tests.emulators.jira import JiraEmulator
-from tests.support import dist, readme
-from tests.support.postgres import REPO_ROOT, PgServer
+from safe_singer_testing import dist, readme
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(dist.XDIST_GROUP)]
 

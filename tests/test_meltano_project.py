@@ -14,11 +14,11 @@ import pytest
 import yaml
 from psycopg import sql
 
-from tests.emulators.jira import JiraEmulator
-from tests.support import readme
-from tests.support.cli import BIN, script
-from tests.support.peers import MELTANOLABS_TAP_POSTGRES, peer_script
-from tests.support.postgres import REPO_ROOT, PgServer
+from safe_singer_testing import readme
+from safe_singer_testing.cli import BIN, script
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.peers import MELTANOLABS_TAP_POSTGRES, peer_script
+from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
 OURS = ("tap-jira-safe", "tap-dynamodb-streams", "target-postgres-atomic")
 # `meltano install` rewrites the repository's .meltano/ (plugin venvs, system database): under

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import script
+from safe_singer_testing.cli import script
 
 SECRET = "Zq7-s3cr3t-never-logged"
 

@@ -5,7 +5,7 @@ import uuid
 
 import pgserver
 
-from tests.support.postgres import REPO_ROOT, PgServer, start_embedded
+from safe_singer_testing.postgres import REPO_ROOT, PgServer, start_embedded
 
 
 def test_write_and_read_a_row(pg_db: PgServer) -> None:

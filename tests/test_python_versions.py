@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import dist, python_versions
+from safe_singer_testing import dist, python_versions
 
 
 @pytest.mark.parametrize("folder", dist.packages())

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.support.postgres import REPO_ROOT, PgServer
+from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("repo-meltano-project")]
 

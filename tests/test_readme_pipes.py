@@ -12,10 +12,10 @@ from typing import Any
 
 from psycopg import sql
 
-from tests.emulators.jira import JiraEmulator
-from tests.support import readme
-from tests.support.dynamodb import running_stack, scan_items
-from tests.support.postgres import PgServer
+from safe_singer_testing import readme
+from safe_singer_testing.dynamodb import running_stack, scan_items
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.postgres import PgServer
 
 
 def run_block(script: str, workdir: Path) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from state_service import lease as leases
 from state_service.report import read_bookmark, run_history
 from state_service.store import Store
 
-from tests.support.cli import script
+from safe_singer_testing.cli import script
 
 FIXTURES = Path(__file__).resolve().parents[1] / "state-service" / "tests" / "fixtures"
 STATE_ID = "dev:tap-counter-to-target-echo"

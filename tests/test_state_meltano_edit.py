@@ -11,7 +11,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from tests.support.postgres import PgServer
+from safe_singer_testing.postgres import PgServer
 
 SCHEMA = "edit_stands"
 # One Meltano process: the backend as Meltano drives it (module state is per process).

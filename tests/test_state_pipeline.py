@@ -18,10 +18,10 @@ from psycopg import sql
 from state_service.report import read_bookmark, run_history
 from state_service.store import Store
 
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import issues_only_catalog
-from tests.support.cli import script
-from tests.support.postgres import PgServer
+from safe_singer_testing.cli import script
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import issues_only_catalog
+from safe_singer_testing.postgres import PgServer
 
 SCHEMA = "jira"
 

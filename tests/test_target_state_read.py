@@ -11,7 +11,7 @@ from pathlib import Path
 from psycopg import sql
 from state_service.target_state import TargetStateTable, TargetStateUnreadable, config_paths
 
-from tests.support.postgres import PgServer
+from safe_singer_testing.postgres import PgServer
 
 SCHEMA = "locked_state"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import script
-from tests.support.postgres import REPO_ROOT, PgServer
+from safe_singer_testing.cli import script
+from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
 # It uses the repository's .meltano/, which `meltano install` rewrites: one xdist worker runs
 # every test that does (tests/test_meltano_project.py).

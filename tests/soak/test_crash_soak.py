@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from state_service.store import Store
 
-from tests.support.postgres import PgServer
-from tests.support.soak import (
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.soak import (
     Figures,
     Pipeline,
     backwards_moves,
@@ -29,7 +29,7 @@ from tests.support.soak import (
     run_until_clean,
     soak_rounds,
 )
-from tests.support.soak_sources import (
+from safe_singer_testing.soak_sources import (
     case_insensitive_tables,
     loaded,
     meltano_pipelines,
