@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 from singer_sdk.testing import get_tap_test_class
-from tap_jira_safe.tap import TapJiraSafe
 
 from safe_singer_testing.emulators.jira import JiraEmulator
+from tap_jira_safe.tap import TapJiraSafe
 
 EMULATOR = JiraEmulator(issue_count=12, page_cap_fields=5).start()
 
