@@ -79,7 +79,8 @@ class Sources:
     def tap_config(self, source: str) -> dict[str, Any]:
         if source in ("jira", "boards"):
             # The soak deletes far more than a real site between runs (killed runs pile the
-            # deletes up); the mass-delete rail has its own tests (tests/test_jira_real.py).
+            # deletes up); the mass-delete rail has its own tests
+            # (tests/integration/test_jira_real.py).
             return self.jira.tap_config(
                 search_lag_seconds=0,
                 lookback_minutes=1,
@@ -206,7 +207,7 @@ def _writer(stack: Stack, rng: random.Random, on: threading.Event, stop: threadi
 def running_sources(seed: int, jira_issues: int, delete_new_issues: bool) -> Iterator[Sources]:
     """The sources, changing; ``delete_new_issues`` lets Jira users delete issues created
     during the soak too (a run killed after loading one must still see it go:
-    tests/test_crash_findings.py)."""
+    tests/integration/test_crash_findings.py)."""
     with ExitStack() as stack_of:
         jira = stack_of.enter_context(
             JiraEmulator(

@@ -22,7 +22,7 @@ from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
 OURS = ("tap-jira-safe", "tap-dynamodb-streams", "target-postgres-atomic")
 # `meltano install` rewrites the repository's .meltano/ (plugin venvs, system database): under
-# pytest-xdist, every test that uses it runs on one worker (tests/test_third_party_refresh.py).
+# pytest-xdist, every test that uses it runs on one worker (test_third_party_refresh.py too).
 REPO_MELTANO = pytest.mark.xdist_group("repo-meltano-project")
 
 

@@ -19,7 +19,7 @@ from safe_singer_testing.cli import script
 from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
 # It uses the repository's .meltano/, which `meltano install` rewrites: one xdist worker runs
-# every test that does (tests/test_meltano_project.py).
+# every test that does (tests/integration/test_meltano_project.py).
 pytestmark = pytest.mark.xdist_group("repo-meltano-project")
 TAP = REPO_ROOT / ".meltano" / "extractors" / "tap-postgres" / "venv" / "bin" / "tap-postgres"
 LIVE = "SELECT id, name FROM dst.items WHERE _sdc_deleted_at IS NULL ORDER BY id"

@@ -1,5 +1,5 @@
 """Each package's `requires-python` is true: nothing in it needs a newer Python (vermin, run
-by `make lint` too); tests/test_dist.py also installs and runs each wheel on that Python."""
+by `make lint` too); test_dist.py also installs and runs each wheel on that Python."""
 
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ from state_service.report import read_bookmark, run_history
 from state_service.store import Store
 
 from safe_singer_testing.cli import script
+from safe_singer_testing.postgres import REPO_ROOT
 
-FIXTURES = Path(__file__).resolve().parents[1] / "state-service" / "tests" / "fixtures"
+FIXTURES = REPO_ROOT / "state-service" / "tests" / "fixtures"
 STATE_ID = "dev:tap-counter-to-target-echo"
 MELTANO_YML = """\
 default_environment: dev
