@@ -96,4 +96,4 @@ bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LOWEST) .meltano .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .meltano .mypy_cache .ruff_cache .pytest_cache */.pytest_cache
