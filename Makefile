@@ -71,15 +71,15 @@ test: install browser servers install-lowest
 	$(LOWEST_BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -k 'not meltano_run' $(LOWEST_TESTS)
 
 demo: install
-	$(BIN)/python -m tests.support.demo
+	$(BIN)/python -m safe_singer_testing.demo
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m tests.support.python_versions
+	$(BIN)/python -m safe_singer_testing.python_versions
 	$(BIN)/python hub/generate.py --check
 
-# A wheel and an sdist of each package into dist/ (tests/test_dist.py installs each wheel alone).
+# A wheel and an sdist of each package into dist/ (tests/integration/test_dist.py installs each wheel alone).
 dist: install
 	rm -rf dist
 	for package in $(PACKAGES); do $(BIN)/uv build --quiet --out-dir dist $$package || exit 1; done
@@ -96,4 +96,4 @@ bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LOWEST) .meltano .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .meltano .mypy_cache .ruff_cache .pytest_cache */.pytest_cache

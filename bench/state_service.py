@@ -39,7 +39,7 @@ from state_service.runner import lease_env  # noqa: E402
 from state_service.store import Store  # noqa: E402
 
 from bench.figures import figure  # noqa: E402
-from tests.support.postgres import create_database, drop_database, find_server  # noqa: E402
+from safe_singer_testing.postgres import create_database, drop_database, find_server  # noqa: E402
 
 STATE = {
     "bookmarks": {

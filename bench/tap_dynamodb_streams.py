@@ -1,7 +1,7 @@
 """tap-dynamodb-streams vs singer-io tap-dynamodb (PyPI, LOG_BASED), side by side, one run.
 
-Both taps read the same Streams endpoint (tests/emulators/dynamodb_streams, real HTTP) with
-moto as the table service. Prints markdown tables:
+Both taps read the same Streams endpoint (``safe_singer_testing.emulators.dynamodb_streams``,
+real HTTP) with moto as the table service. Prints markdown tables:
 
 - throughput at 1, 64 and 1,024 shards: events/s reading ``--events`` change events spread over
   the shards, whole process included (start-up counts), for ours in one process, ours as 4
@@ -17,8 +17,9 @@ moto as the table service. Prints markdown tables:
 Throughput runs use the endpoint without its AWS rate limits and empty stretches, and ours
 unpaced (DescribeStream at AWS's 10 a second) with a 0.5 s open-shard idle time
 (``UNPACED``): they measure the readers, not a limit both would hit. Every call there answers
-after ``BENCH_CALL_LATENCY_SECONDS`` (10 ms, see ``tests/emulators/dynamodb_streams/model.py``),
-as AWS answers over a network, for both taps.
+after ``BENCH_CALL_LATENCY_SECONDS`` (10 ms, see
+``safe_singer_testing.emulators.dynamodb_streams.model``), as AWS answers over a network, for
+both taps.
 The completeness runs use the AWS-faithful endpoint and ours with its defaults.
 
 Each tap runs from a venv of its own, as Meltano installs plugins: ours is installed (not
@@ -52,10 +53,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.figures import figure  # noqa: E402
-from tests.emulators.dynamodb_streams import Faults, Stack, start_stack  # noqa: E402
-from tests.emulators.dynamodb_streams.feed import CREDENTIALS  # noqa: E402
-from tests.emulators.dynamodb_streams.model import BENCH_CALL_LATENCY_SECONDS  # noqa: E402
-from tests.support.cli import BIN  # noqa: E402
+from safe_singer_testing.cli import BIN  # noqa: E402
+from safe_singer_testing.emulators.dynamodb_streams import Faults, Stack, start_stack  # noqa: E402
+from safe_singer_testing.emulators.dynamodb_streams.feed import CREDENTIALS  # noqa: E402
+from safe_singer_testing.emulators.dynamodb_streams.model import BENCH_CALL_LATENCY_SECONDS  # noqa: E402
 
 PEER_VENV = REPO / "bench" / ".venvs" / "tap-dynamodb"
 OURS_VENV = REPO / "bench" / ".venvs" / "tap-dynamodb-streams"

@@ -33,10 +33,10 @@ from tap_jira_safe.timeutil import parse_jira_time  # noqa: E402
 
 from bench.figures import figure  # noqa: E402
 from bench.tap_jira_proofs import ProofResult, prove_deletes, report_proofs  # noqa: E402
-from tests.emulators.jira import JiraEmulator  # noqa: E402
-from tests.emulators.jira.harness import catalog_selecting  # noqa: E402
-from tests.emulators.jira.render import embedded  # noqa: E402
-from tests.support.cli import BIN  # noqa: E402
+from safe_singer_testing.cli import BIN  # noqa: E402
+from safe_singer_testing.emulators.jira import JiraEmulator  # noqa: E402
+from safe_singer_testing.emulators.jira.harness import catalog_selecting  # noqa: E402
+from safe_singer_testing.emulators.jira.render import embedded  # noqa: E402
 
 PEER = "tap-jira==2.6.0"
 PEER_VENV = ROOT / "bench" / ".venvs" / "tap-jira"

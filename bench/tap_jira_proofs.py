@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira import JiraEmulator
 
 # the emulator counts paths with every number folded to {id}
 BULKFETCH = "/rest/api/{id}/issue/bulkfetch"

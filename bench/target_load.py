@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.figures import figure  # noqa: E402
-from tests.support.postgres import PgServer, create_database, drop_database, find_server  # noqa: E402
+from safe_singer_testing.postgres import PgServer, create_database, drop_database, find_server  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 VENVS = REPO / "bench" / ".venvs"

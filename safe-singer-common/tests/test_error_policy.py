@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import error_line, run
+from safe_singer_testing.cli import error_line, run
 
 CONFIG = "{config}"  # replaced by a config file with a setting no plugin has
 # Each tool, a command line it refuses, its exit code and its debug switch.

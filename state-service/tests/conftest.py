@@ -19,7 +19,7 @@ from state_service.report import read_bookmark, run_history, status
 from state_service.schema import runs
 from state_service.store import Store
 
-from tests.support.cli import script
+from safe_singer_testing.cli import script
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PY = sys.executable

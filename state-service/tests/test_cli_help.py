@@ -2,7 +2,7 @@
 
 import subprocess
 
-from tests.support.cli import script
+from safe_singer_testing.cli import script
 
 
 def test_help_names_database_option() -> None:

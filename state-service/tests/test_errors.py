@@ -16,7 +16,7 @@ from state_service import lease as leases
 from state_service.errors import DatabaseUnavailable
 from state_service.store import Store
 
-from tests.support.cli import script
+from safe_singer_testing.cli import script
 
 SECRET = "hunter2"
 

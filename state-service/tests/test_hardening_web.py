@@ -22,7 +22,7 @@ import pytest
 from state_service import lease as leases
 from state_service.schema import runs
 
-from tests.support.sockets import closed_within, raw_request, silent_clients, status_of
+from safe_singer_testing.sockets import closed_within, raw_request, silent_clients, status_of
 
 PASSWORD, QUERY_PASSWORD, SSL_PASSWORD, PASSFILE_LINE = "pw-u5er", "pw-qu3ry", "pw-55l", "pw-f1le"
 SECRETS = (PASSWORD, QUERY_PASSWORD, SSL_PASSWORD, PASSFILE_LINE)

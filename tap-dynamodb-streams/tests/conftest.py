@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.emulators.dynamodb_streams import Stack
-from tests.support.dynamodb import running_stack
+
+from safe_singer_testing.dynamodb import running_stack
+from safe_singer_testing.emulators.dynamodb_streams import Stack
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.support.cli import about, script
+
+from safe_singer_testing.cli import about, script
 
 EXPECTED_SETTINGS = {
     "tables",

@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.emulators.dynamodb_streams import Faults, Stack
-from tests.support.cli import script
-from tests.support.dynamodb import random_writes, run_tap
+
+from safe_singer_testing.cli import script
+from safe_singer_testing.dynamodb import random_writes, run_tap
+from safe_singer_testing.emulators.dynamodb_streams import Faults, Stack
 
 
 def test_seed_case_five_writes_give_exactly_five_records_in_order(

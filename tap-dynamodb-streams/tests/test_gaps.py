@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.emulators.dynamodb_streams import Faults, Stack
-from tests.support.dynamodb import TapRun, run_tap
+from safe_singer_testing.dynamodb import TapRun, run_tap
+from safe_singer_testing.emulators.dynamodb_streams import Faults, Stack
 
 SECRET = "s3cret-never-in-logs"  # moto accepts any key; the tap must not print it
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.support.cli import error_line, run
+
+from safe_singer_testing.cli import error_line, run
 
 TOOL = "tap-dynamodb-streams"
 MISSING_TABLES = f"{TOOL}: error: Config validation failed: 'tables' is a required property"

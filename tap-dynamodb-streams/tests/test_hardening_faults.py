@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.emulators.dynamodb_streams import Stack
-from tests.support.aws_faults import Fault, Rule, aws_operation, fault_proxy
-from tests.support.dynamodb import TapRun, run_tap
+
+from safe_singer_testing.aws_faults import Fault, Rule, aws_operation, fault_proxy
+from safe_singer_testing.dynamodb import TapRun, run_tap
+from safe_singer_testing.emulators.dynamodb_streams import Stack
 
 WRONG_DIAGNOSIS = "no stream is enabled"
 

@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from tests.emulators.dynamodb_streams import Stack
-from tests.support.dynamodb import run_tap
+from safe_singer_testing.dynamodb import run_tap
+from safe_singer_testing.emulators.dynamodb_streams import Stack
 
 
 def test_lag_is_a_gauge_per_shard_with_table_and_shard_tags(stack: Stack, tmp_path: Path) -> None:

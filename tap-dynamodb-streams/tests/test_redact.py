@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from safe_singer_common import redact
-from tests.emulators.dynamodb_streams import Stack
 
+from safe_singer_testing.emulators.dynamodb_streams import Stack
 from tap_dynamodb_streams.tap import TapDynamoDBStreams
 
 KEY_ID = "AKIAEXAMPLEKEY123456"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tests.emulators.dynamodb_streams import Faults, Stack
-from tests.support.dynamodb import run_tap, running_stack
+from safe_singer_testing.dynamodb import run_tap, running_stack
+from safe_singer_testing.emulators.dynamodb_streams import Faults, Stack
 
 ROOTS = 250  # a full listing: 3 DescribeStream pages of 100
 

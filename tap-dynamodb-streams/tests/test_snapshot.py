@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.emulators.dynamodb_streams import Stack
-from tests.support.dynamodb import run_tap
+from safe_singer_testing.dynamodb import run_tap
+from safe_singer_testing.emulators.dynamodb_streams import Stack
 
 
 def put(stack: Stack, table: str, key: str, value: str) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from singer_sdk.testing import get_tap_test_class
-from tests.emulators.dynamodb_streams import Faults, start_stack
 
+from safe_singer_testing.emulators.dynamodb_streams import Faults, start_stack
 from tap_dynamodb_streams.tap import TapDynamoDBStreams
 
 STACK = start_stack(Faults.lenient())

@@ -7,9 +7,10 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import issues_only_catalog, run_tap
-from tests.support.faults import Fault, FaultFront
+
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import issues_only_catalog, run_tap
+from safe_singer_testing.faults import Fault, FaultFront
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import TapRun, catalog_selecting, run_tap
-from tests.support.faults import Fault, FaultFront
+
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import TapRun, catalog_selecting, run_tap
+from safe_singer_testing.faults import Fault, FaultFront
 
 
 @pytest.fixture

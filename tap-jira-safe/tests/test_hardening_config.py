@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.support.cli import error_line, run
+
+from safe_singer_testing.cli import error_line, run
 
 TOOL = "tap-jira-safe"
 MISSING_DOMAIN = f"{TOOL}: error: Config validation failed: 'domain' is a required property"

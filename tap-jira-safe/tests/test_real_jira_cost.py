@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tests.emulators.jira import JiraEmulator
-from tests.emulators.jira.harness import TapRun, catalog_selecting, run_tap
-from tests.support.faults import Fault, FaultFront
+
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import TapRun, catalog_selecting, run_tap
+from safe_singer_testing.faults import Fault, FaultFront
 
 BULKFETCH = "/rest/api/{id}/issue/bulkfetch"  # the emulator counts paths with ids folded
 

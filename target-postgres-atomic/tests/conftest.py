@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from target_postgres_atomic.cli import main
 
-from tests.support.cli import script
-from tests.support.postgres import PgServer
+from safe_singer_testing.cli import script
+from safe_singer_testing.postgres import PgServer
 
 
 @dataclass

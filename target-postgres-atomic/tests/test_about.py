@@ -2,7 +2,7 @@
 
 import subprocess
 
-from tests.support.cli import about, script
+from safe_singer_testing.cli import about, script
 
 EXPECTED_SETTINGS = {
     "sqlalchemy_url",

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.support.target_messages import activate, record, schema, state
+from safe_singer_testing.target_messages import activate, record, schema, state
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": "string"}}
 HEAD = schema("items", PROPS)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.support.target_messages import record, schema, state
+from safe_singer_testing.target_messages import record, schema, state
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": "string"}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.target_messages import schema, state
+from safe_singer_testing.target_messages import schema, state
 
 USERS = {"id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.target_messages import record, schema
+from safe_singer_testing.target_messages import record, schema
 
 HEX = {
     "id": {"type": "string"},

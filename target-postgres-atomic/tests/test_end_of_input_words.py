@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.target_messages import activate, record, schema
+from safe_singer_testing.target_messages import activate, record, schema
 
 HEAD = schema("items", {"id": {"type": "integer"}, "v": {"type": "string"}})
 

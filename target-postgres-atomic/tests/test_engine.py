@@ -14,7 +14,7 @@ from target_postgres_atomic.errors import SEQ_SHIFT
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import build_spec
 
-from tests.support.postgres import PgServer
+from safe_singer_testing.postgres import PgServer
 
 SCHEMA = {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.target_messages import activate, record, schema, state
+from safe_singer_testing.target_messages import activate, record, schema, state
 
 NAME_THEN_ID = {"name": {"type": "string"}, "id": {"type": "integer"}}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import error_line, run
+from safe_singer_testing.cli import error_line, run
 
 TOOL = "target-postgres-atomic"
 # Nothing listens there: a refusal must come before any connection.

@@ -6,9 +6,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.support.cli import script
-from tests.support.postgres import PgServer
-from tests.support.target_messages import record, schema
+from safe_singer_testing.cli import script
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import record, schema
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": "string"}}
 HEAD = schema("items", PROPS)

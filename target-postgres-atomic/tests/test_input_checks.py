@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.support.target_messages import record, schema, state
+from safe_singer_testing.target_messages import record, schema, state
 
 PROPS = {
     "id": {"type": "integer"},

@@ -21,8 +21,8 @@ import psycopg
 import pytest
 from target_postgres_atomic.target import TargetPostgresAtomic
 
-from tests.support.postgres import PgServer
-from tests.support.target_messages import activate, record, schema, state
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import activate, record, schema, state
 
 PROPS = {
     "id": {"type": "integer"},

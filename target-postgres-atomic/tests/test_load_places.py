@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import error_line, script
-from tests.support.postgres import PgServer
-from tests.support.target_messages import record, schema, state
+from safe_singer_testing.cli import error_line, script
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import record, schema, state
 
 REFUSAL = "target-postgres-atomic: error: "  # the target's one error line
 

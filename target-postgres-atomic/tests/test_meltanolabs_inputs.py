@@ -1,7 +1,8 @@
 """MeltanoLabs target-postgres's own test configs and data files load here unchanged.
 
-Both come from the installed meltanolabs-target-postgres package (tests/support/meltanolabs.py);
-only the settings that say where the database is point at the test's database.
+Both come from the installed meltanolabs-target-postgres package
+(`safe_singer_testing.meltanolabs`); only the settings that say where the database is point at
+the test's database.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support import meltanolabs
-from tests.support.cli import script
-from tests.support.postgres import PgServer
+from safe_singer_testing import meltanolabs
+from safe_singer_testing.cli import script
+from safe_singer_testing.postgres import PgServer
 
 REFUSAL = "target-postgres-atomic: error: "  # the target's one error line
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import meltanolabs
-from tests.support.cli import about
-from tests.support.target_messages import record, schema
+from safe_singer_testing import meltanolabs
+from safe_singer_testing.cli import about
+from safe_singer_testing.target_messages import record, schema
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": "string"}}
 

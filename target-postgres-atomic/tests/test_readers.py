@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.cli import script
-from tests.support.postgres import PgServer
-from tests.support.target_messages import activate, record, schema, state
+from safe_singer_testing.cli import script
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import activate, record, schema, state
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": "string"}, "pad": {"type": "string"}}
 HEAD = schema("items", PROPS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from tests.support.target_messages import activate, record, schema
+from safe_singer_testing.target_messages import activate, record, schema
 
 HEAD = schema("items", {"id": {"type": "integer"}, "n": {"type": "integer"}})
 OTHER = schema("other", {"id": {"type": "integer"}})

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from target_postgres_atomic.target import END_OF_INPUT_PROOF
 
-from tests.support.cli import script
-from tests.support.postgres import PgServer
-from tests.support.target_messages import activate, record, schema, state
+from safe_singer_testing.cli import script
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import activate, record, schema, state
 
 HEAD = schema("items", {"id": {"type": "integer"}, "v": {"type": "string"}})
 SHADOWS = "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_sdc\\_shadow%'"

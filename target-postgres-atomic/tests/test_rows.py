@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support.postgres import PgServer
-from tests.support.target_messages import record, schema, state
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import record, schema, state
 
 ISSUE = {
     "id": {"type": "string"},

@@ -8,7 +8,7 @@ import pytest
 from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.validation import typed_path_refusal
 
-from tests.support.target_messages import record, schema, state
+from safe_singer_testing.target_messages import record, schema, state
 
 ID = {"id": {"type": "integer"}}
 CODE = "^[A-Z]+-[0-9]+$"

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from tests.support.postgres import PgServer
-from tests.support.target_messages import record, schema
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import record, schema
 
 SECRET = "Zq7-s3cr3t-never-logged"
 PROPS = {"id": {"type": "integer"}}

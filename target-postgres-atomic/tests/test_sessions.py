@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.postgres import PgServer
-from tests.support.target_messages import record, schema, state
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import record, schema, state
 
 PROPS = {"id": {"type": "integer"}}
 WAIT = 60  # bound on waiting for the target's output, never an expected duration

@@ -14,11 +14,11 @@ from typing import Any
 import paramiko
 import pytest
 
-from tests.support import meltanolabs
-from tests.support.cli import error_line, script
-from tests.support.postgres import PgServer
-from tests.support.sshd import Bastion, new_key, sshd
-from tests.support.target_messages import record, schema
+from safe_singer_testing import meltanolabs
+from safe_singer_testing.cli import error_line, script
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.sshd import Bastion, new_key, sshd
+from safe_singer_testing.target_messages import record, schema
 
 REFUSAL = "target-postgres-atomic: error: "  # the target's one error line
 

@@ -8,7 +8,7 @@ import pytest
 from singer_sdk.testing import get_target_test_class
 from target_postgres_atomic.target import TargetPostgresAtomic
 
-from tests.support.postgres import create_database, drop_database, find_server
+from safe_singer_testing.postgres import create_database, drop_database, find_server
 
 # The suite's config is fixed when the class is built, so the database is made at import.
 _SERVER = find_server()

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.support.cli import about
-from tests.support.target_messages import activate, record, schema, state
+from safe_singer_testing.cli import about
+from safe_singer_testing.target_messages import activate, record, schema, state
 
 USERS = {
     "id": {"type": "integer"},

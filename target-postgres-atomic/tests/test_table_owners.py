@@ -3,7 +3,7 @@ owning stream is kept in the schema's `_sdc_target_streams`."""
 
 from __future__ import annotations
 
-from tests.support.target_messages import record, schema
+from safe_singer_testing.target_messages import record, schema
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": "string"}}
 

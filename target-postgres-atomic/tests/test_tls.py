@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from target_postgres_atomic import connector
 
-from tests.support import meltanolabs
-from tests.support.cli import script
-from tests.support.target_messages import record, schema
-from tests.support.tls_postgres import SslServer, issue, pem, ssl_server
+from safe_singer_testing import meltanolabs
+from safe_singer_testing.cli import script
+from safe_singer_testing.target_messages import record, schema
+from safe_singer_testing.tls_postgres import SslServer, issue, pem, ssl_server
 
 MESSAGES = [schema("t", {"id": {"type": "integer"}}), record("t", {"id": 1})]
 

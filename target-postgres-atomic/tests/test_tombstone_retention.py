@@ -3,7 +3,7 @@ guard stays correct for every delete newer than that horizon."""
 
 from __future__ import annotations
 
-from tests.support.target_messages import record, schema
+from safe_singer_testing.target_messages import record, schema
 
 PROPS = {"id": {"type": "integer"}, "v": {"type": "integer"}, "_sdc_deleted_at": {}}
 HEAD = schema("items", PROPS, bookmark="v")

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from tests.support.postgres import PgServer
-from tests.support.target_messages import record, schema, state
+from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.target_messages import record, schema, state
 
 PROPS = {
     "id": {"type": "integer"},

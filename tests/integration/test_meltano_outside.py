@@ -1,0 +1,95 @@
+"""The proof from outside: a fresh Meltano project, in a directory outside this repository,
+with a Meltano that has never seen it, adds our plugins from hub/, installs them from the wheels
+in dist/, configures them with `meltano config set` and runs the Jira pipeline into PostgreSQL
+with its state in state-service: the README's block, as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+
+from safe_singer_testing import dist, readme
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.postgres import REPO_ROOT, PgServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(dist.XDIST_GROUP)]
+
+TOKEN = "outside-token-5f1c9a"  # the emulator's; must never appear in the log
+STATE_ID = "dev:tap-jira-safe-to-target-postgres-atomic"
+
+
+def meltano_with_state_service(path: Path) -> Path:
+    """Meltano (the version the repo tests with) and state-service from its wheel, in a venv
+    of their own: what `uv tool install meltano --with state_service-*.whl` gives a user."""
+    return dist.fresh_venv(
+        path, "3.11", f"meltano=={version('meltano')}", str(dist.wheel("state-service"))
+    )
+
+
+@pytest.mark.timeout(600)
+def test_a_fresh_meltano_project_adds_installs_and_runs_our_plugins(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    meltano_bin = meltano_with_state_service(tmp_path / "meltano-venv")
+    workdir = tmp_path / "outside"
+    workdir.mkdir()
+    assert not workdir.resolve().is_relative_to(REPO_ROOT)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MELTANO_", "TAP_", "TARGET_", "STATE_SERVICE_", "PG", "VIRTUAL_ENV"))
+    }
+    env.update(
+        PATH=f"{meltano_bin}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin",
+        SAFE_SINGER=str(REPO_ROOT),
+        JIRA_TOKEN=TOKEN,
+    )
+    if pg_db.password:
+        env["PGPASSWORD"] = pg_db.password
+    with JiraEmulator(issue_count=25, email="you@example.com", api_token=TOKEN) as jira:
+        placeholders = {
+            "yourcompany.atlassian.net": jira.url,
+            "host db.example.com": f"host {pg_db.host}",
+            "port 5432": f"port {pg_db.port}",
+            "user loader": f"user {pg_db.user}",
+            "database warehouse": f"database {pg_db.dbname}",
+        }
+        script = readme.block("outside-meltano")
+        for placeholder, value in placeholders.items():
+            assert placeholder in script, placeholder
+            script = script.replace(placeholder, value)
+        dist.build()
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=540,
+        )
+        log = done.stdout + done.stderr
+        assert done.returncode == 0, log[-5000:]
+        truth = jira.live_issues()
+    assert TOKEN not in log
+    project = workdir / "my-project"
+    assert TOKEN not in (project / "meltano.yml").read_text()
+    assert f"TAP_JIRA_SAFE_API_TOKEN='{TOKEN}'" in (project / ".env").read_text()
+    # `meltano config list`: what each setting means and its real default
+    assert re.search(r"^lookback_minutes .*current value: 10 \(default\)", done.stdout, re.M)
+    assert "Each incremental query starts this many minutes before the bookmark" in done.stdout
+    # `meltano state list`: the pipeline's state, kept by state-service
+    assert re.search(rf"^{re.escape(STATE_ID)}$", done.stdout, re.M), done.stdout[-3000:]
+    assert (project / ".state-service" / "state.db").exists()
+    # the plugins ran from the wheels, not from this repository
+    plugin_venv = project / ".meltano" / "extractors" / "tap-jira-safe" / "venv"
+    assert list(plugin_venv.glob("lib/python*/site-packages/tap_jira_safe/tap.py"))
+    query = sql.SQL("SELECT id, updated FROM jira.issues WHERE _sdc_deleted_at IS NULL")
+    with pg_db.connect() as conn:
+        landed = {str(i): round(u.timestamp() * 1000) for i, u in conn.execute(query)}
+    assert landed == truth
