@@ -1,0 +1,191 @@
+"""Issue 23: the target's committed state is fenced by the run's lease token.
+
+A run that lost its lease (its wrapper frozen, so it stops heartbeating) while its target keeps
+committing must not move the pipeline's bookmark back: the next run reclaims the lease and loads
+further; the stale run's target then commits a STATE older than the newer run's. Before the
+fence, that row replaced the newer run's in `_sdc_target_state` and the run after resumed from
+it (the bookmark went back, and a Jira issue the newer run loaded dropped out of the delete
+candidates). Now the target refuses the stale commit, and state-service never resumes from a
+row of a fenced-off token even if one got in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from psycopg import sql
+from sqlalchemy import select
+from state_service.report import read_bookmark
+from state_service.schema import bookmark_history
+from state_service.store import Store
+
+from tests.support.cli import script
+from tests.support.postgres import PgServer
+
+SCHEMA = "stale"
+PIPELINE = "counter"
+COUNTER_TAP = Path(__file__).parents[1] / "state-service" / "tests" / "fixtures" / "counter_tap.py"
+LEASE = ["--lease-seconds", "2", "--heartbeat-seconds", "0.4"]
+DEADLINE = 120.0  # a guard against hanging, never an assertion about speed
+
+
+class Counter:
+    """`state-service run counter` of the counter tap into target-postgres-atomic."""
+
+    def __init__(self, db: PgServer, tmp: Path) -> None:
+        self.db, self.tmp = db, tmp
+        self.url = f"sqlite:///{tmp / 'state.db'}"
+        # One record per batch: each STATE commits at once, as a busy stream's would.
+        config = {**db.target_config(), "default_target_schema": SCHEMA, "batch_size_rows": 1}
+        self.config = tmp / "target.json"
+        self.config.write_text(json.dumps(config))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("STATE_SERVICE_")}
+        self.store = Store(self.url)
+
+    def argv(self) -> list[str]:
+        return [
+            script("state-service"), "--db", self.url, "run", PIPELINE, *LEASE,
+            "--tap", f"{sys.executable} {COUNTER_TAP}",
+            "--target", f"{script('target-postgres-atomic')} --config {self.config}",
+        ]  # fmt: skip
+
+    def tap_env(self, label: str, count: int, **extra: str) -> dict[str, str]:
+        return {
+            **self.env,
+            "COUNTER_TAP_LABEL": label,
+            "COUNTER_TAP_COUNT": str(count),
+            **extra,
+        }
+
+    def run(self, label: str, count: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(), env=self.tap_env(label, count), capture_output=True, text=True,
+            timeout=DEADLINE,
+        )  # fmt: skip
+
+    def bookmark_n(self) -> int | None:
+        state = read_bookmark(self.store, PIPELINE)
+        return None if state is None else int(json.loads(state)["bookmarks"]["counter"]["n"])
+
+    def history_n(self) -> list[int]:
+        """Every bookmark the pipeline stored, in order."""
+        query = select(bookmark_history.c.state).order_by(bookmark_history.c.id)
+        with self.store.reading() as conn:
+            states = [s for s in conn.execute(query).scalars() if s is not None]
+        return [int(json.loads(s)["bookmarks"]["counter"]["n"]) for s in states]
+
+    def committed_n(self) -> int | None:
+        """The counter's n in the target's committed state."""
+        query = sql.SQL("SELECT state FROM {}").format(sql.Identifier(SCHEMA, "_sdc_target_state"))
+        with self.db.connect() as conn:
+            rows = conn.execute(query).fetchall()
+        return int(rows[0][0]["bookmarks"]["counter"]["n"]) if rows else None
+
+    def labels(self) -> dict[int, str]:
+        query = sql.SQL("SELECT id, label FROM {} ORDER BY id").format(
+            sql.Identifier(SCHEMA, "counter")
+        )
+        with self.db.connect() as conn:
+            return {int(i): str(label) for i, label in conn.execute(query)}
+
+
+def wait_until(what: str, check: Any) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def target_ended(wrapper: int) -> bool:
+    """The target child of ``wrapper`` has exited (a stopped parent leaves it a zombie)."""
+    for child in psutil.Process(wrapper).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "target-postgres-atomic" in " ".join(child.cmdline()):
+                return child.status() == psutil.STATUS_ZOMBIE
+    return True
+
+
+def test_a_stale_runs_late_commit_never_moves_the_bookmark_back(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    pipeline = Counter(pg_db, tmp_path)
+    first = pipeline.run("first", 3)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert pipeline.bookmark_n() == 3
+
+    # Run A loads record 4, its STATE is stored, then its wrapper freezes (no heartbeat) while
+    # its tap and target run on; its tap holds record 5 back until `go` exists.
+    go = tmp_path / "go"
+    stale = subprocess.Popen(
+        pipeline.argv(), env=pipeline.tap_env("stale", 2, COUNTER_TAP_WAIT=str(go)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until("run A's first STATE stored", lambda: pipeline.bookmark_n() == 4)
+        os.kill(stale.pid, signal.SIGSTOP)
+        time.sleep(2.5)  # A's lease runs out; the next start reclaims it
+
+        newer = pipeline.run("newer", 2)  # records 5 and 6, bookmark 6
+        assert newer.returncode == 0, newer.stderr[-3000:]
+        assert pipeline.bookmark_n() == 6
+
+        go.touch()  # A's target now gets record 5 and the STATE n=5 of a fenced-off run
+        # Its input stays open (the frozen wrapper holds the pipe): it either commits them and
+        # waits for more, or refuses them and exits.
+        wait_until(
+            "run A's target to commit or refuse its late STATE",
+            lambda: target_ended(stale.pid) or pipeline.committed_n() == 5,
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stale.pid, signal.SIGKILL)
+        stale.wait()
+
+    last = pipeline.run("last", 1)
+    assert last.returncode == 0, last.stderr[-3000:]
+    history = pipeline.history_n()
+    assert history == sorted(history), f"the bookmark moved back: {history}\n{last.stderr}"
+    assert "resuming from the target's committed state" not in last.stderr
+    # The stale run's late record was refused with its STATE; the last run went on from 6.
+    assert pipeline.labels() == {
+        1: "first", 2: "first", 3: "first", 4: "stale", 5: "newer", 6: "newer", 7: "last",
+    }  # fmt: skip
+    assert pipeline.bookmark_n() == 7
+    pipeline.store.dispose()
+
+
+def test_a_row_of_a_fenced_off_token_is_never_resumed_from(pg_db: PgServer, tmp_path: Path) -> None:
+    """Defence in depth: a row of an older token committed after the previous run's start (as
+    the target refuses to write once the newer run has committed) is not taken, while a row of
+    the newest run is."""
+    pipeline = Counter(pg_db, tmp_path)
+    assert pipeline.run("first", 2).returncode == 0  # token 1
+    assert pipeline.run("second", 2).returncode == 0  # token 2, bookmark 4
+    table = sql.Identifier(SCHEMA, "_sdc_target_state")
+    late = json.dumps({"bookmarks": {"counter": {"n": 2, "label": "late"}}})
+    with pg_db.connect() as conn:
+        tokens = conn.execute(sql.SQL("SELECT fencing_token FROM {}").format(table)).fetchall()
+        assert tokens == [(2,)], "the target stores the run's token with its state"
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET state = %s::jsonb, committed_at = clock_timestamp(), "
+                "fencing_token = 1"
+            ).format(table),
+            (late,),
+        )
+    third = pipeline.run("third", 1)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "resuming from the target's committed state" not in third.stderr
+    assert pipeline.history_n() == [1, 2, 3, 4, 5]
+    pipeline.store.dispose()
