@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import psutil
 import pytest
 from psycopg import sql
 from sqlalchemy import select
-from state_service.report import read_bookmark
+from state_service.report import read_bookmark, run_history
 from state_service.schema import bookmark_history
 from state_service.store import Store
 
@@ -188,4 +189,133 @@ def test_a_row_of_a_fenced_off_token_is_never_resumed_from(pg_db: PgServer, tmp_
     assert third.returncode == 0, third.stderr[-3000:]
     assert "resuming from the target's committed state" not in third.stderr
     assert pipeline.history_n() == [1, 2, 3, 4, 5]
+    pipeline.store.dispose()
+
+
+MELTANO_YML = """\
+default_environment: dev
+project_id: {project_id}
+send_anonymous_usage_stats: false
+environments:
+- name: dev
+state_backend:
+  uri: statesvc://{state_url}
+  statesvc:
+    lease_seconds: 30
+    heartbeat_seconds: 1
+    target_config: {target_config}
+plugins:
+  extractors:
+  - name: tap-counter
+    namespace: tap_counter
+    executable: {tap}
+    capabilities: [state]
+  loaders:
+  - name: target-pg
+    namespace: target_pg
+    executable: {target}
+"""
+STATE_ID = "dev:tap-counter-to-target-pg"
+
+
+class MeltanoCounter(Counter):
+    """The same pipeline under `meltano run`, the statesvc backend reading the target's rows."""
+
+    def __init__(self, db: PgServer, tmp: Path) -> None:
+        super().__init__(db, tmp)
+        self.project = tmp / "project"
+        self.project.mkdir()
+        target = tmp / "target.sh"
+        target.write_text(
+            f"#!/bin/sh\nexec {script('target-postgres-atomic')} --config {self.config}\n"
+        )
+        target.chmod(0o755)
+        (self.project / "meltano.yml").write_text(
+            MELTANO_YML.format(
+                project_id=uuid.uuid4(), state_url=self.url, target_config=self.config,
+                tap=COUNTER_TAP, target=target,
+            )
+        )  # fmt: skip
+        self.env = {k: v for k, v in self.env.items() if not k.startswith("MELTANO_")}
+
+    def meltano_argv(self) -> list[str]:
+        return [script("meltano"), "run", "tap-counter", "target-pg"]
+
+    def run(self, label: str, count: int, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.meltano_argv(), cwd=self.project, env=self.tap_env(label, count, **extra),
+            capture_output=True, text=True, timeout=DEADLINE,
+        )  # fmt: skip
+
+    def bookmark_n(self) -> int | None:
+        state = read_bookmark(self.store, STATE_ID)
+        if state is None:
+            return None
+        return int(json.loads(state)["completed"]["singer_state"]["bookmarks"]["counter"]["n"])
+
+    def run_tokens(self) -> list[int]:
+        return [r["token"] for r in reversed(run_history(self.store, STATE_ID, 100))]
+
+
+def test_meltano_runs_fence_the_targets_rows_with_their_own_token(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    """The backend tells the target (which Meltano starts after the state read) the pipeline
+    and the token the run will hold; a row of an older token committed late is not resumed
+    from."""
+    pipeline = MeltanoCounter(pg_db, tmp_path)
+    for label in ("first", "second"):
+        done = pipeline.run(label, 2)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert pipeline.run_tokens() == [1, 2]
+    table = sql.Identifier(SCHEMA, "_sdc_target_state")
+    with pg_db.connect() as conn:
+        rows = conn.execute(sql.SQL("SELECT pipeline, fencing_token FROM {}").format(table))
+        assert rows.fetchall() == [(STATE_ID, 2)]
+        late = json.dumps({"bookmarks": {"counter": {"n": 2, "label": "late"}}})
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET state = %s::jsonb, committed_at = clock_timestamp(), "
+                "fencing_token = 1"
+            ).format(table),
+            (late,),
+        )
+    third = pipeline.run("third", 1)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "resuming from the target's committed state" not in third.stderr
+    assert pipeline.bookmark_n() == 5
+    pipeline.store.dispose()
+
+
+def test_a_meltano_run_whose_token_was_taken_before_its_first_write_writes_nothing(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    """Between the state read (when the target is told its token) and the first write, another
+    run takes the lease and ends without a bookmark: the token the target committed under is
+    that run's, so the Meltano run is refused, in one line."""
+    pipeline = MeltanoCounter(pg_db, tmp_path)
+    assert pipeline.run("first", 2).returncode == 0
+    hold = tmp_path / "hold"
+    late = subprocess.Popen(
+        pipeline.meltano_argv(), cwd=pipeline.project,
+        env=pipeline.tap_env("late", 2, COUNTER_TAP_HOLD=str(hold)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_until("the late run's state read", lambda: Path(f"{hold}.ready").exists())
+        between = subprocess.run(
+            [script("state-service"), "--db", pipeline.url, "run", STATE_ID, "--", "true"],
+            env=pipeline.env, capture_output=True, text=True, timeout=DEADLINE,
+        )  # fmt: skip
+        assert between.returncode == 0, between.stderr
+        hold.touch()
+        out, _ = late.communicate(timeout=DEADLINE)
+    finally:
+        if late.poll() is None:
+            late.kill()
+            late.communicate()
+    assert late.returncode == 3, out[-3000:]
+    refusals = [line for line in out.splitlines() if line.startswith("state-service: ")]
+    assert len(refusals) == 1 and "another run took the lease" in refusals[0], out[-3000:]
+    assert pipeline.bookmark_n() == 2
     pipeline.store.dispose()
