@@ -192,6 +192,35 @@ def test_a_row_of_a_fenced_off_token_is_never_resumed_from(pg_db: PgServer, tmp_
     pipeline.store.dispose()
 
 
+def test_a_first_run_killed_after_its_commit_is_resumed_from(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    """The pipeline's very first run dies after its target committed a STATE that no wrapper
+    stored: no bookmark and no counts name its streams, but the row names the pipeline."""
+    pipeline = Counter(pg_db, tmp_path)
+    killer = Path(__file__).parent / "support" / "kill_after_commit.py"
+    argv = pipeline.argv()
+    target = argv.index("--target") + 1
+    argv[target] = f"{sys.executable} {killer} {argv[target]}"
+    found = f"SELECT 1 FROM {SCHEMA}.counter WHERE id = 1"
+    killed = subprocess.run(
+        [*argv, "--target-state-config", str(pipeline.config)],
+        env=pipeline.tap_env(
+            "first", 3, KILL_AFTER_COMMIT_DSN=pg_db.conninfo(), KILL_AFTER_COMMIT_SQL=found,
+            KILL_AFTER_COMMIT_HOLD_FROM='"n": 1',
+        ),
+        capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert pipeline.bookmark_n() is None  # the STATE naming record 1 was never stored
+    time.sleep(2.5)  # the killed run's lease runs out
+    second = pipeline.run("second", 1)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming from the target's committed state" in second.stderr, second.stderr[-3000:]
+    assert pipeline.labels() == {1: "first", 2: "second"}
+    pipeline.store.dispose()
+
+
 MELTANO_YML = """\
 default_environment: dev
 project_id: {project_id}

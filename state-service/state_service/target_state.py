@@ -19,8 +19,9 @@ STATE_SERVICE_PIPELINE/TOKEN). A row of a token that has since been fenced off i
 move the bookmark back.
 
 An edit (`state set` / `state clear`) after the previous run wins: the operator's state stands.
-A pipeline that never stored a bookmark nor counted a stream has no streams to match rows to,
-so a crash inside its very first run is not recovered this way.
+Untagged rows (an older target) of a pipeline that never stored a bookmark nor counted a
+stream have no streams to match, so a crash inside its very first run is recovered only from
+rows that name the pipeline.
 """
 
 from __future__ import annotations
