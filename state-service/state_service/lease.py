@@ -66,6 +66,11 @@ class BookmarkMoved(StateServiceError):
     lease: writing on would move it backwards."""
 
 
+class ClaimLost(StateServiceError):
+    """Another run took the lease after this process told its target which token it would
+    hold: that token is another run's, or fenced off."""
+
+
 NOT_READ = -1  # start(..., read_token=...) default: the caller read no bookmark beforehand
 
 
@@ -97,11 +102,14 @@ def start(
     kind: str = "run",
     force: bool = False,
     read_token: int | None = NOT_READ,
+    claim: int | None = None,
 ) -> Lease:
     """Take the lease in ONE transaction; a stale (or, with force, live) holder is RECLAIMED.
 
     ``read_token``: the token of the bookmark the caller read before (None: there was none);
     if another run has written the bookmark since, the start is refused with BookmarkMoved.
+    ``claim``: the token the caller expects (``next_token`` when it read); any other is
+    refused with ClaimLost.
     """
     sent = time.monotonic()
     with store.transaction() as conn:
@@ -112,6 +120,8 @@ def start(
             _ensure_takeable(store, conn, lease_row, now, force=force)
         if read_token != NOT_READ:
             _ensure_bookmark_unmoved(conn, pipeline, read_token)
+        if claim is not None and claim != lease_row.token + 1:
+            raise ClaimLost(_claim_lost_message(pipeline, claim, lease_row.token))
         if lease_row.run_id is not None:
             _mark_reclaimed(conn, lease_row.run_id, now, forced=force)
         token = lease_row.token + 1
@@ -138,6 +148,23 @@ def start(
         fault_point("start:before-commit")
     fault_point("start:after-commit")
     return Lease(pipeline, run_id, token, lease_seconds, now, sent)
+
+
+def next_token(store: Store, pipeline: str) -> int:
+    """The token a start would take now: the lease's plus one while the lease is free or its
+    holder's has run out (by the database clock); 0 while a live run holds it (a start now
+    would be refused, and no run ever holds token 0)."""
+    query = select(leases.c.token, leases.c.run_id, leases.c.expires_at).where(
+        leases.c.pipeline == pipeline
+    )
+    with store.reading() as conn:
+        row = conn.execute(query).one_or_none()
+        now = store.now(conn)
+    if row is None:
+        return 1
+    if row.run_id is not None and store.to_datetime(row.expires_at) > now:
+        return 0
+    return int(row.token) + 1
 
 
 def heartbeat(store: Store, lease: Lease) -> None:
@@ -414,6 +441,18 @@ def _ensure_bookmark_unmoved(conn: Connection, pipeline: str, read_token: int | 
             f"meanwhile by {writer}; another run ran beside this one. Nothing was written: "
             "run again to start from the new bookmark."
         )
+
+
+def _claim_lost_message(pipeline: str, claim: int, token: int) -> str:
+    why = (
+        "a live run held the lease when this process read its state"
+        if claim == 0
+        else f"another run took the lease (token {token}) after this process read its state"
+    )
+    return (
+        f"pipeline {pipeline!r}: {why}, and this process's target committed under token "
+        f"{claim}, which is not this run's. Nothing was written: run again."
+    )
 
 
 def _mark_reclaimed(conn: Connection, run_id: int, now: datetime, *, forced: bool) -> None:

@@ -37,6 +37,7 @@ from state_service.lease import record_target_mark
 from state_service.report import pipelines_with_bookmarks, read_bookmark_and_token
 from state_service.store import Store, database_url
 from state_service.target_state import (
+    Stored,
     TargetStateTable,
     TargetStateUnreadable,
     describe,
@@ -46,6 +47,12 @@ from state_service.target_state import (
 )
 
 SCHEME = "statesvc"
+# What a wrapper (`state-service run STATE_ID -- meltano ...`) passes, and what the target reads.
+PIPELINE_ENV, RUN_ID_ENV, TOKEN_ENV = (
+    "STATE_SERVICE_PIPELINE",
+    "STATE_SERVICE_RUN_ID",
+    "STATE_SERVICE_TOKEN",
+)
 EXIT_REFUSED = 3
 CONNECT_TIMEOUT = 10.0  # reading the target's committed state
 NO_RUN_YET = 2**62  # previous_mark(): every run of the pipeline is earlier than this process's
@@ -100,17 +107,20 @@ _read_tokens: dict[str, int | None] = {}
 _target_marks: dict[str, str] = {}
 # The target's committed state this process resumes from, by state ID (until it writes).
 _adopted: dict[str, MeltanoState] = {}
+# The token this process told its target it will hold, by state ID (0: a live run held the
+# lease); its first write takes the lease only with that token.
+_claims: dict[str, int] = {}
 
 
 def _wrapper_lease(state_id: str) -> leases.Lease | None:
     """The lease of `state-service run STATE_ID -- meltano ...`, passed in the environment."""
     env = os.environ
-    if env.get("STATE_SERVICE_PIPELINE") != state_id or "STATE_SERVICE_TOKEN" not in env:
-        return None
+    if env.get(PIPELINE_ENV) != state_id or RUN_ID_ENV not in env or TOKEN_ENV not in env:
+        return None  # (a token this process claimed comes without a run id)
     return leases.Lease(
         pipeline=state_id,
-        run_id=int(env["STATE_SERVICE_RUN_ID"]),
-        token=int(env["STATE_SERVICE_TOKEN"]),
+        run_id=int(env[RUN_ID_ENV]),
+        token=int(env[TOKEN_ENV]),
         lease_seconds=float(env["STATE_SERVICE_LEASE_SECONDS"]),
         started_at=datetime.now(timezone.utc),  # informational only, never used for expiry
     )
@@ -184,6 +194,7 @@ class StateServiceStoreManager(StateStoreManager):
                 lease_seconds=self.lease_seconds,
                 kind=kind,
                 read_token=_read_tokens.get(state_id, leases.NOT_READ),
+                claim=_claims.get(state_id),
             )
         except StateServiceError as exc:
             store.dispose()
@@ -210,13 +221,38 @@ class StateServiceStoreManager(StateStoreManager):
         _read_tokens.setdefault(state_id, token)
         state = None if stored is None else MeltanoState.from_json(state_id, stored)
         resumable = self.target_config is not None and _wrapper_lease(state_id) is None
-        if first_read and resumable and (newer := self._newer_in_target(state_id, state)):
-            _adopted[state_id] = newer
+        if first_read and resumable:
+            self._claim(state_id)
+            if newer := self._newer_in_target(state_id, state, token):
+                _adopted[state_id] = newer
         if token == _read_tokens[state_id] and state_id in _adopted:
             return _adopted[state_id]  # Meltano reads again before the tap starts
         return state
 
-    def _newer_in_target(self, state_id: str, state: MeltanoState | None) -> MeltanoState | None:
+    def _claim(self, state_id: str) -> None:
+        """Tell the target (Meltano starts it after this read, with this environment) which
+        pipeline it loads and the token this process will hold, so its rows are fenced like
+        those of `state-service run`. Not under a wrapper, whose variables the target keeps."""
+        if RUN_ID_ENV in os.environ:
+            return
+        try:
+            token = leases.next_token(self.store, state_id)
+        except StateServiceError as exc:
+            _refuse(exc)
+        _claims[state_id] = token
+        os.environ[PIPELINE_ENV], os.environ[TOKEN_ENV] = state_id, str(token)
+        if token == 0:
+            print(
+                f"state-service: {state_id}: a live run holds the lease; this run will be "
+                "refused at its first state write (its target is told token 0, so it commits "
+                "nothing once the holder's target has committed)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _newer_in_target(
+        self, state_id: str, state: MeltanoState | None, token: int | None
+    ) -> MeltanoState | None:
         """The target's committed state when it is newer than ``state`` (else None).
 
         Not stored here (reads take no lease): the run's first write stores its successor, and a
@@ -226,7 +262,7 @@ class StateServiceStoreManager(StateStoreManager):
         try:
             table = TargetStateTable.from_config(self.target_config, CONNECT_TIMEOUT)
             snapshot = table.read()
-            mark = previous_mark(self.store, state_id, NO_RUN_YET)
+            previous = previous_mark(self.store, state_id, NO_RUN_YET)
             streams = pipeline_streams(self.store, state_id, singer)
         except TargetStateUnreadable as exc:
             print(
@@ -239,7 +275,10 @@ class StateServiceStoreManager(StateStoreManager):
         except StateServiceError as exc:
             _refuse(exc)
         _target_marks[state_id] = snapshot.mark
-        newer = None if mark is None else newer_committed(snapshot, mark, streams, singer)
+        newer = None
+        if previous is not None:
+            stored = Stored(singer, token)
+            newer = newer_committed(snapshot, previous, state_id, streams, stored)
         if newer is None:
             return None
         print(f"state-service: {state_id}: resuming from {describe(newer, table)}", file=sys.stderr)

@@ -8,14 +8,20 @@ each start the wrapper reads that table (its location comes from the target's co
 
 - records a *mark* in the run row: the newest `committed_at` it saw, a timestamp of the target
   database's own clock (never compared with any other clock);
-- takes the newest row committed after the previous run's mark, among this pipeline's streams
-  (the stored bookmark's streams and the streams its runs counted), as the target's committed
-  state; if it differs from the stored bookmark, it is stored (fenced, under this run's lease)
-  and the tap starts from it.
+- takes the newest row committed after the previous run's mark, among this pipeline's rows
+  (tagged with its name by the target, or untagged rows of its streams: the stored bookmark's
+  and those its runs counted), as the target's committed state; if it differs from the stored
+  bookmark, it is stored (fenced, under this run's lease) and the tap starts from it.
+
+The target stores each row with the pipeline and fencing token of the run that wrote it (from
+STATE_SERVICE_PIPELINE/TOKEN). A row of a token that has since been fenced off is never taken
+(see `newer_committed`): a run that lost its lease while its target kept committing must not
+move the bookmark back.
 
 An edit (`state set` / `state clear`) after the previous run wins: the operator's state stands.
-A pipeline that never stored a bookmark nor counted a stream has no streams to match rows to,
-so a crash inside its very first run is not recovered this way.
+Untagged rows (an older target) of a pipeline that never stored a bookmark nor counted a
+stream have no streams to match, so a crash inside its very first run is recovered only from
+rows that name the pipeline.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from sqlalchemy import select
 
 from state_service.errors import describe_error
 from state_service.lease import Lease, record_target_mark, write_bookmark
-from state_service.report import read_bookmark
+from state_service.report import read_bookmark_and_token
 from state_service.schema import run_streams, runs
 from state_service.store import Store
 from state_service.urls import display_url, scrub
@@ -59,6 +65,12 @@ class Committed:
     stream: str
     state: str
     committed_at: datetime
+    pipeline: str | None = None  # the run's, as the target was told (None: no runner said)
+    token: int | None = None  # that run's fencing token
+
+    def of(self, pipeline: str, streams: set[str]) -> bool:
+        """Written for this pipeline: tagged with it, or untagged and one of its streams."""
+        return self.pipeline == pipeline if self.pipeline is not None else self.stream in streams
 
 
 @dataclass(frozen=True)
@@ -162,7 +174,11 @@ class TargetStateTable:
                 ).fetchone()
                 if exists is None or exists[0] is None:
                     return Snapshot([])
-                query = sql.SQL("SELECT stream, state::text, committed_at FROM {}").format(table)
+                # to_jsonb(row): a table of an older target has no pipeline/token columns.
+                query = sql.SQL(
+                    "SELECT stream, state::text, committed_at, to_jsonb(t)->>'pipeline', "
+                    "(to_jsonb(t)->>'fencing_token')::bigint FROM {} AS t"
+                ).format(table)
                 return Snapshot([Committed(*row) for row in conn.execute(query)])
         except psycopg.Error as exc:
             secret = str(self.connect.get("password") or self.connect.get("conninfo") or "")
@@ -189,11 +205,19 @@ def pipeline_streams(store: Store, pipeline: str, stored: str | None) -> set[str
     return streams
 
 
-def previous_mark(store: Store, pipeline: str, run_id: int) -> str | None:
-    """The mark of the latest earlier run that recorded one; None when there is none, or when an
-    edit came after it (the operator's state stands)."""
+@dataclass(frozen=True)
+class Previous:
+    """The latest earlier run that recorded a mark: the mark, and that run's token."""
+
+    mark: str
+    token: int
+
+
+def previous_mark(store: Store, pipeline: str, run_id: int) -> Previous | None:
+    """The latest earlier run that recorded a mark; None when there is none, or when an edit
+    came after it (the operator's state stands)."""
     query = (
-        select(runs.c.kind, runs.c.target_state_mark)
+        select(runs.c.kind, runs.c.target_state_mark, runs.c.token)
         .where(runs.c.pipeline == pipeline, runs.c.run_id < run_id)
         .where((runs.c.kind == "edit") | runs.c.target_state_mark.is_not(None))
         .order_by(runs.c.run_id.desc())
@@ -203,31 +227,51 @@ def previous_mark(store: Store, pipeline: str, run_id: int) -> str | None:
         row = conn.execute(query).one_or_none()
     if row is None or row.kind == "edit":
         return None
-    return str(row.target_state_mark)
+    return Previous(str(row.target_state_mark), int(row.token))
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The pipeline's stored bookmark and the token of the run that wrote it (None: none)."""
+
+    state: str | None
+    token: int | None
 
 
 def newer_committed(
-    snapshot: Snapshot, mark: str, streams: set[str], stored: str | None
+    snapshot: Snapshot, previous: Previous, pipeline: str, streams: set[str], stored: Stored
 ) -> Committed | None:
-    """The newest of this pipeline's rows committed after ``mark``, if it is not the stored one."""
-    after = datetime.fromisoformat(mark) if mark else None
+    """The state to resume from: the newest of this pipeline's rows committed after the
+    previous run's mark, if it is not the stored bookmark.
+
+    A row that carries a token is taken only if no row of a higher token is there, and only
+    if its token is at least both the previous run's (every row here was committed after that
+    run took the lease, so a lower token's is a fenced-off run's late write) and the stored
+    bookmark's writer's (a run that took the lease after it stored state since). Rows without
+    a token (a target not told one) are taken by the mark alone.
+    """
+    after = datetime.fromisoformat(previous.mark) if previous.mark else None
     candidates = [
         r
         for r in snapshot.rows
-        if r.stream in streams and (after is None or r.committed_at > after)
+        if r.of(pipeline, streams) and (after is None or r.committed_at > after)
     ]
+    tokens = [r.token for r in candidates if r.token is not None]
+    floor = max(previous.token, stored.token or 0, *tokens)
+    candidates = [r for r in candidates if r.token is None or r.token >= floor]
     if not candidates:
         return None
     newest = max(candidates, key=lambda r: r.committed_at)
-    if stored is not None and json.loads(stored) == json.loads(newest.state):
+    if stored.state is not None and json.loads(stored.state) == json.loads(newest.state):
         return None
     return newest
 
 
 def describe(committed: Committed, table: TargetStateTable) -> str:
+    token = "" if committed.token is None else f", token {committed.token}"
     return (
-        f"the target's committed state ({table.where}, stream "
-        f"{committed.stream!r}, committed {committed.committed_at.isoformat()})"
+        f"the target's committed state ({table.where}, stream {committed.stream!r}{token}, "
+        f"committed {committed.committed_at.isoformat()})"
     )
 
 
@@ -236,9 +280,9 @@ def starting_state(
 ) -> str | None:
     """The state the tap starts from: the stored bookmark, or the target's committed state when
     that is newer (then stored first). ``config``: the target's config file(s), if known."""
-    stored = read_bookmark(store, lease.pipeline)
+    stored = Stored(*read_bookmark_and_token(store, lease.pipeline))
     if config is None:
-        return stored
+        return stored.state
     try:
         table = TargetStateTable.from_config(config, connect_timeout)
         snapshot = table.read()
@@ -249,14 +293,15 @@ def starting_state(
             file=sys.stderr,
             flush=True,
         )
-        return stored
-    mark = previous_mark(store, lease.pipeline, lease.run_id)
+        return stored.state
+    previous = previous_mark(store, lease.pipeline, lease.run_id)
     record_target_mark(store, lease, snapshot.mark)
-    if mark is None:
-        return stored
-    newer = newer_committed(snapshot, mark, pipeline_streams(store, lease.pipeline, stored), stored)
+    if previous is None:
+        return stored.state
+    streams = pipeline_streams(store, lease.pipeline, stored.state)
+    newer = newer_committed(snapshot, previous, lease.pipeline, streams, stored)
     if newer is None:
-        return stored
+        return stored.state
     write_bookmark(store, lease, newer.state)
     print(
         f"state-service: resuming from {describe(newer, table)}: the stored bookmark is older "

@@ -21,7 +21,6 @@ from target_postgres_atomic.columns import LossyTypeChange, widened
 from target_postgres_atomic.merge import KeyCollations
 from target_postgres_atomic.spec import TABLE_VERSION, TableSpec, generated_name
 
-STATE_TABLE = "_sdc_target_state"
 LOCK_BACKSTOP_SECONDS = 10
 _POSTGRES_URL = re.compile(r"^postgres(ql)?(\+\w+)?://")
 
@@ -362,29 +361,6 @@ def _widened(name: str, current: str, wanted: str) -> str | None:
         return widened(current, wanted)
     except LossyTypeChange as exc:
         raise LossyTypeChange(f"column '{name}': {exc}") from None
-
-
-def ensure_state_table(conn: psycopg.Connection, schema: str) -> None:
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (stream text PRIMARY KEY, state jsonb NOT NULL, "
-            "committed_at timestamp with time zone NOT NULL)"
-        ).format(sql.Identifier(schema, STATE_TABLE))
-    )
-
-
-def save_state(conn: psycopg.Connection, schema: str, streams: list[str], state: str) -> None:
-    """Record the STATE that covers these streams' committed rows (caller's transaction)."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            sql.SQL(
-                "INSERT INTO {} (stream, state, committed_at) VALUES (%s, %s::jsonb, now()) "
-                "ON CONFLICT (stream) DO UPDATE SET state = EXCLUDED.state, "
-                "committed_at = EXCLUDED.committed_at"
-            ).format(sql.Identifier(schema, STATE_TABLE)),
-            [(stream, state) for stream in streams],
-        )
 
 
 def drop_tables(

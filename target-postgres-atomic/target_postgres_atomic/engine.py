@@ -21,7 +21,7 @@ from psycopg import sql
 from singer_sdk import metrics
 from singer_sdk.exceptions import FatalSyncError
 
-from target_postgres_atomic import connector, shadows
+from target_postgres_atomic import connector, shadows, state_table
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec
 from target_postgres_atomic.staging import Stager
@@ -73,6 +73,8 @@ class LoadEngine:
         self._emitted_state: str | None = None
         self._buffered_rows = 0
         self._buffered_since = 0.0
+        # The lease this run loads under, if a runner says so (its rows carry it; fenced).
+        self._fence = state_table.RunFence.from_environment()
         # A bad URL is refused before any input is read.
         self._locks = LockWatcher(connector.conninfo(config), lock_timeout, logger)
 
@@ -84,9 +86,9 @@ class LoadEngine:
                 conn = connector.connect(self._config)
                 self._sessions.append(Session(conn, Stager(conn)))
             conn = self._sessions[0].conn
-            with self.transaction(conn, f"{self.state_schema}.{connector.STATE_TABLE}"):
-                connector.lock_table(conn, self.state_schema, connector.STATE_TABLE)
-                connector.ensure_state_table(conn, self.state_schema)
+            with self.transaction(conn, f"{self.state_schema}.{state_table.STATE_TABLE}"):
+                connector.lock_table(conn, self.state_schema, state_table.STATE_TABLE)
+                state_table.ensure(conn, self.state_schema, self._fence)
         return self._sessions[self._current]
 
     @property
@@ -250,6 +252,8 @@ class LoadEngine:
                 # One lock order for every process, so two targets never deadlock.
                 for table in tables:
                     connector.lock_table(conn, *table)
+                if self._fence is not None:
+                    state_table.hold_fence(conn, self.state_schema, self._fence)
                 landed = {}
                 for stream, lines, merge_batch in batches:
                     merging = (stream, lines)
@@ -259,7 +263,7 @@ class LoadEngine:
                     stream = sink.spec.stream
                     landed[stream] = landed.get(stream, 0) + sink.activate_version(conn, version)
                 if state is not None:
-                    connector.save_state(conn, self.state_schema, streams, state)
+                    state_table.save(conn, self.state_schema, streams, state, self._fence)
         except psycopg.errors.QueryCanceled as exc:
             # (The lock watcher turns the cancels it makes into its own error.)
             self._failed = True
@@ -280,9 +284,12 @@ class LoadEngine:
             sys.stdout.flush()
 
     def end_copy(self) -> None:
-        """No statement stays open while the tap is idle (statement or idle timeouts)."""
+        """No statement stays open while the tap is idle (statement or idle timeouts), and a
+        commit that failed meanwhile ends the run now, not at the next input line (a run fenced
+        off while its tap waits must not linger holding its sessions)."""
         if self._sessions:
             self.session.stager.close()
+            self.wait()
 
     def close(self, ended: list[Activation]) -> None:
         """The clean end of input: `ended` refreshes end, everything commits, sessions close."""

@@ -10,7 +10,6 @@ from types import FrameType
 import msgspec
 import psycopg
 from safe_singer_common.plugin import refuse_bad_config
-from singer_sdk import Target
 from singer_sdk.exceptions import SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.io_base import SingerMessageType
@@ -19,6 +18,7 @@ from typing_extensions import override
 from target_postgres_atomic import connector, merge, owners, sdk_compat, tls
 from target_postgres_atomic.batch_files import batch_records
 from target_postgres_atomic.columns import LossyTypeChange
+from target_postgres_atomic.committed import CommittedStateTarget
 from target_postgres_atomic.engine import LoadEngine
 from target_postgres_atomic.errors import (
     SEQ_SHIFT,
@@ -42,7 +42,7 @@ END_OF_INPUT_PROOF = "SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED"
 BATCH_SIZE_BYTES = 256 * 1024 * 1024
 
 
-class TargetPostgresAtomic(Target):
+class TargetPostgresAtomic(CommittedStateTarget):
     """Singer target that stages each batch with COPY and merges it in one transaction."""
 
     name = "target-postgres-atomic"
@@ -96,7 +96,7 @@ class TargetPostgresAtomic(Target):
             logger=self.logger,
         )
         self.logger.info(
-            "Loading into %s, schema %s.",
+            "Database %s, schema %s.",
             connector.location(self.config),
             settings.default_target_schema or "from each stream name, else public",
         )

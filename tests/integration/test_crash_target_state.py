@@ -23,7 +23,7 @@ from psycopg import sql
 from state_service.report import read_bookmark, run_history
 from state_service.store import Store
 
-from safe_singer_testing import kill_after_commit
+from safe_singer_testing import kill_after_commit, readme
 from safe_singer_testing.cli import script
 from safe_singer_testing.emulators.jira import JiraEmulator
 from safe_singer_testing.emulators.jira.harness import issues_only_catalog
@@ -224,3 +224,54 @@ def test_meltano_run_killed_in_the_window_resumes_from_the_targets_state(
     assert "resuming from the target's committed state" in last.stderr, last.stderr[-3000:]
     assert live_rows(pg_db) == truth, f"issue {new_issue} was deleted in Jira\n{last.stderr}"
     store.dispose()
+
+
+def test_the_shell_pipe_killed_between_the_commit_and_its_state_line_loses_no_delete(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    """The README's shell pipe, run as written: the target dies right after committing a new
+    issue and before the STATE line naming it got out (the script dies with it). The next run
+    starts from the target's committed state, so the issue's delete reaches PostgreSQL."""
+    block = readme.block("jira-pipe")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "tap-jira-safe").symlink_to(script("tap-jira-safe"))
+    # The target as the block names it; with KILL_AFTER_COMMIT_DSN set, a load runs under the
+    # killer, which SIGKILLs the target and then its parent, the script.
+    target = script("target-postgres-atomic")
+    wrapper = bin_dir / "target-postgres-atomic"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" --committed-state "*) exec ' + target + ' "$@";; esac\n'
+        'if [ -n "$KILL_AFTER_COMMIT_DSN" ]; then '
+        f'exec {sys.executable} {KILLER} {target} "$@"; fi\n'
+        f'exec {target} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_", "TARGET_"))}
+
+    def run_block(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", block], cwd=tmp_path, env={**env, **extra}, capture_output=True,
+            text=True, timeout=240,
+        )  # fmt: skip
+
+    with JiraEmulator(issue_count=8) as jira:
+        Pipeline(pg_db, jira, tmp_path, reconcile_deletes=True, max_delete_fraction=0.5)
+        first = run_block()
+        assert first.returncode == 0, first.stderr[-3000:]
+        new_issue = str(jira.dataset.create_issue(jira.settings.projects[0]))
+        found = f"SELECT 1 FROM {SCHEMA}.issues WHERE id = '{int(new_issue)}'"
+        killed = run_block(
+            KILL_AFTER_COMMIT_DSN=pg_db.conninfo(), KILL_AFTER_COMMIT_SQL=found,
+            KILL_AFTER_COMMIT_HOLD_FROM=new_issue,
+        )  # fmt: skip
+        assert killed.returncode == -9, killed.stderr[-3000:]
+        assert new_issue in live_rows(pg_db)  # the target committed it, then died
+
+        jira.dataset.delete_issue(int(new_issue))
+        last = run_block()
+        assert last.returncode == 0, last.stderr[-3000:]
+        truth = jira.live_issues()
+    assert live_rows(pg_db) == truth, f"issue {new_issue} was deleted in Jira\n{last.stderr}"
+    assert new_issue in (tmp_path / "state.json").read_text()  # the committed state named it

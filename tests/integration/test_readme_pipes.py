@@ -1,6 +1,6 @@
 """The shell pipes the READMEs show, run as written: a first run (no state file yet), a second,
-incremental run from the state the first left, and a failed tap that fails the pipe and
-leaves the state file as it was."""
+incremental run from the state the first committed, and a failed tap that fails the pipe and
+leaves the committed state as it was."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def run_block(script: str, workdir: Path) -> subprocess.CompletedProcess[str]:
 def write_configs(workdir: Path, tap: dict[str, Any], target: dict[str, Any]) -> None:
     (workdir / "tap.json").write_text(json.dumps(tap))
     (workdir / "target.json").write_text(json.dumps(target))
+
+
+def committed_state(workdir: Path) -> Any:
+    """What the next run of the block starts from: the target's `--committed-state`."""
+    out = subprocess.run(
+        [".venv/bin/target-postgres-atomic", "--config", "target.json", "--committed-state"],
+        cwd=workdir, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
 
 
 def issue_rows(pg_db: PgServer) -> dict[str, int]:
@@ -61,7 +71,8 @@ def test_jira_shell_pipe_first_and_incremental_run(pg_db: PgServer, tmp_path: Pa
         first = run_block(script, workdir)
         assert first.returncode == 0, first.stderr[-3000:]
         assert issue_rows(pg_db) == jira.live_issues()
-        bookmark = json.loads((workdir / "state.json").read_text())
+        assert json.loads((workdir / "state.json").read_text()) == {}  # it started from nothing
+        bookmark = committed_state(workdir)
         assert bookmark["bookmarks"]["issues"]["replication_key_value"]
 
         edited = next(iter(jira.live_issues()))
@@ -73,12 +84,14 @@ def test_jira_shell_pipe_first_and_incremental_run(pg_db: PgServer, tmp_path: Pa
         assert issue_rows(pg_db) == jira.live_issues()
         # incremental: the second run read the edits and its lookback, not all 31 issues
         assert 2 <= records_loaded(second.stderr, "issues") < len(jira.live_issues())
+        assert json.loads((workdir / "state.json").read_text()) == bookmark  # it started there
 
-        kept = (workdir / "state.json").read_text()
+        kept = committed_state(workdir)
         write_configs(workdir, jira.tap_config(api_token="wrong-token"), target)
         failed = run_block(script, workdir)
     assert failed.returncode != 0, failed.stderr[-3000:]
-    assert (workdir / "state.json").read_text() == kept
+    assert json.loads((workdir / "state.json").read_text()) == kept
+    assert committed_state(workdir) == kept
 
 
 def test_dynamodb_shell_pipe_first_and_incremental_run(pg_db: PgServer, tmp_path: Path) -> None:
@@ -108,8 +121,9 @@ def test_dynamodb_shell_pipe_first_and_incremental_run(pg_db: PgServer, tmp_path
             assert [(k, int(v)) for k, v in conn.execute(query)] == truth
         assert records_loaded(second.stderr, "orders") == 2  # only the 2 new events
 
-        kept = (workdir / "state.json").read_text()
+        kept = committed_state(workdir)
         write_configs(workdir, {**stack.tap_config(["orders"]), "tables": ["missing"]}, target)
         failed = run_block(script, workdir)
     assert failed.returncode != 0, failed.stderr[-3000:]
-    assert (workdir / "state.json").read_text() == kept
+    assert json.loads((workdir / "state.json").read_text()) == kept
+    assert committed_state(workdir) == kept
