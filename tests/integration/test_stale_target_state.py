@@ -30,12 +30,13 @@ from state_service.report import read_bookmark, run_history
 from state_service.schema import bookmark_history
 from state_service.store import Store
 
+from safe_singer_testing import kill_after_commit
 from safe_singer_testing.cli import script
-from safe_singer_testing.postgres import PgServer
+from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
 SCHEMA = "stale"
 PIPELINE = "counter"
-COUNTER_TAP = Path(__file__).parents[1] / "state-service" / "tests" / "fixtures" / "counter_tap.py"
+COUNTER_TAP = REPO_ROOT / "state-service" / "tests" / "fixtures" / "counter_tap.py"
 LEASE = ["--lease-seconds", "2", "--heartbeat-seconds", "0.4"]
 DEADLINE = 120.0  # a guard against hanging, never an assertion about speed
 
@@ -198,7 +199,7 @@ def test_a_first_run_killed_after_its_commit_is_resumed_from(
     """The pipeline's very first run dies after its target committed a STATE that no wrapper
     stored: no bookmark and no counts name its streams, but the row names the pipeline."""
     pipeline = Counter(pg_db, tmp_path)
-    killer = Path(__file__).parent / "support" / "kill_after_commit.py"
+    killer = Path(kill_after_commit.__file__)
     argv = pipeline.argv()
     target = argv.index("--target") + 1
     argv[target] = f"{sys.executable} {killer} {argv[target]}"
