@@ -6,6 +6,12 @@ and the same definitions into the repository's `meltano.yml` (there with `pip_ur
 so `meltano install` builds the working tree). `--check` writes nothing and exits 1 naming every
 file that differs from what it would write (`make hub` writes, the tests check).
 
+A Hub definition installs its plugin by name (`pip_url: tap-jira-safe`): from an index once the
+packages are published, from the wheels of `make dist` until then (`UV_FIND_LINKS` /
+`PIP_FIND_LINKS` at `dist/`, as the top README shows). Its `repo` and `docs` links come from the
+plugin's `[project.urls]` (`Repository`, `Documentation`) and are left out while it declares
+none: no link is written that does not lead anywhere.
+
 Usage: `.venv/bin/python hub/generate.py [--check]`
 """
 
@@ -26,9 +32,6 @@ from ruamel.yaml import YAML
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HUB = REPO_ROOT / "hub"
-# Where the project is published; the Hub's `repo`/`docs` fields and the README's
-# `git+https://...#subdirectory=` form point here.
-REPO_URL = "https://github.com/safe-singer/safe-singer"
 VARIANT = "safe-singer"
 
 # plugin name -> (plugin type, folder in this repository, human label)
@@ -39,6 +42,8 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
 }
 # Hub catalogue fields that Meltano would take for plugin extras in a project's meltano.yml.
 HUB_ONLY = ("maintenance_status", "keywords")
+# Fields a definition may write (or leave out): a project's own value for one is not kept.
+OPTIONAL_FIELDS = ("docs", "repo", "settings_group_validation")
 # Words a label spells in capitals (Hub labels read "API Token", not "Api Token").
 ACRONYMS = {"api", "aws", "id", "jql", "ssl", "ttl", "url", "sqlalchemy"}
 # JSON-schema type -> Meltano setting kind, first match wins.
@@ -117,8 +122,7 @@ def definition(name: str, data: dict[str, Any]) -> dict[str, Any]:
         "namespace": name.replace("-", "_"),
         "pip_url": name,
         "executable": name,
-        "docs": f"{REPO_URL}/blob/main/{folder}/README.md",
-        "repo": REPO_URL,
+        **published_links(folder),
         "maintenance_status": "active",
         "keywords": ["meltano_sdk"],
         "capabilities": sorted(data["capabilities"]),
@@ -127,6 +131,15 @@ def definition(name: str, data: dict[str, Any]) -> dict[str, Any]:
     if required:
         result["settings_group_validation"] = [required]
     return result
+
+
+def published_links(folder: str) -> dict[str, str]:
+    """The Hub's `docs` and `repo` from the package's `[project.urls]`, where it declares them."""
+    urls = tomllib.loads((REPO_ROOT / folder / "pyproject.toml").read_text())["project"].get(
+        "urls", {}
+    )
+    fields = (("docs", "Documentation"), ("repo", "Repository"))
+    return {field: urls[label] for field, label in fields if label in urls}
 
 
 def hub_path(name: str) -> Path:
@@ -166,7 +179,7 @@ def project_entry(plugin: dict[str, Any], current: dict[str, Any] | None) -> dic
     entry = {key: value for key, value in plugin.items() if key not in HUB_ONLY}
     entry["pip_url"] = editable_pip_url(PLUGINS[plugin["name"]][1])
     for key, value in (current or {}).items():
-        if key not in plugin:
+        if key not in plugin and key not in OPTIONAL_FIELDS:
             entry[key] = value
     return entry
 

@@ -54,8 +54,14 @@ def fail(
     """End the tool with its one error line (credentials masked) and ``code``."""
     if exc is not None and (debug_wanted(tool) if debug is None else debug):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    print(f"{tool}: error: {masked(one_line(message))}", file=sys.stderr, flush=True)
+    print(error_line(tool, message), file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def error_line(tool: str, message: str) -> str:
+    """The tool's one error line for ``message`` (credentials masked): what ``fail`` prints,
+    for a thread that must end the process itself."""
+    return f"{tool}: error: {masked(one_line(message))}"
 
 
 @contextmanager

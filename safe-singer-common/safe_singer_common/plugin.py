@@ -10,9 +10,11 @@ line (see ``safe_singer_common.cli``).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import itertools
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -106,12 +108,88 @@ def config_file_problem(argv: Sequence[str]) -> str | None:
     return None
 
 
+BOOLEAN_WORDS = {"true", "1", "yes", "on", "false", "0", "no", "off", ""}
+
+
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    """The JSON types a setting's schema allows (``type`` or each ``anyOf`` option)."""
+    found: set[str] = set()
+    for option in schema.get("anyOf", [schema]):
+        kind = option.get("type", []) if isinstance(option, Mapping) else option
+        found |= {kind} if isinstance(kind, str) else set(kind)
+    return found
+
+
+def env_value_problem(schema: Mapping[str, Any], value: str) -> str | None:
+    """What a setting of this schema expects, when an environment variable's text cannot
+    be read as one (singer-sdk would raise a bare ``ValueError`` for an integer, an array
+    or an object; it reads any word but true/1/yes/on as false, and a number as text)."""
+    types = _types(schema)
+    items = schema.get("items")
+    if "integer" in types:
+        return None if _parses(int, value) else "a whole number, such as 8"
+    if "boolean" in types:
+        return None if value.strip().lower() in BOOLEAN_WORDS else "true or false"
+    if "number" in types:
+        return None if _parses(float, value) else "a number, such as 2.5"
+    if "array" in types:
+        strings = isinstance(items, Mapping) and "string" in _types(items)
+        if strings and not value.lstrip().startswith("["):
+            return None  # singer-sdk's `a,b,c` form
+        return None if isinstance(_json(value), list) else 'a JSON array, such as ["A", "B"]'
+    if "object" in types:
+        return None if isinstance(_json(value), dict) else 'a JSON object, such as {"key": 1}'
+    return None
+
+
+def _parses(kind: Callable[[str], object], value: str) -> bool:
+    try:
+        kind(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _json(value: str) -> Any:
+    """The JSON in ``value``, or ``None`` when it is not JSON."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def env_config_problem(
+    plugin: type[PluginBase], argv: Sequence[str], environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """With ``--config ENV``, the first ``<PLUGIN>_<SETTING>`` environment variable whose
+    text the setting cannot take, named with what it expects (a secret's value never shown)."""
+    pairs = itertools.pairwise(argv)
+    if not any(pair == ("--config", ENV_CONFIG) for pair in pairs) and "--config=ENV" not in argv:
+        return None
+    schema = copy.deepcopy(plugin.config_jsonschema)
+    plugin.append_builtin_config(schema)
+    prefix = plugin.name.upper().replace("-", "_") + "_"
+    for name, setting in schema.get("properties", {}).items():
+        variable = prefix + name.upper().replace("-", "_")
+        if variable not in environ:
+            continue
+        expected = env_value_problem(setting, environ[variable])
+        if expected is not None:
+            shown = "its value" if setting.get("secret") else repr(environ[variable][:60])
+            return (
+                f"environment variable {variable}: {shown} is not a value for setting "
+                f"'{name}'; give {expected}"
+            )
+    return None
+
+
 def run_plugin(plugin: type[PluginBase], refusals: tuple[type[BaseException], ...]) -> None:
     """The console script of a singer-sdk plugin: its command line under the error policy.
 
-    Also covers what singer-sdk does while parsing the options (reading ``--config``,
-    ``--discover``, ``--test``), before the plugin's ``invoke`` runs."""
-    problem = config_file_problem(sys.argv[1:])
+    Also covers what singer-sdk does while parsing the options (reading ``--config`` files
+    and ``--config ENV`` variables, ``--discover``, ``--test``), before the plugin's
+    ``invoke`` runs."""
+    problem = config_file_problem(sys.argv[1:]) or env_config_problem(plugin, sys.argv[1:])
     if problem is not None:
         fail(plugin.name, problem)
     with refusing(plugin.name, (ConfigRefused, *refusals)):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from safe_singer_common.cli import fail
+from safe_singer_common.cli import debug_wanted, fail
 
 from state_service import lease as leases
 from state_service.errors import StateServiceError
@@ -228,7 +228,8 @@ def run(
     )
     retention = ctx.obj["retention"]
     if pipe:
-        code = run_singer(store, held, pipe, limits, retention, target_state_config)
+        debug = bool(ctx.obj["debug"]) or debug_wanted("state-service")
+        code = run_singer(store, held, pipe, limits, retention, target_state_config, debug)
     else:
         code = run_command(store, held, url, list(command), limits, retention)
     sys.exit(code)

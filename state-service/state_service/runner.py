@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
-from state_service.errors import DatabaseUnavailable, describe_error
+from state_service.errors import DatabaseUnavailable, StateServiceError, describe_error
 from state_service.faults import fault_point
 from state_service.heartbeat import Heartbeat
 from state_service.history import Retention, prune
@@ -50,6 +51,9 @@ EXIT_LEASE_LOST = 4
 # Told to the target: its input ends only after the tap exited 0 (target-postgres-atomic then
 # swaps in full refreshes that got no closing ACTIVATE_VERSION, as singer-sdk taps send none).
 END_OF_INPUT_PROOF = "SINGER_END_OF_INPUT_MEANS_TAP_SUCCEEDED"
+# What piping can meet without a bug: the database or the lease refusing, the system refusing
+# a file, a pipe or a process. Anything else is a bug in state-service, said so.
+EXPECTED_FAILURES = (StateServiceError, OSError, subprocess.SubprocessError)
 
 
 @dataclass
@@ -139,11 +143,13 @@ def run_singer(
     limits: Limits,
     retention: Retention,
     target_config: Path | None = None,
+    debug: bool = False,
 ) -> int:
     """Tap | target with the stored bookmark as --state; each emitted STATE stored, fenced.
 
     ``target_config``: target-postgres-atomic's config file, to resume from its committed state
-    when that is newer (default: the ``--config`` of a target-postgres-atomic command line)."""
+    when that is newer (default: the ``--config`` of a target-postgres-atomic command line).
+    ``debug``: a bug's traceback goes to stderr before the run's one failure line."""
     config = (target_config,) if target_config else config_paths(pipe[1])
     progress = Progress(sys.stderr, live=sys.stderr.isatty())
     with (
@@ -155,11 +161,25 @@ def run_singer(
             outcome = _pipe(store, lease, pipe, state, Path(tmp), children, progress, limits)
         except Exception as exc:  # any failure while piping is the run's outcome, recorded
             children.stop()
-            outcome = Outcome(1, f"state-service failed while piping: {describe_error(exc)}")
+            outcome = Outcome(1, _piping_failure(exc, debug))
     progress.close()
     outcome.counts = progress.counts()
     outcome.lags = progress.lags()
     return _finish(store, lease, beat, outcome, retention)
+
+
+def _piping_failure(exc: Exception, debug: bool) -> str:
+    """The run's error for a failure while piping: an expected one as it is; anything else
+    named a bug (with its traceback at debug level), so the two never read alike."""
+    if isinstance(exc, EXPECTED_FAILURES):
+        return f"state-service failed while piping: {describe_error(exc)}"
+    if debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    return (
+        f"a bug in state-service while piping: {describe_error(exc)}; the run is recorded "
+        "FAILED and its lease released (STATE_SERVICE_DEBUG=1 or --debug prints the "
+        "traceback: please report it)"
+    )
 
 
 def _pipe(

@@ -82,3 +82,21 @@ def test_an_unexpected_error_while_storing_a_bookmark_is_recorded_and_releases_t
     )
     assert_failed_and_released(svc, proc, "injected error at bookmark:after-commit")
     assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    failed = [line for line in proc.stderr.splitlines() if " failed: " in line]
+    assert len(failed) == 1 and "a bug in state-service" in failed[0], proc.stderr
+
+
+def test_a_bugs_traceback_comes_at_debug_level_and_an_expected_failure_is_no_bug(svc) -> None:
+    """Debug level (STATE_SERVICE_DEBUG=1) adds the bug's traceback before the same one line;
+    an expected failure (a target line that is not UTF-8) never reads as a bug."""
+    states = target(svc, '{"bookmarks": {"a": 1}}')
+    fault = "error@bookmark:after-commit"
+    proc = run(svc, states, STATE_SERVICE_FAULT=fault, STATE_SERVICE_DEBUG="1")
+    assert proc.returncode == 1
+    trace = proc.stderr[proc.stderr.index("Traceback (most recent call last)") :]
+    assert "RuntimeError: injected error at bookmark:after-commit" in trace, proc.stderr
+    assert "a bug in state-service" in proc.stderr.strip().splitlines()[-1], proc.stderr
+    expected = run(svc, target(svc, raw="\\377\\n"), STATE_SERVICE_DEBUG="1")
+    assert_failed_and_released(svc, expected, "target stdout line 1: not UTF-8")
+    assert "a bug in state-service" not in expected.stderr and "Traceback" not in expected.stderr

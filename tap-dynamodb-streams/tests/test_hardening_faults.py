@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from safe_singer_testing.aws_faults import Fault, Rule, aws_operation, fault_proxy
 from safe_singer_testing.dynamodb import TapRun, run_tap
 from safe_singer_testing.emulators.dynamodb_streams import Stack
+from safe_singer_testing.faults import AMZ_JSON, Fault, FaultFront, Rule, aws_operation
 
 WRONG_DIAGNOSIS = "no stream is enabled"
 
@@ -26,8 +26,8 @@ def table_with_events(stack: Stack, table: str) -> None:
 
 
 def run_through(stack: Stack, tmp_path: Path, table: str, rule: Rule, **settings: Any) -> TapRun:
-    with fault_proxy(stack.streams.url, rule) as proxy:
-        config = stack.tap_config([table], streams_endpoint_url=proxy.url, **settings)
+    with FaultFront(stack.streams.url, rule) as front:
+        config = stack.tap_config([table], streams_endpoint_url=front.url, **settings)
         return run_tap(tmp_path, config, timeout=120)
 
 
@@ -42,13 +42,13 @@ def assert_one_line(run: TapRun, *pattern: str) -> None:
 @pytest.mark.parametrize(
     ("operation", "fault", "received"),
     [
-        ("ListStreams", Fault.html(), "text/html"),
-        ("ListStreams", Fault.truncated({"Streams": [{"StreamArn": "x" * 80}]}), "bytes"),
-        ("DescribeStream", Fault.html(), "Bad Gateway"),
-        ("DescribeStream", Fault.json({"StreamDescription": []}), "shape"),
-        ("ListStreams", Fault.json({"Streams": "none"}), "shape"),
-        ("GetShardIterator", Fault.truncated({"ShardIterator": "abcdef" * 20}), "no JSON"),
-        ("GetRecords", Fault.html(), "text/html"),
+        ("ListStreams", Fault.gateway_page(), "text/html"),
+        ("ListStreams", Fault.cut_short({"Streams": [{"StreamArn": "x" * 80}]}), "bytes"),
+        ("DescribeStream", Fault.gateway_page(), "Bad Gateway"),
+        ("DescribeStream", Fault.json_answer({"StreamDescription": []}, 200, AMZ_JSON), "shape"),
+        ("ListStreams", Fault.json_answer({"Streams": "none"}, 200, AMZ_JSON), "shape"),
+        ("GetShardIterator", Fault.cut_short({"ShardIterator": "abcdef" * 20}), "no JSON"),
+        ("GetRecords", Fault.gateway_page(), "text/html"),
     ],
 )
 def test_a_malformed_streams_answer_is_named_with_table_and_call(
@@ -70,7 +70,7 @@ def test_a_stalled_endpoint_is_logged_and_ends_the_run_within_its_time(
         stack,
         tmp_path,
         "stalled",
-        aws_operation("ListStreams", Fault.never_answers()),
+        aws_operation("ListStreams", Fault.never_answer()),
         max_run_seconds=4,
         aws_call_timeout_seconds=2,
     )
@@ -90,7 +90,7 @@ def test_stalled_shard_reads_end_the_run_within_its_time(stack: Stack, tmp_path:
         stack,
         tmp_path,
         "slow",
-        aws_operation("GetRecords", Fault.never_answers()),
+        aws_operation("GetRecords", Fault.never_answer()),
         max_run_seconds=4,
         aws_call_timeout_seconds=2,
     )
@@ -103,9 +103,10 @@ def test_an_always_throttling_endpoint_fails_after_botocores_attempts(
     stack: Stack, tmp_path: Path
 ) -> None:
     table_with_events(stack, "throttled")
-    throttle = Fault.json(
+    throttle = Fault.json_answer(
         {"__type": "com.amazonaws.dynamodb.v20120810#LimitExceededException", "message": "slow"},
         status=400,
+        content_type=AMZ_JSON,
     )
     started = time.monotonic()
     run = run_through(

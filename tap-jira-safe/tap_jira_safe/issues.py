@@ -26,7 +26,7 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_jira_safe import reconcile, sdk_compat
+from tap_jira_safe import idlisting, idruns, reconcile, sdk_compat, visibility
 from tap_jira_safe.client import JiraStream, decoded, listed_items
 from tap_jira_safe.errors import (
     IncompleteRead,
@@ -42,7 +42,6 @@ from tap_jira_safe.window import KeysetPaginator, complete_list, delete_version,
 
 WINDOW_TRIES = 3
 VERIFY_ROUNDS = 3
-IDS_PAGE = 5000
 CHILD_BATCH = 100
 RECONCILE_MAX = 50  # search/jql's `reconcileIssues` takes at most 50 ids
 # issue/bulkfetch: 1,000 ids a call when fields are named, none multi-valued and nothing is
@@ -68,6 +67,7 @@ class IssuesStream(JiraStream):
         self._candidates: set[int] = set()
         # issues the last run saw at its window's upper edge: search reads them consistently
         self._edge_ids: list[int] = []
+        self._owners = visibility.IssueProjects({}, ())  # each known issue's project
         self.lag = LagGauge(self.metrics_logger, self.name)
 
     # -- schema: typed from /field ------------------------------------------------------
@@ -185,7 +185,7 @@ class IssuesStream(JiraStream):
         self._named |= new
         self._candidates |= new
         state = self.get_context_state(None)
-        state["live_issue_candidates"] = reconcile.encode_ids(self._candidates)
+        state["live_issue_candidates"] = idruns.encode_ids(self._candidates)
         sdk_compat.write_state_now(self)
 
     @override
@@ -258,14 +258,16 @@ class IssuesStream(JiraStream):
         self._window = (lower, upper)
         self.http_method = "POST" if self.cloud else "GET"
         state = self.get_context_state(context)
+        self._owners = visibility.IssueProjects(state, self.settings.projects)
         if self.cloud:
             self._edge_ids = [int(i) for i in state.get("window_edge_issue_ids") or []]
             self._edge_ids = self._edge_ids[:RECONCILE_MAX]
         if self.settings.reconcile_deletes:  # first: a bad listing must stop the run early
-            self._candidates = reconcile.decode_ids(state.get("live_issue_candidates") or [])
-            known = reconcile.decode_ids(state.get("live_issue_ids") or []) | self._candidates
+            self._candidates = idruns.decode_ids(state.get("live_issue_candidates") or [])
+            known = idruns.decode_ids(state.get("live_issue_ids") or []) | self._candidates
             self._named = set(known)
-            listed = self.list_ids(self.jql(None, None, "created ASC"))
+            owners = self._owners if self._owners.lacks(known) else None
+            listed = self.list_ids(self.jql(None, None, "created ASC"), owners)
             fraction = self.settings.max_delete_fraction
             missing = reconcile.check_listing(known, listed, fraction)
         self.logger.info("issues window [%s, %s)", lower and from_ms(lower), from_ms(upper))
@@ -277,9 +279,11 @@ class IssuesStream(JiraStream):
                 continue  # re-read at a keyset anchor
             emitted[int(row["id"])] = row["fields"]["updated"]
             self.lag.observe(note_updated(newest, row))
+            self._owners.learn(row)
             yield row
         for row in self._verify_window(emitted):
             self.lag.observe(note_updated(newest, row))
+            self._owners.learn(row)
             yield row
         if self.settings.reconcile_deletes:
             yield from self._apply_verdicts(state, listed | set(emitted), missing, newest)
@@ -312,52 +316,9 @@ class IssuesStream(JiraStream):
                     raise
                 self.logger.warning("issues: %s; restarting the window (try %d)", exc, attempt)
 
-    def list_ids(self, jql: str) -> set[int]:
-        """Every id a JQL finds; a spent or repeated page token restarts the listing."""
-        attempt = 1
-        while True:
-            try:
-                return self._list_ids_once(jql)
-            except (RepeatedPageToken, JiraCursorExpired) as exc:
-                if attempt == WINDOW_TRIES:
-                    raise
-                self.logger.warning("issues: %s; restarting the id listing (try %d)", exc, attempt)
-                attempt += 1
-
-    def _list_ids_once(self, jql: str) -> set[int]:
-        """Ids-only pages of the server's size, token (Cloud) or ``startAt`` (Server/DC)
-        paging; every page is checked for shape."""
-        ids: set[int] = set()
-        token: str | None = None
-        seen: set[str] = set()  # a token handed out before would go round for ever
-        start_at = 0
-        while True:
-            if self.cloud:
-                body: dict[str, Any] = {"jql": jql, "maxResults": IDS_PAGE}
-                if token:
-                    body["nextPageToken"] = token
-                if self._edge_ids:
-                    body["reconcileIssues"] = self._edge_ids
-                page = self.call("POST", "/rest/api/3/search/jql", json=body)
-            else:
-                params = {"jql": jql, "fields": "id", "maxResults": 1000, "startAt": start_at}
-                page = self.call("GET", "/rest/api/2/search", params=params)
-            found = reconcile.page_issue_ids(page, "issue id listing")
-            ids.update(found)
-            if self.cloud:
-                next_token = page.get("nextPageToken")
-                if not next_token or page.get("isLast") is True:
-                    return ids
-                token = str(next_token)
-                if token in seen:
-                    raise RepeatedPageToken(
-                        f"issue id listing: page token repeated: {token[:12]}..."
-                    )
-                seen.add(token)
-            else:
-                start_at += len(found)
-                if not found or start_at >= int(page.get("total", 0)):
-                    return ids
+    def list_ids(self, jql: str, owners: visibility.IssueProjects | None = None) -> set[int]:
+        """Every id a JQL finds (ids-only pages); with ``owners``, each issue's project too."""
+        return idlisting.list_ids(self, jql, self._edge_ids, owners)
 
     def bulkfetch(
         self, ids: list[int], fields: tuple[str, ...]
@@ -425,6 +386,9 @@ class IssuesStream(JiraStream):
         except JiraApiError:
             return True  # deleted meanwhile, or not checkable: keep, decide next run
 
+    def can_browse(self, project: visibility.Project) -> bool:
+        return visibility.can_browse(self.call, self.api, project)
+
     def _apply_verdicts(
         self,
         state: dict[str, Any],
@@ -434,12 +398,15 @@ class IssuesStream(JiraStream):
     ) -> Iterator[dict[str, Any]]:
         """Prove each missing id and re-check known archived ones; emit deletes, archive
         flags and scope leavers."""
-        known_archived = reconcile.decode_ids(state.get("archived_issue_ids") or [])
+        known_archived = idruns.decode_ids(state.get("archived_issue_ids") or [])
         archived = known_archived - live
         rechecked = reconcile.archived_to_recheck(
             state, archived, self.settings.archived_checks_per_run
         )
-        verdicts = reconcile.prove(self, missing | rechecked)
+        confirmed = self.settings.confirm_deleted_projects
+        verdicts = reconcile.prove(self, missing | rechecked, self._owners, confirmed)
+        visibility.warn_hidden(self.logger, verdicts.hidden)
+        held = verdicts.unproven.union(*verdicts.hidden.values())  # ask again next run
         server_time = self.site.facts(self).server_time
         for issue_id in verdicts.deleted:
             when = delete_version(server_time, newest.get(issue_id))
@@ -460,7 +427,7 @@ class IssuesStream(JiraStream):
             yield from self.fetch(left)
         self.logger.info(
             "issues: %d live; %d deleted, %d archived (%d re-checked, %d restored), "
-            "%d left scope (%s), %d kept unproven",
+            "%d left scope (%s), %d kept unproven (%d in projects not browsable)",
             len(live),
             len(verdicts.deleted),
             len(still_archived - archived),
@@ -468,14 +435,13 @@ class IssuesStream(JiraStream):
             len(restored),
             len(left),
             leaving,
-            len(verdicts.unproven),
+            len(held),
+            len(held - verdicts.unproven),
         )
         gone = set(verdicts.deleted) | still_archived | set(left)
-        unproven_live = verdicts.unproven - rechecked
-        state["live_issue_ids"] = reconcile.encode_ids(
-            (live | verdicts.kept | unproven_live) - gone
-        )
-        state["archived_issue_ids"] = reconcile.encode_ids(
-            (archived - rechecked) | still_archived | (verdicts.unproven & rechecked)
-        )
+        live_now = (live | verdicts.kept | (held - rechecked)) - gone
+        archived_now = (archived - rechecked) | still_archived | (held & rechecked)
+        state["live_issue_ids"] = idruns.encode_ids(live_now)
+        state["archived_issue_ids"] = idruns.encode_ids(archived_now)
+        self._owners.save(state, live_now | archived_now)
         state.pop("live_issue_candidates", None)  # each was listed, emitted or proven above

@@ -7,8 +7,9 @@ are offsets), the search index lags, the issue may be archived (out of search, s
 readable) or moved out of the configured projects. So each missing id is read directly:
 ``issue/bulkfetch`` on Cloud (not-found issues are simply absent there; ``issueErrors`` means
 "try again"), then ``GET issue/{id}`` for what bulkfetch did not return: only a 404 proves a
-delete. Before any of that, a listing that is malformed, empty while issues are known, or
-missing more than ``max_delete_fraction`` of the known issues stops the run.
+delete, and only where the API user may still browse the issue's project (``visibility``).
+Before any of that, a listing that is malformed, empty while issues are known, or missing
+more than ``max_delete_fraction`` of the known issues stops the run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tap_jira_safe.errors import JiraNotFound, ReconcileRefused
+from tap_jira_safe.visibility import IssueProjects, Project, split_not_found
 
 # what a proof reads: whether the issue exists, where it lives, whether it is archived.
 # Named single-valued fields and no expand let bulkfetch serve 1,000 ids a call (not 100).
@@ -40,20 +42,9 @@ class IssueLookup(Protocol):
 
     def in_scope(self, raw: dict[str, Any]) -> bool: ...
 
-
-def encode_ids(ids: Iterable[int]) -> list[list[int]]:
-    """Sorted ids as ``[first, last]`` runs: Jira ids are dense, so state stays small."""
-    runs: list[list[int]] = []
-    for value in sorted(ids):
-        if runs and value == runs[-1][1] + 1:
-            runs[-1][1] = value
-        else:
-            runs.append([value, value])
-    return runs
-
-
-def decode_ids(runs: list[list[int]]) -> set[int]:
-    return {value for first, last in runs for value in range(first, last + 1)}
+    def can_browse(self, project: Project) -> bool:
+        """Whether the API user has Browse Projects in ``project`` now."""
+        ...
 
 
 def page_issue_ids(body: Any, endpoint: str) -> list[int]:
@@ -95,8 +86,9 @@ def check_listing(known: set[int], listed: set[int], max_fraction: float) -> set
         raise ReconcileRefused(
             f"issues: the listing of live issues lacks {len(missing)} of {len(known)} known "
             f"issues ({len(missing) / len(known):.1%}), more than max_delete_fraction="
-            f"{max_fraction:.1%}; no delete emitted and state not advanced. If that many "
-            "issues really went, run once with a higher max_delete_fraction."
+            f"{max_fraction:.1%}; no delete emitted and state not advanced. Check that the "
+            "API user can still browse every project; if that many issues really went, run "
+            "once with a higher max_delete_fraction."
         )
     return missing
 
@@ -111,25 +103,39 @@ class Verdicts:
     left_scope: list[dict[str, Any]] = field(default_factory=list)  # moved out of scope
     kept: set[int] = field(default_factory=set)  # exist, in scope, not archived
     unproven: set[int] = field(default_factory=set)  # bulkfetch's issueErrors: ask next run
+    # 404s in a project the API user may not browse now: kept, ask next run
+    hidden: dict[Project, list[int]] = field(default_factory=dict)
 
 
-def prove(lookup: IssueLookup, missing: Iterable[int]) -> Verdicts:
-    """Read each missing id directly (only the proof's fields) and sort it into a verdict."""
+def prove(
+    lookup: IssueLookup,
+    missing: Iterable[int],
+    owners: IssueProjects,
+    confirmed_deleted_projects: tuple[str, ...],
+) -> Verdicts:
+    """Read each missing id directly (only the proof's fields) and sort it into a verdict;
+    a 404 is a delete only where its project is still browsable (or confirmed deleted)."""
     verdicts = Verdicts()
     unread = sorted(missing)
     if lookup.cloud:
-        unread = _bulkfetch(lookup, unread, verdicts)
+        unread = _bulkfetch(lookup, unread, verdicts, owners)
+    not_found: list[int] = []
     for issue_id in unread:
         try:
             raw = lookup.get_issue(issue_id, PROOF_FIELDS)
         except JiraNotFound:
-            verdicts.deleted.append(issue_id)
+            not_found.append(issue_id)
             continue
+        owners.learn(raw)
         _classify(lookup, raw, verdicts)
+    split = split_not_found(owners, not_found, lookup.can_browse, confirmed_deleted_projects)
+    verdicts.deleted, verdicts.hidden = split.deleted, split.hidden
     return verdicts
 
 
-def _bulkfetch(lookup: IssueLookup, ids: list[int], verdicts: Verdicts) -> list[int]:
+def _bulkfetch(
+    lookup: IssueLookup, ids: list[int], verdicts: Verdicts, owners: IssueProjects
+) -> list[int]:
     """Bulk-read ``ids``; returns those bulkfetch did not return (deleted, archived or hidden)."""
     absent: list[int] = []
     for chunk, body in lookup.bulkfetch(ids, PROOF_FIELDS):
@@ -138,6 +144,7 @@ def _bulkfetch(lookup: IssueLookup, ids: list[int], verdicts: Verdicts) -> list[
         verdicts.unproven |= retry  # "a retriable error": not provable this run
         for issue_id in chunk:
             if issue_id in returned:
+                owners.learn(returned[issue_id])
                 _classify(lookup, returned[issue_id], verdicts)
             elif issue_id not in retry:
                 absent.append(issue_id)

@@ -129,6 +129,15 @@ SCHEMA = th.PropertiesList(
             "current version (`update`) or a delete (`delete`)."
         ),
     ),
+    th.Property(
+        "confirm_deleted_projects",
+        th.ArrayType(th.StringType),
+        description=(
+            "With `reconcile_deletes`: keys (or ids) of projects you confirm were deleted. "
+            "Jira answers 404 alike for a deleted issue and one the API user may not see, so "
+            "the issues of a project the user cannot browse are kept unless it is named here."
+        ),
+    ),
 ).to_dict()
 
 
@@ -154,6 +163,7 @@ class Settings:
     max_delete_fraction: float
     archived_checks_per_run: int
     issues_leaving_scope: str
+    confirm_deleted_projects: tuple[str, ...]
 
     @property
     def oauth(self) -> bool:
@@ -183,6 +193,7 @@ class Settings:
             max_delete_fraction=_number(merged, "max_delete_fraction", minimum=0),
             archived_checks_per_run=int(_number(merged, "archived_checks_per_run", minimum=1)),
             issues_leaving_scope=str(merged["issues_leaving_scope"]),
+            confirm_deleted_projects=tuple(merged.get("confirm_deleted_projects") or ()),
         )
 
 

@@ -4,9 +4,10 @@ from datetime import timedelta
 
 import requests
 
+from tap_jira_safe.idruns import decode_ids, encode_ids
 from tap_jira_safe.issues import delete_version
 from tap_jira_safe.ratelimit import reset_delay
-from tap_jira_safe.reconcile import archived_to_recheck, decode_ids, encode_ids
+from tap_jira_safe.reconcile import archived_to_recheck
 from tap_jira_safe.timeutil import iso_utc, parse_jira_time
 
 

@@ -145,6 +145,13 @@ CONFIG_SCHEMA: dict = th.PropertiesList(
                 secret=True,
                 description="Passphrase of an encrypted private key.",
             ),
+            th.Property(
+                "keepalive_timeout",
+                th.NumberType,
+                description="Seconds the bastion may leave an SSH keepalive unanswered (one "
+                "goes every third of it) before the run stops as its tunnel is dead (default "
+                "60).",
+            ),
         ),
         # No defaults inside: singer-sdk's default filling fails on a value that is no object.
         # Secret as a whole too: a key pasted in place of the object must not be quoted.
@@ -268,6 +275,9 @@ def refused_values(config: Mapping[str, Any]) -> list[str]:
         missing = [k for k in ("host", "username", "private_key") if not tunnel.get(k)]
         if missing:
             errors.append(f"ssh_tunnel is enabled but has no {', '.join(missing)}")
+        alive = tunnel.get("keepalive_timeout")
+        if alive is not None and not (isinstance(alive, int | float) and alive > 0):
+            errors.append(f"ssh_tunnel.keepalive_timeout {alive!r} is not a number above 0")
     return errors
 
 

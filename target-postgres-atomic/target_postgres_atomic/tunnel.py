@@ -4,6 +4,15 @@ A local port on 127.0.0.1 forwards each connection over one SSH session (paramik
 MeltanoLabs uses) to the database host and port as the bastion sees them. The private key and
 its passphrase are never logged or quoted in an error. A bastion host key found in the user's
 known_hosts must match (else the run stops); an unknown one is logged with its fingerprint.
+
+A bastion that dies silently (frozen, or its network gone without a reset) leaves every
+database connection through it waiting for ever: TCP does not notice. So the tunnel asks the
+bastion for a reply every third of ``keepalive_timeout`` (an SSH keepalive that wants one);
+when none comes within ``keepalive_timeout`` the run stops at once with one error line, from
+the watching thread, wherever the target waits. Nothing is half-written: each batch's
+transaction is committed only by its COMMIT, and a STATE is printed only after that commit
+answered, so no STATE passes what PostgreSQL committed (a COMMIT in flight may still land
+when the bastion wakes, with its STATE in ``_sdc_target_state``).
 """
 
 from __future__ import annotations
@@ -11,26 +20,31 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import faulthandler
 import hashlib
 import io
 import logging
+import os
 import select
 import socket
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 import paramiko
+from safe_singer_common.cli import debug_wanted, error_line
 from singer_sdk.exceptions import ConfigurationError
 from typing_extensions import override
 
-LOGGER = logging.getLogger("target-postgres-atomic")
+TOOL = "target-postgres-atomic"
+LOGGER = logging.getLogger(TOOL)
 KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
     paramiko.RSAKey,
     paramiko.ECDSAKey,
     paramiko.Ed25519Key,
 )
-KEEPALIVE_SECONDS = 30
+KEEPALIVE_TIMEOUT = 60.0  # ssh_tunnel.keepalive_timeout's default
 POLL_SECONDS = 0.5
 CHUNK = 65536
 
@@ -38,15 +52,24 @@ CHUNK = 65536
 class Tunnel:
     """A local listening port whose connections go through the bastion to `remote`."""
 
-    def __init__(self, client: paramiko.SSHClient, remote: tuple[str, int], timeout: float):
+    def __init__(
+        self,
+        client: paramiko.SSHClient,
+        remote: tuple[str, int],
+        timeout: float,
+        alive: tuple[str, float],
+    ):
+        """``alive``: the bastion as named in errors, and its ``keepalive_timeout``."""
         self._client = client
         self._remote = remote
         self._timeout = timeout
+        self._bastion, self._alive_timeout = alive
         self._closed = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(POLL_SECONDS)
         self.local: tuple[str, int] = self._listener.getsockname()[:2]
         threading.Thread(target=self._accept, name="ssh-tunnel", daemon=True).start()
+        threading.Thread(target=self._watch, name="ssh-tunnel-alive", daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
@@ -62,6 +85,43 @@ class Tunnel:
             except OSError:
                 return  # closed
             threading.Thread(target=self._forward, args=(local,), daemon=True).start()
+
+    def _watch(self) -> None:
+        """Every third of keepalive_timeout, ask the bastion for a reply; none within
+        keepalive_timeout ends the run (nothing else would: a frozen peer's TCP stays up)."""
+        while not self._closed.wait(self._alive_timeout / 3):
+            answered = threading.Event()
+            ping = threading.Thread(
+                target=self._ping, args=(answered,), name="ssh-tunnel-ping", daemon=True
+            )
+            ping.start()
+            if not answered.wait(self._alive_timeout) and not self._closed.is_set():
+                self._stop_run()
+
+    def _ping(self, answered: threading.Event) -> None:
+        """One keepalive that wants a reply (OpenSSH answers an unknown request with a
+        failure, which is an answer too); blocks until it comes or the session ends."""
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            return  # an ended session answers nothing: the watch stops the run
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            transport.global_request("keepalive@openssh.com", wait=True)
+            if transport.is_active():
+                answered.set()
+
+    def _stop_run(self) -> None:
+        """End the process with the target's one error line (every thread's stack first,
+        at debug level: where it waited)."""
+        if debug_wanted(TOOL):
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        message = (
+            f"ssh_tunnel: {self._bastion} answered no SSH keepalive for "
+            f"{self._alive_timeout:g} s (ssh_tunnel.keepalive_timeout), so the tunnel to "
+            f"{self._remote[0]}:{self._remote[1]} is taken as dead and the run stops; no "
+            "STATE past the last committed batch was printed; check the bastion, then run again"
+        )
+        print(error_line(TOOL, message), file=sys.stderr, flush=True)
+        os._exit(1)
 
     def _forward(self, local: socket.socket) -> None:
         """One database connection: bytes both ways until either side closes."""
@@ -123,7 +183,9 @@ def local_endpoint(settings: Mapping[str, Any], remote: tuple[str, int], timeout
             # paramiko logs a refused channel as an ERROR of its own; the run's error says it.
             logging.getLogger("paramiko").setLevel(logging.CRITICAL)
         client = _connect(settings, bastion, user, timeout)
-        _OPEN[identity] = Tunnel(client, remote, timeout)
+        alive = float(settings.get("keepalive_timeout") or KEEPALIVE_TIMEOUT)
+        named = f"bastion {user}@{bastion[0]}:{bastion[1]}"
+        _OPEN[identity] = Tunnel(client, remote, timeout, (named, alive))
         atexit.register(_OPEN[identity].close)
         LOGGER.info(
             "SSH tunnel to %s:%s through %s@%s:%s listens on %s:%s.",
@@ -188,9 +250,6 @@ def _connect(
         raise ConfigurationError(
             f"{where} could not be reached ({type(exc).__name__}: {exc}); check host and port"
         ) from None
-    transport = client.get_transport()
-    if transport is not None:
-        transport.set_keepalive(KEEPALIVE_SECONDS)
     return client
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from safe_singer_testing import meltanolabs
 from safe_singer_testing.cli import error_line, script
 from safe_singer_testing.postgres import PgServer
 from safe_singer_testing.sshd import Bastion, new_key, sshd
-from safe_singer_testing.target_messages import record, schema
+from safe_singer_testing.target_messages import record, schema, state
 
 REFUSAL = "target-postgres-atomic: error: "  # the target's one error line
 
@@ -206,3 +208,61 @@ def test_a_bastion_key_that_differs_from_known_hosts_stops_the_run_in_one_line(
     assert "differs from the one in known_hosts" in last, done.stderr
     with pg_db.connect() as conn:
         assert conn.execute("SELECT to_regclass('t')").fetchone() == (None,)
+
+
+def _sshd_processes(bastion: Bastion) -> list[int]:
+    """The bastion's sshd and every process it forked (the sessions carrying the tunnel)."""
+    master = int((bastion.log.parent / "sshd.pid").read_text())
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+    found = [master]
+    for pid in found:
+        found += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
+def test_a_bastion_that_stops_answering_fails_the_run_within_keepalive_timeout(
+    pg_db: PgServer, start_target: Any, tmp_path: Path
+) -> None:
+    """The bastion freezes (SIGSTOP: its TCP stays open, nothing answers) after the first
+    batch committed (two rows: batch_size_rows 2). The run ends non-zero with one line naming
+    the tunnel and the bound, instead of waiting for ever; the second batch is not written and
+    no STATE passes the first."""
+    with sshd() as frozen:
+        key, public = new_key(tmp_path, "key")
+        frozen.authorize(public)
+        tunnel = {"private_key": key, "keepalive_timeout": 2}
+        config = _through({"ssh_tunnel": tunnel, "batch_size_rows": 2}, pg_db, frozen)
+        target = start_target(**config)
+        assert target.stdin is not None and target.stdout is not None
+        for message in (*MESSAGES, state({"n": 1}), record("t", {"id": 2})):  # a full batch
+            target.stdin.write(json.dumps(message) + "\n")
+        target.stdin.flush()
+        assert json.loads(target.stdout.readline()) == {"n": 1}  # committed
+        sessions = _sshd_processes(frozen)
+        for pid in sessions:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            for message in (record("t", {"id": 3}), state({"n": 2}), record("t", {"id": 4})):
+                target.stdin.write(json.dumps(message) + "\n")
+            target.stdin.flush()
+            try:
+                out, err = target.communicate(timeout=90)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the target still waits on a bastion that stopped answering")
+            with pg_db.connect() as conn:
+                assert conn.execute("SELECT id FROM t ORDER BY id").fetchall() == [(1,), (2,)]
+                stored = conn.execute("SELECT state FROM _sdc_target_state").fetchall()
+        finally:
+            for pid in sessions:
+                os.kill(pid, signal.SIGCONT)
+    assert target.returncode == 1, err
+    assert out == "", "a STATE past the committed batch was printed"
+    assert stored == [({"n": 1},)]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(REFUSAL) and "keepalive_timeout" in last, err
+    assert "Traceback" not in err

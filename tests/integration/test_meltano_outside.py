@@ -5,6 +5,7 @@ with its state in state-service: the README's block, as written."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -93,3 +94,63 @@ def test_a_fresh_meltano_project_adds_installs_and_runs_our_plugins(
     with pg_db.connect() as conn:
         landed = {str(i): round(u.timestamp() * 1000) for i, u in conn.execute(query)}
     assert landed == truth
+
+
+HUB_FILES = {
+    "tap-jira-safe": "extractors",
+    "tap-dynamodb-streams": "extractors",
+    "target-postgres-atomic": "loaders",
+}
+
+
+@pytest.mark.timeout(600)
+def test_every_hub_definition_installs_from_the_wheels_or_a_clone_and_runs(
+    tmp_path: Path,
+) -> None:
+    """Each file of hub/ as a user adds it to a project outside this repository: installed by
+    name from the wheels of dist/ (the definitions' own `pip_url`), or from this clone with
+    the README's `-e ${SAFE_SINGER}/...` `pip_url`; then each plugin answers --about."""
+    meltano_bin = meltano_with_state_service(tmp_path / "meltano-venv")
+    workdir = tmp_path / "outside"
+    workdir.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MELTANO_", "TAP_", "TARGET_", "VIRTUAL_ENV", "UV_", "PIP_"))
+    }
+    env.update(
+        PATH=f"{meltano_bin}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin",
+        SAFE_SINGER=str(REPO_ROOT),
+        UV_FIND_LINKS=str(dist.build()),
+        PIP_FIND_LINKS=str(dist.build()),
+    )
+
+    def meltano(*args: str, cwd: Path) -> str:
+        done = subprocess.run(
+            ["meltano", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=540
+        )
+        assert done.returncode == 0, f"meltano {' '.join(args)}:\n{done.stderr[-4000:]}"
+        return done.stdout
+
+    meltano("init", "project", cwd=workdir)
+    project = workdir / "project"
+    for name, kind in HUB_FILES.items():
+        definition = REPO_ROOT / "hub" / kind / f"{name}.yml"
+        assert "pip_url: " + name in definition.read_text()
+        meltano("add", "--no-install", "--plugin-type", kind[:-1], name, "--from-ref",
+                str(definition), cwd=project)  # fmt: skip
+    from_clone = "-e ${SAFE_SINGER}/safe-singer-common -e ${SAFE_SINGER}/tap-dynamodb-streams"
+    text = (project / "meltano.yml").read_text()
+    assert text.count("pip_url: tap-dynamodb-streams\n") == 1
+    (project / "meltano.yml").write_text(
+        text.replace("pip_url: tap-dynamodb-streams\n", f"pip_url: {from_clone}\n")
+    )
+    meltano("install", cwd=project)
+    for name in HUB_FILES:
+        about = json.loads(meltano("invoke", name, "--about", "--format=json", cwd=project))
+        assert about["name"] == name
+    clone_venv = project / ".meltano" / "extractors" / "tap-dynamodb-streams" / "venv"
+    editable = list(clone_venv.glob("lib/python*/site-packages/*tap_dynamodb_streams*.pth"))
+    assert editable, "tap-dynamodb-streams was not installed from the clone"
+    wheel_venv = project / ".meltano" / "loaders" / "target-postgres-atomic" / "venv"
+    assert list(wheel_venv.glob("lib/python*/site-packages/target_postgres_atomic/target.py"))

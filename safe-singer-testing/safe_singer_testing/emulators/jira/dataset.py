@@ -10,6 +10,11 @@ are removed from the index and will no longer be part of search results ... can 
 accessed through a direct link": Atlassian's Data Center archiving docs, and Cloud's
 ``PUT /rest/api/3/issue/archive``). A moved issue keeps its id, gets a new key in the new
 project, and its old keys still resolve to it.
+
+A project the API user may no longer browse (``revoke_browse``: a permission scheme changed,
+the user left a group) hides its issues as Jira does: absent from search, a 404 by id or key
+("Issue does not exist or you do not have permission to see it."), absent from bulkfetch, and
+a JQL naming the project is a 400 ("The value 'X' does not exist for the field 'project'.").
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class Dataset:
         self.rng = random.Random(seed)
         self.issues: dict[int, Issue] = {}
         self.deleted: dict[int, int] = {}
+        self.unbrowsable: set[str] = set()  # projects the API user lost Browse Projects on
         self.worklogs: dict[int, Worklog] = {}
         self.deleted_worklogs: dict[int, int] = {}
         self._counters = dict.fromkeys(projects, 0)
@@ -227,7 +233,10 @@ class Dataset:
             return cached[0]
 
     def _resolve_named(self, query: Query) -> tuple[tuple[str, str, int], ...]:
-        """``(operator, project, key number)`` for each comparison; every named issue exists."""
+        """``(operator, project, key number)`` for each comparison; every named issue exists,
+        and so does every named project (one the user may not browse does not, for it)."""
+        for project in sorted((query.projects or set()) & self.unbrowsable):
+            raise JqlError(f"The value '{project}' does not exist for the field 'project'.")
         for ident in query.ids or ():
             if self.find(ident) is None:
                 raise JqlError(f"An issue with key '{ident}' does not exist for field 'key'.")
@@ -261,7 +270,9 @@ class Dataset:
             if in_order and limit is not None and len(candidates) >= limit:
                 return candidates, False
             snap = self.issues.get(key) if key in reconcile else self._visible.get(key)
-            if snap is not None and self._matches(snap, query, resolved):
+            if snap is None or snap.project in self.unbrowsable:
+                continue
+            if self._matches(snap, query, resolved):
                 candidates.append(snap)
         if in_order:
             return candidates, True
@@ -271,6 +282,7 @@ class Dataset:
             if (
                 live is not None
                 and live.archived_ms is None
+                and live.project not in self.unbrowsable
                 and self._matches(live, query, resolved)
             ):
                 candidates.append(live)
@@ -297,13 +309,27 @@ class Dataset:
 
     # -- lookups ------------------------------------------------------------------------
     def find(self, id_or_key: str) -> Issue | None:
-        """An issue by id, key or a key it had before a move; archived ones too."""
+        """An issue by id, key or a key it had before a move; archived ones too; none in a
+        project the user may not browse (Jira's 404 does not tell the two apart)."""
         with self.lock:
             if id_or_key.isdigit():
-                return self.issues.get(int(id_or_key))
-            return next(
-                (i for i in self.issues.values() if id_or_key in (i.key, *i.old_keys)), None
-            )
+                found = self.issues.get(int(id_or_key))
+            else:
+                keys = (i for i in self.issues.values() if id_or_key in (i.key, *i.old_keys))
+                found = next(keys, None)
+            return None if found is None or found.project in self.unbrowsable else found
+
+    def revoke_browse(self, project: str) -> None:
+        """The API user loses Browse Projects on ``project``: its issues vanish from every
+        read at once (permissions are not indexed late)."""
+        with self.lock:
+            self.unbrowsable.add(project)
+            self._cache.clear()
+
+    def grant_browse(self, project: str) -> None:
+        with self.lock:
+            self.unbrowsable.discard(project)
+            self._cache.clear()
 
     # -- writes (tests and adversity switches) --------------------------------------------
     def _touch(self, issue: Issue, field_name: str, old: str | None, new: str | None) -> int:

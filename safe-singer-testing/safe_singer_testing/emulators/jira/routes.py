@@ -130,13 +130,18 @@ def fields(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> 
 def project_search(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
     _cloud_only(em, "/rest/api/2/project/search")
     catalog.fault(em, "/project/search", p)
-    projects = [r.project(k, n) for n, k in enumerate(em.settings.projects)]
-    return _paged(projects, p, cap=50)
+    return _paged(_browsable_projects(em, r), p, cap=50)
 
 
 @route("GET", r"/project")
 def project_list(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
-    return [r.project(k, n) for n, k in enumerate(em.settings.projects)]
+    return _browsable_projects(em, r)
+
+
+def _browsable_projects(em: JiraEmulator, r: Renderer) -> list[dict[str, Any]]:
+    """Jira lists only the projects the user may browse."""
+    hidden = em.dataset.unbrowsable
+    return [r.project(k, n) for n, k in enumerate(em.settings.projects) if k not in hidden]
 
 
 @route("GET", r"/users/search")
@@ -479,4 +484,4 @@ def sprints(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) ->
 
 
 # endpoints modelled in their own modules register themselves on import
-from safe_singer_testing.emulators.jira import admin, catalog  # noqa: E402, F401
+from safe_singer_testing.emulators.jira import access, admin, catalog  # noqa: E402, F401

@@ -1,0 +1,87 @@
+"""The ids of every issue a JQL finds: the listing that window verification and delete proofs
+compare with. Ids-only pages of the server's size (up to 5,000 on Cloud), token (Cloud) or
+``startAt`` (Server/DC) paging, every page checked for shape; a spent or repeated page token
+restarts the listing. Asked to, the pages carry each issue's project as well (smaller pages:
+done only while some known issue's project is not on record, see ``visibility``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from tap_jira_safe.errors import JiraCursorExpired, RepeatedPageToken
+from tap_jira_safe.reconcile import page_issue_ids
+from tap_jira_safe.visibility import IssueProjects
+
+TRIES = 3
+IDS_PAGE = 5000
+
+
+class Caller(Protocol):
+    """What a listing needs from the stream: its request (auth, retries), deployment, log."""
+
+    @property
+    def cloud(self) -> bool: ...
+
+    @property
+    def logger(self) -> logging.Logger: ...
+
+    def call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Any: ...
+
+
+def list_ids(
+    stream: Caller, jql: str, reconcile_ids: list[int], owners: IssueProjects | None
+) -> set[int]:
+    """Every id ``jql`` finds (``reconcile_ids``: Cloud's ``reconcileIssues``); with
+    ``owners``, each listed issue's project is noted there."""
+    attempt = 1
+    while True:
+        try:
+            return _list_once(stream, jql, reconcile_ids, owners)
+        except (RepeatedPageToken, JiraCursorExpired) as exc:
+            if attempt == TRIES:
+                raise
+            stream.logger.warning("issues: %s; restarting the id listing (try %d)", exc, attempt)
+            attempt += 1
+
+
+def _list_once(
+    stream: Caller, jql: str, reconcile_ids: list[int], owners: IssueProjects | None
+) -> set[int]:
+    ids: set[int] = set()
+    token: str | None = None
+    seen: set[str] = set()  # a token handed out before would go round for ever
+    start_at = 0
+    while True:
+        if stream.cloud:
+            body: dict[str, Any] = {"jql": jql, "maxResults": IDS_PAGE}
+            if owners is not None:
+                body["fields"] = ["project"]
+            if token:
+                body["nextPageToken"] = token
+            if reconcile_ids:
+                body["reconcileIssues"] = reconcile_ids
+            page = stream.call("POST", "/rest/api/3/search/jql", json=body)
+        else:
+            fields = "id" if owners is None else "project"
+            params = {"jql": jql, "fields": fields, "maxResults": 1000, "startAt": start_at}
+            page = stream.call("GET", "/rest/api/2/search", params=params)
+        found = page_issue_ids(page, "issue id listing")
+        ids.update(found)
+        if owners is not None:
+            for raw in page["issues"]:
+                owners.learn(raw)
+        if stream.cloud:
+            next_token = page.get("nextPageToken")
+            if not next_token or page.get("isLast") is True:
+                return ids
+            token = str(next_token)
+            if token in seen:
+                raise RepeatedPageToken(f"issue id listing: page token repeated: {token[:12]}...")
+            seen.add(token)
+        else:
+            start_at += len(found)
+            if not found or start_at >= int(page.get("total", 0)):
+                return ids
