@@ -243,9 +243,9 @@ class StateServiceStoreManager(StateStoreManager):
         os.environ[PIPELINE_ENV], os.environ[TOKEN_ENV] = state_id, str(token)
         if token == 0:
             print(
-                f"state-service: {state_id}: a live run holds the lease; this run will be "
-                "refused at its first state write (its target is told token 0, so it commits "
-                "nothing once the holder's target has committed)",
+                f"state-service: {state_id}: a live run holds the lease: a run started now is "
+                "refused at its first state write, and its target (told token 0) commits "
+                "nothing once the holder's target has committed",
                 file=sys.stderr,
                 flush=True,
             )

@@ -349,3 +349,38 @@ def test_a_meltano_run_whose_token_was_taken_before_its_first_write_writes_nothi
     assert len(refusals) == 1 and "another run took the lease" in refusals[0], out[-3000:]
     assert pipeline.bookmark_n() == 2
     pipeline.store.dispose()
+
+
+def test_a_meltano_run_started_beside_a_live_one_commits_nothing(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    """A live run holds the lease when a second `meltano run` reads its state: that run's
+    target is told token 0 and refuses to commit over the holder's rows."""
+    pipeline = MeltanoCounter(pg_db, tmp_path)
+    go = tmp_path / "go"
+    holder = subprocess.Popen(
+        pipeline.meltano_argv(), cwd=pipeline.project,
+        env=pipeline.tap_env("holder", 2, COUNTER_TAP_WAIT=str(go)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_until("the holder's first bookmark", lambda: pipeline.bookmark_n() == 1)
+        # --force: past Meltano's own check, which reads only its local system database
+        beside = subprocess.run(
+            [script("meltano"), "run", "--force", "tap-counter", "target-pg"],
+            cwd=pipeline.project, env=pipeline.tap_env("beside", 2), capture_output=True,
+            text=True, timeout=DEADLINE,
+        )  # fmt: skip
+        go.touch()
+        out, _ = holder.communicate(timeout=DEADLINE)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.communicate()
+    assert beside.returncode != 0, beside.stderr[-3000:]
+    assert "a live run holds the lease" in beside.stderr, beside.stderr[-3000:]
+    assert "(token 0) has lost its lease" in beside.stderr, beside.stderr[-3000:]
+    assert holder.returncode == 0, out[-3000:]
+    assert pipeline.labels() == {1: "holder", 2: "holder"}
+    assert pipeline.bookmark_n() == 2
+    pipeline.store.dispose()
