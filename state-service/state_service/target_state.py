@@ -169,9 +169,8 @@ class TargetStateTable:
                 conn.execute(
                     "SELECT set_config('statement_timeout', %s, true)", [str(self.timeout_ms)]
                 )
-                exists = conn.execute(
-                    "SELECT to_regclass(%s)", [f"{self.schema}.{STATE_TABLE}"]
-                ).fetchone()
+                # Quoted: to_regclass folds an unquoted name to lower case ("Jira" is not jira).
+                exists = conn.execute("SELECT to_regclass(%s)", [table.as_string(conn)]).fetchone()
                 if exists is None or exists[0] is None:
                     return Snapshot([])
                 # to_jsonb(row): a table of an older target has no pipeline/token columns.

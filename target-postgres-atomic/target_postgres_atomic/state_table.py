@@ -142,7 +142,8 @@ def newest(conn: psycopg.Connection, schema: str, pipeline: str | None) -> str |
     """The state a resume starts from: the newest committed by runs of ``pipeline`` (None: runs
     under no lease, such as bare pipes), of the highest token among them. Reads a table of any
     version, and only reads."""
-    exists = conn.execute("SELECT to_regclass(%s)", (f"{schema}.{STATE_TABLE}",)).fetchone()
+    # Quoted: to_regclass folds an unquoted name to lower case, as SQL does ("Jira" is not jira).
+    exists = conn.execute("SELECT to_regclass(%s)", (_table(schema).as_string(conn),)).fetchone()
     if exists is None or exists[0] is None:
         return None
     # to_jsonb(row): a table created before the added columns reads as NULL in them.

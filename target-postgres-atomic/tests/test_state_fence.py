@@ -149,3 +149,10 @@ def test_committed_state_prints_what_a_resume_starts_from(config: str, pg_db: Pg
         )
     assert committed(config, STATE_SERVICE_PIPELINE="jira") == {"n": 4}
     assert committed(config) == {"n": 2}
+
+
+def test_committed_state_finds_a_schema_named_in_capitals(pg_db: PgServer, tmp_path: Path) -> None:
+    path = tmp_path / "capitals.json"
+    path.write_text(json.dumps({**pg_db.target_config(), "default_target_schema": "Jira"}))
+    assert load(str(path), messages(1, state={"n": 1})).returncode == 0
+    assert committed(str(path)) == {"n": 1}

@@ -70,3 +70,23 @@ def test_split_config_files_are_merged_as_the_target_merges_them(
     rows = TargetStateTable.from_config(paths, 5).read().rows
     assert [(r.stream, json.loads(r.state)) for r in rows] == [("issues", {"a": 1})]
     assert config_paths([*args, "--config", "ENV"]) is None  # the environment adds settings
+
+
+def test_a_schema_named_in_capitals_is_found(pg_db: PgServer, tmp_path: Path) -> None:
+    """`default_target_schema: "Jira"` is a quoted name, not jira: the table is looked up as
+    the target created it (an unquoted lookup folded it to lower case and found nothing)."""
+    config = tmp_path / "target.json"
+    config.write_text(json.dumps({**pg_db.target_config(), "default_target_schema": "Jira"}))
+    table = sql.Identifier("Jira", "_sdc_target_state")
+    with pg_db.connect() as conn:
+        conn.execute('CREATE SCHEMA "Jira"')
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (stream text, state jsonb, committed_at timestamptz)").format(
+                table
+            )
+        )
+        conn.execute(
+            sql.SQL("""INSERT INTO {} VALUES ('issues', '{{"a": 1}}', now())""").format(table)
+        )
+    rows = TargetStateTable.from_config(config, 5).read().rows
+    assert [(r.stream, json.loads(r.state)) for r in rows] == [("issues", {"a": 1})]
