@@ -79,7 +79,8 @@ lint: install
 	$(BIN)/python -m safe_singer_testing.python_versions
 	$(BIN)/python hub/generate.py --check
 
-# A wheel and an sdist of each package into dist/ (tests/integration/test_dist.py installs each wheel alone).
+# A wheel and an sdist of each package into dist/ (tests/integration/test_dist.py installs each
+# wheel alone). safe-singer-testing, the tests' own package, is not one of PACKAGES: never built.
 dist: install
 	rm -rf dist
 	for package in $(PACKAGES); do $(BIN)/uv build --quiet --out-dir dist $$package || exit 1; done
