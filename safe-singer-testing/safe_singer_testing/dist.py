@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
 import os
 import re
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -45,9 +48,22 @@ def minimum_python(folder: str) -> str:
 
 @functools.cache
 def build() -> Path:
-    """Run `make dist` once per test process; the wheels and sdists in dist/."""
-    done = subprocess.run(["make", "dist"], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    """Run `make dist` once per test session, whichever pytest-xdist worker asks first; the
+    wheels and sdists in dist/. The `xdist_group` mark does not keep these tests on one
+    worker (pytest 9 with pytest-xdist 3.8 ignores it), and a second `make dist` empties
+    dist/ under another worker's install: so a lock outside the tree, and a stamp in dist/
+    naming the session (`PYTEST_XDIST_TESTRUNUID`; without xdist, once per process)."""
+    session = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    stamp = DIST / f".built-{session}" if session else None
+    key = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:12]
+    lock = Path(tempfile.gettempdir()) / f"safe-singer-dist-{key}.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        if stamp is None or not stamp.exists():
+            done = subprocess.run(["make", "dist"], cwd=REPO_ROOT, capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            if stamp is not None:
+                stamp.touch()
     return DIST
 
 
