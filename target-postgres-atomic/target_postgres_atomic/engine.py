@@ -125,17 +125,21 @@ class LoadEngine:
         sink.add(seq, raw, version, time_extracted)
         self.added(sink)
 
-    def added(self, sink: PostgresSink) -> None:
-        """A record went into `sink`: a full batch (or one buffered too long) commits."""
+    def added(self, sink: PostgresSink, count: int = 1) -> None:
+        """Records went into `sink`: a full batch (or one buffered too long) commits."""
         if self._buffered_rows == 0:
             self._buffered_since = time.monotonic()
-        self._buffered_rows += 1
+        self._buffered_rows += count
         if (
             sink.full
             or self._buffered_rows >= self.sink_settings.batch_size_rows
             or self._buffered_too_long()
         ):
             self.commit()
+
+    def room(self, sink: PostgresSink) -> int:
+        """How many records `sink` may take before the batch is full (at least one)."""
+        return max(1, self.sink_settings.batch_size_rows - max(self._buffered_rows, sink.pending))
 
     def state(self, value: str) -> None:
         """The latest STATE: written out once every record before it has committed."""
@@ -292,7 +296,7 @@ class LoadEngine:
             self.commit()
             self.wait()
         except BaseException:
-            self._drop_held_shadows()
+            self.close_after_error()
             raise
         self._committer.shutdown()
         self._locks.close()
