@@ -184,7 +184,6 @@ class LoadEngine:
         session = self.session
         for sink in dirty:
             sink.send_chunk()
-        session.stager.close()
         tables = {(s.spec.schema, s.spec.table) for s in dirty}
         tables |= {(s.spec.schema, s.spec.table) for s, _ in activate or []}
         batches = [(sink.spec.stream, sink.batch_lines, sink.take_batch()) for sink in dirty]
@@ -205,8 +204,10 @@ class LoadEngine:
             return
 
         def commit() -> None:
+            # The COPY ends here, on the commit thread: the reader goes on into the other
+            # session without waiting for PostgreSQL to finish parsing this batch's rows.
             self._commit_batches(
-                session.conn, sorted(tables), batches, streams, state_out, activate
+                session.conn, sorted(tables), batches, streams, state_out, activate, session.stager
             )
 
         if activate:
@@ -245,11 +246,14 @@ class LoadEngine:
         streams: list[str],
         state: str | None,
         activate: list[Activation] | None,
+        copy: Stager | None = None,
     ) -> None:
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported
         merging: tuple[str, tuple[int, int]] | None = None
         try:
+            if copy is not None:
+                copy.close()  # the batch's rows are in the session's stages
             with self.transaction(conn, ", ".join(f"{s}.{t}" for s, t in tables)):
                 # One lock order for every process, so two targets never deadlock.
                 for table in tables:
