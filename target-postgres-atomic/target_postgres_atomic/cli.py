@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
 import sys
 
 
@@ -29,7 +31,22 @@ def main() -> None:
 
     from target_postgres_atomic.target import REFUSALS, TargetPostgresAtomic
 
-    run_plugin(TargetPostgresAtomic, REFUSALS)
+    try:
+        run_plugin(TargetPostgresAtomic, REFUSALS)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """After a clean run, end the process without tearing down every module it imported
+    (~0.1 s on each run's tail, after the last commit): the output is flushed, every
+    commit is done and every session closed, so nothing is left to finish."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
