@@ -44,6 +44,7 @@ _line_keys = msgspec.json.Decoder(_LineRecord).decode
 
 
 def _line_record_keys(line: bytes) -> dict[str, Any]:
+    """The top-level keys of a RECORD line's record (values undecoded: they may be large)."""
     return _line_keys(line).record
 
 
