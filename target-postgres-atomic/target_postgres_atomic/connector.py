@@ -156,16 +156,21 @@ def connect(config: Mapping[str, Any]) -> psycopg.Connection:
         if (failure := tunnel.take_failure()) is not None:
             raise ConfigurationError(failure) from None
         raise
-    conn.execute("SET TIME ZONE 'UTC'")
-    # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
-    conn.execute("SET work_mem = '64MB'")
-    # The sessions idle between batches while the tap works; their stages hold staged rows.
-    conn.execute("SET idle_session_timeout = 0")
     # A backstop for the lock watcher (waits.py), which gives up first and names the holder.
     backstop = int((config.get("lock_timeout", 300) + LOCK_BACKSTOP_SECONDS) * 1000)
-    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(backstop)))
+    settings = [
+        sql.SQL("SET TIME ZONE 'UTC'"),
+        # The merge sorts a whole batch to keep the newest row per key; keep that sort in memory.
+        sql.SQL("SET work_mem = '64MB'"),
+        # The sessions idle between batches while the tap works; their stages hold staged rows.
+        sql.SQL("SET idle_session_timeout = 0"),
+        sql.SQL("SET lock_timeout = {}").format(sql.Literal(backstop)),
+    ]
     if (seconds := config.get("statement_timeout")) is not None:
-        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(seconds * 1000))))
+        settings.append(
+            sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(seconds * 1000)))
+        )
+    conn.execute(sql.SQL("; ").join(settings))  # one round trip
     return conn
 
 

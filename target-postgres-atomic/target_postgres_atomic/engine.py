@@ -127,17 +127,21 @@ class LoadEngine:
         sink.add(seq, raw, version, time_extracted)
         self.added(sink)
 
-    def added(self, sink: PostgresSink) -> None:
-        """A record went into `sink`: a full batch (or one buffered too long) commits."""
+    def added(self, sink: PostgresSink, count: int = 1) -> None:
+        """Records went into `sink`: a full batch (or one buffered too long) commits."""
         if self._buffered_rows == 0:
             self._buffered_since = time.monotonic()
-        self._buffered_rows += 1
+        self._buffered_rows += count
         if (
             sink.full
             or self._buffered_rows >= self.sink_settings.batch_size_rows
             or self._buffered_too_long()
         ):
             self.commit()
+
+    def room(self, sink: PostgresSink) -> int:
+        """How many records `sink` may take before the batch is full (at least one)."""
+        return max(1, self.sink_settings.batch_size_rows - max(self._buffered_rows, sink.pending))
 
     def state(self, value: str) -> None:
         """The latest STATE: written out once every record before it has committed."""
@@ -182,7 +186,6 @@ class LoadEngine:
         session = self.session
         for sink in dirty:
             sink.send_chunk()
-        session.stager.close()
         tables = {(s.spec.schema, s.spec.table) for s in dirty}
         tables |= {(s.spec.schema, s.spec.table) for s, _ in activate or []}
         batches = [(sink.spec.stream, sink.batch_lines, sink.take_batch()) for sink in dirty]
@@ -203,8 +206,10 @@ class LoadEngine:
             return
 
         def commit() -> None:
+            # The COPY ends here, on the commit thread: the reader goes on into the other
+            # session without waiting for PostgreSQL to finish parsing this batch's rows.
             self._commit_batches(
-                session.conn, sorted(tables), batches, streams, state_out, activate
+                session.conn, sorted(tables), batches, streams, state_out, activate, session.stager
             )
 
         if activate:
@@ -243,11 +248,14 @@ class LoadEngine:
         streams: list[str],
         state: str | None,
         activate: list[Activation] | None,
+        copy: Stager | None = None,
     ) -> None:
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported
         merging: tuple[str, tuple[int, int]] | None = None
         try:
+            if copy is not None:
+                copy.close()  # the batch's rows are in the session's stages
             with self.transaction(conn, ", ".join(f"{s}.{t}" for s, t in tables)):
                 # One lock order for every process, so two targets never deadlock.
                 for table in tables:
@@ -299,7 +307,7 @@ class LoadEngine:
             self.commit()
             self.wait()
         except BaseException:
-            self._drop_held_shadows()
+            self.close_after_error()
             raise
         self._committer.shutdown()
         self._locks.close()

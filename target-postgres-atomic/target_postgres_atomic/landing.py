@@ -27,6 +27,8 @@ class Batch:
     unique_keys: bool
     """Every row is typed and has a key no other row of the batch has."""
     records: int
+    lowest_key: int | None = None
+    """With `unique_keys` and an integer key: the batch's lowest key."""
 
 
 class Lander:
@@ -62,7 +64,15 @@ class Lander:
             self.shadowed += shadowed
             records -= shadowed
             where = sql.SQL("WHERE s._table_version IS DISTINCT FROM {}").format(version)
-        self._merge(conn, spec, self.stage, where, batch.typed, unique_keys=batch.unique_keys)
+        self._merge(
+            conn,
+            spec,
+            self.stage,
+            where,
+            batch.typed,
+            unique_keys=batch.unique_keys,
+            lowest_key=batch.lowest_key,
+        )
         conn.execute(sql.SQL("TRUNCATE {}").format(self.stage))
         return records
 
@@ -109,6 +119,7 @@ class Lander:
         typed: merge.Staged | None = None,
         *,
         unique_keys: bool = False,
+        lowest_key: int | None = None,
     ) -> None:
         rows = merge.typed_rows(spec, source, where, typed)
         keys = None
@@ -123,7 +134,7 @@ class Lander:
             statement = merge.append(spec, rows)
         try:
             if keys is None or not self._inserted(
-                conn, spec, source, rows, typed, keys, unique_keys=unique_keys
+                conn, spec, source, rows, typed, keys, unique_keys=unique_keys, lowest=lowest_key
             ):
                 with conn.transaction():
                     conn.execute(statement)
@@ -156,6 +167,7 @@ class Lander:
         keys: merge.KeyCollations,
         *,
         unique_keys: bool,
+        lowest: int | None,
     ) -> bool:
         """Whether the batch went in by plain INSERT: its keys are unique and all new.
 
@@ -165,7 +177,8 @@ class Lander:
         """
         if not (unique_keys and typed is not None) or self.hard_delete:
             return False
-        found = conn.execute(merge.keys_are_new(spec, source, typed.columns[spec.keys[0]], keys))
+        key = typed.columns[spec.keys[0]]
+        found = conn.execute(merge.keys_are_new(spec, source, key, keys, lowest))
         row = found.fetchone()
         if not (row and row[0]):
             return False

@@ -235,24 +235,29 @@ def upsert(
 
 
 def keys_are_new(
-    spec: TableSpec, stage: sql.Composable, key: sql.Composable, keys: KeyCollations
+    spec: TableSpec,
+    stage: sql.Composable,
+    key: sql.Composable,
+    keys: KeyCollations,
+    lowest: int | None = None,
 ) -> sql.Composed:
     """True when every staged key (`key`, of a row `s`) is above the table's largest key,
     compared in the key column's collation (only for `keys.exact`: in a deterministic one,
-    keys above the largest differ from every stored key byte-wise).
+    keys above the largest differ from every stored key byte-wise). An integer key's
+    `lowest` staged value, known in Python, spares the scan of the stage.
 
     Run under the table's lock (`connector.lock_table`): another loader of ours cannot add
     keys until this transaction ends, and each statement of READ COMMITTED sees what the
     loaders before it committed. The unique index answers max() without a scan.
     """
     (name,) = spec.keys
-    return sql.SQL(
-        "SELECT coalesce((SELECT max({k}) FROM {table}) < (SELECT min({key}) FROM {stage} s), true)"
-    ).format(
-        k=sql.Identifier(name),
-        table=spec.qualified(),
-        key=_collated(key, keys.collations.get(name)),
-        stage=stage,
+    least: sql.Composable = sql.SQL("(SELECT min({key}) FROM {stage} s)").format(
+        key=_collated(key, keys.collations.get(name)), stage=stage
+    )
+    if lowest is not None:
+        least = sql.Literal(lowest)
+    return sql.SQL("SELECT coalesce((SELECT max({k}) FROM {table}) < {least}, true)").format(
+        k=sql.Identifier(name), table=spec.qualified(), least=least
     )
 
 

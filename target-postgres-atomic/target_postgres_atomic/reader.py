@@ -61,7 +61,7 @@ class Message(msgspec.Struct):
     """Of a TAP_FAILED line (refresh-seal): the tap's exit code."""
 
 
-_decode = msgspec.json.Decoder(Message).decode
+decode_message = msgspec.json.Decoder(Message).decode
 TAP_FAILED = "TAP_FAILED"
 
 
@@ -76,8 +76,10 @@ class LineReader(GenericSingerReader[t.Any]):
     """Called when reading stops on an error, before the error propagates."""
     on_idle: t.Callable[[], None] | None = None
     """Called when no input arrived for IDLE_SECONDS (the tap is waiting on its source)."""
-    fast_record: t.Callable[[bytes, int], bool] | None = None
-    """Tried first on each line (and its number): True when it took the line as a RECORD."""
+    fast_lines: t.Callable[[list[t.Any], int, int], int] | None = None
+    """Tried first at each line not yet taken: called with the lines of one read, the index
+    of that line and its input line number, it takes the RECORD lines it can from there and
+    returns the index of the first line it did not take (the reader decodes that one)."""
 
     @property
     @override
@@ -89,10 +91,12 @@ class LineReader(GenericSingerReader[t.Any]):
         """Required by the base class; process_lines below decodes into `Message` instead."""
         return msgspec.json.decode(line)
 
-    def _lines(self, stream: t.IO[t.Any]) -> t.Iterator[t.Any]:
-        """The input's lines; `on_idle` runs each time the next one is not there yet."""
+    def _reads(self, stream: t.IO[t.Any]) -> t.Iterator[list[t.Any]]:
+        """The input's lines, a list per read; `on_idle` runs each time the next read would
+        wait. (A list per read lets the fast path take a run of lines in one call.)"""
         if self.on_idle is None or not isinstance(stream, io.BufferedReader):
-            yield from stream
+            for line in stream:
+                yield [line]
             return
         parts: list[bytes] = []
         while True:
@@ -110,9 +114,9 @@ class LineReader(GenericSingerReader[t.Any]):
                 lines[0] = b"".join([*parts, lines[0]])
             tail = lines.pop()
             parts = [tail] if tail else []
-            yield from lines
+            yield lines
         if parts:
-            yield b"".join(parts)
+            yield [b"".join(parts)]
 
     @override
     def process_lines(
@@ -135,48 +139,62 @@ class LineReader(GenericSingerReader[t.Any]):
         self, lines: t.IO[t.Any], callbacks: dict[str, t.Callable[[dict], None]]
     ) -> t.Counter[str]:
         stats: Counter[str] = Counter()
-        record_callback = callbacks[SingerMessageType.RECORD]
-        fast_record = self.fast_record
-        for number, line in enumerate(self._lines(lines), 1):
-            if fast_record is not None and fast_record(line, number):
-                stats[SingerMessageType.RECORD] += 1
-                continue
-            if not line.strip():
-                continue
-            try:
-                message = _decode(line)
-            except msgspec.DecodeError as exc:
-                raise _undecodable(number, line, exc) from None
-            except RecursionError:
-                raise _too_deep(number, line) from None
-            if message.type == SingerMessageType.RECORD:
-                if message.stream is None or not message.record:
-                    raise InvalidInputLine(
-                        f"input line {number}: RECORD needs 'stream' and 'record'"
-                    )
-                record_callback(
-                    {
-                        "stream": message.stream,
-                        "record": bytes(message.record),
-                        "version": message.version,
-                        "time_extracted": message.time_extracted,
-                        "line": number,
-                    }
-                )
-            elif message.type == TAP_FAILED:
-                raise TapFailed(
-                    f"input line {number}: the tap failed (exit code {message.exit_code}, "
-                    "reported by refresh-seal): nothing more is committed and no open full "
-                    "refresh is published. Fix the tap and run again."
-                )
-            elif (callback := callbacks.get(message.type)) is not None:
-                callback({**msgspec.structs.asdict(message), "line": number})
-            else:
-                raise InvalidInputLine(
-                    f"input line {number}: unknown Singer message type '{message.type}'"
-                )
-            stats[message.type] += 1
+        fast_lines = self.fast_lines
+        number = 0  # the input line number of the last line taken
+        for read in self._reads(lines):
+            index = 0
+            while index < len(read):
+                if fast_lines is not None:
+                    taken = fast_lines(read, index, number + 1)
+                    stats[SingerMessageType.RECORD] += taken - index
+                    number += taken - index
+                    index = taken
+                    if index == len(read):
+                        break
+                number += 1
+                if (kind := self._process_line(read[index], number, callbacks)) is not None:
+                    stats[kind] += 1
+                index += 1
         return stats
+
+    def _process_line(
+        self, line: t.Any, number: int, callbacks: dict[str, t.Callable[[dict], None]]
+    ) -> str | None:
+        """One line the fast path did not take: decoded as any Singer message and routed;
+        returns its message type (None for a blank line)."""
+        if not line.strip():
+            return None
+        try:
+            message = decode_message(line)
+        except msgspec.DecodeError as exc:
+            raise _undecodable(number, line, exc) from None
+        except RecursionError:
+            raise _too_deep(number, line) from None
+        if message.type == SingerMessageType.RECORD:
+            if message.stream is None or not message.record:
+                raise InvalidInputLine(f"input line {number}: RECORD needs 'stream' and 'record'")
+            callbacks[SingerMessageType.RECORD](
+                {
+                    "stream": message.stream,
+                    "record": bytes(message.record),
+                    "version": message.version,
+                    "time_extracted": message.time_extracted,
+                    "line": number,
+                }
+            )
+        elif message.type == TAP_FAILED:
+            raise TapFailed(
+                f"input line {number}: the tap failed (exit code {message.exit_code}, "
+                "reported by refresh-seal): nothing more is committed and no open full "
+                "refresh is published. Fix the tap and run again."
+            )
+        elif (callback := callbacks.get(message.type)) is not None:
+            callback({**msgspec.structs.asdict(message), "line": number})
+        else:
+            raise InvalidInputLine(
+                f"input line {number}: unknown Singer message type '{message.type}'"
+            )
+        return message.type
 
 
 def _too_deep(number: int, line: bytes) -> BadRecordError | InvalidInputLine:

@@ -7,8 +7,8 @@ the installed singer-sdk. Ruff's private-member rule (SLF001) keeps the rest of 
 
 from __future__ import annotations
 
-from singer_sdk import Target
 from singer_sdk.io_base import GenericSingerReader
+from singer_sdk.target_base import Target
 
 OVERRIDES: dict[tuple[type, str], tuple[str, ...]] = {
     (Target, "_process_schema_message"): ("self", "message_dict"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-DEFAULT_BATCH_SIZE_ROWS = 100_000
+DEFAULT_BATCH_SIZE_ROWS = 25_000
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 CONFIG_SCHEMA: dict = th.PropertiesList(

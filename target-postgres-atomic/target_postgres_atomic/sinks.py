@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -19,38 +18,18 @@ from psycopg import sql
 from target_postgres_atomic import merge
 from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError
 from target_postgres_atomic.landing import Batch, Lander
+from target_postgres_atomic.rows import NUL_ESCAPE, SinkSettings, StagedRows
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
-from target_postgres_atomic.typed import TypedLayout, typed_layout
-from target_postgres_atomic.validation import nested_checker, record_checker, typed_path_refusal
+from target_postgres_atomic.typed import ROW_VALUES, typed_layout
+from target_postgres_atomic.validation import (
+    chunk_checker,
+    nested_checker,
+    record_checker,
+    typed_path_refusal,
+)
 
-NUL_ESCAPE = b"\\u0000"
-COPY_CHUNK_ROWS = 1000
-KEY_CHECK_EVERY = 1000
-"""Top-level keys are compared with the schema for each of the first this many records after
-a SCHEMA, then for one in this many (a key decode per record would cost ~10% on the typed
-path)."""
-_record_keys = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
-
-
-class _LineRecord(msgspec.Struct):
-    """A RECORD line with its record's values left undecoded (only its keys are wanted)."""
-
-    record: dict[str, msgspec.Raw]
-
-
-_line_keys = msgspec.json.Decoder(_LineRecord).decode
 logger = logging.getLogger("target-postgres-atomic")
-
-
-@dataclass(frozen=True)
-class SinkSettings:
-    batch_size_rows: int
-    batch_size_bytes: int
-    hard_delete: bool
-    validate_records: bool
-    upsert: bool
-    sanitize_null_text_characters: bool
 
 
 def _nul_field(value: Any) -> bool:
@@ -73,41 +52,17 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-class PostgresSink:
+class PostgresSink(StagedRows):
     """Buffered records of one stream and the statements that land them."""
 
     def __init__(
         self, spec: TableSpec, stage_name: str, settings: SinkSettings, stagers: list[Stager]
     ) -> None:
-        self.spec = spec
-        self.settings = settings
-        self.stage = sql.Identifier(stage_name)
+        super().__init__(spec, sql.Identifier(stage_name), settings)
         self.stagers = stagers
         self.stager = stagers[0]
-        """The session records stream into now (the target alternates two sessions)."""
-        self.layout: TypedLayout | None = None
-        self.check_nested: Callable[[int, tuple[Any, ...]], None] | None = None
-        """On the typed path: the rules inside objects and arrays (validate_records)."""
-        self._general_rows = 0
-        """Rows of this batch staged as raw JSON only in a typed stage."""
-        self._keys: set[Any] = set()
-        self._unique_keys = False
-        """Every row of this batch so far is typed and has a key no other row has."""
         self._make_stages()
         self.check = record_checker(spec, check_types=settings.validate_records)
-        self._records_since_schema = 0
-        self._dropped_named = False
-        """Properties the schema lacks were named once (per stream, not per SCHEMA)."""
-        self.chunk: list[Any] = []
-        """COPY text rows (bytes), or rows of values for a typed stage."""
-        self.chunk_seqs: list[int] = []
-        self.pending = 0
-        """Records received since the last merge (in the chunk or already in the stage)."""
-        self.size_bytes = 0
-        self.first_seq = 0
-        """The arrival number of the batch's first record (its input line, shifted)."""
-        self.last_seq = 0
-        self.table_versions: set[int] = set()
         self.shadow_version: int | None = None
         """Records of this table version go to the shadow table until it is activated."""
         self.opened: set[int] = set()
@@ -129,18 +84,18 @@ class PostgresSink:
         strict decode checks all the schema says."""
         validated = self.settings.validate_records and typed_path_refusal(self.spec) is not None
         self.layout = None if validated else typed_layout(self.spec)
-        self.check_nested = None
-        if self.layout is not None and self.settings.validate_records:
+        self.check_nested = self.check_chunk = None
+        if self.layout is not None:
             sources = [source for source, _ in self.layout.fields.values()]
-            self.check_nested = nested_checker(self.spec, sources)
+            nested = self.settings.validate_records
+            if nested:
+                self.check_nested = nested_checker(self.spec, sources)
+            self.check_chunk = chunk_checker(
+                self.spec, sources, self.layout.checks, offset=ROW_VALUES, nested=nested
+            )
         for stager in self.stagers:
             stager.create_stage(self.stage, self.layout)
         self._start_batch()
-
-    def _start_batch(self) -> None:
-        self._general_rows = 0
-        self._keys = set()
-        self._unique_keys = self.layout is not None and self.layout.key_index is not None
 
     @property
     def refreshing(self) -> bool:
@@ -158,39 +113,9 @@ class PostgresSink:
             or self.size_bytes >= self.settings.batch_size_bytes
         )
 
-    def _checks_keys(self) -> bool:
-        """Whether to compare this record's top-level keys with the schema (KEY_CHECK_EVERY)."""
-        if self._dropped_named:
-            return False
-        self._records_since_schema += 1
-        count = self._records_since_schema
-        return count <= KEY_CHECK_EVERY or count % KEY_CHECK_EVERY == 0
-
-    def note_line(self, line: bytes) -> None:
-        """On the typed path: name the properties of the line's record the schema lacks."""
-        if self._checks_keys():
-            self._name_dropped(lambda: _line_keys(line).record)
-
-    def _name_dropped(self, record: Callable[[], dict[str, Any]]) -> None:
-        """Dropping properties the schema lacks is what Singer targets do: say so, once per
-        stream, by name only (values may be secrets)."""
-        try:
-            dropped = record().keys() - self.spec.properties.keys()
-        except msgspec.DecodeError:
-            return  # not an object: the record checks name the line
-        if dropped:
-            self._dropped_named = True
-            logger.warning(
-                "Stream '%s': dropping properties not in its schema: %s (add them to the "
-                "tap's schema to load them; named once per stream).",
-                self.spec.stream,
-                ", ".join(repr(name) for name in sorted(dropped)),
-            )
-
     def add(self, seq: int, raw: bytes, version: int | None, time_extracted: str | None) -> None:
         """Check one record and buffer it for COPY: the per-record work in Python."""
-        if self._checks_keys():
-            self._name_dropped(lambda: _record_keys(raw))
+        self.note_record(raw)
         layout = self.layout
         # Rows bound for a shadow table keep the general layout (the shadow has no typed
         # columns); so do records with a NUL escape (refused or sanitized below).
@@ -201,11 +126,7 @@ class PostgresSink:
                 return
             # The strict decode refused it: a bad record is named here; one PostgreSQL may
             # still read (or unchecked with validate_records off) is staged as raw JSON.
-            raw = self.check(seq, raw)
-            nulls = (None,) * len(layout.fields)
-            row: Any = (seq, version, time_extracted, msgspec.Raw(raw), *nulls)
-            self._general_rows += 1
-            self._unique_keys = False
+            row: Any = self._raw_typed_row(seq, raw, version, time_extracted)
             self._buffer(row, seq, version, len(raw), typed=True)
             return
         raw = self.check(seq, raw)
@@ -224,53 +145,6 @@ class PostgresSink:
             self._general_rows += 1
             self._unique_keys = False
         self._buffer(row, seq, version, len(row), typed=False)
-
-    def add_values(
-        self,
-        seq: int,
-        values: tuple[Any, ...],
-        version: int | None,
-        time_extracted: str | None,
-        size: int,
-    ) -> None:
-        """Buffer one record's typed stage values (decoded and checked by `self.layout`)."""
-        if self.check_nested is not None:
-            self.check_nested(seq, values)
-        if self._unique_keys:
-            keys = self._keys
-            count = len(keys)
-            keys.add(values[self.layout.key_index])  # type: ignore[union-attr,index]
-            if len(keys) == count:
-                self._unique_keys = False
-        self._buffer((seq, version, time_extracted, None, *values), seq, version, size, typed=True)
-
-    def _buffer(self, row: Any, seq: int, version: int | None, size: int, *, typed: bool) -> None:
-        if version is not None:
-            self.table_versions.add(version)
-        if self.chunk and isinstance(self.chunk[0], tuple) != typed:
-            self.send_chunk()  # one chunk, one kind of COPY
-        self.chunk.append(row)
-        self.chunk_seqs.append(seq)
-        if not self.pending:
-            self.first_seq = seq
-        self.last_seq = seq
-        self.pending += 1
-        self.size_bytes += size
-        if len(self.chunk) >= COPY_CHUNK_ROWS:
-            self.send_chunk()
-
-    def send_chunk(self) -> None:
-        """Stream the chunk into the stage; PostgreSQL parses it while we read on."""
-        if not self.chunk:
-            return
-        if isinstance(self.chunk[0], tuple):
-            assert self.layout is not None
-            self.stager.write_rows(
-                self.stage, self.spec.stream, self.layout, self.chunk, self.chunk_seqs
-            )
-        else:
-            self.stager.write(self.stage, self.spec.stream, b"".join(self.chunk), self.chunk_seqs)
-        self.chunk, self.chunk_seqs = [], []
 
     def _handle_nul(self, seq: int, raw: bytes) -> bytes:
         record = msgspec.json.decode(raw)
@@ -305,7 +179,12 @@ class PostgresSink:
             typed = merge.Staged(
                 self.layout.columns, mixed=self._general_rows > 0, casts=self.layout.casts
             )
-        batch = Batch(self.spec, self.shadow_version, typed, self._unique_keys, self.pending)
+        lowest = None
+        if self._unique_keys and self._keys and self._int_key:
+            lowest = min(self._keys)
+        batch = Batch(
+            self.spec, self.shadow_version, typed, self._unique_keys, self.pending, lowest
+        )
         self.pending = 0
         self.size_bytes = 0
         self._start_batch()

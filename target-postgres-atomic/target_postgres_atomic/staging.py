@@ -45,8 +45,11 @@ class Stager:
         columns: sql.Composable = merge.STAGE_COLUMNS
         if layout is not None:
             columns = sql.SQL("{}, {}").format(columns, layout.stage_columns())
-        self.conn.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(stage))
-        self.conn.execute(sql.SQL("CREATE TEMP TABLE {} ({})").format(stage, columns))
+        self.conn.execute(
+            sql.SQL("DROP TABLE IF EXISTS pg_temp.{}; CREATE TEMP TABLE {} ({})").format(
+                stage, stage, columns
+            )
+        )
 
     def _open(self, stage: sql.Identifier, stream: str, layout: TypedLayout | None) -> psycopg.Copy:
         if self._stage != stage or self._layout is not layout:

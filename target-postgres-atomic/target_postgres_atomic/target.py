@@ -12,7 +12,7 @@ import psycopg
 from safe_singer_common.plugin import refuse_bad_config
 from singer_sdk.exceptions import SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
-from singer_sdk.io_base import SingerMessageType
+from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_postgres_atomic import connector, merge, owners, sdk_compat, tls
@@ -26,10 +26,11 @@ from target_postgres_atomic.errors import (
     RecordsWithoutSchemaException,
     SchemaError,
 )
+from target_postgres_atomic.fast import FastRecords
 from target_postgres_atomic.mapping import StreamMaps
-from target_postgres_atomic.reader import LineReader, stream_name
+from target_postgres_atomic.reader import LineReader
 from target_postgres_atomic.settings import CONFIG_SCHEMA, INSTEAD, refused_values
-from target_postgres_atomic.sinks import NUL_ESCAPE, PostgresSink, SinkSettings
+from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec, build_spec
 from target_postgres_atomic.target_settings import TargetSettings
 
@@ -64,11 +65,6 @@ class TargetPostgresAtomic(CommittedStateTarget):
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
         self._maps = StreamMaps(self.mapper, self.config)
-        self._fast_sinks: dict[bytes, PostgresSink] = {}
-        """Sinks of unmapped streams with a RECORD since the last SCHEMA, by stream name
-        (UTF-8): `_fast_record` decodes their lines in one pass."""
-        self._fast_last: tuple[bytes, PostgresSink] | None = None
-        """The start of the last fast line, up to its stream name, and that stream's sink."""
         self._unguarded: set[str] = set()
         """Streams whose bookmark cannot be compared, warned about once."""
         self._tables: dict[tuple[str, str], str] = {}
@@ -103,10 +99,11 @@ class TargetPostgresAtomic(CommittedStateTarget):
         for warning in tls.unused_settings(self.config):
             self.logger.warning("%s.", warning)
         self._sinks = self._engine.sinks
+        self._fast = FastRecords(self._engine)
         if isinstance(self.message_reader, LineReader):
             self.message_reader.on_error = self._engine.close_after_error
             self.message_reader.on_idle = self._engine.end_copy
-            self.message_reader.fast_record = self._fast_record
+            self.message_reader.fast_lines = self._fast.take
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -119,8 +116,7 @@ class TargetPostgresAtomic(CommittedStateTarget):
     @override
     def _process_schema_message(self, message_dict: dict) -> None:
         sdk_compat.assert_line_requires(self, message_dict, requires={"stream", "schema"})
-        # A SCHEMA may change a stream's layout or maps.
-        self._fast_sinks, self._fast_last = {}, None
+        self._fast.forget()
         routes = self._maps.route_schema(message_dict)
         if routes is None:
             self._load_schema(message_dict)
@@ -268,49 +264,7 @@ class TargetPostgresAtomic(CommittedStateTarget):
         else:
             self._add_record(message_dict)
             stream = message_dict["stream"]
-            self._fast_sinks[stream.encode()] = self._sinks[stream]
-
-    def _fast_sink_named(self, line: bytes) -> PostgresSink | None:
-        """The sink of the stream the line names (a guess the decode checks), remembered
-        with the line's start up to that name."""
-        found = stream_name(line)
-        if found is None:
-            return None
-        sink = self._fast_sinks.get(found[0])
-        if sink is not None:
-            self._fast_last = (line[: found[1]], sink)
-        return sink
-
-    def _fast_record(self, line: bytes, number: int) -> bool:
-        """A RECORD line of a stream seen before, decoded in one pass straight into its
-        typed stage values (with the struct of the stream the line names, so interleaved
-        streams decode once too); False (nothing done) for any other line, which the
-        reader then decodes and checks the usual way."""
-        if not isinstance(line, bytes):
-            return False  # (a text stream, as singer-sdk's test suites feed, goes the usual way)
-        # A line that starts as the last one did, up to its stream name, needs no search:
-        # most inputs are runs of one stream.
-        last = self._fast_last
-        if last is not None and line.startswith(last[0]):
-            sink: PostgresSink | None = last[1]
-        else:
-            sink = self._fast_sink_named(line)
-        if sink is None or sink.layout is None or sink.shadow_version is not None:
-            return False
-        if b"\\" in line and NUL_ESCAPE in line:  # memchr first: most lines have no escape
-            return False
-        decoded = sink.layout.line(line)
-        if decoded is None:
-            return False
-        message, values = decoded
-        if message.type != SingerMessageType.RECORD or message.stream != sink.spec.stream:
-            return False
-        sink.note_line(line)
-        sink.add_values(
-            number << SEQ_SHIFT, values, message.version, message.time_extracted, len(line)
-        )
-        self._engine.added(sink)
-        return True
+            self._fast.remember(stream, self._sinks[stream])
 
     def _add_record(self, message_dict: dict) -> None:
         sink = self._sinks.get(message_dict["stream"])

@@ -42,6 +42,8 @@ _KIND_START = {"object": frozenset(b"{"), "array": frozenset(b"[")}
 NULL = b"null"
 GENERAL_TYPES = ("int8", "int8", "text", "jsonb")
 """Of the general stage columns (merge.COPY_COLUMNS)."""
+ROW_VALUES = len(GENERAL_TYPES)
+"""Where a typed stage row's record values start (after the general columns)."""
 _DELETED_AT_PROPERTY = {"type": ["string", "null"], "format": "date-time"}
 """The one column with a source the schema may not declare (`_sdc_deleted_at`)."""
 
@@ -128,26 +130,19 @@ class TypedLayout:
     def values(self, raw: bytes) -> tuple[Any, ...] | None:
         """The record's stage values, or None where the strict decode or a kind check fails."""
         try:
-            return self._checked(msgspec.structs.astuple(self.decode(raw)))
+            values = msgspec.structs.astuple(self.decode(raw))
         except (msgspec.DecodeError, RecursionError):  # the general path names the line
             return None
+        return values if self.kinds_ok(values) else None
 
-    def line(self, line: bytes) -> tuple[Any, tuple[Any, ...]] | None:
-        """A RECORD line decoded in one pass: (its envelope, its record's stage values), or
-        None where the line is not such a record (the reader then decodes it the usual way)."""
-        try:
-            message = self.decode_line(line)
-        except (msgspec.DecodeError, RecursionError):  # the general path names the line
-            return None
-        values = self._checked(msgspec.structs.astuple(message.record))
-        return None if values is None else (message, values)
-
-    def _checked(self, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    def kinds_ok(self, values: tuple[Any, ...]) -> bool:
+        """Whether each raw value is of a JSON kind its property allows (a number for a
+        number, an object or array as declared; null always)."""
         for index, starts in self.checks:
             value = bytes(values[index])
             if value != NULL and value[0] not in starts:
-                return None
-        return values
+                return False
+        return True
 
 
 def typed_layout(spec: TableSpec) -> TypedLayout | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from operator import itemgetter
 from types import NoneType
 from typing import Any, Union
 
@@ -314,6 +315,56 @@ def nested_checker(
                     validate(msgspec.json.decode(values[index]))
                 except fastjsonschema.JsonSchemaValueException as exc:
                     raise _breach(stream, seq, exc, name) from None
+
+    return check
+
+
+_KIND_TYPES: dict[frozenset[int], Any] = {
+    frozenset(b"-0123456789"): Union[int, float],  # noqa: UP007 (a runtime type)
+    frozenset(b"{"): dict[str, msgspec.Raw],
+    frozenset(b"["): list[msgspec.Raw],
+    frozenset(b"{["): Union[dict[str, msgspec.Raw], list[msgspec.Raw]],  # noqa: UP007
+}
+"""For a raw value's allowed first bytes: a msgspec type taking exactly the JSON values that
+start so (its JSON kind), decoding no deeper than needed."""
+
+
+def chunk_checker(
+    spec: TableSpec,
+    sources: list[str],
+    kinds: tuple[tuple[int, frozenset[int]], ...],
+    *,
+    offset: int,
+    nested: bool,
+) -> Callable[[list[tuple[Any, ...]]], bool] | None:
+    """For the typed path: checks a chunk of rows with one msgspec decode per checked column
+    (the column's values joined into one JSON array), instead of a few Python calls per row.
+    It passes exactly when every row passes the kind checks (`kinds`: value index, allowed
+    first bytes) and, with `nested`, the rules inside objects and arrays (`nested_checker`);
+    when it fails, the caller checks row by row to find and name the row. Values are at
+    `offset + index` in a row. None when some rule needs the compiled validator."""
+    inside = checked_nested_properties(spec) if nested else set()
+    allowed = dict(kinds)
+    decoders: list[tuple[int, Callable[[bytes], Any]]] = []
+    for index, name in enumerate(sources):
+        if name in inside:
+            # The strict type of a property with a type implies its kind check.
+            if (strict := _strict_type(spec.properties[name])) is None:
+                return None
+            kind: Any = strict
+        elif index in allowed:
+            kind = _KIND_TYPES[allowed[index]]
+        else:
+            continue
+        decoders.append((offset + index, msgspec.json.Decoder(list[Union[kind, None]]).decode))  # noqa: UP007
+
+    def check(rows: list[tuple[Any, ...]]) -> bool:
+        try:
+            for column, decode in decoders:
+                decode(b"[%b]" % b",".join(map(itemgetter(column), rows)))
+        except (msgspec.DecodeError, RecursionError):
+            return False
+        return True
 
     return check
 
