@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.support.target_messages import record, schema, state
+from safe_singer_testing.target_messages import record, schema, state
 
 PROPS = {
     "id": {"type": "integer"},
