@@ -12,7 +12,6 @@ import psycopg
 from safe_singer_common.plugin import refuse_bad_config
 from singer_sdk.exceptions import SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
-from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_postgres_atomic import connector, merge, owners, sdk_compat, tls
