@@ -12,7 +12,7 @@ import sys
 import typing as t
 
 import click
-from singer_sdk import Target
+from singer_sdk.target_base import Target
 from typing_extensions import override
 
 from target_postgres_atomic import connector, state_table
