@@ -118,6 +118,18 @@ def target_ended(wrapper: int) -> bool:
     return True
 
 
+def plant_late_row(conn: Any, table: sql.Composable) -> None:
+    """What a fenced-off run (token 1) would leave if its target could still commit: an older
+    bookmark (n 2), committed after the newer run's row."""
+    late = json.dumps({"bookmarks": {"counter": {"n": 2, "label": "late"}}})
+    conn.execute(
+        sql.SQL(
+            "UPDATE {} SET state = %s::jsonb, committed_at = clock_timestamp(), fencing_token = 1"
+        ).format(table),
+        (late,),
+    )
+
+
 def test_a_stale_runs_late_commit_never_moves_the_bookmark_back(
     pg_db: PgServer, tmp_path: Path
 ) -> None:
@@ -175,17 +187,10 @@ def test_a_row_of_a_fenced_off_token_is_never_resumed_from(pg_db: PgServer, tmp_
     assert pipeline.run("first", 2).returncode == 0  # token 1
     assert pipeline.run("second", 2).returncode == 0  # token 2, bookmark 4
     table = sql.Identifier(SCHEMA, "_sdc_target_state")
-    late = json.dumps({"bookmarks": {"counter": {"n": 2, "label": "late"}}})
     with pg_db.connect() as conn:
         tokens = conn.execute(sql.SQL("SELECT fencing_token FROM {}").format(table)).fetchall()
         assert tokens == [(2,)], "the target stores the run's token with its state"
-        conn.execute(
-            sql.SQL(
-                "UPDATE {} SET state = %s::jsonb, committed_at = clock_timestamp(), "
-                "fencing_token = 1"
-            ).format(table),
-            (late,),
-        )
+        plant_late_row(conn, table)
     third = pipeline.run("third", 1)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "resuming from the target's committed state" not in third.stderr
@@ -308,14 +313,7 @@ def test_meltano_runs_fence_the_targets_rows_with_their_own_token(
     with pg_db.connect() as conn:
         rows = conn.execute(sql.SQL("SELECT pipeline, fencing_token FROM {}").format(table))
         assert rows.fetchall() == [(STATE_ID, 2)]
-        late = json.dumps({"bookmarks": {"counter": {"n": 2, "label": "late"}}})
-        conn.execute(
-            sql.SQL(
-                "UPDATE {} SET state = %s::jsonb, committed_at = clock_timestamp(), "
-                "fencing_token = 1"
-            ).format(table),
-            (late,),
-        )
+        plant_late_row(conn, table)
     third = pipeline.run("third", 1)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "resuming from the target's committed state" not in third.stderr
