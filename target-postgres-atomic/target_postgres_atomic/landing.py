@@ -43,6 +43,9 @@ class Lander:
         self.hard_delete = hard_delete
         self.shadowed = 0
         """Records in the shadow table: they land in the table (and count) when it swaps in."""
+        self.hard_deleted = 0
+        """Rows that records carrying `_sdc_deleted_at` deleted (hard_delete) in this run, as
+        their transactions ran; the end-of-input warning says how many."""
         self._key_collations: tuple[TableSpec, merge.KeyCollations] | None = None
         """How the table compares its keys, learnt at the first merge under this spec."""
 
@@ -137,7 +140,10 @@ class Lander:
                 conn, spec, source, rows, typed, keys, unique_keys=unique_keys, lowest=lowest_key
             ):
                 with conn.transaction():
-                    conn.execute(statement)
+                    done = conn.execute(statement)
+                if keys is not None and self.hard_delete:
+                    # The upsert's last statement is the DELETE of the batch's deletes.
+                    self.hard_deleted += done.rowcount
         except psycopg.errors.DataError as exc:
             raise _unfit_error(conn, spec, source, exc, typed) from None
         except psycopg.errors.NotNullViolation:

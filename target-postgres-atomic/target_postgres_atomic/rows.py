@@ -127,6 +127,9 @@ class StagedRows:
         except msgspec.DecodeError:
             return  # not an object: the record checks name the line
         if dropped:
+            # Properties the target reads though the schema lacks them (_sdc_deleted_at).
+            dropped -= {column.source for column in self.spec.columns}
+        if dropped:
             self._dropped_named = True
             logger.warning(
                 "Stream '%s': dropping properties not in its schema: %s (add them to the "

@@ -380,10 +380,12 @@ class TargetPostgresAtomic(CommittedStateTarget):
         singer-sdk taps (Stream.sync) send ACTIVATE_VERSION once, before the records, and a
         tap that dies mid-refresh ends the input too: without a closing ACTIVATE_VERSION the
         end of input proves nothing, unless the runner vouches for the tap's success (see
-        END_OF_INPUT_PROOF). Unproven, the refresh's rows are merged and nothing is deleted.
+        END_OF_INPUT_PROOF). Unproven, the refresh's rows are merged and the refresh deletes
+        nothing (records carrying _sdc_deleted_at still delete theirs, with hard_delete).
         """
         vouched = os.environ.get(END_OF_INPUT_PROOF) == "1"
         ended: list[tuple[PostgresSink, int | None]] = []
+        unproven: list[tuple[PostgresSink, int]] = []
         for sink in self._sinks.values():
             if sink.shadow_version is None:
                 continue
@@ -391,31 +393,44 @@ class TargetPostgresAtomic(CommittedStateTarget):
                 ended.append((sink, sink.shadow_version))
                 continue
             ended.append((sink, None))
-            if self._settings.overwrite:
-                self.logger.warning(
-                    "Stream '%s': load_method overwrite, but the input ended without proof "
-                    "that the tap sent all of it (a failed tap ends the input too): its rows "
-                    "were merged as upserts and no row was deleted. To have the table "
-                    "replaced, run the pipeline with `state-service run`, or wrap a tap that "
-                    "sends ACTIVATE_VERSION in `refresh-seal` (meltano run, shell pipes).",
-                    sink.spec.stream,
-                )
-                continue
-            self.logger.warning(
-                "Stream '%s': the input ended without proof that the full refresh of version "
-                "%s is complete (no closing ACTIVATE_VERSION: singer-sdk taps send none, and a "
-                "failed tap ends the input too). Its rows were merged as upserts; rows absent "
-                "from the refresh were kept%s. To have rows the source no longer has removed, "
-                "run the pipeline with `state-service run`, or wrap the tap in `refresh-seal` "
-                "(meltano run, shell pipes).",
-                sink.spec.stream,
-                sink.shadow_version,
-                # Those deletes are the records' own, not the refresh's (issue 22 item 6).
-                ", and records carrying _sdc_deleted_at deleted their rows (hard_delete)"
-                if self._settings.hard_delete
-                else "",
-            )
+            unproven.append((sink, sink.shadow_version))
+        # Warned after the last commit: only then is it known what the records' deletes did.
         self._engine.close(ended)
+        for sink, version in unproven:
+            self._warn_unproven(sink, version)
+
+    def _warn_unproven(self, sink: PostgresSink, version: int) -> None:
+        """What happened to the rows of a refresh (or overwrite) whose end was not proven."""
+        deleted = sink.lander.hard_deleted
+        # Only records carrying _sdc_deleted_at delete here, never the refresh (issue 22 item 6).
+        deletes = (
+            f"{deleted} {'row was' if deleted == 1 else 'rows were'} deleted by "
+            "_sdc_deleted_at records in this run (hard_delete)"
+            if deleted
+            else "no row was deleted"
+        )
+        if self._settings.overwrite:
+            self.logger.warning(
+                "Stream '%s': load_method overwrite, but the input ended without proof that "
+                "the tap sent all of it (a failed tap ends the input too): its rows were merged "
+                "as upserts and rows absent from the input were kept; %s. To have the table "
+                "replaced, run the pipeline with `state-service run`, or wrap a tap that sends "
+                "ACTIVATE_VERSION in `refresh-seal` (meltano run, shell pipes).",
+                sink.spec.stream,
+                deletes,
+            )
+            return
+        self.logger.warning(
+            "Stream '%s': the input ended without proof that the full refresh of version %s "
+            "is complete (no closing ACTIVATE_VERSION: singer-sdk taps send none, and a failed "
+            "tap ends the input too). Its rows were merged as upserts and rows absent from the "
+            "refresh were kept; %s. To have rows the source no longer has removed, run the "
+            "pipeline with `state-service run`, or wrap the tap in `refresh-seal` (meltano run, "
+            "shell pipes).",
+            sink.spec.stream,
+            version,
+            deletes,
+        )
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

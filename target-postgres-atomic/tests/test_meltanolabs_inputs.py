@@ -7,10 +7,13 @@ the test's database.
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from psycopg.rows import dict_row
 
 from safe_singer_testing import meltanolabs
 from safe_singer_testing.cli import script
@@ -97,3 +100,80 @@ def test_meltanolabs_jsonb_and_array_files_land_as_their_tests_expect(
         carts = conn.execute("SELECT fruits FROM melty.test_carts WHERE id = 1")
         assert jsonb.fetchall() == [(1, None), (2, {"test": {"test_name": "test_value"}})]
         assert carts.fetchall() == [(["apple", "orange", "pear"],)]
+
+
+def peer_expected_rows(test_function: str) -> list[dict[str, Any]]:
+    """The `rows = [...]` a MeltanoLabs test function states as its table's content, read from
+    the installed `target_postgres/tests/test_target_postgres.py` (never copied here)."""
+    source = meltanolabs.package_dir() / "tests" / "test_target_postgres.py"
+    tree = ast.parse(source.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == test_function:
+            for statement in node.body:
+                if isinstance(statement, ast.Assign) and [
+                    getattr(target, "id", None) for target in statement.targets
+                ] == ["rows"]:
+                    rows: list[dict[str, Any]] = ast.literal_eval(statement.value)
+                    return rows
+    raise AssertionError(f"{source} states no `rows = [...]` in {test_function}")
+
+
+def table_rows(pg_db: PgServer, table: str) -> list[dict[str, Any]]:
+    """Every row of `melty.<table>` without the `_sdc_` columns, as MeltanoLabs' own
+    `verify_data` compares them."""
+    with pg_db.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(f'SELECT * FROM melty."{table}"').fetchall()
+    return [{k: v for k, v in row.items() if not k.startswith("_sdc")} for row in found]
+
+
+def by_id(rows: list[dict[str, Any]], key: str = "id") -> dict[Any, dict[str, Any]]:
+    return {row[key]: row for row in rows}
+
+
+def test_base16_interpreted_lands_the_bytes_meltanolabs_expects(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    expected = peer_expected_rows("test_base16_content_encoding_interpreted")
+    assert len(expected) == 7  # the peer's verify_data(..., 7, "id", rows)
+    config = peer_config("postgres_config_no_ssl", pg_db, interpret_content_encoding=True)
+    files = {data.name: data for data in meltanolabs.data_files()}
+    done = load(config, files["base16_content_encoding_interpreted.singer"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert by_id(table_rows(pg_db, "test_base_16_encoding_interpreted")) == by_id(expected)
+
+
+def test_activate_version_hard_delete_file_lands_as_meltanolabs_expects(
+    pg_db: PgServer, tmp_path: Path
+) -> None:
+    """MeltanoLabs' `test_activate_version_hard_delete` (with `hard_delete: true`) states row
+    counts, not rows: 7 after the file (its record of an older version, 'XX', is deleted by
+    the closing ACTIVATE_VERSION), 9 after two rows are inserted by hand ('Manual1',
+    'Manual2'), and 7 again after the same file loads a second time (the hand-made rows,
+    which carry no table version, are deleted). The 7 are the file's records of the
+    activated version, as sent."""
+    config = peer_config("postgres_config_no_ssl", pg_db, hard_delete=True)
+    files = {data.name: data for data in meltanolabs.data_files()}
+    data = files["test_activate_version_hard.singer"]
+    activated = [
+        message["record"]
+        for message in map(json.loads, data.read_text().splitlines())
+        if message["type"] == "RECORD" and message["record"]["code"] != "XX"
+    ]
+    assert len(activated) == 7
+    assert load(config, data, tmp_path).returncode == 0
+    assert by_id(table_rows(pg_db, "test_activate_version_hard"), "code") == by_id(
+        activated, "code"
+    )
+    with pg_db.connect() as conn:
+        for code in ("Manual1", "Manual2"):
+            conn.execute(
+                "INSERT INTO melty.test_activate_version_hard (code, name) VALUES (%s, 'Meltano')",
+                (code,),
+            )
+        conn.commit()
+    assert len(table_rows(pg_db, "test_activate_version_hard")) == 9
+    done = load(config, data, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert by_id(table_rows(pg_db, "test_activate_version_hard"), "code") == by_id(
+        activated, "code"
+    )

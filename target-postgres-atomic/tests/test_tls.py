@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -27,7 +28,9 @@ def server() -> Iterator[SslServer]:
         yield found
 
 
-def _load(config: dict[str, Any], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _load(
+    config: dict[str, Any], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     (cwd / "config.json").write_text(json.dumps(config))
     return subprocess.run(
         [script("target-postgres-atomic"), "--config", "config.json"],
@@ -35,6 +38,7 @@ def _load(config: dict[str, Any], cwd: Path) -> subprocess.CompletedProcess[str]
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=env,
         timeout=120,
     )
 
@@ -145,3 +149,77 @@ def test_two_configs_with_inline_certificates_in_one_folder_keep_their_own(
     connector.conninfo({**base, "ssl_certificate_authority": other_ca})
     with psycopg.connect(ours) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def _without_home_certificates(tmp_path: Path) -> dict[str, str]:
+    """An environment whose HOME has no `.postgresql/root.crt`: libpq would verify the server
+    against that file, even in modes that do not ask for it (require)."""
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return {**os.environ, "HOME": str(tmp_path / "home")}
+
+
+def _plain(server: SslServer, tmp_path: Path, **ssl: Any) -> dict[str, Any]:
+    """User `plain`, whom the server admits over SSL only, without a client certificate."""
+    return {
+        "host": "localhost",
+        "port": server.port,
+        "user": "plain",
+        "database": "postgres",
+        "ssl_storage_directory": str(tmp_path / "store"),
+        **ssl,
+    }
+
+
+@pytest.mark.parametrize("mode", ["require", "prefer"])
+def test_require_and_prefer_use_ssl_without_checking_the_certificate(
+    mode: str, server: SslServer, tmp_path: Path
+) -> None:
+    """No CA is given, so the server's certificate cannot be checked: these modes load anyway,
+    over SSL (the server refuses any other connection), where verify-full is refused."""
+    env = _without_home_certificates(tmp_path)
+    done = _load(_plain(server, tmp_path, ssl_enable=True, ssl_mode=mode), tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert _ids(server, "t") == [(1,)]
+    checked = _load(
+        _plain(server, tmp_path, ssl_enable=True, ssl_mode="verify-full"), tmp_path, env
+    )
+    assert checked.returncode == 1
+    assert "root certificate file" in checked.stderr, checked.stderr
+    assert "Traceback" not in checked.stderr
+
+
+def test_disable_connects_without_ssl_which_this_server_refuses(
+    server: SslServer, tmp_path: Path
+) -> None:
+    done = _load(_plain(server, tmp_path, ssl_enable=True, ssl_mode="disable"), tmp_path)
+    assert done.returncode == 1
+    assert "no encryption" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_verify_ca_checks_the_ca_but_not_the_host_name(server: SslServer, tmp_path: Path) -> None:
+    """The host name is one the server's certificate does not carry (it names localhost and
+    127.0.0.1); libpq connects to PGHOSTADDR and checks the certificate against the host
+    name, as it does with `hostaddr`: verify-ca loads, verify-full is refused. verify-ca with a
+    CA that did not sign the server's certificate is refused too."""
+    env = {**os.environ, "PGHOSTADDR": "127.0.0.1"}
+    ca = {"ssl_enable": True, "ssl_certificate_authority": server.ca.certificate}
+    elsewhere = {"host": "db.example.invalid"}
+    done = _load(
+        {**_plain(server, tmp_path, ssl_mode="verify-ca", **ca), **elsewhere}, tmp_path, env
+    )
+    assert done.returncode == 0, done.stderr
+    assert _ids(server, "t") == [(1,)]
+    full = _load(
+        {**_plain(server, tmp_path, ssl_mode="verify-full", **ca), **elsewhere}, tmp_path, env
+    )
+    assert full.returncode == 1
+    assert 'does not match host name "db.example.invalid"' in full.stderr, full.stderr
+    assert "Traceback" not in full.stderr
+    other = pem(issue("other CA", None)).certificate
+    wrong = _plain(
+        server, tmp_path, ssl_enable=True, ssl_mode="verify-ca", ssl_certificate_authority=other
+    )
+    refused = _load(wrong, tmp_path)
+    assert refused.returncode == 1
+    assert "certificate verify failed" in refused.stderr, refused.stderr
