@@ -34,10 +34,13 @@ class Peer:
 
     requirement: str
     script: str
+    # Dependencies pinned too where what a test proves depends on them, not only on the peer.
+    pinned_dependencies: tuple[str, ...] = ()
 
     @property
     def venv(self) -> Path:
-        return PEERS_DIR / self.requirement.replace("==", "-")
+        pins = (self.requirement, *self.pinned_dependencies)
+        return PEERS_DIR / "+".join(pin.replace("==", "-") for pin in pins)
 
 
 # Pinned, so a new release on PyPI cannot change what the suite proves.
@@ -45,6 +48,8 @@ TARGET_JSONL = Peer("target-jsonl==0.1.4", "target-jsonl")
 MELTANOLABS_TARGET_POSTGRES = Peer("meltanolabs-target-postgres==0.8.1", "target-postgres")
 MELTANOLABS_TAP_POSTGRES = Peer("meltanolabs-tap-postgres==0.10.0", "tap-postgres")
 SINGER_TOOLS = Peer("singer-tools==0.4.1", "singer-check-tap")
+# Which first rows target-duckdb 0.8.0 loses is decided by DuckDB's CSV sniffer (issue 22 point 7).
+TARGET_DUCKDB = Peer("target-duckdb==0.8.0", "target-duckdb", ("duckdb==2.0.1",))
 
 
 def peer_script(peer: Peer, *, python: str = sys.executable) -> str:
@@ -97,6 +102,7 @@ def _installed(peer: Peer, python: str) -> str:
             "--python",
             str(peer.venv / "bin" / "python"),
             peer.requirement,
+            *peer.pinned_dependencies,
         ],
     ]
     for command in commands:
