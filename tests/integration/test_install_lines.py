@@ -100,3 +100,19 @@ def test_the_state_service_readme_installs_the_backend_into_a_meltano_venv(
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert backends == ["statesvc"]
+
+
+@pytest.mark.timeout(900)
+def test_the_readme_git_pip_url_installs_from_a_clone(tmp_path: Path) -> None:
+    """The README's `git+https://…#subdirectory=` `pip_url`, its placeholder replaced by this
+    clone's `file://` URL (committed files: what a Git server would serve), installed the way
+    Meltano installs a `pip_url` (its words as uv's requirements)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"`pip_url: (git\+https://GIT_HOST/PATH\.git#[^`]+)`", text)
+    assert found, "README.md no longer shows the git+https pip_url"
+    pip_url = found.group(1).replace("https://GIT_HOST/PATH.git", REPO_ROOT.as_uri())
+    assert "GIT_HOST" not in pip_url
+    venv = tmp_path / "venv"
+    dist.uv("venv", "--quiet", "--python", dist.interpreter("3.11"), str(venv))
+    dist.uv("pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *pip_url.split())
+    answers_about(venv / "bin", "tap-jira-safe")
