@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(dist.XDIST_GROUP)]
 
 TOKEN = "outside-token-5f1c9a"  # the emulator's; must never appear in the log
 STATE_ID = "dev:tap-jira-safe-to-target-postgres-atomic"
-
-
-def meltano_with_state_service(path: Path) -> Path:
-    """Meltano (the version the repo tests with) and state-service from its wheel, in a venv
-    of their own: what the README's `uv tool install` line gives a user."""
-    return dist.fresh_venv(
-        path, "3.11", f"meltano=={version('meltano')}", str(dist.wheel("state-service"))
-    )
 
 
 def outside_env(tmp_path: Path) -> dict[str, str]:
@@ -160,20 +151,13 @@ def test_every_hub_definition_installs_from_the_wheels_or_a_clone_and_runs(
     """Each file of hub/ as a user adds it to a project outside this repository: installed by
     name from the wheels of dist/ (the definitions' own `pip_url`), or from this clone with
     the README's `-e ${SAFE_SINGER}/...` `pip_url`; then each plugin answers --about."""
-    meltano_bin = meltano_with_state_service(tmp_path / "meltano-venv")
     workdir = tmp_path / "outside"
     workdir.mkdir()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MELTANO_", "TAP_", "TARGET_", "VIRTUAL_ENV", "UV_", "PIP_"))
-    }
-    env.update(
-        PATH=f"{meltano_bin}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin",
-        SAFE_SINGER=str(REPO_ROOT),
-        UV_FIND_LINKS=str(dist.build()),
-        PIP_FIND_LINKS=str(dist.build()),
-    )
+    env = outside_env(tmp_path)
+    dist.build()
+    installed = run_block("meltano-install", workdir, env)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    env.update(UV_FIND_LINKS=str(dist.DIST), PIP_FIND_LINKS=str(dist.DIST))
 
     def meltano(*args: str, cwd: Path) -> str:
         done = subprocess.run(
