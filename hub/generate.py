@@ -40,6 +40,13 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
     "tap-dynamodb-streams": ("extractors", "tap-dynamodb-streams", "DynamoDB Streams"),
     "target-postgres-atomic": ("loaders", "target-postgres-atomic", "PostgreSQL (atomic)"),
 }
+# Settings a plugin needs one set of, beside its required ones: the ways it authenticates
+# (tap-jira-safe sends a bearer `access_token` when set, else basic auth with `email` and
+# `api_token`). JSON schema's `required` cannot say "one of these sets", Meltano's
+# `settings_group_validation` can: one group per alternative.
+ALTERNATIVES: dict[str, list[list[str]]] = {
+    "tap-jira-safe": [["email", "api_token"], ["access_token"]],
+}
 # Hub catalogue fields that Meltano would take for plugin extras in a project's meltano.yml.
 HUB_ONLY = ("maintenance_status", "keywords")
 # Fields a definition may write (or leave out): a project's own value for one is not kept.
@@ -128,8 +135,9 @@ def definition(name: str, data: dict[str, Any]) -> dict[str, Any]:
         "capabilities": sorted(data["capabilities"]),
         "settings": [setting(n, p) for n, p in schema["properties"].items()],
     }
-    if required:
-        result["settings_group_validation"] = [required]
+    groups = [[*required, *alternative] for alternative in ALTERNATIVES.get(name, [[]])]
+    if any(groups):
+        result["settings_group_validation"] = groups
     return result
 
 

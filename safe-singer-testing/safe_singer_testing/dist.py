@@ -74,6 +74,14 @@ def wheel(folder: str) -> Path:
     return found[0]
 
 
+def sdist(folder: str) -> Path:
+    """The package's source distribution in dist/ (`NAME-VERSION.tar.gz`)."""
+    meta = project(folder)
+    path = build() / f"{meta['name'].replace('-', '_')}-{meta['version']}.tar.gz"
+    assert path.is_file(), f"no sdist of {folder} in dist/: {sorted(os.listdir(DIST))}"
+    return path
+
+
 def uv(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`uv` of the dev venv; its cache makes a fresh venv's install take seconds."""
     done = subprocess.run(

@@ -93,6 +93,32 @@ def test_wheel_installs_alone_and_answers(folder: str, tmp_path: Path) -> None:
     module = dist.project(folder)["name"].replace("-", "_")
     imported = subprocess.run([str(bin_dir / "python"), "-c", f"import {module}"], check=False)
     assert imported.returncode == 0, f"{module} does not import from its wheel"
+    console_scripts_answer(bin_dir, scripts)
+
+
+@pytest.mark.parametrize("folder", dist.packages())
+def test_sdist_installs_and_answers(folder: str, tmp_path: Path) -> None:
+    """The sdist in dist/ builds and installs (our other packages found in dist/ only) on the
+    declared minimum Python, and gives the console scripts the wheel declares, answering."""
+    source = dist.sdist(folder)
+    bin_dir = dist.fresh_venv(tmp_path / "venv", dist.minimum_python(folder), str(source))
+    dist.uv("pip", "check", "--python", str(bin_dir / "python"))
+    name = dist.project(folder)["name"]
+    read_origin = f"import importlib.metadata as m; print(m.distribution({name!r}).read_text("
+    origin = subprocess.run(
+        [str(bin_dir / "python"), "-c", read_origin + "'direct_url.json'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert json.loads(origin)["url"] == source.as_uri(), origin
+    module = name.replace("-", "_")
+    imported = subprocess.run([str(bin_dir / "python"), "-c", f"import {module}"], check=False)
+    assert imported.returncode == 0, f"{module} does not import from its sdist"
+    _, scripts, _ = wheel_metadata(dist.wheel(folder))
+    console_scripts_answer(bin_dir, scripts)
+
+
+def console_scripts_answer(bin_dir: Path, scripts: dict[str, str]) -> None:
+    """Each console script runs: a plugin's `--about --format=json`, otherwise `--help`."""
     for name in scripts:
         command = [str(bin_dir / name)]
         if name in SINGER_PLUGINS:

@@ -16,6 +16,8 @@ import tomllib
 import yaml
 
 from safe_singer_testing.cli import BIN, about, script
+from safe_singer_testing.emulators.jira import JiraEmulator
+from safe_singer_testing.emulators.jira.harness import issues_only_catalog, run_tap
 from safe_singer_testing.postgres import REPO_ROOT
 
 OURS = {
@@ -23,6 +25,32 @@ OURS = {
     "tap-dynamodb-streams": "extractors",
     "target-postgres-atomic": "loaders",
 }
+
+
+# What each plugin accepts as one complete way in, beside its required settings (the auth
+# test below runs tap-jira-safe with each).
+AUTH_GROUPS = {"tap-jira-safe": [["email", "api_token"], ["access_token"]]}
+# JSON-schema type -> Meltano setting kind (Meltano's own kinds; secrets are `string` with
+# `sensitive: true`, not the deprecated `password`).
+KIND_OF_TYPE = {
+    "string": "string",
+    "integer": "integer",
+    "number": "decimal",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+}
+
+
+def expected_kind(prop: dict) -> str:
+    """The kind a JSON-schema property's setting must have in Meltano."""
+    if "enum" in prop:
+        return "options"
+    types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+    (json_type,) = [t for t in types if t != "null"]
+    if json_type == "string" and prop.get("format") == "date-time":
+        return "date_iso8601"
+    return KIND_OF_TYPE[json_type]
 
 
 def hub_definition(name: str) -> dict:
@@ -79,8 +107,15 @@ def test_hub_definition_describes_every_setting(name: str) -> None:
         assert setting["description"] and setting["label"], setting_name
         assert setting.get("value") == prop.get("default"), setting_name
         assert bool(setting.get("sensitive")) == bool(prop.get("secret")), setting_name
-    required = reported["settings"].get("required")
-    assert plugin.get("settings_group_validation") == ([required] if required else None)
+        assert setting["kind"] == expected_kind(prop), setting_name
+    required = reported["settings"].get("required") or []
+    groups = plugin.get("settings_group_validation")
+    if name in AUTH_GROUPS:
+        assert groups == [[*required, *group] for group in AUTH_GROUPS[name]]
+    else:
+        assert groups == ([required] if required else None)
+    for group in groups or []:
+        assert set(group) <= set(schema), group
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
@@ -98,8 +133,31 @@ def test_meltano_yml_uses_the_hub_definition(name: str) -> None:
     assert entry == definition
 
 
+@pytest.mark.parametrize("auth", ["none", *map(",".join, AUTH_GROUPS["tap-jira-safe"])])
+def test_tap_jira_safe_reads_jira_with_each_settings_group_and_not_without(
+    auth: str, tmp_path: Path
+) -> None:
+    """Each group of the Hub definition's `settings_group_validation` is a config the tap
+    authenticates with; none of them: Jira answers 401 and the tap fails."""
+    with JiraEmulator(issue_count=3) as jira:
+        full = jira.tap_config(access_token=jira.settings.access_token)
+        groups = hub_definition("tap-jira-safe")["settings_group_validation"]
+        group = next((g for g in groups if set(g) - {"domain"} == set(auth.split(","))), ["domain"])
+        config = {k: v for k, v in full.items() if k in group or k == "start_date"}
+        done = run_tap(config, catalog=issues_only_catalog())
+        truth = jira.live_issues()
+    records = {m["record"]["id"] for m in done.messages if m["type"] == "RECORD"}
+    if auth == "none":
+        assert done.returncode != 0 and not records, done.stderr[-2000:]
+        assert "401" in done.stderr, done.stderr[-2000:]
+    else:
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert records == set(truth)
+
+
 def test_meltano_config_list_shows_descriptions_and_defaults(tmp_path: Path) -> None:
     out = meltano(project_copy(tmp_path), "config", "list", "tap-jira-safe", "--all").stdout
+    assert "Group 1: api_token, domain, email\n  Group 2: access_token, domain\n" in out, out
     assert re.search(r"^lookback_minutes .*current value: 10 \(default\)", out, re.M), out
     assert re.search(r"^max_retries .*current value: 8 \(default\)", out, re.M), out
     assert "Each incremental query starts this many minutes before the bookmark" in out

@@ -9,13 +9,16 @@ import json
 import os
 import re
 import subprocess
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import yaml
 from psycopg import sql
+from state_service.report import run_history
+from state_service.store import Store
 
 from safe_singer_testing import dist, readme
+from safe_singer_testing.cli import BIN
 from safe_singer_testing.emulators.jira import JiraEmulator
 from safe_singer_testing.postgres import REPO_ROOT, PgServer
 
@@ -25,11 +28,38 @@ TOKEN = "outside-token-5f1c9a"  # the emulator's; must never appear in the log
 STATE_ID = "dev:tap-jira-safe-to-target-postgres-atomic"
 
 
-def meltano_with_state_service(path: Path) -> Path:
-    """Meltano (the version the repo tests with) and state-service from its wheel, in a venv
-    of their own: what `uv tool install meltano --with state_service-*.whl` gives a user."""
-    return dist.fresh_venv(
-        path, "3.11", f"meltano=={version('meltano')}", str(dist.wheel("state-service"))
+def outside_env(tmp_path: Path) -> dict[str, str]:
+    """A user's shell: none of our settings, no find-links of this machine, `uv` on PATH (in a
+    folder of its own: the repository's .venv/bin also holds a meltano), and uv's tools
+    installed under `tmp_path`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("MELTANO_", "TAP_", "TARGET_", "STATE_SERVICE_", "PG", "VIRTUAL_ENV", "UV_", "PIP_")
+        )
+    }
+    uv_only = tmp_path / "uv-bin"
+    uv_only.mkdir()
+    (uv_only / "uv").symlink_to(BIN / "uv")
+    tools_bin = tmp_path / "uv-tools-bin"
+    env.update(
+        PATH=os.pathsep.join([str(tools_bin), str(uv_only), "/usr/local/bin", "/usr/bin", "/bin"]),
+        UV_TOOL_DIR=str(tmp_path / "uv-tools"),
+        UV_TOOL_BIN_DIR=str(tools_bin),
+        SAFE_SINGER=str(REPO_ROOT),
+    )
+    return env
+
+
+def run_block(name: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme.block(name)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
     )
 
 
@@ -37,20 +67,15 @@ def meltano_with_state_service(path: Path) -> Path:
 def test_a_fresh_meltano_project_adds_installs_and_runs_our_plugins(
     pg_db: PgServer, tmp_path: Path
 ) -> None:
-    meltano_bin = meltano_with_state_service(tmp_path / "meltano-venv")
     workdir = tmp_path / "outside"
     workdir.mkdir()
     assert not workdir.resolve().is_relative_to(REPO_ROOT)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MELTANO_", "TAP_", "TARGET_", "STATE_SERVICE_", "PG", "VIRTUAL_ENV"))
-    }
-    env.update(
-        PATH=f"{meltano_bin}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin",
-        SAFE_SINGER=str(REPO_ROOT),
-        JIRA_TOKEN=TOKEN,
-    )
+    env = outside_env(tmp_path)
+    env["JIRA_TOKEN"] = TOKEN
+    dist.build()
+    installed = run_block("meltano-install", workdir, env)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert (Path(env["UV_TOOL_BIN_DIR"]) / "meltano").exists()
     if pg_db.password:
         env["PGPASSWORD"] = pg_db.password
     with JiraEmulator(issue_count=25, email="you@example.com", api_token=TOKEN) as jira:
@@ -65,7 +90,6 @@ def test_a_fresh_meltano_project_adds_installs_and_runs_our_plugins(
         for placeholder, value in placeholders.items():
             assert placeholder in script, placeholder
             script = script.replace(placeholder, value)
-        dist.build()
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
             cwd=workdir,
@@ -94,6 +118,23 @@ def test_a_fresh_meltano_project_adds_installs_and_runs_our_plugins(
     with pg_db.connect() as conn:
         landed = {str(i): round(u.timestamp() * 1000) for i, u in conn.execute(query)}
     assert landed == truth
+    # the run record of a `meltano run`: a success, with no counts and no lag (the state
+    # backend sees state only; state-service/README.md, Limitations)
+    store = Store(f"sqlite:///{project / '.state-service' / 'state.db'}")
+    (run,) = run_history(store, STATE_ID, 10)
+    assert (run["kind"], run["status"], run["lag"]) == ("meltano", "SUCCESS", "-"), run
+    # step 8: a job of the same pipeline and its schedule
+    scheduled = run_block("meltano-schedule", project, env)
+    assert scheduled.returncode == 0, scheduled.stderr[-3000:]
+    listed = r"^\[@hourly\] job jira-hourly: jira → \['tap-jira-safe target-postgres-atomic'\]$"
+    assert re.search(listed, scheduled.stdout, re.M), scheduled.stdout
+    project_file = yaml.safe_load((project / "meltano.yml").read_text())
+    assert project_file["jobs"] == [
+        {"name": "jira", "tasks": ["tap-jira-safe target-postgres-atomic"]}
+    ]
+    assert project_file["schedules"] == [
+        {"name": "jira-hourly", "interval": "@hourly", "job": "jira"}
+    ]
 
 
 HUB_FILES = {
@@ -110,20 +151,13 @@ def test_every_hub_definition_installs_from_the_wheels_or_a_clone_and_runs(
     """Each file of hub/ as a user adds it to a project outside this repository: installed by
     name from the wheels of dist/ (the definitions' own `pip_url`), or from this clone with
     the README's `-e ${SAFE_SINGER}/...` `pip_url`; then each plugin answers --about."""
-    meltano_bin = meltano_with_state_service(tmp_path / "meltano-venv")
     workdir = tmp_path / "outside"
     workdir.mkdir()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MELTANO_", "TAP_", "TARGET_", "VIRTUAL_ENV", "UV_", "PIP_"))
-    }
-    env.update(
-        PATH=f"{meltano_bin}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin",
-        SAFE_SINGER=str(REPO_ROOT),
-        UV_FIND_LINKS=str(dist.build()),
-        PIP_FIND_LINKS=str(dist.build()),
-    )
+    env = outside_env(tmp_path)
+    dist.build()
+    installed = run_block("meltano-install", workdir, env)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    env.update(UV_FIND_LINKS=str(dist.DIST), PIP_FIND_LINKS=str(dist.DIST))
 
     def meltano(*args: str, cwd: Path) -> str:
         done = subprocess.run(
