@@ -89,6 +89,7 @@ class UsersStream(ListingStream):
     """Cloud: ``/users/search``; Server/DC: ``/user/search?username=.`` (``.`` is everyone)."""
 
     name, cloud_path, dc_path, paged = "users", "/users/search", "/user/search", True
+    permission = "Browse users and groups"
     primary_keys = ("accountId",)
     schema = schema(
         ("accountId",),

@@ -50,7 +50,7 @@ ALL_STREAMS = {
     "workflow_schemes", "sprint_issues", "permission_schemes",
 }  # fmt: skip
 CLOUD_ONLY = {
-    "workflow_statuses", "filters", "labels", "licenses", "screens", "screen_schemes",
+    "workflow_statuses", "filters", "labels", "licenses", "screen_schemes",
     "workflow_schemes", "custom_field_contexts", "custom_field_options",
 }  # fmt: skip
 # what Atlassian's Cloud reference documents for "Administer Jira" (workflow_statuses:
