@@ -44,9 +44,7 @@ def plain(cell: str) -> str:
 
 
 STREAM_ROWS = {
-    name: row
-    for row in table_rows("Streams", "| stream | key |")
-    for name in names(row[0])
+    name: row for row in table_rows("Streams", "| stream | key |") for name in names(row[0])
 }
 
 

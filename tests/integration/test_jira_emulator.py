@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -115,6 +116,12 @@ def test_rate_limit_answers_carry_jira_headers(jira: JiraEmulator) -> None:
         "application/json",
     }
     assert jira.stats.rate_limited == 2 and jira.stats.retry_after_total_s == 2
+
+
+def test_rate_limit_reset_is_named_to_the_minute_like_jiras(jira: JiraEmulator) -> None:
+    jira.settings.rate_limit_budget = 100
+    reset = call(jira, "GET", "/rest/api/3/myself").headers["X-RateLimit-Reset"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", reset), reset
 
 
 def test_search_lags_writes_unless_reconciled(jira: JiraEmulator) -> None:
