@@ -322,6 +322,35 @@ def test_watchers_and_votes_are_read_only_for_issues_that_count_some() -> None:
         assert row["votes"] == len(row["voters"]) == len(voter_ids(int(issue_id)))
 
 
+def test_per_issue_children_are_read_only_for_issues_changed_in_the_window() -> None:
+    """Run 2, after one edit: watchers, votes and remote links are asked only for the
+    issues the window holds (the edited one, and the last run's edge issues that go in
+    ``reconcileIssues``), never for the whole site."""
+    with JiraEmulator(issue_count=40) as jira:
+        config = jira.tap_config(search_lag_seconds=0, lookback_minutes=1)
+        catalog = catalog_selecting(config, {"issues", *PER_ISSUE})
+        first = run_tap(config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        jira.advance(minutes=30)
+        edited = sorted(jira.live_issues())[3]
+        jira.dataset.edit_issue(int(edited))
+        jira.advance(minutes=1)
+        before = dict(jira.stats.by_path)
+        second = run_tap(config, state=first.final_state, catalog=catalog)
+        asked = {k: v - before.get(k, 0) for k, v in jira.stats.by_path.items()}
+    assert second.returncode == 0, second.stderr[-2000:]
+    edge = {str(i) for i in first.final_state["bookmarks"]["issues"]["window_edge_issue_ids"]}
+    emitted = {str(r["id"]) for r in second.records("issues")}
+    assert str(edited) in emitted and emitted <= {str(edited)} | edge
+    for resource in ("watchers", "votes", "remotelink"):
+        assert asked.get(f"/rest/api/{{id}}/issue/{{id}}/{resource}", 0) <= len(emitted) < 10
+    for stream in PER_ISSUE:
+        assert {r["issue_id"] for r in second.records(stream)} <= emitted, stream
+    assert {r["issue_id"] for r in second.records("issue_watchers")} >= {str(edited)} & {
+        str(i) for i in jira.dataset.issues if watcher_ids(i)
+    }
+
+
 def test_an_issue_deleted_before_its_watchers_are_read_has_no_rows() -> None:
     with JiraEmulator(issue_count=6) as jira:
         catalog = catalog_selecting(jira.tap_config(), {"issues", *PER_ISSUE})
