@@ -221,3 +221,28 @@ def test_data_center_serves_only_api_2() -> None:
             timeout=10,
         ).json()
         assert (page["startAt"], page["total"], len(page["issues"])) == (1, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("count", "body", "status"),
+    [
+        (100, {"fields": ["*all"]}, 200),
+        (101, {"fields": ["*all"]}, 400),
+        (101, {}, 400),  # no fields named: the default (100)
+        (1000, {"fields": ["project", "updated", "archiveddate"]}, 200),
+        (1001, {"fields": ["project", "updated", "archiveddate"]}, 400),
+        (101, {"fields": ["project", "comment"]}, 400),  # a multi-valued field
+        (100, {"fields": ["project", "updated"], "expand": "changelog"}, 200),
+        (101, {"fields": ["project", "updated"], "expand": "changelog"}, 400),
+    ],
+)
+def test_bulkfetch_serves_1000_ids_only_to_narrow_requests(
+    jira: JiraEmulator, count: int, body: dict[str, Any], status: int
+) -> None:
+    """Atlassian's rule for ``issue/bulkfetch``: 100 ids by default, 1,000 when the fields
+    are named, none multi-valued, and nothing heavy is expanded; larger requests are a 400."""
+    ids = [str(10_001 + n) for n in range(count)]
+    answer = call(jira, "POST", "/rest/api/3/issue/bulkfetch", json={"issueIdsOrKeys": ids, **body})
+    assert answer.status_code == status, answer.text[:200]
+    if status == 200:
+        assert {i["id"] for i in answer.json()["issues"]} <= set(ids)
