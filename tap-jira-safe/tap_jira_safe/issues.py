@@ -61,7 +61,7 @@ class IssuesStream(JiraStream):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._window: tuple[int | None, int] = (None, 0)
-        self._child_batch: list[str] = []
+        self._child_batch: dict[str, str] = {}  # issue id -> its `updated`, for the children
         # ids the stored state already names (live or candidate); None: not reconciling
         self._named: set[int] | None = None
         self._candidates: set[int] = set()
@@ -225,7 +225,7 @@ class IssuesStream(JiraStream):
         work (state, metrics, logs) dominated a big site's run. The rest go at the end."""
         if record.get("_sdc_deleted_at"):
             return
-        self._child_batch.append(str(record["id"]))
+        self._child_batch[str(record["id"])] = record["updated"]
         count = int(record.get("comment_count") or 0)
         self.parts.issue_side.put_comment_count(str(record["id"]), count)
         for child, field in (("issue_watchers", "watches"), ("issue_votes", "votes")):
@@ -233,8 +233,8 @@ class IssuesStream(JiraStream):
                 summary = (record.get("fields") or {}).get(field)
                 self.parts.issue_side.put_summary(str(record["id"]), field, summary)
         if len(self._child_batch) >= CHILD_BATCH:
-            batch, self._child_batch = self._child_batch, []
-            yield {"issue_ids": batch}
+            batch, self._child_batch = self._child_batch, {}
+            yield {"issue_ids": list(batch), "issue_updated": batch}
 
     @override
     def get_replication_key_signpost(self, context: Context | None = None) -> str:
@@ -291,8 +291,10 @@ class IssuesStream(JiraStream):
             edge = sorted(newest, key=lambda issue_id: newest[issue_id])[-RECONCILE_MAX:]
             state["window_edge_issue_ids"] = sorted(edge)
         # the last issues' children, and those held back for bulk calls: before our STATE
-        batch, self._child_batch = self._child_batch, []
-        sdk_compat.sync_children(self, {"issue_ids": batch, "last": True})
+        batch, self._child_batch = self._child_batch, {}
+        sdk_compat.sync_children(
+            self, {"issue_ids": list(batch), "issue_updated": batch, "last": True}
+        )
         self.lag.finish()
 
     def _keep_bookmark_from_going_back(self, context: Context | None) -> None:

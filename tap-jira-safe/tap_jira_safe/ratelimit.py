@@ -13,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 import requests
 
 MAX_BACKOFF_S = 30.0  # our own backoff's ceiling, when Jira names no wait
+# the least wait while the quota is spent: a reset already past on Jira's clock (a minute-
+# precision time, a skewed Date) must not turn into requests sent back to back into it
+MIN_SPENT_WAIT_S = 1.0
 
 
 def backoff_wait(attempt: int) -> float:
@@ -42,7 +45,7 @@ def server_wait(response: requests.Response, *, oauth: bool) -> float | None:
     if response.status_code == 429 and (oauth or not waits):
         reset = reset_delay(response)
         if reset is not None:
-            waits.append(reset)
+            waits.append(max(reset, MIN_SPENT_WAIT_S))
     if oauth:
         window = quota_window(response)
         if window is not None and window[0] <= 0:
@@ -63,6 +66,9 @@ def seconds(text: str | None) -> float | None:
 def reset_delay(response: requests.Response) -> float | None:
     """Seconds until ``X-RateLimit-Reset`` (an ISO 8601 time), if the header is there.
 
+    Jira gives it to the minute (``2031-11-03T09:30Z``): the quota resets at some moment
+    within that minute, so a time without seconds (or with ``:00``) means its minute's end;
+    waiting only to its start would retry into a spent quota for up to a minute.
     Measured from the response's ``Date`` (Jira's clock, like the reset time), not the tap
     host's clock, which may be minutes off; the host clock only when ``Date`` is missing.
     """
@@ -75,6 +81,8 @@ def reset_delay(response: requests.Response) -> float | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
+    if moment.second == 0 and moment.microsecond == 0:
+        moment += timedelta(minutes=1)
     now = datetime.now(timezone.utc)
     with contextlib.suppress(TypeError, ValueError):
         date = parsedate_to_datetime(response.headers.get("Date") or "")
@@ -100,4 +108,6 @@ def pacing_delay(response: requests.Response) -> float:
     delay = reset_delay(response) or 0.0
     if remaining is not None and remaining.isdigit() and int(remaining) > 0:
         delay = delay / (int(remaining) + 1) if near else 0.0
+    elif remaining == "0":
+        delay = max(delay, MIN_SPENT_WAIT_S)
     return min(delay, MAX_BACKOFF_S)

@@ -12,7 +12,13 @@ from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
 from tap_jira_safe.client import JiraStream, listed_items, more_pages
-from tap_jira_safe.errors import IncompleteRead, JiraBadAnswer, RepeatedPageToken
+from tap_jira_safe.errors import (
+    IncompleteRead,
+    JiraBadAnswer,
+    JiraCursorExpired,
+    RepeatedPageToken,
+)
+from tap_jira_safe.idlisting import TRIES as RESTARTS
 from tap_jira_safe.issues import IssuesStream
 from tap_jira_safe.listing import ListingStream, schema
 from tap_jira_safe.reference import COMPONENT, VERSION, ProjectPartStream
@@ -23,10 +29,22 @@ CHANGELOG_BULK = 1000  # issues per changelog/bulkfetch call (its documented max
 
 
 class IssueChildStream(JiraStream):
-    """A stream synced once per issue the ``issues`` stream emits."""
+    """A stream synced once per issue the ``issues`` stream emits: only the issues changed in
+    its window, so incremental. Each record carries its issue's ``updated`` as
+    ``issue_updated``, the replication key: a child changes only with its issue (a comment
+    or a vote edits the issue's ``updated``), and a downstream version guard on it keeps the
+    newest read of a row, equal reads included."""
 
     parent_stream_type = IssuesStream
     state_partitioning_keys: list[str] = []
+    replication_key = "issue_updated"
+    is_sorted = False  # issues come in `updated` order, but bulk reads regroup children
+
+    @override
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        if "issue_updated" not in row:
+            row["issue_updated"] = (context or {})["issue_updated"][row["issue_id"]]
+        return row
 
 
 class ProjectsStream(ListingStream):
@@ -89,6 +107,7 @@ class UsersStream(ListingStream):
     """Cloud: ``/users/search``; Server/DC: ``/user/search?username=.`` (``.`` is everyone)."""
 
     name, cloud_path, dc_path, paged = "users", "/users/search", "/user/search", True
+    permission = "Browse users and groups"
     primary_keys = ("accountId",)
     schema = schema(
         ("accountId",),
@@ -162,6 +181,7 @@ class IssueCommentsStream(IssueChildStream):
         th.Property("jsdPublic", th.BooleanType),
         th.Property("created", th.DateTimeType),
         th.Property("updated", th.DateTimeType),
+        th.Property("issue_updated", th.DateTimeType),
     ).to_dict()
 
     @override
@@ -219,7 +239,7 @@ class IssueCommentsStream(IssueChildStream):
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"], row["updated"] = jira_to_iso(row["created"]), jira_to_iso(row["updated"])
-        return row
+        return super().post_process(row, context)
 
 
 class IssueChangelogsStream(IssueChildStream):
@@ -236,11 +256,12 @@ class IssueChangelogsStream(IssueChildStream):
         th.Property("created", th.DateTimeType),
         th.Property("items", th.ArrayType(ANY_OBJECT)),
         th.Property("historyMetadata", ANY_OBJECT),
+        th.Property("issue_updated", th.DateTimeType),
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pending: list[str] = []
+        self._pending: dict[str, str] = {}  # issue id -> its `updated`, read in bulk later
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
@@ -249,7 +270,7 @@ class IssueChangelogsStream(IssueChildStream):
             if embedded is not None:
                 yield from ({**h, "issue_id": issue_id} for h in embedded)
             elif self.cloud:
-                self._pending.append(issue_id)
+                self._pending[issue_id] = (context or {})["issue_updated"][issue_id]
                 if len(self._pending) >= CHANGELOG_BULK:
                     yield from self._drain()
             else:
@@ -279,33 +300,52 @@ class IssueChangelogsStream(IssueChildStream):
             yield from self._drain()
 
     def _drain(self) -> Iterator[dict[str, Any]]:
-        """Every history of the pending issues, token-paged."""
-        ids, self._pending = self._pending, []
+        """Every history of the pending issues, token-paged. The pages are all read before
+        any row goes out, so a spent or repeated token restarts the reads (as the issue id
+        listing does) without emitting a row twice; the third failure stops the run."""
+        updated, self._pending = self._pending, {}
+        if not updated:
+            return
+        attempt = 1
+        while True:
+            try:
+                histories = self._bulk_histories(list(updated))
+                break
+            except (RepeatedPageToken, JiraCursorExpired) as exc:
+                if attempt == RESTARTS:
+                    raise
+                self.logger.warning(
+                    "issue_changelogs: %s; restarting the changelog reads (try %d)", exc, attempt
+                )
+                attempt += 1
+        for issue_id, history in histories:
+            yield {**history, "issue_id": issue_id, "issue_updated": updated[issue_id]}
+
+    def _bulk_histories(self, ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """``(issue id, history)`` of every page of ``changelog/bulkfetch`` for ``ids``."""
+        endpoint = "POST /rest/api/3/changelog/bulkfetch"
+        found: list[tuple[str, dict[str, Any]]] = []
         token: str | None = None
-        while ids:
+        seen: set[str] = set()  # a token handed out before would go round for ever
+        while True:
             body: dict[str, Any] = {"issueIdsOrKeys": ids, "maxResults": 10_000}
             if token:
                 body["nextPageToken"] = token
             page = self.call("POST", "/rest/api/3/changelog/bulkfetch", json=body)
-            groups = listed_items(page, "issueChangeLogs", "POST /rest/api/3/changelog/bulkfetch")
-            for group in groups:
-                yield from (
-                    {**h, "issue_id": str(group["issueId"])} for h in group["changeHistories"]
-                )
+            for group in listed_items(page, "issueChangeLogs", endpoint):
+                found.extend((str(group["issueId"]), h) for h in group["changeHistories"])
             next_token = page.get("nextPageToken")
             if not next_token:
-                return
-            if next_token == token:
-                raise RepeatedPageToken(
-                    f"POST /rest/api/3/changelog/bulkfetch: page token repeated: "
-                    f"{next_token[:12]}..."
-                )
-            token = next_token
+                return found
+            token = str(next_token)
+            if token in seen:
+                raise RepeatedPageToken(f"{endpoint}: page token repeated: {token[:12]}...")
+            seen.add(token)
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         row["created"] = jira_to_iso(row.get("created"))
-        return row
+        return super().post_process(row, context)
 
 
 class IssueWorklogsStream(JiraStream):

@@ -162,11 +162,19 @@ class ProjectRoleActorsStream(ListingStream):
 
 
 class ScreensStream(ListingStream):
-    """Cloud ``GET /screens`` (paged)."""
+    """``GET /screens``, ``startAt`` paged: Cloud answers a page object (``values``),
+    Server/DC a bare list of screens (its ``getAllScreens``)."""
 
-    name, cloud_path, items_key, paged, permission = "screens", "/screens", "values", True, ADMIN
+    name, paged, permission = "screens", True, ADMIN
+    cloud_path = dc_path = "/screens"
     primary_keys = ("id",)
-    schema = schema(("id",), id="integer", name="string", description="string", scope="object")
+    schema = schema(
+        ("id",), id="integer", name="string", description="string", scope="object", expand="string"
+    )
+
+    @property
+    def items_key(self) -> str | None:  # type: ignore[override]
+        return "values" if self.cloud else None
 
 
 class ScreenSchemesStream(ListingStream):

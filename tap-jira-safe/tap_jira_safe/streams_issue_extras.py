@@ -96,6 +96,7 @@ class IssueWatchersStream(PerIssueStream):
         isWatching="boolean",
         watchCount="integer",
         watchers="array",
+        issue_updated="date-time",
     )
 
 
@@ -112,6 +113,7 @@ class IssueVotesStream(PerIssueStream):
         votes="integer",
         hasVoted="boolean",
         voters="array",
+        issue_updated="date-time",
     )
 
 
@@ -129,6 +131,7 @@ class IssueRemoteLinksStream(PerIssueStream):
         application="object",
         relationship="string",
         object="object",
+        issue_updated="date-time",
     )
 
     @override

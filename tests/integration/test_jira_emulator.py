@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -117,6 +118,12 @@ def test_rate_limit_answers_carry_jira_headers(jira: JiraEmulator) -> None:
     assert jira.stats.rate_limited == 2 and jira.stats.retry_after_total_s == 2
 
 
+def test_rate_limit_reset_is_named_to_the_minute_like_jiras(jira: JiraEmulator) -> None:
+    jira.settings.rate_limit_budget = 100
+    reset = call(jira, "GET", "/rest/api/3/myself").headers["X-RateLimit-Reset"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", reset), reset
+
+
 def test_search_lags_writes_unless_reconciled(jira: JiraEmulator) -> None:
     issue_id = sorted(jira.dataset.issues)[0]
     jira.dataset.edit_issue(issue_id)
@@ -214,3 +221,28 @@ def test_data_center_serves_only_api_2() -> None:
             timeout=10,
         ).json()
         assert (page["startAt"], page["total"], len(page["issues"])) == (1, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("count", "body", "status"),
+    [
+        (100, {"fields": ["*all"]}, 200),
+        (101, {"fields": ["*all"]}, 400),
+        (101, {}, 400),  # no fields named: the default (100)
+        (1000, {"fields": ["project", "updated", "archiveddate"]}, 200),
+        (1001, {"fields": ["project", "updated", "archiveddate"]}, 400),
+        (101, {"fields": ["project", "comment"]}, 400),  # a multi-valued field
+        (100, {"fields": ["project", "updated"], "expand": "changelog"}, 200),
+        (101, {"fields": ["project", "updated"], "expand": "changelog"}, 400),
+    ],
+)
+def test_bulkfetch_serves_1000_ids_only_to_narrow_requests(
+    jira: JiraEmulator, count: int, body: dict[str, Any], status: int
+) -> None:
+    """Atlassian's rule for ``issue/bulkfetch``: 100 ids by default, 1,000 when the fields
+    are named, none multi-valued, and nothing heavy is expanded; larger requests are a 400."""
+    ids = [str(10_001 + n) for n in range(count)]
+    answer = call(jira, "POST", "/rest/api/3/issue/bulkfetch", json={"issueIdsOrKeys": ids, **body})
+    assert answer.status_code == status, answer.text[:200]
+    if status == 200:
+        assert {i["id"] for i in answer.json()["issues"]} <= set(ids)

@@ -20,6 +20,7 @@ from safe_singer_testing.emulators.jira.harness import (
     issues_only_catalog,
     run_tap,
 )
+from safe_singer_testing.faults import Fault, FaultFront
 
 SCOPE = ["ALPHA", "BETA"]
 
@@ -216,6 +217,7 @@ def test_every_stream_on_data_center_with_a_personal_access_token() -> None:
         "dashboards",
         "filter_default_share_scopes",
         "workflows",
+        "screens",
         "audit_records",
         "board_issues",
         "issue_watchers",
@@ -324,3 +326,59 @@ def test_jql_setting_narrows_every_issue_query_and_leavers_are_updated_not_delet
     rows = [r for r in second.records("issues") if r["id"] == str(leaver)]
     assert rows and not rows[-1]["_sdc_deleted_at"], "left the jql: updated, not deleted"
     assert rows[-1]["fields"]["status"]["name"] == "Done"
+
+
+BULK_CHANGELOGS = "/changelog/bulkfetch$"
+SPENT_TOKEN = {"errorMessages": ["The provided next page token is invalid or expired."]}
+
+
+def changelog_run(front_rules: list[tuple[Fault, bytes, int | None]]) -> tuple[TapRun, set[str]]:
+    """Two issues with more changelog than Cloud's search embeds, read through a front that
+    serves ``(fault, body it matches, times)`` to ``changelog/bulkfetch``, 10 entries a page."""
+    with JiraEmulator(issue_count=6, changelog_page_cap=10) as jira, FaultFront(jira.url) as front:
+        for issue_id in sorted(jira.dataset.issues)[:2]:
+            for _ in range(41):
+                jira.dataset.edit_issue(issue_id)
+        jira.advance(minutes=1)
+        for fault, body_has, times in front_rules:
+            front.add(BULK_CHANGELOGS, fault, times=times, body_has=body_has)
+        config = {**jira.tap_config(search_lag_seconds=0, max_retries=1), "domain": front.url}
+        catalog = catalog_selecting(config, {"issues", "issue_changelogs"})
+        run = run_tap(config, catalog=catalog, timeout=120)
+        truth = {str(h.id) for i in jira.dataset.issues.values() for h in i.histories}
+    return run, truth
+
+
+def test_a_spent_changelog_page_token_restarts_the_reads_without_doubles() -> None:
+    run, truth = changelog_run([(Fault.json_answer(SPENT_TOKEN, 400), b'"nextPageToken"', 1)])
+    ok(run)
+    ids = [r["id"] for r in run.records("issue_changelogs")]
+    assert sorted(ids) == sorted(truth)  # every entry, none twice
+    assert "restarting the changelog reads (try 1)" in run.stderr
+
+
+def test_a_changelog_page_token_that_stays_spent_fails_naming_the_endpoint() -> None:
+    run, _ = changelog_run([(Fault.json_answer(SPENT_TOKEN, 400), b'"nextPageToken"', None)])
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "POST /rest/api/3/changelog/bulkfetch answered 400" in last, last
+    assert not run.bookmark()
+
+
+def test_a_changelog_page_token_repeated_later_fails_naming_the_endpoint() -> None:
+    """Tokens A, B, then A again (not the one just given): a loop, not progress."""
+
+    def page(token: str) -> Fault:
+        return Fault.json_answer({"issueChangeLogs": [], "nextPageToken": token})
+
+    run, _ = changelog_run(
+        [
+            (page("B"), b'"nextPageToken": "A"', None),
+            (page("A"), b'"nextPageToken": "B"', None),
+            (page("A"), b"", None),
+        ]
+    )
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "POST /rest/api/3/changelog/bulkfetch: page token repeated: A" in last, last
+    assert run.stderr.count("restarting the changelog reads") == 2

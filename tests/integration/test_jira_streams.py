@@ -4,12 +4,17 @@ complete listing, malformed answers, and reference-data deletes through the targ
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from psycopg import sql
+from tap_jira_safe.listing import ListingStream
+from tap_jira_safe.stream_types import STREAM_TYPES
 
 from safe_singer_testing.emulators.jira import JiraEmulator
 from safe_singer_testing.emulators.jira.admin import (
@@ -35,6 +40,7 @@ from safe_singer_testing.emulators.jira.harness import (
 )
 from safe_singer_testing.emulators.jira.people import voter_ids, watcher_ids
 from safe_singer_testing.emulators.jira.render import FIELDS
+from safe_singer_testing.faults import Fault, FaultFront
 from safe_singer_testing.postgres import PgServer
 
 # MeltanoLabs tap-jira's streams and Airbyte source-jira's analytic ones (issue 20)
@@ -50,7 +56,7 @@ ALL_STREAMS = {
     "workflow_schemes", "sprint_issues", "permission_schemes",
 }  # fmt: skip
 CLOUD_ONLY = {
-    "workflow_statuses", "filters", "labels", "licenses", "screens", "screen_schemes",
+    "workflow_statuses", "filters", "labels", "licenses", "screen_schemes",
     "workflow_schemes", "custom_field_contexts", "custom_field_options",
 }  # fmt: skip
 # what Atlassian's Cloud reference documents for "Administer Jira" (workflow_statuses:
@@ -217,21 +223,42 @@ def test_data_center_skips_cloud_only_streams_with_one_info_line() -> None:
         assert not run.records(stream)
 
 
-def test_admin_streams_are_skipped_for_a_user_without_admin_rights() -> None:
-    with JiraEmulator(issue_count=2, admin=False) as jira:
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_admin_streams_are_skipped_for_a_user_without_admin_rights(deployment: str) -> None:
+    """Each admin-only endpoint answers 403: one WARNING naming the permission, no rows and
+    no table version. Data Center offers fewer of them, and documents ``/role`` for
+    anyone (so there each role's actors are refused, not the roles)."""
+    cloud = deployment == "Cloud"
+    with JiraEmulator(issue_count=2, admin=False, deployment=deployment) as jira:
         run = run_tap(jira.tap_config(search_lag_seconds=0))
     assert run.returncode == 0, run.stderr[-2000:]
     versions = {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"}
-    tops = ADMIN_ONLY - {"custom_field_options", "project_role_actors"}
-    for stream in ADMIN_ONLY:
+    refused = ADMIN_ONLY if cloud else ADMIN_ONLY - CLOUD_ONLY - {"project_roles"}
+    warned = refused - {"custom_field_options", "project_role_actors"} if cloud else refused
+    for stream in refused:
         assert not run.records(stream), stream
         assert stream not in versions, f"{stream}: an empty table sent as the truth"
-    for stream in tops:
+    for stream in warned:
         lines = [line for line in run.stderr.splitlines() if f"{stream}: skipped" in line]
         assert len(lines) == 1 and "WARNING" in lines[0], stream
         assert "Administer Jira" in lines[0]
-    for stream in ("dashboards", *OPEN_TO_ANY_USER):
+    opened = ("dashboards", *OPEN_TO_ANY_USER) if cloud else ("dashboards", "project_roles")
+    for stream in opened:
         assert run.records(stream) and stream in versions, stream
+
+
+def test_a_data_center_group_picker_answering_fewer_than_its_total_fails_the_run() -> None:
+    """``/groups/picker`` has no paging: an answer short of its ``total`` (a site whose
+    picker limit is lower than asked) is not every group, so the run stops naming it."""
+    cut = {"header": "Showing 1 of 5 matching groups", "total": 5, "groups": [{"name": "a"}]}
+    with JiraEmulator(issue_count=2, deployment="Server") as jira, FaultFront(jira.url) as front:
+        front.add(r"^/rest/api/2/groups/picker$", Fault.json_answer(cut))
+        config = {**jira.tap_config(search_lag_seconds=0), "domain": front.url}
+        run = run_tap(config, catalog=catalog_selecting(config, {"groups"}))
+    assert run.returncode == 1, run.stderr[-2000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert "groups: GET /rest/api/2/groups/picker answered" in last and "1 of 5 groups" in last
+    assert not run.records("groups") and not _version_messages(run, "groups")
 
 
 def test_a_403_after_part_of_a_table_went_out_fails_the_run() -> None:
@@ -269,23 +296,49 @@ def test_full_table_stream_closes_its_version_only_after_every_page() -> None:
     assert "GET /rest/api/3/dashboard" in failed.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "stream"),
-    [
-        ("/issueLinkType", "issue_link_types"),
-        ("/projectCategory", "project_categories"),
-        ("/project/search", "projects"),
-    ],
-)
-def test_a_malformed_listing_fails_the_run_naming_the_endpoint(endpoint: str, stream: str) -> None:
-    with JiraEmulator(issue_count=2) as jira:
-        reference_data(jira).faults[endpoint] = "malformed"
-        catalog = catalog_selecting(jira.tap_config(), {stream, "versions"})
-        run = run_tap(jira.tap_config(), catalog=catalog)
-    assert run.returncode == 1
+@functools.cache
+def _catalog() -> str:
+    with JiraEmulator(issue_count=1) as jira:
+        return json.dumps(catalog_selecting(jira.tap_config(), set()))
+
+
+def _selecting(streams: set[str]) -> dict[str, Any]:
+    catalog: dict[str, Any] = json.loads(_catalog())
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
+# every list endpoint on Cloud, as a path pattern: the stream's own, ids as [^/]+
+LISTINGS = {
+    cls.name: re.sub(r"\{[a-z_]+\}", "[^/]+", cls.cloud_path)
+    for cls in STREAM_TYPES
+    if issubclass(cls, ListingStream) and cls.cloud_path
+}
+PER_ISSUE_PATHS = {
+    "issue_watchers": "/issue/[^/]+/watchers",
+    "issue_remote_links": "/issue/[^/]+/remotelink",
+}
+
+
+@pytest.mark.parametrize("stream", sorted(LISTINGS) + sorted(PER_ISSUE_PATHS))
+def test_a_malformed_listing_fails_the_run_naming_the_endpoint(stream: str) -> None:
+    """``{}`` from any list endpoint (or a per-issue one) is not "nothing there": the run
+    stops naming the stream and the endpoint, and the table is not replaced."""
+    path = {**LISTINGS, **PER_ISSUE_PATHS}[stream]
+    with JiraEmulator(issue_count=4) as jira, FaultFront(jira.url) as front:
+        absolute = path if path.startswith("/rest/") else f"/rest/api/3{path}"
+        front.add(f"^{absolute}$", Fault.json_answer({}))
+        config = {**jira.tap_config(search_lag_seconds=0), "domain": front.url}
+        selected = {stream, "issues"} if stream in PER_ISSUE_PATHS else {stream}
+        run = run_tap(config, catalog=_selecting(selected))
+    assert front.stats.faults_served, f"{stream}: {absolute} was never asked"
+    assert run.returncode == 1, run.stderr[-2000:]
     last = run.stderr.strip().splitlines()[-1]
-    assert f"{stream}: GET /rest/api/3{endpoint} answered {{}}" in last, last
-    assert _version_messages(run, stream) == [] and _version_messages(run, "versions") == []
+    assert re.search(f"{stream}: GET {absolute} answered {{}}", last), last
+    assert _version_messages(run, stream).count("ACTIVATE_VERSION") < 2
 
 
 def test_audit_records_resume_from_their_bookmark() -> None:
@@ -320,6 +373,62 @@ def test_watchers_and_votes_are_read_only_for_issues_that_count_some() -> None:
     assert set(votes) == {str(i) for i in issues}
     for issue_id, row in votes.items():
         assert row["votes"] == len(row["voters"]) == len(voter_ids(int(issue_id)))
+
+
+def test_per_issue_children_are_read_only_for_issues_changed_in_the_window() -> None:
+    """Run 2, after one edit: watchers, votes and remote links are asked only for the
+    issues the window holds (the edited one, and the last run's edge issues that go in
+    ``reconcileIssues``), never for the whole site."""
+    with JiraEmulator(issue_count=40) as jira:
+        config = jira.tap_config(search_lag_seconds=0, lookback_minutes=1)
+        catalog = catalog_selecting(config, {"issues", *PER_ISSUE})
+        first = run_tap(config, catalog=catalog)
+        assert first.returncode == 0, first.stderr[-2000:]
+        jira.advance(minutes=30)
+        edited = sorted(jira.live_issues())[3]
+        jira.dataset.edit_issue(int(edited))
+        jira.advance(minutes=1)
+        before = dict(jira.stats.by_path)
+        second = run_tap(config, state=first.final_state, catalog=catalog)
+        asked = {k: v - before.get(k, 0) for k, v in jira.stats.by_path.items()}
+    assert second.returncode == 0, second.stderr[-2000:]
+    edge = {str(i) for i in first.final_state["bookmarks"]["issues"]["window_edge_issue_ids"]}
+    emitted = {str(r["id"]) for r in second.records("issues")}
+    assert str(edited) in emitted and emitted <= {str(edited)} | edge
+    for resource in ("watchers", "votes", "remotelink"):
+        assert asked.get(f"/rest/api/{{id}}/issue/{{id}}/{resource}", 0) <= len(emitted) < 10
+    for stream in PER_ISSUE:
+        assert {r["issue_id"] for r in second.records(stream)} <= emitted, stream
+    assert {r["issue_id"] for r in second.records("issue_watchers")} >= {str(edited)} & {
+        str(i) for i in jira.dataset.issues if watcher_ids(i)
+    }
+
+
+ISSUE_CHILDREN = ("issue_comments", "issue_changelogs", *PER_ISSUE)
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_issue_children_are_incremental_on_their_issues_updated(deployment: str) -> None:
+    """Read only for the issues of the window, so the catalog says INCREMENTAL, keyed on
+    the issue's ``updated`` each record carries (the target's version guard uses it)."""
+    with JiraEmulator(issue_count=6, deployment=deployment) as jira:
+        config = jira.tap_config(search_lag_seconds=0)
+        catalog = catalog_selecting(config, {"issues", *ISSUE_CHILDREN})
+        run = run_tap(config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-2000:]
+    entries = {e["tap_stream_id"]: e for e in catalog["streams"]}
+    updated = {r["id"]: r["updated"] for r in run.records("issues")}
+    schemas = {m["stream"]: m for m in run.messages if m["type"] == "SCHEMA"}
+    for stream in ISSUE_CHILDREN:
+        entry = entries[stream]
+        top = next(m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == [])
+        assert entry["replication_method"] == "INCREMENTAL", stream
+        assert entry["replication_key"] == "issue_updated", stream
+        assert top["valid-replication-keys"] == ["issue_updated"], stream
+        assert entry["schema"]["properties"]["issue_updated"]["format"] == "date-time", stream
+        assert schemas[stream]["bookmark_properties"] == ["issue_updated"], stream
+        rows = run.records(stream)
+        assert rows and all(r["issue_updated"] == updated[r["issue_id"]] for r in rows), stream
 
 
 def test_an_issue_deleted_before_its_watchers_are_read_has_no_rows() -> None:

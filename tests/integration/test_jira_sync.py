@@ -380,7 +380,9 @@ def test_failure_mid_window_leaves_the_bookmark_where_it_was(
 def test_paces_on_quota_headers_instead_of_hitting_429(
     jira: Factory, issues_only: dict[str, Any]
 ) -> None:
-    emulator = jira(rate_limit_budget=4)  # 4 requests a second, then 429
+    # 4 requests a second, then 429; the reset to the second (Jira's is to the minute, which
+    # the tap waits out to the minute's end: minutes of waiting for this test)
+    emulator = jira(rate_limit_budget=4, reset_to_the_second=True)
     run = sync(emulator, issues_only)
     assert_matches_truth(emulator, [run])
     assert emulator.stats.requests > 8

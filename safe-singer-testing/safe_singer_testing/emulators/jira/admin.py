@@ -150,14 +150,19 @@ def role_actors(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any
     }
 
 
-# Permissions required: Administer Jira; reference:
+# Permissions required: Administer Jira; references: Cloud (a page object, ``values``)
 # https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-screens/#api-rest-api-3-screens-get
+# and Server / Data Center ``getAllScreens`` (``startAt`` / ``maxResults``, a bare list)
+# https://docs.atlassian.com/software/jira/docs/api/REST/9.12.0/#api/2/screens-getAllScreens
 @route("GET", r"/screens")
 def screens(em: JiraEmulator, r: Renderer, p: dict[str, str], b: Any, m: Any) -> Any:
-    _cloud_only(em, "/rest/api/2/screens")
     admin_only(em)
+    fault(em, "/screens", p)
     rows = [{"id": n + 1, "name": f"Screen {n}", "description": ""} for n in range(5)]
-    return _paged(rows, p, cap=2)
+    if em.settings.deployment == "Cloud":
+        return _paged(rows, p, cap=2)
+    start = _int(p, "startAt", 0)
+    return rows[start : start + min(_int(p, "maxResults", 100), 100)]
 
 
 # Permissions required: Administer Jira; reference:

@@ -205,7 +205,10 @@ class JiraEmulator:
             start, used = self._window
             used = used + 1 if start == second else 1
             self._window = (second, used)
-        reset = datetime.fromtimestamp(second + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # X-RateLimit-Reset "has minute precision" (Atlassian's rate-limiting page, below):
+        # the minute within which the quota resets, unless a test asks for the second
+        shape = "%Y-%m-%dT%H:%M:%SZ" if self.settings.reset_to_the_second else "%Y-%m-%dT%H:%MZ"
+        reset = datetime.fromtimestamp(second + 1, UTC).strftime(shape)
         remaining = max(budget - used, 0)
         # X-RateLimit-* (burst limits) and the points-based Beta-RateLimit-* pair
         # (https://developer.atlassian.com/cloud/jira/platform/rate-limiting/): the policy

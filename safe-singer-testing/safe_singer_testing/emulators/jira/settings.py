@@ -49,6 +49,8 @@ class JiraSettings:
     retry_after_s: int = 1
     rate_limit_storm: tuple[int, int] | None = None  # (first request number, how many 429s)
     rate_limit_budget: int = 0  # per second; X-RateLimit-* headers and 429 beyond it
+    # Jira names X-RateLimit-Reset to the minute; a pacing test may ask for the second
+    reset_to_the_second: bool = False
     error_every: int = 0  # every Nth request answers 500, 502 or 503 in turn
     drop_every: int = 0  # every Nth request: connection closed without an answer
     slow_every: int = 0  # every Nth request answers after slow_s
