@@ -22,6 +22,7 @@ from typing import Any
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.plugin_base import PluginBase
 
+from safe_singer_common import sdk_compat
 from safe_singer_common.cli import fail, refusing
 from safe_singer_common.redact import redacted
 
@@ -71,6 +72,7 @@ def refuse_bad_config(
     (singer-sdk's validation), an unknown setting or one of the plugin's own ``refused``
     errors raises ``ConfigRefused`` in every mode; the errors listed never show a secret value.
     Returns the (empty) list of errors otherwise."""
+    take_env_numbers(plugin)
     errors: list[str] = []
     try:
         validate(raise_errors=True)
@@ -158,6 +160,32 @@ def _json(value: str) -> Any:
         return None
 
 
+def env_variable(plugin_name: str, setting: str) -> str:
+    """The environment variable singer-sdk reads ``setting`` from with ``--config ENV``."""
+    return f"{plugin_name}_{setting}".upper().replace("-", "_")
+
+
+def take_env_numbers(plugin: PluginBase, environ: Mapping[str, str] = os.environ) -> None:
+    """Give each number setting read from its environment variable the number it spells.
+
+    singer-sdk's ``--config ENV`` reads integers, booleans, arrays and objects as their
+    types but passes a number (``"type": "number"``) on as text, which its own validation then
+    refuses. Only a value equal to its variable's text is taken (a config file's ``"5"`` for a
+    number stays an error); ``env_config_problem`` has checked that the text is a number."""
+    config = sdk_compat.config_dict(plugin)
+    for name, setting in plugin.config_jsonschema.get("properties", {}).items():
+        value = config.get(name)
+        types = _types(setting)
+        if (
+            isinstance(value, str)
+            and "number" in types
+            and "string" not in types
+            and environ.get(env_variable(plugin.name, name)) == value
+            and _parses(float, value)
+        ):
+            config[name] = int(value) if _parses(int, value) else float(value)
+
+
 def env_config_problem(
     plugin: type[PluginBase], argv: Sequence[str], environ: Mapping[str, str] = os.environ
 ) -> str | None:
@@ -168,9 +196,8 @@ def env_config_problem(
         return None
     schema = copy.deepcopy(plugin.config_jsonschema)
     plugin.append_builtin_config(schema)
-    prefix = plugin.name.upper().replace("-", "_") + "_"
     for name, setting in schema.get("properties", {}).items():
-        variable = prefix + name.upper().replace("-", "_")
+        variable = env_variable(plugin.name, name)
         if variable not in environ:
             continue
         expected = env_value_problem(setting, environ[variable])

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 from safe_singer_common.cli import debug_wanted, one_line
-from safe_singer_common.plugin import config_file_problem, unknown_settings
+from safe_singer_common.plugin import (
+    ConfigRefused,
+    config_file_problem,
+    refuse_bad_config,
+    unknown_settings,
+)
 from safe_singer_common.redact import HIDDEN, redacted
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from typing_extensions import override
 
 SCHEMA = {
     "properties": {
@@ -99,3 +107,38 @@ def test_a_refusal_is_one_line_and_its_exit_code() -> None:
     assert result.returncode == 3
     assert result.stderr == "tool-x: error: bad input on two lines\n"
     assert result.stdout == ""
+
+
+class NumberTap(Tap):
+    """A plugin with the shared config validation and a number setting."""
+
+    name = "tap-numbers"
+    config_jsonschema = th.PropertiesList(
+        th.Property("lookback_minutes", th.NumberType),
+        th.Property("label", th.StringType),
+    ).to_dict()
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return []
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        return refuse_bad_config(self, super()._validate_config)
+
+
+@pytest.mark.parametrize(("text", "number"), [("2.5", 2.5), ("7", 7)])
+def test_a_number_setting_from_its_environment_variable_is_a_number(
+    monkeypatch: pytest.MonkeyPatch, text: str, number: float
+) -> None:
+    """singer-sdk passes a number's variable on as text, which its validation refused."""
+    monkeypatch.setenv("TAP_NUMBERS_LOOKBACK_MINUTES", text)
+    monkeypatch.setenv("TAP_NUMBERS_LABEL", "5")
+    tap = NumberTap(config={}, parse_env_config=True)
+    assert tap.config["lookback_minutes"] == number
+    assert tap.config["label"] == "5"  # a text setting keeps its text
+
+
+def test_a_number_setting_given_as_text_in_a_config_file_is_still_refused() -> None:
+    with pytest.raises(ConfigRefused, match="lookback_minutes"):
+        NumberTap(config={"lookback_minutes": "2.5"})
