@@ -14,4 +14,4 @@ from singer_sdk.plugin_base import PluginBase
 def config_dict(plugin: PluginBase) -> dict[str, Any]:
     """The config singer-sdk assembled for ``plugin``, before it is validated (``config`` is a
     read-only view of it)."""
-    return plugin._config  # noqa: SLF001
+    return plugin._config

@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from typing_extensions import override
+
 from safe_singer_common.cli import debug_wanted, one_line
 from safe_singer_common.plugin import (
     ConfigRefused,
@@ -15,9 +19,6 @@ from safe_singer_common.plugin import (
     unknown_settings,
 )
 from safe_singer_common.redact import HIDDEN, redacted
-from singer_sdk import Stream, Tap
-from singer_sdk import typing as th
-from typing_extensions import override
 
 SCHEMA = {
     "properties": {
