@@ -90,9 +90,7 @@ def scraped_lags(db: str) -> dict[tuple[str, str], float]:
 
 
 @pytest.mark.timeout(600)
-def test_each_tap_s_lag_reaches_the_run_record_and_metrics(
-    pg_db: PgServer, tmp_path: Path
-) -> None:
+def test_each_tap_s_lag_reaches_the_run_record_and_metrics(pg_db: PgServer, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'state.db'}"
     with JiraEmulator(issue_count=20) as jira:
         tap_config = jira.tap_config(search_lag_seconds=0)
@@ -117,8 +115,9 @@ def test_each_tap_s_lag_reaches_the_run_record_and_metrics(
     count = sql.SQL("SELECT count(*) FROM {}.{}")
     with pg_db.connect() as conn:
         loaded = {
-            schema: conn.execute(count.format(sql.Identifier(schema), sql.Identifier(table)))
-            .fetchall()[0][0]
+            schema: conn.execute(
+                count.format(sql.Identifier(schema), sql.Identifier(table))
+            ).fetchall()[0][0]
             for schema, table in (("jira", "issues"), ("orders", TABLE))
         }
     assert loaded == {"jira": 20, "orders": 10}
