@@ -17,6 +17,7 @@ from state_service import lease as leases
 from state_service.errors import StateServiceError
 from state_service.history import Retention, prune
 from state_service.processes import DEFAULT_STOP_GRACE
+from state_service.progress import printable
 from state_service.report import read_bookmark, run_history, status
 from state_service.runner import DEFAULT_TARGET_FINISH, Limits, run_command, run_singer
 from state_service.store import DEFAULT_URL, URL_ENV, Store, Timeouts
@@ -97,14 +98,17 @@ def open_store(
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
+    """``rows`` as aligned columns. Every cell loses its control characters: a pipeline name, a
+    stored error or stream name may hold escape bytes that would drive the terminal."""
     if not rows:
         click.echo("(none)")
         return
     columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    cells = [{c: printable(str(row[c])) for c in columns} for row in rows]
+    widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in columns}
     click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
-    for row in rows:
-        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+    for row in cells:
+        click.echo("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
 
 
 class Cli(click.Group):

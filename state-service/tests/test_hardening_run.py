@@ -7,18 +7,25 @@ command that cannot start is recorded FAILED and frees the lease; echoed text is
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from state_service import lease as leases
+from state_service.schema import runs
 
 PY = sys.executable
 SILENT_TAP = f"{PY} -c 'import time; time.sleep(600)'"
 # Ignores SIGTERM: only the SIGKILL after the grace period ends it.
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 QUICK_STOP = ["--stop-grace-seconds", "1"]
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\r\n"  # retitle the terminal, clear it, break the line
+SHOWN = "]0;owned[2J"  # what is left of ESCAPES once its control characters are gone
+# Control characters a printed table may not hold (its own line ends aside).
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 def py(code: str) -> str:
@@ -168,3 +175,21 @@ def test_a_tap_and_target_never_see_the_state_database_url(svc, tmp_path: Path) 
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert seen.read_text() == "||"
+
+
+@pytest.mark.parametrize("svc", ["sqlite", "postgresql"], indirect=True)
+def test_runs_and_status_print_every_cell_without_control_characters(svc) -> None:
+    """A pipeline name comes from the command line, an error from a child, a row may be
+    tampered with: `runs` and `status` print none of their escape bytes."""
+    pipeline = f"p{ESCAPES}x"
+    held = leases.start(svc.store, pipeline, lease_seconds=60)
+    leases.finish(svc.store, held, exit_code=1, error=f"bad{ESCAPES}news")
+    with svc.store.transaction() as conn:
+        conn.execute(runs.update().where(runs.c.run_id == held.run_id).values(kind=f"k{ESCAPES}"))
+    listing, status = svc.cli("runs", pipeline), svc.cli("status")
+    for printed in (listing, status):
+        assert printed.returncode == 0, printed.stderr
+        assert not CONTROL.search(printed.stdout), repr(printed.stdout)
+        assert len(printed.stdout.splitlines()) == 2, printed.stdout  # a header and one row
+    assert f"p{SHOWN}x" in status.stdout
+    assert f"bad{SHOWN}news" in listing.stdout and f"k{SHOWN}" in listing.stdout

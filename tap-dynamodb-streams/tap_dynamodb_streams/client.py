@@ -4,10 +4,10 @@ One retry layer: botocore's ``standard`` mode, ``aws_max_attempts`` attempts a c
 5xx and connection errors, exponential backoff with jitter, within its retry quota), each
 attempt bounded by ``aws_call_timeout_seconds``. Two hooks here: one logs every failed attempt
 (table, call, what failed), so a stalled endpoint is visible while the tap waits; one refuses
-another attempt once the run's time is up, so a stalled or always-throttling endpoint ends the
-run at most one call timeout after ``max_run_seconds``. Errors about the data asked for become
-named outcomes (``errors.DATA_ERRORS``) for the reader; every other failure is
-``AwsCallFailed``, naming the call and what came back.
+another attempt once the run's time is up or botocore's backoff could end past it, so a stalled
+or always-throttling endpoint ends the run at most one call timeout after ``max_run_seconds``.
+Errors about the data asked for become named outcomes (``errors.DATA_ERRORS``) for the reader;
+every other failure is ``AwsCallFailed``, naming the call and what came back.
 """
 
 from __future__ import annotations
@@ -40,6 +40,19 @@ LOG = logging.getLogger("tap-dynamodb-streams.client")
 # botocore's JSON parser meets a body of the wrong shape with these (a list where an object
 # belongs, say); only the parse stage of a call is taken to have raised them (see _Calls).
 SHAPE_ERRORS = (AttributeError, TypeError, KeyError, ValueError)
+# botocore's standard retry mode waits up to min(2 ** (attempt - 1), 20) s before the next
+# attempt (less after errors other than throttles in newer releases), and up to 5 s more when
+# the answer carries x-amz-retry-after: the longest wait a retry may start after.
+MAX_BACKOFF_SECONDS = 20.0
+RETRY_AFTER_EXTRA_SECONDS = 5.0
+
+
+def longest_backoff(attempts: int, response: Any) -> float:
+    """The longest botocore may wait after failed attempt number ``attempts``."""
+    extra = 0.0
+    if response is not None and "x-amz-retry-after" in response[0].headers:
+        extra = RETRY_AFTER_EXTRA_SECONDS
+    return min(2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS) + extra
 
 
 def error_code(err: ClientError) -> str:
@@ -90,10 +103,15 @@ class _Calls:
             return
         self.last_failure = f"{operation.name}: {what}"
         self.log_failure(operation.name, what, attempts)
-        if attempts < self.max_attempts and time.monotonic() > self.deadline:
+        # Not after the deadline, nor when botocore's backoff may end past it: its sleep cannot
+        # be cut short, and up to 20 s of it would overrun max_run_seconds (a throttled run
+        # then ends a little early instead, failing as it would have after the sleep).
+        next_start = time.monotonic() + longest_backoff(attempts, response)
+        if attempts < self.max_attempts and next_start > self.deadline:
             raise OutOfTime(
                 f"{operation.name} failed ({what}) after {attempts} attempt(s) and the run's "
-                "max_run_seconds is up; check the endpoint, the network or the AWS limits"
+                "max_run_seconds is up before another could start; check the endpoint, the "
+                "network or the AWS limits"
             )
 
     def log_failure(self, operation: str, what: str, attempt: int) -> None:

@@ -16,6 +16,12 @@ from safe_singer_testing.emulators.dynamodb_streams import Stack
 from safe_singer_testing.faults import AMZ_JSON, Fault, FaultFront, Rule, aws_operation
 
 WRONG_DIAGNOSIS = "no stream is enabled"
+ERROR = "tap-dynamodb-streams: error: "  # the start of the tap's one error line
+THROTTLE = Fault.json_answer(
+    {"__type": "com.amazonaws.dynamodb.v20120810#LimitExceededException", "message": "slow"},
+    status=400,
+    content_type=AMZ_JSON,
+)
 
 
 def table_with_events(stack: Stack, table: str) -> None:
@@ -32,11 +38,15 @@ def run_through(stack: Stack, tmp_path: Path, table: str, rule: Rule, **settings
 
 
 def assert_one_line(run: TapRun, *pattern: str) -> None:
+    """The run failed with one error line holding every ``pattern``, and no traceback."""
     assert run.returncode != 0, run.stderr[-2000:]
     assert run.records == []
     assert WRONG_DIAGNOSIS not in run.stderr and "full resync" not in run.stderr
-    lines = [line for line in run.stderr.splitlines() if all(p in line for p in pattern)]
-    assert lines, f"no line with {pattern}: {run.stderr[-3000:]}"
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    errors = [line for line in run.stderr.splitlines() if line.startswith(ERROR)]
+    assert len(errors) == 1, run.stderr[-3000:]
+    missing = [p for p in pattern if p not in errors[0]]
+    assert not missing, f"{missing} not in the error line: {errors[0]}"
 
 
 @pytest.mark.parametrize(
@@ -103,19 +113,54 @@ def test_an_always_throttling_endpoint_fails_after_botocores_attempts(
     stack: Stack, tmp_path: Path
 ) -> None:
     table_with_events(stack, "throttled")
-    throttle = Fault.json_answer(
-        {"__type": "com.amazonaws.dynamodb.v20120810#LimitExceededException", "message": "slow"},
-        status=400,
-        content_type=AMZ_JSON,
-    )
     started = time.monotonic()
     run = run_through(
-        stack, tmp_path, "throttled", aws_operation("DescribeStream", throttle), aws_max_attempts=3
+        stack, tmp_path, "throttled", aws_operation("DescribeStream", THROTTLE), aws_max_attempts=3
     )
     elapsed = time.monotonic() - started
     assert_one_line(run, "Table 'throttled'", "DescribeStream", "LimitExceededException")
     assert run.stderr.count("attempt 2 of at most 3") == 1, run.stderr[-3000:]
     assert elapsed < 30, f"{elapsed:.1f} s"
+
+
+def test_an_always_throttling_endpoint_ends_the_run_within_max_run_seconds(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Before: 446 s of retries. Ten attempts back off for up to 20 s each in botocore's
+    standard mode (about a minute in all): the run's time ends them first."""
+    table_with_events(stack, "busy")
+    started = time.monotonic()
+    run = run_through(
+        stack,
+        tmp_path,
+        "busy",
+        aws_operation("DescribeStream", THROTTLE),
+        aws_max_attempts=10,
+        max_run_seconds=3,
+        aws_call_timeout_seconds=2,
+    )
+    elapsed = time.monotonic() - started
+    assert_one_line(run, "Table 'busy'", "DescribeStream", "LimitExceeded", "max_run_seconds")
+    assert "attempt 10 of at most 10" not in run.stderr, run.stderr[-3000:]
+    # max_run_seconds + one call timeout, plus the process's start-up on a loaded machine.
+    assert elapsed < 3 + 2 + 15, f"{elapsed:.1f} s"
+
+
+@pytest.mark.parametrize(
+    ("operation", "fault", "received"),
+    [
+        ("DescribeTable", Fault.gateway_page(), "text/html"),
+        ("Scan", Fault.json_answer({"Items": {"pk": {"S": "a"}}}, 200, AMZ_JSON), "shape"),
+    ],
+)
+def test_a_malformed_dynamodb_answer_is_named_with_table_and_call(
+    stack: Stack, tmp_path: Path, operation: str, fault: Fault, received: str
+) -> None:
+    table_with_events(stack, "orders")
+    with FaultFront(stack.moto.url, aws_operation(operation, fault)) as front:
+        config = stack.tap_config(["orders"], endpoint_url=front.url, initial_snapshot=True)
+        run = run_tap(tmp_path, config, timeout=120)
+    assert_one_line(run, "Table 'orders'", operation, received)
 
 
 def test_unreachable_aws_is_one_line_naming_the_table(stack: Stack, tmp_path: Path) -> None:

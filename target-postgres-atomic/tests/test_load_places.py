@@ -14,9 +14,7 @@ import pytest
 
 from safe_singer_testing.cli import error_line, script
 from safe_singer_testing.postgres import PgServer
-from safe_singer_testing.target_messages import record, schema, state
-
-REFUSAL = "target-postgres-atomic: error: "  # the target's one error line
+from safe_singer_testing.target_messages import record, schema
 
 PROPS = {"id": {"type": "integer"}}
 PASSWORD = "Pw-never-in-the-log-4471"
@@ -77,45 +75,6 @@ def test_a_database_named_by_the_libpq_environment_is_used(
     assert done.returncode == 0, done.stderr
     with pg_db.connect() as conn:
         assert conn.execute("SELECT id FROM t").fetchall() == [(1,)]
-
-
-@pytest.mark.parametrize("name", ["_sdc_target_state", "_sdc_target_tombstones"])
-def test_no_stream_reaches_the_targets_own_tables(name: str, run_target, rows) -> None:
-    first = run_target([schema("t", PROPS), record("t", {"id": 1}), state({"kept": 1})])
-    assert first.returncode == 0, first.stderr
-    attack = [
-        schema(name, {"stream": {"type": "string"}, "state": {"type": "object"}}, ["stream"]),
-        record(name, {"stream": "t", "state": {"forged": 1}}),
-    ]
-    run = run_target(attack, hard_delete=True)
-    assert run.returncode == 1
-    assert f"table name '{name}' is reserved for the target's own tables" in run.stderr
-    assert "Traceback" not in run.stderr
-    assert rows("SELECT stream, state FROM _sdc_target_state") == [("t", {"kept": 1})]
-    assert rows("SELECT to_regclass('_sdc_target_tombstones')") == [(None,)]
-
-
-@pytest.mark.parametrize(
-    ("settings", "stream", "system"),
-    [
-        ({"default_target_schema": "information_schema"}, "t", "information_schema"),
-        ({"default_target_schema": "pg_catalog"}, "t", "pg_catalog"),
-        ({"default_target_schema": "pg_toast"}, "t", "pg_toast"),
-        ({"default_target_schema": "pg_temp_3"}, "t", "pg_temp_3"),
-        ({}, "pg_catalog-pg_class", "pg_catalog"),
-        ({}, "information_schema-tables", "information_schema"),
-        ({}, "db-pg_temp-t", "pg_temp"),
-    ],
-)
-def test_system_schemas_are_refused(
-    settings: dict[str, Any], stream: str, system: str, run_target
-) -> None:
-    run = run_target([schema(stream, PROPS), record(stream, {"id": 1})], **settings)
-    assert run.returncode == 1
-    errors = [line for line in run.stderr.splitlines() if "system schema" in line]
-    assert len(errors) == 1, run.stderr
-    assert f"schema '{system}'" in errors[0] and errors[0].startswith(REFUSAL)
-    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize(

@@ -159,26 +159,3 @@ def test_types_and_annotations_keep_the_fast_path(
 ) -> None:
     spec = _spec(top, prop)
     assert typed_path_refusal(spec) is None
-
-
-@pytest.mark.parametrize("path", ["typed", "general"])
-def test_dropped_properties_are_named_once_per_stream(path: str, run_target, rows) -> None:
-    """Properties the schema lacks are dropped (as Singer targets do), and named once, with
-    no value (issue 19 item 5)."""
-    properties = {"name": {"type": "string"}}
-    if path == "general":
-        properties["name"]["enum"] = ["a", "b"]
-    messages = [
-        _schema(properties, {}),
-        record("t", {"id": 1, "name": "a"}),
-        record("t", {"id": 2, "name": "b", "token": "s3cr3t-value", "zeta": 1}),
-        record("t", {"id": 3, "name": "a", "token": "other-value"}),
-    ]
-    run = run_target(messages)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert rows("SELECT id, name FROM t ORDER BY id") == [(1, "a"), (2, "b"), (3, "a")]
-    warned = [line for line in run.stderr.splitlines() if "not in its schema" in line]
-    assert len(warned) == 1, run.stderr[-2000:]
-    assert "WARNING" in warned[0] and "Stream 't'" in warned[0], warned
-    assert "'token', 'zeta'" in warned[0], warned
-    assert "s3cr3t" not in run.stderr and "other-value" not in run.stderr
