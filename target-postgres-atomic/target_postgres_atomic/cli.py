@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import os
 import sys
+
+YOUNG_OBJECTS_PER_COLLECTION = 100_000
+"""The garbage collector's first threshold (Python's default 700): each buffered row is a
+tracked tuple, so the default collected every 700 rows, ~2% of a load's instructions; the
+rows hold no cycles, and 100,000 young objects are a few MiB at most."""
 
 
 def skip_sdk_package_init() -> None:
@@ -13,12 +19,28 @@ def skip_sdk_package_init() -> None:
     tap side too (REST and GraphQL streams with requests, the tap base, schema sources): a
     sixth of the target's start-up CPU, on every run, for modules a target never uses. Each
     module the target imports (`singer_sdk.target_base`, `singer_sdk.exceptions`...) loads
-    as usual. Only in a process that has not imported singer-sdk yet: the console script."""
+    as usual; a name of the package itself (`from singer_sdk import Target`, as plugins
+    written for singer-sdk do) runs the `__init__` then, once. Only in a process that has
+    not imported singer-sdk yet: the console script."""
     if "singer_sdk" in sys.modules:
         return
     spec = importlib.util.find_spec("singer_sdk")
-    if spec is not None and spec.submodule_search_locations is not None:
-        sys.modules["singer_sdk"] = importlib.util.module_from_spec(spec)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def run_init(name: str) -> object:
+        if importlib.util.find_spec(f"singer_sdk.{name}") is not None:
+            # A module of the package (`from singer_sdk import metrics`): not set yet, so
+            # the import system imports it once this says it is missing.
+            raise AttributeError(name)
+        del vars(package)["__getattr__"]  # (the __init__ may define its own)
+        loader.exec_module(package)
+        return getattr(package, name)
+
+    vars(package)["__getattr__"] = run_init
+    sys.modules["singer_sdk"] = package
 
 
 def main() -> None:
@@ -31,6 +53,7 @@ def main() -> None:
 
     from target_postgres_atomic.target import REFUSALS, TargetPostgresAtomic
 
+    gc.set_threshold(YOUNG_OBJECTS_PER_COLLECTION)
     try:
         run_plugin(TargetPostgresAtomic, REFUSALS)
     except SystemExit as exc:

