@@ -18,7 +18,7 @@ from psycopg import sql
 from target_postgres_atomic import merge
 from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError
 from target_postgres_atomic.landing import Batch, Lander
-from target_postgres_atomic.rows import NUL_ESCAPE, SinkSettings, StagedRows
+from target_postgres_atomic.rows import BACKSLASH, NUL_ESCAPE, SinkSettings, StagedRows
 from target_postgres_atomic.spec import TableSpec, generated_name
 from target_postgres_atomic.staging import Stager
 from target_postgres_atomic.typed import ROW_VALUES, typed_layout
@@ -30,6 +30,7 @@ from target_postgres_atomic.validation import (
 )
 
 logger = logging.getLogger("target-postgres-atomic")
+TAB, CARRIAGE_RETURN = 0x09, 0x0D  # byte values, searched as fast as BACKSLASH (see rows.py)
 
 
 def _nul_field(value: Any) -> bool:
@@ -132,9 +133,9 @@ class PostgresSink(StagedRows):
         raw = self.check(seq, raw)
         if NUL_ESCAPE in raw:
             raw = self._handle_nul(seq, raw)
-        if b"\\" in raw:
+        if BACKSLASH in raw:
             raw = raw.replace(b"\\", b"\\\\")
-        if b"\t" in raw or b"\r" in raw:
+        if TAB in raw or CARRIAGE_RETURN in raw:
             # JSON whitespace between tokens (inside strings these are always escaped).
             raw = raw.replace(b"\t", b" ").replace(b"\r", b" ")
         tv = b"\\N" if version is None else b"%d" % version
