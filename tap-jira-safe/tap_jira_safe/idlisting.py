@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from tap_jira_safe.errors import JiraCursorExpired, RepeatedPageToken
 from tap_jira_safe.reconcile import page_issue_ids
+from tap_jira_safe.tokens import PageTokens, read_whole
 from tap_jira_safe.visibility import IssueProjects
 
-TRIES = 3
 IDS_PAGE = 5000
 
 
@@ -36,15 +35,12 @@ def list_ids(
 ) -> set[int]:
     """Every id ``jql`` finds (``reconcile_ids``: Cloud's ``reconcileIssues``); with
     ``owners``, each listed issue's project is noted there."""
-    attempt = 1
-    while True:
-        try:
-            return _list_once(stream, jql, reconcile_ids, owners)
-        except (RepeatedPageToken, JiraCursorExpired) as exc:
-            if attempt == TRIES:
-                raise
-            stream.logger.warning("issues: %s; restarting the id listing (try %d)", exc, attempt)
-            attempt += 1
+    return read_whole(
+        lambda: _list_once(stream, jql, reconcile_ids, owners),
+        stream.logger,
+        "issues",
+        "the id listing",
+    )
 
 
 def _list_once(
@@ -52,7 +48,7 @@ def _list_once(
 ) -> set[int]:
     ids: set[int] = set()
     token: str | None = None
-    seen: set[str] = set()  # a token handed out before would go round for ever
+    tokens = PageTokens("issue id listing")
     start_at = 0
     while True:
         if stream.cloud:
@@ -77,10 +73,7 @@ def _list_once(
             next_token = page.get("nextPageToken")
             if not next_token or page.get("isLast") is True:
                 return ids
-            token = str(next_token)
-            if token in seen:
-                raise RepeatedPageToken(f"issue id listing: page token repeated: {token[:12]}...")
-            seen.add(token)
+            token = tokens.next(next_token)
         else:
             start_at += len(found)
             if not found or start_at >= int(page.get("total", 0)):

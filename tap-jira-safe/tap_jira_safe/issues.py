@@ -26,21 +26,14 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
-from tap_jira_safe import idlisting, idruns, reconcile, sdk_compat, visibility
+from tap_jira_safe import idlisting, idruns, reconcile, sdk_compat, tokens, visibility
 from tap_jira_safe.client import JiraStream, decoded, listed_items
-from tap_jira_safe.errors import (
-    IncompleteRead,
-    JiraApiError,
-    JiraCursorExpired,
-    JiraNotFound,
-    RepeatedPageToken,
-)
+from tap_jira_safe.errors import IncompleteRead, JiraApiError, JiraNotFound
 from tap_jira_safe.fields import fields_schema, normalise_fields
 from tap_jira_safe.lag import LagGauge
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
 from tap_jira_safe.window import KeysetPaginator, complete_list, delete_version, note_updated
 
-WINDOW_TRIES = 3
 VERIFY_ROUNDS = 3
 CHILD_BATCH = 100
 RECONCILE_MAX = 50  # search/jql's `reconcileIssues` takes at most 50 ids
@@ -309,12 +302,12 @@ class IssuesStream(JiraStream):
             }
 
     def _page_window(self) -> Iterator[dict[str, Any]]:
-        for attempt in range(1, WINDOW_TRIES + 1):
+        for attempt in range(1, tokens.TRIES + 1):
             try:
                 yield from self.request_records(None)
                 return
-            except (RepeatedPageToken, JiraCursorExpired) as exc:
-                if attempt == WINDOW_TRIES:
+            except tokens.RESTARTED as exc:
+                if attempt == tokens.TRIES:
                     raise
                 self.logger.warning("issues: %s; restarting the window (try %d)", exc, attempt)
 

@@ -12,17 +12,12 @@ from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
 from tap_jira_safe.client import JiraStream, listed_items, more_pages
-from tap_jira_safe.errors import (
-    IncompleteRead,
-    JiraBadAnswer,
-    JiraCursorExpired,
-    RepeatedPageToken,
-)
-from tap_jira_safe.idlisting import TRIES as RESTARTS
+from tap_jira_safe.errors import IncompleteRead, JiraBadAnswer
 from tap_jira_safe.issues import IssuesStream
 from tap_jira_safe.listing import ListingStream, schema
 from tap_jira_safe.reference import COMPONENT, VERSION, ProjectPartStream
 from tap_jira_safe.timeutil import from_ms, iso_utc, jira_to_iso, to_ms
+from tap_jira_safe.tokens import PageTokens, read_whole
 
 ANY_OBJECT = th.ObjectType(additional_properties=True)
 CHANGELOG_BULK = 1000  # issues per changelog/bulkfetch call (its documented maximum)
@@ -306,18 +301,12 @@ class IssueChangelogsStream(IssueChildStream):
         updated, self._pending = self._pending, {}
         if not updated:
             return
-        attempt = 1
-        while True:
-            try:
-                histories = self._bulk_histories(list(updated))
-                break
-            except (RepeatedPageToken, JiraCursorExpired) as exc:
-                if attempt == RESTARTS:
-                    raise
-                self.logger.warning(
-                    "issue_changelogs: %s; restarting the changelog reads (try %d)", exc, attempt
-                )
-                attempt += 1
+        histories = read_whole(
+            lambda: self._bulk_histories(list(updated)),
+            self.logger,
+            self.name,
+            "the changelog reads",
+        )
         for issue_id, history in histories:
             yield {**history, "issue_id": issue_id, "issue_updated": updated[issue_id]}
 
@@ -326,7 +315,7 @@ class IssueChangelogsStream(IssueChildStream):
         endpoint = "POST /rest/api/3/changelog/bulkfetch"
         found: list[tuple[str, dict[str, Any]]] = []
         token: str | None = None
-        seen: set[str] = set()  # a token handed out before would go round for ever
+        tokens = PageTokens(endpoint)
         while True:
             body: dict[str, Any] = {"issueIdsOrKeys": ids, "maxResults": 10_000}
             if token:
@@ -337,10 +326,7 @@ class IssueChangelogsStream(IssueChildStream):
             next_token = page.get("nextPageToken")
             if not next_token:
                 return found
-            token = str(next_token)
-            if token in seen:
-                raise RepeatedPageToken(f"{endpoint}: page token repeated: {token[:12]}...")
-            seen.add(token)
+            token = tokens.next(next_token)
 
     @override
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing_extensions import override
 
 from tap_jira_safe import reconcile
 from tap_jira_safe.client import decoded
-from tap_jira_safe.errors import RepeatedPageToken
 from tap_jira_safe.timeutil import iso_utc, parse_jira_time, to_ms
+from tap_jira_safe.tokens import PageTokens
 
 ONE_MS = timedelta(milliseconds=1)
 Cursor = tuple[int | None, str | int | None]  # (anchor ms, page token or startAt)
@@ -34,7 +34,7 @@ class KeysetPaginator(BaseAPIPaginator[Cursor]):
     def __init__(self, lower_ms: int | None, cloud: bool) -> None:
         super().__init__((lower_ms, None))
         self.cloud = cloud
-        self.seen: set[str] = set()
+        self.tokens = PageTokens("issue search")
 
     @override
     def has_more(self, response: requests.Response) -> bool:
@@ -58,11 +58,7 @@ class KeysetPaginator(BaseAPIPaginator[Cursor]):
             return (newest, None)
         if not self.cloud:
             return (anchor, int(cursor or 0) + len(times))
-        token = str(body["nextPageToken"])
-        if token in self.seen:
-            raise RepeatedPageToken(f"issue search: page token repeated: {token[:12]}...")
-        self.seen.add(token)
-        return (anchor, token)
+        return (anchor, self.tokens.next(body["nextPageToken"]))
 
 
 def note_updated(newest: dict[int, datetime], row: dict[str, Any]) -> datetime | None:
