@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from singer_sdk import metrics
 from singer_sdk.exceptions import FatalSyncError
 
 from target_postgres_atomic import connector, shadows, state_table
+from target_postgres_atomic.rows import StagedRows
 from target_postgres_atomic.sinks import PostgresSink, SinkSettings
 from target_postgres_atomic.spec import TableSpec
 from target_postgres_atomic.staging import Stager
@@ -29,6 +30,8 @@ from target_postgres_atomic.waits import LockWatcher
 
 SESSIONS = 2
 MAX_BUFFER_SECONDS = 60.0
+DIRECT_HOLD_SECONDS = 5.0
+"""A batch writing its table straight (holding other writers off it) commits this soon."""
 
 Activation = tuple[PostgresSink, int | None]
 """A sink and the table version its commit makes the table's content (None: merge only)."""
@@ -73,6 +76,12 @@ class LoadEngine:
         self._emitted_state: str | None = None
         self._buffered_rows = 0
         self._buffered_since = 0.0
+        self._direct_sink: StagedRows | None = None
+        """The stream whose rows the current session's transaction writes straight into its
+        table (`direct.py`), if any: that transaction holds the table's lock until commit."""
+        self._direct_off = False
+        """Batches of several streams came: rows go by the stage until a batch of one."""
+        self._direct_since = 0.0
         # The lease this run loads under, if a runner says so (its rows carry it; fenced).
         self._fence = state_table.RunFence.from_environment()
         # A bad URL is refused before any input is read.
@@ -112,8 +121,59 @@ class LoadEngine:
             [s.stager for s in self._sessions],
         )
         sink.stager = current.stager
+        sink.open_direct = self._open_direct
         self.sinks[spec.stream] = sink
         return sink
+
+    def _open_direct(self, sink: StagedRows) -> bool:
+        """Open this batch's transaction on the current session to write `sink`'s table
+        straight (`direct.py`). False (the rows go by the stage) if it may not.
+
+        After every commit before it (their keys count); under our lock of the table (as
+        every merge) and a SHARE ROW EXCLUSIVE lock, which waits for other writers' open
+        transactions and keeps new ones waiting until this batch commits (at most
+        DIRECT_HOLD_SECONDS after it opened): the largest key read then stays the largest.
+        Only for a batch of this one stream: a second table's lock, taken at the commit after
+        this one, could deadlock with a loader taking them the other way round.
+        """
+        plan = sink.direct_plan
+        if plan is None or self._direct_off or self._direct_sink is not None:
+            return False
+        if any(other.pending for other in self.sinks.values() if other is not sink):
+            return False
+        session = self.session
+        self.wait()
+        stager, conn, spec = session.stager, session.conn, sink.spec
+        stager.open_direct(plan, spec.stream)
+        try:
+            with self._locks.watch(conn, f"{spec.schema}.{spec.table}"):
+                connector.lock_table(conn, spec.schema, spec.table)
+                conn.execute(
+                    sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(spec.qualified())
+                )
+            fits, highest = plan.table_fits(conn)
+        except psycopg.errors.InsufficientPrivilege:
+            fits, highest = False, None  # (LOCK needs UPDATE, DELETE or TRUNCATE)
+        except BaseException:
+            with suppress(psycopg.Error):
+                stager.end_direct(commit=False)
+            raise
+        if not fits:
+            stager.end_direct(commit=False)
+            sink.direct_plan = None  # until its next SCHEMA
+            return False
+        stager.direct = (plan, highest)
+        self._direct_sink = sink
+        self._direct_since = time.monotonic()
+        return True
+
+    def before_rows(self, sink: PostgresSink) -> None:
+        """Rows of `sink` come next: a batch writing another stream's table straight commits
+        first (one such table per transaction), and rows go by the stage until a batch of
+        one stream commits (interleaved streams would end every batch early)."""
+        if self._direct_sink is not None and self._direct_sink is not sink:
+            self._direct_off = True
+            self.commit()
 
     def add(
         self,
@@ -124,6 +184,7 @@ class LoadEngine:
         time_extracted: str | None,
     ) -> None:
         """One record (raw JSON) into its sink; a full batch commits."""
+        self.before_rows(sink)
         sink.add(seq, raw, version, time_extracted)
         self.added(sink)
 
@@ -136,6 +197,10 @@ class LoadEngine:
             sink.full
             or self._buffered_rows >= self.sink_settings.batch_size_rows
             or self._buffered_too_long()
+            or (
+                self._direct_sink is not None
+                and time.monotonic() - self._direct_since > DIRECT_HOLD_SECONDS
+            )
         ):
             self.commit()
 
@@ -186,6 +251,9 @@ class LoadEngine:
         session = self.session
         for sink in dirty:
             sink.send_chunk()
+        direct, self._direct_sink = self._direct_sink is not None, None
+        if len(dirty) == 1 and not direct:
+            self._direct_off = False  # a batch of one stream: the next may go straight in
         tables = {(s.spec.schema, s.spec.table) for s in dirty}
         tables |= {(s.spec.schema, s.spec.table) for s, _ in activate or []}
         batches = [(sink.spec.stream, sink.batch_lines, sink.take_batch()) for sink in dirty]
@@ -253,9 +321,15 @@ class LoadEngine:
         if self._failed:
             return  # an earlier commit failed: nothing after it may land or be reported
         merging: tuple[str, tuple[int, int]] | None = None
+        # Rows that went straight into a table (direct.py) are in this session's open
+        # transaction: the merges below run inside it (psycopg: a savepoint), then it commits.
+        direct = copy is not None and copy.direct is not None
+        if direct and copy is not None:
+            merging = next(((s, lines) for s, lines, _ in batches if s == copy.direct_stream), None)
         try:
             if copy is not None:
-                copy.close()  # the batch's rows are in the session's stages
+                copy.close()  # the batch's rows are in the session's stages (or tables)
+            merging = None
             with self.transaction(conn, ", ".join(f"{s}.{t}" for s, t in tables)):
                 # One lock order for every process, so two targets never deadlock.
                 for table in tables:
@@ -272,12 +346,16 @@ class LoadEngine:
                     landed[stream] = landed.get(stream, 0) + sink.activate_version(conn, version)
                 if state is not None:
                     state_table.save(conn, self.state_schema, streams, state, self._fence)
+            if direct and copy is not None:
+                copy.end_direct(commit=True)
         except psycopg.errors.QueryCanceled as exc:
             # (The lock watcher turns the cancels it makes into its own error.)
             self._failed = True
+            self._roll_back(copy)
             raise _canceled(exc, merging) from None
         except BaseException:
             self._failed = True
+            self._roll_back(copy)
             raise
         # singer-sdk's record_count METRIC lines (tagged as its sinks tag them), only now that
         # the records are committed in their tables, so a runner can compare what the tap
@@ -291,11 +369,22 @@ class LoadEngine:
             sys.stdout.write(state + "\n")
             sys.stdout.flush()
 
+    @staticmethod
+    def _roll_back(copy: Stager | None) -> None:
+        """A failed commit's transaction that wrote straight into a table ends (the run
+        stops: nothing of it may land)."""
+        if copy is not None:
+            with suppress(psycopg.Error):
+                copy.end_direct(commit=False)
+
     def end_copy(self) -> None:
         """No statement stays open while the tap is idle (statement or idle timeouts), and a
         commit that failed meanwhile ends the run now, not at the next input line (a run fenced
-        off while its tap waits must not linger holding its sessions)."""
+        off while its tap waits must not linger holding its sessions). A batch writing a
+        table straight commits: its transaction holds that table's lock."""
         if self._sessions:
+            if self._direct_sink is not None:
+                self.commit()
             self.session.stager.close()
             self.wait()
 

@@ -68,6 +68,7 @@ class FastRecords:
                 break
             if current is not None and sink is not current:
                 current.check_pending()  # rows are checked in input order
+            engine.before_rows(sink)
             current = sink
             stop = min(end, index + engine.room(sink))
             taken = sink.take_lines(lines, index, stop, number + index - first, start)

@@ -29,6 +29,8 @@ class Batch:
     records: int
     lowest_key: int | None = None
     """With `unique_keys` and an integer key: the batch's lowest key."""
+    staged: bool = True
+    """Some of its rows are in the stage (else all went straight into the table)."""
 
 
 class Lander:
@@ -53,6 +55,8 @@ class Lander:
         """Merge the staged batch; returns how many of its records land in the table at the
         commit (those bound for the shadow land when it swaps in)."""
         spec, records = batch.spec, batch.records
+        if not batch.staged:
+            return records  # every row went straight in, in this transaction (direct.py)
         where: sql.Composable = sql.SQL("")
         if batch.shadow_version is not None:
             version = sql.Literal(batch.shadow_version)

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from psycopg import sql
 
+from target_postgres_atomic.direct import DirectPlan
 from target_postgres_atomic.errors import SEQ_SHIFT
 from target_postgres_atomic.reader import decode_message
 from target_postgres_atomic.spec import TableSpec
@@ -82,6 +83,13 @@ class StagedRows:
         """On the typed path: the same checks and the kind checks, for many rows at once."""
         self._general_rows = 0
         """Rows of this batch staged as raw JSON only in a typed stage."""
+        self._staged_rows = 0
+        """Rows of this batch sent to the stage (the others went straight into the table)."""
+        self.direct_plan: DirectPlan | None = None
+        """How rows of new keys go straight into the table (`direct.py`), if they may."""
+        self.open_direct: Callable[[StagedRows], bool] | None = None
+        """Opens the current session's transaction to write this stream's table straight
+        (the engine's: it knows the other streams and sessions); False if it may not."""
         self._keys: set[Any] = set()
         self._unique_keys = False
         """Every row of this batch so far is typed and has a key no other row has."""
@@ -106,6 +114,7 @@ class StagedRows:
 
     def _start_batch(self) -> None:
         self._general_rows = 0
+        self._staged_rows = 0
         self._keys = set()
         self._unique_keys = self.layout is not None and self.layout.key_index is not None
 
@@ -303,10 +312,34 @@ class StagedRows:
         if isinstance(self.chunk[0], tuple):
             assert self.layout is not None
             seqs = list(map(itemgetter(0), self.chunk))
-            self.stager.write_rows(self.stage, self.spec.stream, self.layout, self.chunk, seqs)
+            if not self._sent_direct(seqs):
+                self.stager.write_rows(self.stage, self.spec.stream, self.layout, self.chunk, seqs)
+                self._staged_rows += len(seqs)
         else:
             self.stager.write(self.stage, self.spec.stream, b"".join(self.chunk), self.chunk_seqs)
+            self._staged_rows += len(self.chunk_seqs)
         self.chunk, self.chunk_seqs, self._checked = [], [], 0
+
+    def _sent_direct(self, seqs: list[int]) -> bool:
+        """Whether the (checked, typed) chunk went straight into the table: its keys are
+        new to the table and to the batch, and its values fit (`direct.py`)."""
+        plan = self.direct_plan
+        if plan is None or not self._unique_keys:
+            return False
+        stager = self.stager
+        if stager.direct is None and (self.open_direct is None or not self.open_direct(self)):
+            return False
+        assert stager.direct is not None
+        writing, highest = stager.direct
+        if writing is not plan:
+            return False
+        if highest is not None and min(map(itemgetter(plan.key), self.chunk)) <= highest:
+            return False
+        rows = plan.rows(self.chunk)
+        if rows is None:
+            return False
+        stager.write_direct(plan, self.spec.stream, rows, seqs)
+        return True
 
     @property
     def _int_key(self) -> bool:

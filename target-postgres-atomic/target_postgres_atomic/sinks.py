@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from target_postgres_atomic import merge
+from target_postgres_atomic.direct import direct_plan
 from target_postgres_atomic.errors import SEQ_SHIFT, BadRecordError
 from target_postgres_atomic.landing import Batch, Lander
 from target_postgres_atomic.rows import BACKSLASH, NUL_ESCAPE, SinkSettings, StagedRows
@@ -85,6 +86,12 @@ class PostgresSink(StagedRows):
         strict decode checks all the schema says."""
         validated = self.settings.validate_records and typed_path_refusal(self.spec) is not None
         self.layout = None if validated else typed_layout(self.spec)
+        self.direct_plan = direct_plan(
+            self.spec,
+            self.layout,
+            upsert=self.settings.upsert,
+            hard_delete=self.settings.hard_delete,
+        )
         self.check_nested = self.check_chunk = None
         if self.layout is not None:
             sources = [source for source, _ in self.layout.fields.values()]
@@ -184,7 +191,13 @@ class PostgresSink(StagedRows):
         if self._unique_keys and self._keys and self._int_key:
             lowest = min(self._keys)
         batch = Batch(
-            self.spec, self.shadow_version, typed, self._unique_keys, self.pending, lowest
+            self.spec,
+            self.shadow_version,
+            typed,
+            self._unique_keys,
+            self.pending,
+            lowest,
+            staged=self._staged_rows > 0,
         )
         self.pending = 0
         self.size_bytes = 0

@@ -16,18 +16,27 @@ import psycopg
 from psycopg import sql
 from psycopg._copy_base import format_row_binary
 from psycopg.types.string import BytesBinaryDumper
+from singer_sdk.exceptions import FatalSyncError
 
 from target_postgres_atomic import merge
-from target_postgres_atomic.errors import BadRecordError
+from target_postgres_atomic.direct import DirectPlan
+from target_postgres_atomic.errors import BadRecordError, position
 from target_postgres_atomic.typed import RawJsonDumper, TypedLayout
 
 BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 """A binary COPY's signature, flags (none) and header extension length (none)."""
 BINARY_TRAILER = b"\xff\xff"
+_REFUSALS = (
+    psycopg.errors.DataError,
+    psycopg.errors.IntegrityError,
+    psycopg.errors.InternalError,  # (binary input PostgreSQL cannot read: say a jsonb version)
+)
+"""What a COPY's rows can make PostgreSQL raise: named by record and field."""
 
 
 class Stager:
-    """One open `COPY ... FROM STDIN` at a time, into whichever stage is being filled."""
+    """One open `COPY ... FROM STDIN` at a time, into whichever stage is being filled (or,
+    for rows of new keys, into the table itself: `direct.py`)."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
@@ -37,7 +46,9 @@ class Stager:
         # psycopg's `Binary` wrapper registers last for bytea (a Python call per value).
         conn.adapters.register_dumper(None, BytesBinaryDumper)
         self._stage: sql.Identifier | None = None
-        self._layout: TypedLayout | None = None
+        self._layout: TypedLayout | DirectPlan | None = None
+        self._fields: dict[str, tuple[str, str]] = {}
+        """COPY column -> (property, column type) of the open COPY's typed columns."""
         self._stream = ""
         self._cursor: psycopg.Cursor[Any] | None = None
         self._context: AbstractContextManager[psycopg.Copy] | None = None
@@ -45,6 +56,11 @@ class Stager:
         self._seqs: list[int] = []
         self._binary_rows = False
         """The open COPY is binary and its header is sent: it ends with the trailer."""
+        self.direct: tuple[DirectPlan, int | None] | None = None
+        """The plan whose table this session's open transaction writes straight into, and
+        that table's largest key when the transaction took its lock (`open_direct`)."""
+        self.direct_stream = ""
+        """The stream of that table."""
 
     def create_stage(self, stage: sql.Identifier, layout: TypedLayout | None) -> None:
         """The stage, with typed columns when the stream has a typed layout (made anew)."""
@@ -60,21 +76,37 @@ class Stager:
 
     def _open(self, stage: sql.Identifier, stream: str, layout: TypedLayout | None) -> psycopg.Copy:
         if self._stage != stage or self._layout is not layout:
-            self.close()
             columns: sql.Composable = merge.COPY_COLUMNS
             if layout is not None:
                 columns = sql.SQL("{}, {}").format(columns, layout.copy_columns())
-            self._cursor = self.conn.cursor()
             binary = sql.SQL(" (FORMAT BINARY)" if layout is not None else "")
-            self._context = self._cursor.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN{}").format(stage, columns, binary)
+            self._start(
+                sql.SQL("COPY {} ({}) FROM STDIN{}").format(stage, columns, binary),
+                layout.copy_types if layout is not None else None,
+                stage,
+                stream,
+                layout,
+                layout.fields if layout is not None else {},
             )
-            self._copy = self._context.__enter__()
-            if layout is not None:
-                self._copy.set_types(list(layout.copy_types))
-            self._stage, self._stream, self._layout = stage, stream, layout
         assert self._copy is not None
         return self._copy
+
+    def _start(
+        self,
+        statement: sql.Composed,
+        types: tuple[str, ...] | None,
+        target: sql.Identifier,
+        stream: str,
+        layout: TypedLayout | DirectPlan | None,
+        fields: dict[str, tuple[str, str]],
+    ) -> None:
+        self.close()
+        self._cursor = self.conn.cursor()
+        self._context = self._cursor.copy(statement)
+        self._copy = self._context.__enter__()
+        if types is not None:
+            self._copy.set_types(list(types))
+        self._stage, self._stream, self._layout, self._fields = target, stream, layout, fields
 
     def write(self, stage: sql.Identifier, stream: str, data: bytes, seqs: list[int]) -> None:
         """COPY text rows (the general stage columns only)."""
@@ -82,7 +114,7 @@ class Stager:
         self._seqs.extend(seqs)
         try:
             copy.write(data)
-        except psycopg.errors.DataError as exc:
+        except _REFUSALS as exc:
             raise self._bad_row(exc) from None
 
     def write_rows(
@@ -95,6 +127,35 @@ class Stager:
     ) -> None:
         """COPY rows of values into the general and the typed stage columns (C dumpers)."""
         copy = self._open(stage, stream, layout)
+        self._write_binary(copy, rows, seqs)
+
+    def open_direct(self, plan: DirectPlan, stream: str) -> None:
+        """This session's transaction begins, to write `plan`'s table (of `stream`) straight;
+        its lock is taken next, then its largest key read (`direct`, set once known)."""
+        self.close()
+        self.conn.execute("BEGIN")
+        self.direct = (plan, None)
+        self.direct_stream = stream
+
+    def write_direct(
+        self, plan: DirectPlan, stream: str, rows: list[tuple[Any, ...]], seqs: list[int]
+    ) -> None:
+        """COPY rows of new keys into the table itself, inside this session's transaction."""
+        if self._stage != plan.table or self._layout is not plan:
+            self._start(plan.copy, plan.copy_types, plan.table, stream, plan, plan.fields)
+        assert self._copy is not None
+        self._write_binary(self._copy, rows, seqs)
+
+    def end_direct(self, *, commit: bool) -> None:
+        """The transaction that wrote straight into a table commits (or rolls back)."""
+        if self.direct is None:
+            return
+        self.direct = None
+        self.conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _write_binary(
+        self, copy: psycopg.Copy, rows: list[tuple[Any, ...]], seqs: list[int]
+    ) -> None:
         self._seqs.extend(seqs)
         # psycopg's C row formatter straight into one buffer per chunk: `Copy.write_row`
         # costs two Python calls per row around it (6% of the target's instructions).
@@ -105,7 +166,7 @@ class Stager:
             for row in rows:
                 format_row_binary(row, transformer, data)
             copy.write(data)
-        except psycopg.errors.DataError as exc:
+        except _REFUSALS as exc:
             raise self._bad_row(exc) from None
 
     def close(self) -> None:
@@ -119,21 +180,31 @@ class Stager:
                 self._binary_rows = False
                 copy.write(BINARY_TRAILER)
             context.__exit__(None, None, None)
-        except psycopg.errors.DataError as exc:
+        except _REFUSALS as exc:
             raise self._bad_row(exc) from None
         finally:
             if cursor is not None:
                 cursor.close()
             self._seqs = []
 
-    def _bad_row(self, exc: psycopg.errors.DataError) -> BadRecordError:
+    def _bad_row(self, exc: psycopg.Error) -> Exception:
         """The record and field of the row COPY refused (from the error's line and column)."""
         context = exc.diag.context or ""
         found = re.search(r"line (\d+)", context)
         index = int(found.group(1)) - 1 if found else -1
         seq = self._seqs[index] if 0 <= index < len(self._seqs) else 0
-        column = re.search(r"column (\w+)", context)
-        typed = self._layout.fields if self._layout is not None else {}
+        if isinstance(exc, psycopg.errors.IntegrityError):
+            if not isinstance(self._layout, DirectPlan):
+                return exc  # (a stage has no constraints)
+            return FatalSyncError(
+                f"stream '{self._stream}', {position(seq)}: table "
+                f"{self._layout.table.as_string(None)} refused the row "
+                f"({exc.diag.message_primary}); another writer may have added its key while "
+                "this batch loaded. Nothing of this batch was committed; run again (the "
+                "batch is then merged)."
+            )
+        column = re.search(r", column (.+?)(?:: |$)", context)
+        typed = self._fields
         if column is not None and column.group(1) in typed:
             field, pg_type = typed[column.group(1)]
             return BadRecordError(

@@ -138,8 +138,9 @@ def test_concurrent_loaders_of_new_keys_never_put_older_over_newer(start_target,
 def test_a_key_another_writer_inserts_meanwhile_is_merged_by_version(
     start_target, rows, pg_db: PgServer
 ) -> None:
-    """A key invisible to the new-keys check (another writer's open transaction) makes the
-    plain INSERT fail; the batch then upserts, and the newer stored version stays."""
+    """Another writer's open transaction holds a key the batch also has: the batch waits
+    for it (rows written straight into the table wait for its lock; a plain INSERT for the
+    key, and fails on it), then upserts, and the newer stored version stays."""
     assert start_target(_load(1, range(1, 3))).wait(timeout=WAIT) == 0
     with pg_db.connect() as writer:
         writer.execute("INSERT INTO t (id, v) VALUES (100, 9)")  # not committed yet
@@ -147,7 +148,8 @@ def test_a_key_another_writer_inserts_meanwhile_is_merged_by_version(
         deadline = time.monotonic() + WAIT
         while not rows(
             "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE '%INSERT INTO%' AND pid <> pg_backend_pid()"
+            "AND (query LIKE '%INSERT INTO%' OR query LIKE 'LOCK TABLE%') "
+            "AND pid <> pg_backend_pid()"
         ):
             assert loader.poll() is None, loader.communicate()
             assert time.monotonic() < deadline, "the loader never waited for the open insert"
