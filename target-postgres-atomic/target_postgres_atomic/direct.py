@@ -37,6 +37,7 @@ from psycopg import sql
 from target_postgres_atomic.spec import TABLE_VERSION, TableSpec
 from target_postgres_atomic.typed import NULL, ROW_VALUES, TypedLayout
 
+_NULL_RAW = msgspec.Raw(NULL)
 _NUMERIC_DUMPER = psycopg.adapters.get_dumper_by_oid(
     psycopg.adapters.types["numeric"].oid, psycopg.pq.Format.BINARY
 )
@@ -129,7 +130,8 @@ class DirectPlan:
         for index in self.jsonb:
             # (What PostgreSQL's jsonb refuses, say a number beyond numeric's range, fails
             # this COPY naming the record and field, as the merge's cast would.)
-            out[index] = [None if raw == NULL else b"\x01" + raw for raw in map(bytes, out[index])]
+            # (Raw against Raw, and bytes + Raw: no bytes copy of each value first.)
+            out[index] = [None if raw == _NULL_RAW else b"\x01" + raw for raw in out[index]]
         return list(zip(*out, strict=True))
 
     def table_fits(self, conn: psycopg.Connection) -> tuple[bool, int | None]:
