@@ -26,6 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """The markers this plugin gives a meaning to are declared with it, not in each pyproject."""
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    # The programs the tests start may write .pyc files. With PYTHONDONTWRITEBYTECODE set (this
+    # machine's shell sets it), every start of a program from a venv installed without bytecode
+    # (the peers' in .peers/, Meltano's plugin venvs, `uv tool install`'s) compiled its imports
+    # again: MeltanoLabs target-postgres --about took 3.5 s instead of 1.3 s.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -66,37 +66,45 @@ def _line(message: dict[str, Any] | str | bytes) -> bytes:
     return (message if isinstance(message, str) else json.dumps(message)).encode()
 
 
+def fork_cli(args: list[str], stdin: Path, workdir: Path, timeout: float = 120) -> Run:
+    """`target-postgres-atomic ARGS < stdin` through the console script's code path, forked
+    (`_cli_in_child`); its exit code and output."""
+    out, err = workdir / "run.out", workdir / "run.err"
+    for path in (out, err):
+        path.write_text("")
+    child = multiprocessing.get_context("fork").Process(
+        target=_cli_in_child, args=(args, str(stdin), str(out), str(err))
+    )
+    child.start()
+    child.join(timeout)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail(f"target did not finish in {timeout:.0f} s:\n{err.read_text()[-3000:]}")
+    assert child.exitcode is not None
+    return Run(child.exitcode, out.read_text(), err.read_text())
+
+
 @pytest.fixture
 def run_target(pg_db: PgServer, tmp_path: Path) -> RunTarget:
     """Feed messages (dicts or raw lines) to `target-postgres-atomic` and collect its output."""
 
     def run(messages: Iterable[dict[str, Any] | str | bytes], **settings: Any) -> Run:
         config = {**pg_db.target_config(), **settings}
-        paths = {name: tmp_path / f"run.{name}" for name in ("config", "in", "out", "err")}
+        paths = {name: tmp_path / f"run.{name}" for name in ("config", "in")}
         paths["config"].write_text(json.dumps(config))
         lines = [_line(m) for m in messages]
         paths["in"].write_bytes(b"\n".join(lines) + b"\n")
-        for name in ("out", "err"):
-            paths[name].write_text("")
-        child = multiprocessing.get_context("fork").Process(
-            target=_cli_in_child,
-            args=(
-                ["--config", str(paths["config"])],
-                str(paths["in"]),
-                str(paths["out"]),
-                str(paths["err"]),
-            ),
-        )
-        child.start()
-        child.join(120)
-        if child.is_alive():
-            child.kill()
-            child.join()
-            pytest.fail(f"target did not finish in 120 s:\n{paths['err'].read_text()[-3000:]}")
-        assert child.exitcode is not None
-        return Run(child.exitcode, paths["out"].read_text(), paths["err"].read_text())
+        return fork_cli(["--config", str(paths["config"])], paths["in"], tmp_path)
 
     return run
+
+
+@pytest.fixture
+def target_cli(tmp_path: Path) -> Callable[[list[str], Path], Run]:
+    """`target-postgres-atomic ARGS < FILE` (the forked console-script path of `run_target`),
+    for a test that brings its own config and input file."""
+    return lambda args, stdin: fork_cli(args, stdin, tmp_path, timeout=300)
 
 
 @pytest.fixture

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from psycopg.rows import dict_row
 
 from safe_singer_testing import meltanolabs
-from safe_singer_testing.cli import script
 from safe_singer_testing.postgres import PgServer
 
+# The conftest's `target_cli`: `target-postgres-atomic ARGS < FILE`, forked; its Run.
+TargetCli = Callable[[list[str], Path], Any]
 REFUSAL = "target-postgres-atomic: error: "  # the target's one error line
 
 # The inputs MeltanoLabs' own tests expect to fail, and the words of our one-line refusal.
@@ -30,19 +31,11 @@ REFUSED = {
 }
 
 
-def load(config: dict[str, Any], data: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def load(target_cli: TargetCli, config: dict[str, Any], data: Path, tmp_path: Path) -> Any:
+    """The target's console-script path (forked: no interpreter start-up per file) on `data`."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    with data.open("rb") as stdin:
-        done = subprocess.run(
-            [script("target-postgres-atomic"), "--config", str(path)],
-            stdin=stdin,
-            capture_output=True,
-            timeout=300,
-        )
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
-    )
+    return target_cli(["--config", str(path)], data)
 
 
 def _landed(stderr: str) -> int:
@@ -61,14 +54,14 @@ def peer_config(function: str, pg_db: PgServer, **changes: Any) -> dict[str, Any
 
 
 def test_every_data_file_loads_or_is_refused_as_meltanolabs_expects(
-    pg_db: PgServer, tmp_path: Path
+    pg_db: PgServer, tmp_path: Path, target_cli: TargetCli
 ) -> None:
     config = peer_config("postgres_config_no_ssl", pg_db)
     outcomes: dict[str, str] = {}
     for data in meltanolabs.data_files():
         with pg_db.connect(autocommit=True) as conn:
             conn.execute("DROP SCHEMA IF EXISTS melty CASCADE")
-        done = load(config, data, tmp_path)
+        done = load(target_cli, config, data, tmp_path)
         errors = [line for line in done.stderr.splitlines() if line.startswith(REFUSAL)]
         if data.name in REFUSED:
             fine = (
@@ -89,12 +82,12 @@ def test_every_data_file_loads_or_is_refused_as_meltanolabs_expects(
 
 
 def test_meltanolabs_jsonb_and_array_files_land_as_their_tests_expect(
-    pg_db: PgServer, tmp_path: Path
+    pg_db: PgServer, tmp_path: Path, target_cli: TargetCli
 ) -> None:
     config = peer_config("postgres_config_no_ssl", pg_db)
     files = {data.name: data for data in meltanolabs.data_files()}
     for name in ("jsonb_data.singer", "array_data.singer"):
-        assert load(config, files[name], tmp_path).returncode == 0
+        assert load(target_cli, config, files[name], tmp_path).returncode == 0
     with pg_db.connect() as conn:
         jsonb = conn.execute("SELECT id, event_data FROM melty.test_jsonb_data ORDER BY id")
         carts = conn.execute("SELECT fruits FROM melty.test_carts WHERE id = 1")
@@ -131,19 +124,19 @@ def by_id(rows: list[dict[str, Any]], key: str = "id") -> dict[Any, dict[str, An
 
 
 def test_base16_interpreted_lands_the_bytes_meltanolabs_expects(
-    pg_db: PgServer, tmp_path: Path
+    pg_db: PgServer, tmp_path: Path, target_cli: TargetCli
 ) -> None:
     expected = peer_expected_rows("test_base16_content_encoding_interpreted")
     assert len(expected) == 7  # the peer's verify_data(..., 7, "id", rows)
     config = peer_config("postgres_config_no_ssl", pg_db, interpret_content_encoding=True)
     files = {data.name: data for data in meltanolabs.data_files()}
-    done = load(config, files["base16_content_encoding_interpreted.singer"], tmp_path)
+    done = load(target_cli, config, files["base16_content_encoding_interpreted.singer"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert by_id(table_rows(pg_db, "test_base_16_encoding_interpreted")) == by_id(expected)
 
 
 def test_activate_version_hard_delete_file_lands_as_meltanolabs_expects(
-    pg_db: PgServer, tmp_path: Path
+    pg_db: PgServer, tmp_path: Path, target_cli: TargetCli
 ) -> None:
     """MeltanoLabs' `test_activate_version_hard_delete` (with `hard_delete: true`) states row
     counts, not rows: 7 after the file (its record of an older version, 'XX', is deleted by
@@ -160,7 +153,7 @@ def test_activate_version_hard_delete_file_lands_as_meltanolabs_expects(
         if message["type"] == "RECORD" and message["record"]["code"] != "XX"
     ]
     assert len(activated) == 7
-    assert load(config, data, tmp_path).returncode == 0
+    assert load(target_cli, config, data, tmp_path).returncode == 0
     assert by_id(table_rows(pg_db, "test_activate_version_hard"), "code") == by_id(
         activated, "code"
     )
@@ -172,7 +165,7 @@ def test_activate_version_hard_delete_file_lands_as_meltanolabs_expects(
             )
         conn.commit()
     assert len(table_rows(pg_db, "test_activate_version_hard")) == 9
-    done = load(config, data, tmp_path)
+    done = load(target_cli, config, data, tmp_path)
     assert done.returncode == 0, done.stderr
     assert by_id(table_rows(pg_db, "test_activate_version_hard"), "code") == by_id(
         activated, "code"
