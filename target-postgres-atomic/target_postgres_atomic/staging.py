@@ -2,7 +2,8 @@
 
 Records stream into COPY as they arrive, so PostgreSQL parses one chunk while Python reads the
 next (two cores busy instead of one). The stage tables are temporary: a killed session leaves
-nothing behind, and nothing reaches a real table before the merge transaction.
+nothing behind, and nothing reaches a real table outside the batch's transaction (rows of new
+keys COPYed straight into their table are written inside it: `direct.py`).
 """
 
 from __future__ import annotations
