@@ -10,18 +10,18 @@ make that different from the merge:
 - the stream upserts on one integer key, keeps no tombstones (hard_delete off) and has no
   envelope columns but `_sdc_table_version` (every value comes from the row itself);
 - the transaction holds the table's lock (`connector.lock_table`, as every merge of ours
-  takes it) and read the table's largest key under it: every key of the chunk lies above,
-  and no key of the batch came twice (the stage and its merge take the rest of the batch,
-  whose upsert sees the rows already in, under the usual version guard);
+  takes it) and a SHARE ROW EXCLUSIVE lock (other writers' open transactions end first, new
+  ones wait until it commits), and read the table's largest key under them: every key of
+  the chunk lies above, and no key of the batch came twice (the stage and its merge take the
+  rest of the batch, whose upsert sees the rows already in, under the usual version guard);
 - the table is a plain (or partitioned) table without rules, its primary key is the key,
   and its columns have exactly the types the rows are written in (binary COPY);
 - numbers go as binary numeric within numeric's range (a chunk with one beyond goes by the
   stage, whose merge names it).
 
-A value PostgreSQL still refuses fails the COPY, naming the record and field, as the stage's
-COPY or the merge would have: the run stops and nothing of the batch is committed. A writer
-that is not this target and adds a key above the largest meanwhile makes the COPY fail the
-same way (the next run merges that batch).
+A value PostgreSQL still refuses (a type's limit, a constraint of the table) fails the COPY,
+naming the record (and field), as the stage's COPY or the merge would have: the run stops and
+nothing of the batch is committed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
+from target_postgres_atomic import connector
 from target_postgres_atomic.spec import TABLE_VERSION, TableSpec
 from target_postgres_atomic.typed import NULL, ROW_VALUES, TypedLayout
 
@@ -46,16 +47,11 @@ NUMERIC_FRACTION_DIGITS = 16383
 """An unconstrained numeric's limits (PostgreSQL's documentation, "Numeric Types")."""
 _INTEGER_TYPES = ("int2", "int4", "int8")
 
-# The table, its key and column types, checked under the lock when a batch opens.
-_TABLE_CHECK = """
-SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules AND EXISTS (
-        SELECT 1 FROM pg_index i JOIN pg_attribute a
-            ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-        WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnkeyatts = 1 AND a.attname = %s),
-    (SELECT array_agg(ARRAY[a.attname::text, format_type(a.atttypid, a.atttypmod)])
-        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
-FROM pg_class c WHERE c.oid = %s::regclass
-"""
+# A plain (or partitioned) table without rules (COPY fires no rules), and its largest key.
+_TABLE_CHECK = (
+    "SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules, (SELECT max({key}) FROM {table}) "
+    "FROM pg_class c WHERE c.oid = {name}::regclass"
+)
 
 
 class Numbers:
@@ -98,7 +94,9 @@ class Numbers:
 class DirectPlan:
     """How a stream's typed rows go straight into its table."""
 
+    spec: TableSpec
     table: sql.Identifier
+    """`spec.qualified()`, made once."""
     copy: sql.Composed
     """The COPY statement (binary, the table's columns in `sources` order)."""
     copy_types: tuple[str, ...]
@@ -110,9 +108,6 @@ class DirectPlan:
     """COPY columns whose raw JSON goes as binary jsonb."""
     key: int
     """The key's index in a typed stage row."""
-    key_column: str
-    types: dict[str, str]
-    """Table column -> the type the rows are written in (the table must have exactly it)."""
     fields: dict[str, tuple[str, str]]
     """Table column -> (property, type), to name the field of a value COPY refuses."""
     numbers: Numbers = field(default_factory=Numbers)
@@ -137,16 +132,23 @@ class DirectPlan:
     def table_fits(self, conn: psycopg.Connection) -> tuple[bool, int | None]:
         """Whether the table takes these rows by binary COPY as the merge would insert them,
         and its largest key (call under the table's lock)."""
-        found = conn.execute(_TABLE_CHECK, (self.key_column, self.table.as_string(None))).fetchone()
+        found = conn.execute(
+            sql.SQL(_TABLE_CHECK).format(
+                key=sql.Identifier(self.spec.keys[0]),
+                table=self.table,
+                name=sql.Literal(self.table.as_string(None)),
+            )
+        ).fetchone()
         if found is None or not found[0]:
             return False, None
-        have = {name: pg_type for name, pg_type in found[1] or ()}
-        if any(have.get(name) != pg_type for name, pg_type in self.types.items()):
+        spec = self.spec
+        if connector.primary_key(conn, spec.schema, spec.table) != list(spec.keys):
             return False, None
-        highest = conn.execute(
-            sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(self.key_column), self.table)
-        ).fetchone()
-        return True, highest[0] if highest else None
+        # (The rows are written in the spec's types: the table must have exactly those.)
+        have = connector.existing_columns(conn, spec.schema, spec.table)
+        if any(have.get(column.name) != column.pg_type for column in spec.columns):
+            return False, None
+        return True, found[1]
 
 
 def _fits_numeric(value: Decimal) -> bool:
@@ -196,6 +198,7 @@ def direct_plan(
         spec.qualified(), sql.SQL(", ").join(map(sql.Identifier, names))
     )
     return DirectPlan(
+        spec,
         spec.qualified(),
         copy,
         tuple(copy_types),
@@ -203,7 +206,5 @@ def direct_plan(
         tuple(numeric),
         tuple(jsonb),
         key,
-        spec.keys[0],
-        {column.name: column.pg_type for column in spec.columns},
         fields,
     )

@@ -144,7 +144,7 @@ class LoadEngine:
         session = self.session
         self.wait()
         stager, conn, spec = session.stager, session.conn, sink.spec
-        stager.open_direct(plan, spec.stream)
+        stager.open_direct(plan)
         try:
             with self._locks.watch(conn, f"{spec.schema}.{spec.table}"):
                 connector.lock_table(conn, spec.schema, spec.table)
@@ -323,9 +323,11 @@ class LoadEngine:
         merging: tuple[str, tuple[int, int]] | None = None
         # Rows that went straight into a table (direct.py) are in this session's open
         # transaction: the merges below run inside it (psycopg: a savepoint), then it commits.
-        direct = copy is not None and copy.direct is not None
-        if direct and copy is not None:
-            merging = next(((s, lines) for s, lines, _ in batches if s == copy.direct_stream), None)
+        direct = copy.direct if copy is not None else None
+        if direct is not None:
+            merging = next(
+                ((s, lines) for s, lines, _ in batches if s == direct[0].spec.stream), None
+            )
         try:
             if copy is not None:
                 copy.close()  # the batch's rows are in the session's stages (or tables)
@@ -346,7 +348,7 @@ class LoadEngine:
                     landed[stream] = landed.get(stream, 0) + sink.activate_version(conn, version)
                 if state is not None:
                     state_table.save(conn, self.state_schema, streams, state, self._fence)
-            if direct and copy is not None:
+            if direct is not None and copy is not None:
                 copy.end_direct(commit=True)
         except psycopg.errors.QueryCanceled as exc:
             # (The lock watcher turns the cancels it makes into its own error.)

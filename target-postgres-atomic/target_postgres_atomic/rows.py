@@ -338,7 +338,7 @@ class StagedRows:
         rows = plan.rows(self.chunk)
         if rows is None:
             return False
-        stager.write_direct(plan, self.spec.stream, rows, seqs)
+        stager.write_direct(plan, rows, seqs)
         return True
 
     @property

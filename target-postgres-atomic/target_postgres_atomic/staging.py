@@ -17,11 +17,10 @@ import psycopg
 from psycopg import sql
 from psycopg._copy_base import format_row_binary
 from psycopg.types.string import BytesBinaryDumper
-from singer_sdk.exceptions import FatalSyncError
 
 from target_postgres_atomic import merge
 from target_postgres_atomic.direct import DirectPlan
-from target_postgres_atomic.errors import BadRecordError, position
+from target_postgres_atomic.errors import BadRecordError
 from target_postgres_atomic.typed import RawJsonDumper, TypedLayout
 
 BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
@@ -48,8 +47,6 @@ class Stager:
         conn.adapters.register_dumper(None, BytesBinaryDumper)
         self._stage: sql.Identifier | None = None
         self._layout: TypedLayout | DirectPlan | None = None
-        self._fields: dict[str, tuple[str, str]] = {}
-        """COPY column -> (property, column type) of the open COPY's typed columns."""
         self._stream = ""
         self._cursor: psycopg.Cursor[Any] | None = None
         self._context: AbstractContextManager[psycopg.Copy] | None = None
@@ -60,8 +57,6 @@ class Stager:
         self.direct: tuple[DirectPlan, int | None] | None = None
         """The plan whose table this session's open transaction writes straight into, and
         that table's largest key when the transaction took its lock (`open_direct`)."""
-        self.direct_stream = ""
-        """The stream of that table."""
 
     def create_stage(self, stage: sql.Identifier, layout: TypedLayout | None) -> None:
         """The stage, with typed columns when the stream has a typed layout (made anew)."""
@@ -87,7 +82,6 @@ class Stager:
                 stage,
                 stream,
                 layout,
-                layout.fields if layout is not None else {},
             )
         assert self._copy is not None
         return self._copy
@@ -99,7 +93,6 @@ class Stager:
         target: sql.Identifier,
         stream: str,
         layout: TypedLayout | DirectPlan | None,
-        fields: dict[str, tuple[str, str]],
     ) -> None:
         self.close()
         self._cursor = self.conn.cursor()
@@ -107,7 +100,7 @@ class Stager:
         self._copy = self._context.__enter__()
         if types is not None:
             self._copy.set_types(list(types))
-        self._stage, self._stream, self._layout, self._fields = target, stream, layout, fields
+        self._stage, self._stream, self._layout = target, stream, layout
 
     def write(self, stage: sql.Identifier, stream: str, data: bytes, seqs: list[int]) -> None:
         """COPY text rows (the general stage columns only)."""
@@ -130,20 +123,17 @@ class Stager:
         copy = self._open(stage, stream, layout)
         self._write_binary(copy, rows, seqs)
 
-    def open_direct(self, plan: DirectPlan, stream: str) -> None:
-        """This session's transaction begins, to write `plan`'s table (of `stream`) straight;
-        its lock is taken next, then its largest key read (`direct`, set once known)."""
+    def open_direct(self, plan: DirectPlan) -> None:
+        """This session's transaction begins, to write `plan`'s table straight; its lock is
+        taken next, then its largest key read (`direct`, set once known)."""
         self.close()
         self.conn.execute("BEGIN")
         self.direct = (plan, None)
-        self.direct_stream = stream
 
-    def write_direct(
-        self, plan: DirectPlan, stream: str, rows: list[tuple[Any, ...]], seqs: list[int]
-    ) -> None:
+    def write_direct(self, plan: DirectPlan, rows: list[tuple[Any, ...]], seqs: list[int]) -> None:
         """COPY rows of new keys into the table itself, inside this session's transaction."""
         if self._stage != plan.table or self._layout is not plan:
-            self._start(plan.copy, plan.copy_types, plan.table, stream, plan, plan.fields)
+            self._start(plan.copy, plan.copy_types, plan.table, plan.spec.stream, plan)
         assert self._copy is not None
         self._write_binary(self._copy, rows, seqs)
 
@@ -188,24 +178,14 @@ class Stager:
                 cursor.close()
             self._seqs = []
 
-    def _bad_row(self, exc: psycopg.Error) -> Exception:
+    def _bad_row(self, exc: psycopg.Error) -> BadRecordError:
         """The record and field of the row COPY refused (from the error's line and column)."""
         context = exc.diag.context or ""
         found = re.search(r"line (\d+)", context)
         index = int(found.group(1)) - 1 if found else -1
         seq = self._seqs[index] if 0 <= index < len(self._seqs) else 0
-        if isinstance(exc, psycopg.errors.IntegrityError):
-            if not isinstance(self._layout, DirectPlan):
-                return exc  # (a stage has no constraints)
-            return FatalSyncError(
-                f"stream '{self._stream}', {position(seq)}: table "
-                f"{self._layout.table.as_string(None)} refused the row "
-                f"({exc.diag.message_primary}); another writer may have added its key while "
-                "this batch loaded. Nothing of this batch was committed; run again (the "
-                "batch is then merged)."
-            )
         column = re.search(r", column (.+?)(?:: |$)", context)
-        typed = self._fields
+        typed = self._layout.fields if self._layout is not None else {}
         if column is not None and column.group(1) in typed:
             field, pg_type = typed[column.group(1)]
             return BadRecordError(
@@ -213,6 +193,11 @@ class Stager:
                 seq,
                 field,
                 f"the value does not fit column type {pg_type} ({exc.diag.message_primary})",
+            )
+        if isinstance(exc, psycopg.errors.IntegrityError):
+            # (Only a real table has constraints: a row written straight into it.)
+            return BadRecordError(
+                self._stream, seq, None, f"the table refused it ({exc.diag.message_primary})"
             )
         return BadRecordError(
             self._stream, seq, None, f"not loadable as JSON ({exc.diag.message_primary})"

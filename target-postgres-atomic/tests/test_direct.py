@@ -265,3 +265,53 @@ def test_settings_that_need_the_merge_keep_it(run_target, rows, pg_db: PgServer)
         )
         assert run.returncode == 0, run.stderr
         assert _ways(rows) == [("merge", CHUNK, 0, CHUNK - 1)], settings
+
+
+def test_a_row_a_constraint_refuses_is_named_in_one_line(run_target, rows, pg_db) -> None:
+    """A table's own constraint refuses a row written straight: its record is named, nothing
+    of its batch is committed, and the STATE before stays the last one out."""
+    _create(run_target)
+    with pg_db.connect() as conn:
+        conn.execute("ALTER TABLE t ADD CONSTRAINT small_ids CHECK (id < 1500)")
+    messages: list[Any] = [
+        schema("t", PROPS, bookmark="v"),
+        *(record("t", {"id": k}) for k in range(0, 1000)),
+        state({"s": 1}),
+        *(record("t", {"id": k}) for k in range(1000, 2000)),
+        state({"s": 2}),
+    ]
+    run = run_target(messages, batch_size_rows=1000)
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, run.stderr
+    assert "stream 't', input line 1503: the table refused it" in errors[0], errors
+    assert "small_ids" in errors[0], errors
+    assert "Traceback" not in run.stderr
+    assert run.stdout.splitlines() == ['{"s": 1}']
+    assert rows("SELECT count(*), max(id) FROM t WHERE id >= 0") == [(1000, 999)]
+
+
+def test_a_role_that_may_not_lock_the_table_merges(run_target, rows, pg_db: PgServer) -> None:
+    """SHARE ROW EXCLUSIVE needs UPDATE, DELETE or TRUNCATE: a role with INSERT only loads
+    new keys by the merge's plain INSERT instead."""
+    _create(run_target)
+    _watch(pg_db)
+    role = "insert_only_loader"
+    with pg_db.connect() as conn:
+        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT CREATE ON DATABASE "{conn.info.dbname}" TO "{role}"')
+        conn.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"')
+        conn.execute(f'GRANT SELECT, INSERT ON t, inserted_by TO "{role}"')
+        conn.execute(f'GRANT ALL ON _sdc_target_state, _sdc_target_streams TO "{role}"')
+    try:
+        run = run_target(
+            [schema("t", PROPS, bookmark="v"), *(record("t", {"id": k}) for k in range(CHUNK))],
+            user=role,
+        )
+        assert run.returncode == 0, run.stderr
+    finally:
+        with pg_db.connect() as conn:
+            conn.execute(f'DROP OWNED BY "{role}" CASCADE')
+            conn.execute(f'DROP ROLE "{role}"')
+    assert _ways(rows) == [("merge", CHUNK, 0, CHUNK - 1)]

@@ -62,14 +62,18 @@ def test_no_statement_stays_open_while_the_tap_is_idle(start_target, rows, pg_db
         dbname = admin.info.dbname
         admin.execute(f"ALTER DATABASE \"{dbname}\" SET statement_timeout = '1s'")
         admin.execute(f"ALTER DATABASE \"{dbname}\" SET idle_session_timeout = '1s'")
+        # (A batch writing its table straight keeps a transaction open: it commits instead.)
+        admin.execute(f"ALTER DATABASE \"{dbname}\" SET idle_in_transaction_session_timeout = '1s'")
     proc = start_target()
-    send(proc, schema("t", PROPS), record("t", {"id": 1}), record("t", {"id": 2}))
-    time.sleep(2.5)  # the tap waits out a Retry-After: longer than both server timeouts
-    send(proc, record("t", {"id": 3}), state({"s": 1}))
+    # 1,500 records: a first chunk of 1,000 is sent (straight into the new table, in an open
+    # transaction), the rest still buffered.
+    send(proc, schema("t", PROPS), *(record("t", {"id": k}) for k in range(1, 1501)))
+    time.sleep(2.5)  # the tap waits out a Retry-After: longer than the server's timeouts
+    send(proc, record("t", {"id": 1501}), state({"s": 1}))
     out, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 0, err
     assert out.splitlines() == ['{"s": 1}']
-    assert rows("SELECT id FROM t ORDER BY id") == [(1,), (2,), (3,)]
+    assert rows("SELECT count(*), min(id), max(id) FROM t") == [(1501, 1, 1501)]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
